@@ -1,0 +1,1 @@
+"""failover: keeps a service reachable when one of its two data centres fails."""

@@ -1,0 +1,484 @@
+"""The typed configuration of one failover cluster.
+
+Validated once, at the edge (`failover.config.load`). Everything downstream receives these
+frozen models and may trust them: cross-field rules are checked here, not again later.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Annotated, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+SERVING = "serving"
+WITNESS = "witness"
+
+ServiceKind = Literal["app", "mail", "db", "lb", "firewall", "generic"]
+ServiceRole = Literal["critical", "degraded"]
+SiteName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
+Name = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")]
+Seconds = Annotated[float, Field(gt=0)]
+
+
+class Strict(BaseModel):
+    """Base of every config model: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- cluster and coordination -------------------------------------------------------------
+
+
+class Credentials(Strict):
+    """A digest identity; the secret lives in a file holding `user:password`."""
+
+    credentials_file: str
+
+
+class TlsOptions(Strict):
+    enabled: bool = False
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    verify_hostname: bool = True
+
+    @model_validator(mode="after")
+    def _files_when_enabled(self) -> TlsOptions:
+        if self.enabled and not self.ca_file:
+            raise ValueError("ca_file is required when tls is enabled")
+        if bool(self.cert_file) != bool(self.key_file):
+            raise ValueError("cert_file and key_file go together")
+        return self
+
+
+class ZooKeeperOptions(Strict):
+    hosts: list[str] = Field(min_length=1)
+    chroot: str = "/failover"
+    session_timeout_s: Seconds = 4.0
+    daemon_auth: Credentials | None = None
+    operator_auth: Credentials | None = None
+    tls: TlsOptions = TlsOptions()
+
+    @field_validator("hosts")
+    @classmethod
+    def _host_port(cls, hosts: list[str]) -> list[str]:
+        for host in hosts:
+            _split_host_port(host)
+        return hosts
+
+    @field_validator("chroot")
+    @classmethod
+    def _absolute(cls, chroot: str) -> str:
+        if not chroot.startswith("/") or chroot.endswith("/") and chroot != "/":
+            raise ValueError("must be an absolute path without a trailing slash")
+        return chroot
+
+
+class Cluster(Strict):
+    name: Name
+    zookeeper: ZooKeeperOptions
+
+
+class Instance(Strict):
+    """One daemon process: where it runs and where its HTTP API listens."""
+
+    site: SiteName
+    api: str = "127.0.0.1:8700"
+    roles: list[Literal["observer", "leader", "agent"]] = ["observer", "leader", "agent"]
+
+    @field_validator("api")
+    @classmethod
+    def _api(cls, api: str) -> str:
+        _split_host_port(api)
+        return api
+
+
+# --- checks --------------------------------------------------------------------------------
+
+
+class CheckBase(Strict):
+    interval_s: Seconds = 2.0
+    timeout_s: Seconds = 1.0
+    rise: int = Field(default=2, ge=1)
+    fall: int = Field(default=3, ge=1)
+    fast_interval_s: Seconds | None = None
+    disable_file: str | None = None
+
+    @model_validator(mode="after")
+    def _timing(self) -> CheckBase:
+        if self.timeout_s >= self.interval_s:
+            raise ValueError(
+                f"timeout_s ({self.timeout_s}) must be less than interval_s ({self.interval_s})"
+            )
+        if self.fast_interval_s is not None and self.fast_interval_s > self.interval_s:
+            raise ValueError(
+                f"fast_interval_s ({self.fast_interval_s}) must not exceed "
+                f"interval_s ({self.interval_s})"
+            )
+        return self
+
+    @property
+    def recheck_s(self) -> float:
+        """The interval while a verdict is changing (STYLE.md: a faster re-check)."""
+        if self.fast_interval_s is not None:
+            return self.fast_interval_s
+        return max(self.timeout_s, self.interval_s / 2)
+
+
+class TlsClient(Strict):
+    ca_file: str | None = None
+    verify: bool = True
+    server_name: str | None = None
+
+
+class HttpCheck(CheckBase):
+    type: Literal["http", "https"]
+    path: str = "/"
+    method: Literal["GET", "HEAD"] = "GET"
+    host: str | None = None
+    expect_status: list[int] = [200]
+    body_regex: str | None = None
+    headers: dict[str, str] = {}
+    tls: TlsClient = TlsClient()
+    follow_redirects: bool = False
+
+
+class SmtpCheck(CheckBase):
+    type: Literal["smtp"]
+    ehlo_name: str = "failover.invalid"
+    starttls: bool = False
+    expect_banner: int = 220
+    tls: TlsClient = TlsClient()
+
+
+class PostgresCheck(CheckBase):
+    type: Literal["postgres"]
+    database: str = "postgres"
+    user: str = "postgres"
+    password_file: str | None = None
+    expect_role: Literal["primary", "standby", "any"] = "any"
+    max_lag_s: Seconds | None = None
+
+
+class TcpCheck(CheckBase):
+    type: Literal["tcp"]
+    send: str | None = None
+    expect: str | None = None
+
+
+class IcmpCheck(CheckBase):
+    type: Literal["icmp"]
+
+
+class DnsCheck(CheckBase):
+    type: Literal["dns"]
+    query: str
+    record_type: str = "A"
+    expect: list[str] = []
+
+
+class CommandCheck(CheckBase):
+    type: Literal["command"]
+    command: list[str] = Field(min_length=1)
+
+
+Check = Annotated[
+    HttpCheck | SmtpCheck | PostgresCheck | TcpCheck | IcmpCheck | DnsCheck | CommandCheck,
+    Field(discriminator="type"),
+]
+
+
+class Service(Strict):
+    """A service at one site: its endpoints are probed by one kind of check."""
+
+    kind: ServiceKind
+    role: ServiceRole = "critical"
+    endpoints: list[str] = Field(default=[], description="host:port, or host for icmp")
+    min_up: int = Field(default=1, ge=1)
+    check: Check
+
+    @model_validator(mode="after")
+    def _endpoints(self) -> Service:
+        if self.check.type == "command":
+            if self.endpoints:
+                raise ValueError("a command check takes no endpoints (put them in the command)")
+            return self
+        if not self.endpoints:
+            raise ValueError("at least one endpoint is required")
+        for endpoint in self.endpoints:
+            if self.check.type == "icmp":
+                _address(endpoint)
+            else:
+                _split_host_port(endpoint)
+        if len(set(self.endpoints)) != len(self.endpoints):
+            raise ValueError("an endpoint is listed twice")
+        if self.min_up > len(self.endpoints):
+            raise ValueError(f"min_up ({self.min_up}) exceeds the {len(self.endpoints)} endpoints")
+        return self
+
+    def targets(self) -> list[str]:
+        """The names of what gets probed: the endpoints, or the command's single target."""
+        return list(self.endpoints) or ["command"]
+
+
+class Site(Strict):
+    role: Literal["serving", "witness"] = SERVING
+    services: dict[Name, Service] = {}
+
+    @model_validator(mode="after")
+    def _witness_serves_nothing(self) -> Site:
+        if self.role == WITNESS and self.services:
+            raise ValueError("a witness site observes and votes only; it cannot have services")
+        return self
+
+
+# --- groups and steering -------------------------------------------------------------------
+
+
+class BgpSite(Strict):
+    """How one site's agent announces the prefix: a route in a kernel table BIRD exports."""
+
+    table: int = Field(default=100, ge=1, le=2**31 - 1)
+    bird_socket: str = "/run/bird/bird.ctl"
+    netns: str | None = None
+    protocol: str | None = Field(default=None, description="BIRD protocol to check, e.g. isp")
+
+
+class BgpSteering(Strict):
+    method: Literal["bgp"]
+    prefix: str
+    lease_s: Seconds = 10.0
+    backup: bool = True
+    metric_primary: int = Field(default=10, ge=0)
+    metric_backup: int = Field(default=20, ge=0)
+    sites: dict[SiteName, BgpSite]
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, prefix: str) -> str:
+        try:
+            ipaddress.ip_network(prefix, strict=True)
+        except ValueError as exc:
+            raise ValueError(f"not a network prefix: {exc}") from None
+        return prefix
+
+    @model_validator(mode="after")
+    def _metrics(self) -> BgpSteering:
+        if self.metric_primary >= self.metric_backup:
+            raise ValueError("metric_primary must be lower (preferred) than metric_backup")
+        return self
+
+
+class Tsig(Strict):
+    name: str
+    algorithm: Literal["hmac-sha256", "hmac-sha512"] = "hmac-sha256"
+    secret_file: str
+
+
+class DnsSteering(Strict):
+    method: Literal["dns"]
+    zone: str
+    ttl: int = Field(default=30, ge=0, le=86400)
+    servers: list[str] = Field(min_length=1, description="authoritative servers, host:port")
+    tsig: Tsig
+    names: dict[str, dict[SiteName, list[str]]] = Field(min_length=1)
+    timeout_s: Seconds = 2.0
+
+    @field_validator("zone")
+    @classmethod
+    def _zone(cls, zone: str) -> str:
+        return zone if zone.endswith(".") else zone + "."
+
+    @field_validator("servers")
+    @classmethod
+    def _servers(cls, servers: list[str]) -> list[str]:
+        for server in servers:
+            _split_host_port(server)
+        return servers
+
+    @model_validator(mode="after")
+    def _names(self) -> DnsSteering:
+        for name, per_site in self.names.items():
+            fqdn = name if name.endswith(".") else f"{name}.{self.zone}"
+            if not (fqdn == self.zone or fqdn.endswith("." + self.zone)):
+                raise ValueError(f"name {name!r} is outside zone {self.zone}")
+            for site, addresses in per_site.items():
+                if not addresses:
+                    raise ValueError(f"name {name!r} has no address for site {site}")
+                for address in addresses:
+                    _address(address)
+        return self
+
+
+Steering = Annotated[BgpSteering | DnsSteering, Field(discriminator="method")]
+
+
+class Group(Strict):
+    services: list[Name] = Field(min_length=1)
+    steering: Steering
+    preferred_site: SiteName | None = None
+
+
+class Policy(Strict):
+    hold_down_s: float = Field(default=3.0, ge=0)
+    cooldown_s: float = Field(default=60.0, ge=0)
+    max_switches_per_hour: int = Field(default=4, ge=1)
+    failback: Literal["manual", "auto"] = "manual"
+    failback_after_s: float = Field(default=300.0, ge=0)
+    observer_quorum: int | None = Field(default=None, ge=1, description="default: a majority")
+    stale_after_s: Seconds = 10.0
+    preferred_site: SiteName | None = None
+
+
+class Config(Strict):
+    cluster: Cluster
+    sites: dict[SiteName, Site] = Field(min_length=2)
+    instances: dict[Name, Instance] = Field(min_length=1)
+    groups: dict[Name, Group] = Field(min_length=1)
+    policy: Policy = Policy()
+
+    @model_validator(mode="after")
+    def _cross_fields(self, info: ValidationInfo) -> Config:
+        if info.context and info.context.get("defer_cross_field_rules"):
+            return self  # the loader reports them one by one, each with its path
+        problems = cross_field_problems(self)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    # --- derived views used everywhere --------------------------------------------------
+
+    @property
+    def serving_sites(self) -> list[str]:
+        return [name for name, site in self.sites.items() if site.role == SERVING]
+
+    @property
+    def observer_sites(self) -> list[str]:
+        """Every site that runs an instance observes and votes."""
+        return sorted({instance.site for instance in self.instances.values()})
+
+    @property
+    def observer_quorum(self) -> int:
+        if self.policy.observer_quorum is not None:
+            return self.policy.observer_quorum
+        return len(self.observer_sites) // 2 + 1
+
+    def preferred_site(self, group: str) -> str:
+        chosen = self.groups[group].preferred_site or self.policy.preferred_site
+        return chosen or self.serving_sites[0]
+
+    def lease_s(self, group: str) -> float:
+        steering = self.groups[group].steering
+        return steering.lease_s if isinstance(steering, BgpSteering) else 0.0
+
+
+# --- cross-field rules ---------------------------------------------------------------------
+
+
+def cross_field_problems(config: Config) -> list[str]:
+    """Rules that span several fields, each as 'dotted.path: what is wrong (the value)'."""
+    problems: list[str] = []
+    serving = config.serving_sites
+    if len(serving) != 2:
+        problems.append(
+            f"sites: exactly two serving sites are required, found {len(serving)} ({serving})"
+        )
+    for name, instance in config.instances.items():
+        if instance.site not in config.sites:
+            problems.append(f"instances.{name}.site: unknown site {instance.site!r}")
+    apis = [instance.api for instance in config.instances.values()]
+    for api in sorted({a for a in apis if apis.count(a) > 1}):
+        problems.append(f"instances: api address {api!r} is used by more than one instance")
+    problems += _duplicate_endpoints(config)
+    quorum = config.policy.observer_quorum
+    if quorum is not None and quorum > len(config.observer_sites):
+        problems.append(
+            f"policy.observer_quorum: {quorum} exceeds the {len(config.observer_sites)} "
+            "observer sites"
+        )
+    for label, site in (("policy.preferred_site", config.policy.preferred_site),) + tuple(
+        (f"groups.{g}.preferred_site", group.preferred_site)
+        for g, group in config.groups.items()
+    ):
+        if site is not None and site not in serving:
+            problems.append(f"{label}: {site!r} is not a serving site")
+    for name, group in config.groups.items():
+        problems += _group_problems(config, name, group)
+    return problems
+
+
+def _duplicate_endpoints(config: Config) -> list[str]:
+    seen: dict[tuple[str, str], str] = {}
+    problems = []
+    for site_name, site in config.sites.items():
+        for service_name, service in site.services.items():
+            for endpoint in service.endpoints:
+                key = (service.check.type, endpoint)
+                here = f"sites.{site_name}.services.{service_name}"
+                if key in seen:
+                    problems.append(
+                        f"{here}.endpoints: {endpoint!r} is already probed by {seen[key]}"
+                    )
+                seen.setdefault(key, here)
+    return problems
+
+
+def _group_problems(config: Config, name: str, group: Group) -> list[str]:
+    problems = []
+    where = f"groups.{name}"
+    for service in group.services:
+        for site in config.serving_sites:
+            if service not in config.sites[site].services:
+                problems.append(f"{where}.services: {service!r} is not a service of site {site}")
+    steering = group.steering
+    if isinstance(steering, BgpSteering):
+        for site in config.serving_sites:
+            if site not in steering.sites:
+                problems.append(f"{where}.steering.sites: serving site {site!r} is missing")
+        for site in steering.sites:
+            if site not in config.serving_sites:
+                problems.append(f"{where}.steering.sites: {site!r} is not a serving site")
+    else:
+        for record, per_site in steering.names.items():
+            for site in config.serving_sites:
+                if site not in per_site:
+                    problems.append(f"{where}.steering.names.{record}: no addresses for {site}")
+            for site in per_site:
+                if site not in config.serving_sites:
+                    problems.append(
+                        f"{where}.steering.names.{record}: {site!r} is not a serving site"
+                    )
+            flat = [a for addresses in per_site.values() for a in addresses]
+            for address in sorted({a for a in flat if flat.count(a) > 1}):
+                problems.append(
+                    f"{where}.steering.names.{record}: address {address} is given twice"
+                )
+    return problems
+
+
+def _split_host_port(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{text!r} is not host:port")
+    return host.strip("[]"), int(port)
+
+
+def _address(text: str) -> None:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        if not text or " " in text:
+            raise ValueError(f"{text!r} is not an address or host name") from None
+
+
+def split_host_port(text: str) -> tuple[str, int]:
+    """`host:port` (IPv6 in brackets) -> (host, port); validated configs never raise here."""
+    return _split_host_port(text)

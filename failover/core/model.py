@@ -1,0 +1,193 @@
+"""The values that cross the core's boundary: frozen snapshots in, decisions out.
+
+Adapters (probes, coordinator, steering, simulator) build these; the core never sees a
+client, a socket or a clock. Times are plain floats in seconds on one time line (`now`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Verdict = Literal["up", "down", "unknown"]
+Announcement = Literal["primary", "backup", "withdrawn"]
+Phase = Literal["steady", "suspect", "switching"]
+Situation = Literal[
+    "healthy", "service_down", "site_down", "site_isolated", "observers_disagree", "no_quorum"
+]
+CommandKind = Literal["switchover", "freeze", "unfreeze"]
+AUTO = "auto"  # the `by` of every decision the policy takes by itself
+
+
+def target_key(site: str, service: str, endpoint: str) -> str:
+    """The name of one probed thing: `dc1/app/10.1.0.10:8080`."""
+    return f"{site}/{service}/{endpoint}"
+
+
+def split_target(key: str) -> tuple[str, str, str]:
+    site, service, endpoint = key.split("/", 2)
+    return site, service, endpoint
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    """One raw probe result, before hysteresis."""
+
+    ok: bool
+    latency_s: float = 0.0
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CheckState:
+    """One observer's hysteresis state for one target."""
+
+    verdict: Verdict = "unknown"
+    streak: int = 0  # consecutive results that disagree with the verdict (or agree, if unknown)
+    streak_ok: bool = True  # what the streak is made of
+    since: float = 0.0  # when the verdict took effect
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """One observer instance's current verdict on one target, as published."""
+
+    instance: str
+    site: str  # the observer's site
+    target: str  # target_key(...)
+    verdict: Verdict
+    since: float  # when the verdict took effect
+    at: float  # when the observer last confirmed it (heartbeat); freshness is measured on it
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """What one site's agent has put in effect for a group, and at which epoch."""
+
+    group: str
+    site: str
+    epoch: int
+    announcement: Announcement
+    at: float
+    verified: bool = False
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Override:
+    """A manual choice of site that lapses at `until` (then the policy decides again)."""
+
+    site: str
+    until: float
+    by: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """An operator request, as queued in the coordinator."""
+
+    id: str
+    kind: CommandKind
+    by: str
+    reason: str = ""
+    group: str | None = None  # None: every group
+    site: str | None = None  # switchover target
+    force: bool = False
+    at: float | None = None  # scheduled switchover time
+    expires_s: float | None = None  # the switchover is an override that lapses
+    requested_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class GroupState:
+    """The desired state of one group: written by the leader only, fenced by `epoch`.
+
+    `epoch` grows with every change of what the sites must announce (active site or phase).
+    During `switching` no site is primary: the old one is being demoted, the new one waits.
+    """
+
+    group: str
+    active: str
+    epoch: int = 1
+    phase: Phase = "steady"
+    switch_from: str | None = None
+    switch_started_at: float | None = None
+    suspect_since: float | None = None
+    frozen: bool = False
+    frozen_by: str = ""
+    frozen_reason: str = ""
+    switch_times: tuple[float, ...] = ()
+    last_switch_at: float | None = None
+    override: Override | None = None
+    scheduled: Command | None = None
+    preferred_healthy_since: float | None = None
+    reason: str = "initial state"
+    code: str = "initial"
+    by: str = AUTO
+    changed_at: float = 0.0
+
+    def announcement(self, site: str, backup: bool = True) -> Announcement:
+        """What `site` must announce under this desired state (never two primaries)."""
+        if site == self.active and self.phase != "switching":
+            return "primary"
+        return "backup" if backup else "withdrawn"
+
+    def primaries(self, sites: list[str]) -> list[str]:
+        return [site for site in sites if self.announcement(site) == "primary"]
+
+
+@dataclass(frozen=True, slots=True)
+class PreCheck:
+    """One safety check of a switchover: its name, pass/fail, and why."""
+
+    name: str
+    passed: bool
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What a cycle decided for one group, with a reason code and a sentence naming evidence.
+
+    kind: `desired` (the group's desired state changed), `alert` (operators must look),
+    `command` (an operator command's outcome), `info` (nothing changes; why).
+    """
+
+    group: str
+    kind: Literal["desired", "alert", "command", "info"]
+    code: str
+    sentence: str
+    epoch: int
+    evidence: dict[str, Any] = field(default_factory=dict)
+    checks: tuple[PreCheck, ...] = ()
+    command_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SiteHealth:
+    """The verdict on one serving site for one group, with the evidence behind it."""
+
+    site: str
+    situation: Situation
+    down: tuple[str, ...] = ()  # critical services down by quorum
+    degraded: tuple[str, ...] = ()  # degraded-role services down (alert only)
+    votes: dict[str, dict[str, Verdict]] = field(default_factory=dict)  # service -> site -> vote
+    voters: int = 0  # observer sites with a fresh vote on this site
+    detail: str = ""
+
+    @property
+    def healthy(self) -> bool:
+        return self.situation == "healthy"
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """The result of one engine cycle: new states, what was decided, when to look again."""
+
+    states: dict[str, GroupState]
+    decisions: tuple[Decision, ...]
+    health: dict[str, dict[str, SiteHealth]]  # group -> site -> health
+    wake_at: float | None  # the earliest time a timer may change a decision
