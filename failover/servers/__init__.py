@@ -1,0 +1,1 @@
+"""Real server processes started by the project itself: tests, lab, demo, benchmarks."""
