@@ -21,8 +21,9 @@ def validate(config_file: str, explain: bool) -> None:
 
 def describe(config: Config) -> str:
     """A plain-language summary of a valid config, for operators and the demo."""
-    lines = [f"cluster {config.cluster.name}: ZooKeeper {','.join(config.cluster.zookeeper.hosts)}"
-             f"{config.cluster.zookeeper.chroot}, session {config.cluster.zookeeper.session_timeout_s:g} s"]
+    zk = config.cluster.zookeeper
+    lines = [f"cluster {config.cluster.name}: ZooKeeper {','.join(zk.hosts)}{zk.chroot}, "
+             f"session {zk.session_timeout_s:g} s"]
     for name, site in config.sites.items():
         services = ", ".join(f"{s} ({svc.kind}, {svc.check.type}, {svc.role})"
                              for s, svc in site.services.items())

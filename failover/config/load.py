@@ -36,7 +36,8 @@ def load_config(path: str | Path) -> Config:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(source, [Problem("", f"cannot read the file: {_os_reason(exc)}")]) from None
+        problem = Problem("", f"cannot read the file: {_os_reason(exc)}")
+        raise ConfigError(source, [problem]) from None
     return parse_config(text, source=source, base=Path(path).resolve().parent)
 
 

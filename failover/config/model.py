@@ -77,7 +77,7 @@ class ZooKeeperOptions(Strict):
     @field_validator("chroot")
     @classmethod
     def _absolute(cls, chroot: str) -> str:
-        if not chroot.startswith("/") or chroot.endswith("/") and chroot != "/":
+        if not chroot.startswith("/") or (chroot.endswith("/") and chroot != "/"):
             raise ValueError("must be an absolute path without a trailing slash")
         return chroot
 
@@ -230,7 +230,7 @@ class Service(Strict):
 
 
 class Site(Strict):
-    role: Literal["serving", "witness"] = SERVING
+    role: Literal["serving", "witness"] = "serving"
     services: dict[Name, Service] = {}
 
     @model_validator(mode="after")

@@ -77,10 +77,10 @@ class Applied:
 
 @dataclass(frozen=True, slots=True)
 class Override:
-    """A manual choice of site that lapses at `until` (then the policy decides again)."""
+    """A manual choice of site; it lapses at `until` (None: until the next switchover)."""
 
     site: str
-    until: float
+    until: float | None
     by: str
     reason: str
 
@@ -130,10 +130,14 @@ class GroupState:
     changed_at: float = 0.0
 
     def announcement(self, site: str, backup: bool = True) -> Announcement:
-        """What `site` must announce under this desired state (never two primaries)."""
+        """What `site` must announce under this desired state (never two primaries).
+
+        While switching every site announces backup, whatever `backup` says: the old primary
+        is de-preferred, never withdrawn, before the new one is promoted (no blackhole).
+        """
         if site == self.active and self.phase != "switching":
             return "primary"
-        return "backup" if backup else "withdrawn"
+        return "backup" if backup or self.phase == "switching" else "withdrawn"
 
     def primaries(self, sites: list[str]) -> list[str]:
         return [site for site in sites if self.announcement(site) == "primary"]
