@@ -1,0 +1,126 @@
+"""Running checks: which targets a config has, one check with its hard timeout, all of them once."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+
+from failover.config.model import (
+    CheckBase,
+    CommandCheck,
+    Config,
+    DnsCheck,
+    HttpCheck,
+    IcmpCheck,
+    PostgresCheck,
+    SmtpCheck,
+    TcpCheck,
+)
+from failover.core.model import CheckResult, target_key
+from failover.probes.base import Probe, ProbeContext, explain
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeTarget:
+    """One probed thing: a service's endpoint at a site, and the check that probes it."""
+
+    site: str
+    service: str
+    kind: str
+    endpoint: str
+    check: CheckBase
+
+    @property
+    def key(self) -> str:
+        return target_key(self.site, self.service, self.endpoint)
+
+
+def targets_of(config: Config, sites: Iterable[str] | None = None) -> list[ProbeTarget]:
+    """Every target of every service of every (or the named) site, in config order."""
+    wanted = set(sites) if sites is not None else None
+    return [
+        ProbeTarget(site_name, service_name, service.kind, endpoint, service.check)
+        for site_name, site in config.sites.items()
+        if wanted is None or site_name in wanted
+        for service_name, service in site.services.items()
+        for endpoint in service.targets()
+    ]
+
+
+def make_probe(check: CheckBase, context: ProbeContext) -> Probe:
+    """The probe for a check's type (imports each protocol's library only when needed)."""
+    if isinstance(check, HttpCheck):
+        from failover.probes.http import HttpProbe
+
+        return HttpProbe(check, context)
+    if isinstance(check, TcpCheck):
+        from failover.probes.tcp import TcpProbe
+
+        return TcpProbe(check, context)
+    if isinstance(check, SmtpCheck):
+        from failover.probes.smtp import SmtpProbe
+
+        return SmtpProbe(check, context)
+    if isinstance(check, PostgresCheck):
+        from failover.probes.postgres import PostgresProbe
+
+        return PostgresProbe(check, context)
+    if isinstance(check, DnsCheck):
+        from failover.probes.dns import DnsProbe
+
+        return DnsProbe(check, context)
+    if isinstance(check, IcmpCheck):
+        from failover.probes.icmp import IcmpProbe
+
+        return IcmpProbe(check, context)
+    if isinstance(check, CommandCheck):
+        from failover.probes.command import CommandProbe
+
+        return CommandProbe(check, context)
+    raise TypeError(f"no probe for {type(check).__name__}")
+
+
+async def run_check(probe: Probe, check: CheckBase, endpoint: str) -> CheckResult:
+    """Probe once under the check's hard timeout; never raises (but for cancellation).
+
+    A present `disable_file` fails the check without probing (maintenance). The latency is
+    wall time from the start of the probe to its outcome, whatever the outcome.
+    """
+    if check.disable_file is not None and os.path.exists(check.disable_file):
+        return CheckResult(False, 0.0, f"disabled by {check.disable_file}")
+    started = time.perf_counter()
+    try:
+        async with asyncio.timeout(check.timeout_s):
+            result = await probe.run(endpoint)
+    except TimeoutError:
+        reason = probe.timeout_reason(endpoint, check.timeout_s)
+        return CheckResult(False, time.perf_counter() - started, reason)
+    except Exception as exc:  # every failure becomes a reason; a probe must not stop the loop
+        return CheckResult(False, time.perf_counter() - started, explain(exc, endpoint))
+    return replace(result, latency_s=time.perf_counter() - started)
+
+
+async def run_once(
+    targets: list[ProbeTarget], concurrency: int = 64, context: ProbeContext | None = None
+) -> list[CheckResult]:
+    """Every target once, at most `concurrency` at a time; results in the targets' order."""
+    slots = asyncio.Semaphore(concurrency)
+    own = context is None
+    context = context or ProbeContext()
+    probes: dict[int, Probe] = {}
+
+    async def one(target: ProbeTarget) -> CheckResult:
+        probe = probes.get(id(target.check))
+        if probe is None:
+            probe = probes[id(target.check)] = make_probe(target.check, context)
+        async with slots:
+            return await run_check(probe, target.check, target.endpoint)
+
+    try:
+        return list(await asyncio.gather(*(one(target) for target in targets)))
+    finally:
+        if own:
+            await context.close()

@@ -1,0 +1,136 @@
+"""Running every check at its interval: spread starts, bounded concurrency, hard timeouts.
+
+Each target has its own loop: wait until due, take a slot, probe under the check's timeout,
+fold the result into the core's hysteresis (`observe`), report it, and ask the core when to
+look again (`next_check_in_s`: sooner while a verdict is changing). Due times advance from the
+previous due time, not from when a probe ended, so cadence does not drift with latency; a
+target that falls behind more than one interval starts again from now.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable
+from typing import Protocol
+
+from failover.core.hysteresis import next_check_in_s, observe
+from failover.core.model import CheckResult, CheckState
+from failover.probes.base import Probe, ProbeContext
+from failover.probes.runner import ProbeTarget, make_probe, run_check
+
+log = logging.getLogger(__name__)
+
+ResultCallback = Callable[[str, CheckState, CheckResult], None]
+
+
+class Clock(Protocol):
+    """Where the scheduler reads time and sleeps (a manual clock in tests, the loop's in life)."""
+
+    def now(self) -> float: ...
+
+    async def sleep(self, seconds: float) -> None: ...
+
+
+class LoopClock:
+    """The running event loop's monotonic clock."""
+
+    def now(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+class ProbeScheduler:
+    """Runs `targets` until `stop()` (or cancellation), calling `on_result` after every probe.
+
+    `on_result(target_key, state, result)` is called in the event loop; it must not block
+    (an exception in it is logged, and probing goes on). `states` holds the latest
+    hysteresis state of every target. `lateness_s` keeps the most recent start delays (how long
+    after its due time each probe really started), for metrics and benchmarks.
+    """
+
+    def __init__(
+        self,
+        targets: list[ProbeTarget],
+        on_result: ResultCallback,
+        *,
+        clock: Clock | None = None,
+        concurrency: int = 256,
+        context: ProbeContext | None = None,
+        lateness_samples: int = 10_000,
+    ) -> None:
+        keys = [target.key for target in targets]
+        if len(set(keys)) != len(keys):
+            raise ValueError("a target is listed twice")
+        self.targets = targets
+        self.on_result = on_result
+        self.clock: Clock = clock or LoopClock()
+        self.context = context or ProbeContext()
+        self._own_context = context is None
+        self.concurrency = concurrency
+        self.states: dict[str, CheckState] = {key: CheckState() for key in keys}
+        self.lateness_s: deque[float] = deque(maxlen=lateness_samples)
+        self.probes_run = 0
+        self._stopping: asyncio.Event | None = None
+
+    def first_due(self, index: int, target: ProbeTarget, start: float) -> float:
+        """Spread the first probes evenly over each target's interval, in target order."""
+        return start + target.check.interval_s * index / max(1, len(self.targets))
+
+    async def run(self) -> None:
+        self._stopping = asyncio.Event()
+        slots = asyncio.Semaphore(self.concurrency)
+        probes: dict[int, Probe] = {}
+        for target in self.targets:
+            if id(target.check) not in probes:
+                probes[id(target.check)] = make_probe(target.check, self.context)
+        start = self.clock.now()
+        tasks = [
+            asyncio.create_task(
+                self._loop(
+                    target, probes[id(target.check)], self.first_due(i, target, start), slots
+                ),
+                name=f"probe {target.key}",
+            )
+            for i, target in enumerate(self.targets)
+        ]
+        try:
+            await self._stopping.wait()
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if self._own_context:
+                await self.context.close()
+
+    def stop(self) -> None:
+        """End `run()`: every probe in flight is cancelled (its process or connection closed)."""
+        if self._stopping is not None:
+            self._stopping.set()
+
+    async def _loop(
+        self, target: ProbeTarget, probe: Probe, due: float, slots: asyncio.Semaphore
+    ) -> None:
+        check = target.check
+        key = target.key
+        while True:
+            delay = due - self.clock.now()
+            if delay > 0:
+                await self.clock.sleep(delay)
+            async with slots:
+                self.lateness_s.append(max(0.0, self.clock.now() - due))
+                result = await run_check(probe, check, target.endpoint)
+            now = self.clock.now()
+            self.probes_run += 1
+            state = observe(self.states[key], result, now, check.rise, check.fall)
+            self.states[key] = state
+            try:
+                self.on_result(key, state, result)
+            except Exception:
+                log.exception("result callback failed for %s", key)
+            due += next_check_in_s(state, check)
+            if due < now - check.interval_s:
+                due = now
