@@ -1,0 +1,207 @@
+"""A real HTTP(S) server for tests, the lab and the demo (aiohttp, in its own process).
+
+Routes: `/health` answers 200 `ok NAME`, or what the state file says (`set_health(503)`,
+`set_health(200, delay_s=2)`); `/status/CODE`; `/delay/SECONDS`; `/redirect` (302 to
+/health); `/host` echoes the Host header; `/tls-name` echoes the SNI name the client sent.
+Run directly: `python -m failover.servers.http --listen 127.0.0.1:8080 --dir DIR [--tls-cert
+CERT --tls-key KEY] [--name app]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import ipaddress
+import signal
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from failover.servers.process import Process, free_port, port_open
+
+HEALTH_FILE = "health"  # "STATUS [DELAY_S]"
+READY_FILE = "ready"
+
+
+def listening(address: str, port: int, netns: str | None) -> bool:
+    """Is something listening on address:port (inside `netns` when given)?"""
+    if netns is None:
+        return port_open(address, port)
+    try:
+        out = subprocess.run(
+            ["ip", "netns", "exec", netns, "ss", "-Hltn", f"sport = :{port}"],
+            capture_output=True, text=True, timeout=3.0, check=False,
+        ).stdout
+    except subprocess.TimeoutExpired:
+        return False
+    return bool(out.strip())
+
+
+def wait_ready(
+    process: Process,
+    ready: Callable[[], bool],
+    timeout_s: float,
+    what: str,
+    interval_s: float = 0.05,
+) -> None:
+    """Poll `ready()` until true; fail with the log tail if the process dies or time runs out."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if not process.alive:
+            raise process.fail(f"exited before {what}")
+        with contextlib.suppress(Exception):
+            if ready():
+                return
+        if time.monotonic() >= deadline:
+            process.stop()
+            raise process.fail(f"{what}: not within {timeout_s:g} s")
+        time.sleep(interval_s)
+
+
+def pick_port(address: str, port: int | None, netns: str | None) -> int:
+    """`port`, or a free one on `address` (only knowable outside a namespace)."""
+    if port is not None:
+        return port
+    if netns is not None:
+        raise ValueError("a server inside a network namespace needs an explicit port")
+    return free_port(address)
+
+
+def url_host(address: str) -> str:
+    return f"[{address}]" if ipaddress.ip_address(address).version == 6 else address
+
+
+class HttpServer:
+    """One HTTP(S) server process bound to `address:port` (inside `netns` when given)."""
+
+    def __init__(
+        self,
+        workdir: str | Path,
+        address: str = "127.0.0.1",
+        port: int | None = None,
+        *,
+        netns: str | None = None,
+        tls: tuple[str, str] | None = None,
+        name: str = "app",
+    ) -> None:
+        self.workdir = Path(workdir)
+        self.address = address
+        self.port = pick_port(address, port, netns)
+        self.netns = netns
+        self.tls = tls
+        self.name = name
+        argv = [sys.executable, "-m", "failover.servers.http",
+                "--listen", f"{address}:{self.port}", "--dir", str(self.workdir), "--name", name]
+        if tls is not None:
+            argv += ["--tls-cert", tls[0], "--tls-key", tls[1]]
+        self.process = Process(f"http {name}", argv, log_path=self.workdir / "http.log",
+                               netns=netns)
+
+    @property
+    def endpoint(self) -> str:
+        return f"{url_host(self.address)}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.tls else 'http'}://{self.endpoint}"
+
+    def start(self, timeout_s: float = 10.0) -> HttpServer:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        (self.workdir / READY_FILE).unlink(missing_ok=True)
+        self.process.start()
+        wait_ready(self.process, (self.workdir / READY_FILE).exists, timeout_s, "ready")
+        return self
+
+    def stop(self) -> None:
+        self.process.stop()
+
+    def set_health(self, status: int = 200, delay_s: float = 0.0) -> None:
+        """What `/health` answers from now on (and after how long)."""
+        path = self.workdir / HEALTH_FILE
+        path.with_suffix(".tmp").write_text(f"{status} {delay_s}\n")
+        path.with_suffix(".tmp").replace(path)
+
+
+# --- the server itself (runs in the child process) --------------------------------------------
+
+
+def _health(directory: Path) -> tuple[int, float]:
+    try:
+        fields = (directory / HEALTH_FILE).read_text().split()
+    except OSError:
+        return 200, 0.0
+    return int(fields[0]), float(fields[1]) if len(fields) > 1 else 0.0
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    from aiohttp import web
+
+    directory = Path(args.dir)
+    name = args.name
+
+    async def health(request: web.Request) -> web.Response:
+        status, delay_s = _health(directory)
+        if delay_s > 0:
+            await asyncio.sleep(delay_s)
+        return web.Response(status=status, text=f"{'ok' if status < 400 else 'fail'} {name}\n")
+
+    async def status(request: web.Request) -> web.Response:
+        return web.Response(status=int(request.match_info["code"]), text=f"{name}\n")
+
+    async def delay(request: web.Request) -> web.Response:
+        await asyncio.sleep(float(request.match_info["seconds"]))
+        return web.Response(text=f"ok {name}\n")
+
+    async def redirect(request: web.Request) -> web.Response:
+        raise web.HTTPFound("/health")
+
+    async def host(request: web.Request) -> web.Response:
+        return web.Response(text=f"host={request.host}\n")
+
+    async def tls_name(request: web.Request) -> web.Response:
+        transport = request.transport
+        ssl_object = transport.get_extra_info("ssl_object") if transport else None
+        server_name = getattr(ssl_object, "server_hostname", None) if ssl_object else None
+        return web.Response(text=f"sni={server_name}\n")
+
+    app = web.Application()
+    app.router.add_get("/health", health)
+    app.router.add_get("/status/{code:\\d+}", status)
+    app.router.add_get("/delay/{seconds}", delay)
+    app.router.add_get("/redirect", redirect)
+    app.router.add_get("/host", host)
+    app.router.add_get("/tls-name", tls_name)
+    context = None
+    if args.tls_cert:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(args.tls_cert, args.tls_key)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    address, _, port = args.listen.rpartition(":")
+    await web.TCPSite(runner, address.strip("[]"), int(port), ssl_context=context,
+                      backlog=1024).start()
+    (directory / READY_FILE).write_text("ready\n")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    await runner.cleanup()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--listen", required=True)
+    parser.add_argument("--dir", required=True)
+    parser.add_argument("--name", default="app")
+    parser.add_argument("--tls-cert")
+    parser.add_argument("--tls-key")
+    asyncio.run(_serve(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
