@@ -23,9 +23,9 @@ def main() -> None:
 
 
 def _register() -> None:
-    from failover.cli import validate
+    from failover.cli import probe, validate
 
-    for module in (validate,):
+    for module in (validate, probe):
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -34,6 +34,10 @@ class ProbeTarget:
     check: CheckBase
 
     @property
+    def check_type(self) -> str:
+        return str(getattr(self.check, "type", type(self.check).__name__))
+
+    @property
     def key(self) -> str:
         return target_key(self.site, self.service, self.endpoint)
 
