@@ -7,6 +7,7 @@ frozen models and may trust them: cross-field rules are checked here, not again 
 from __future__ import annotations
 
 import ipaddress
+import re
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -150,6 +151,16 @@ class HttpCheck(CheckBase):
     tls: TlsClient = TlsClient()
     follow_redirects: bool = False
 
+    @field_validator("body_regex")
+    @classmethod
+    def _body_regex(cls, pattern: str | None) -> str | None:
+        if pattern is not None:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"not a regular expression: {exc}") from None
+        return pattern
+
 
 class SmtpCheck(CheckBase):
     type: Literal["smtp"]
@@ -183,6 +194,17 @@ class DnsCheck(CheckBase):
     query: str
     record_type: str = "A"
     expect: list[str] = []
+
+    @field_validator("record_type")
+    @classmethod
+    def _record_type(cls, record_type: str) -> str:
+        import dns.rdatatype
+
+        try:
+            dns.rdatatype.from_text(record_type)
+        except dns.rdatatype.UnknownRdatatype:
+            raise ValueError(f"unknown DNS record type {record_type!r}") from None
+        return record_type.upper()
 
 
 class CommandCheck(CheckBase):
