@@ -24,8 +24,9 @@ def main() -> None:
 
 def _register() -> None:
     from failover.cli import probe, validate
+    from failover.cli import lab as lab_commands
 
-    for module in (validate, probe):
+    for module in (validate, probe, lab_commands):
         for command in module.COMMANDS:
             cli.add_command(command)
 
