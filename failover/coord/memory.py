@@ -1,0 +1,479 @@
+"""`MemoryCoordinator`: the `Coordinator` contract in memory, for unit tests and the simulator.
+
+No threads, no real time: time comes from the injected `clock`. Several clients (one per
+instance) share one `MemoryStore`, which plays the ZooKeeper ensemble: sessions expire when a
+client has not been heard for its session timeout (measured at `tick()` and at every call),
+quorum can be lost and restored, a client can be paused (a frozen process) or cut off.
+Everything is deterministic: the same calls in the same order give the same results.
+
+How faults look, as with ZooKeeper: without quorum (or cut off) every call raises
+`CoordinatorUnavailable` and the client turns `suspended`; without quorum no session expires
+and, when quorum returns, every session's timeout starts afresh. A paused client sees nothing
+and is heard by nobody; once resumed, it learns at its next call or tick that its session
+expired (`lost`), and gets a new session at the following one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+from failover.coord.audit import GENESIS, chain
+from failover.coord.base import (
+    NO_NODE,
+    AlreadyDone,
+    AuditEntry,
+    AuditRecord,
+    Callback,
+    CommandResult,
+    CommitResult,
+    Coordinator,
+    CoordinatorUnavailable,
+    DuplicateInstance,
+    Leadership,
+    Member,
+    NotAuthorized,
+    NotLeader,
+    Role,
+    SessionState,
+    Topic,
+    VersionConflict,
+)
+from failover.core.model import Applied, Command, GroupState, Observation
+
+
+@dataclass
+class _Session:
+    id: int
+    timeout_s: float
+    last_heard: float
+    expired: bool = False
+
+
+class MemoryStore:
+    """The shared in-memory service: data, sessions, quorum. Drive time with `tick()`."""
+
+    def __init__(
+        self, clock: Callable[[], float], *, audit_keep: int = 1000, commands_keep: int = 100
+    ) -> None:
+        self.clock = clock
+        self.audit_keep = audit_keep
+        self.commands_keep = commands_keep
+        self.quorum = True
+        self.clients: list[MemoryCoordinator] = []
+        self.sessions: dict[int, _Session] = {}
+        self._next_session = 0x1000
+        self.members: dict[str, tuple[Member, int]] = {}
+        self.contenders: dict[int, tuple[str, int]] = {}  # seq -> (instance, session id)
+        self._next_contender = 0
+        self.term = 0
+        self.published: dict[str, tuple[tuple[Observation, ...], int]] = {}
+        self.states: dict[str, tuple[GroupState, int]] = {}
+        self.applied_states: dict[str, dict[str, Applied]] = {}
+        self.commands: dict[str, Command] = {}
+        self.results: dict[str, CommandResult] = {}
+        self._next_command = 0
+        self.audit_entries: list[AuditEntry] = []
+        self.audit_head: tuple[int, str] = (0, GENESIS)
+        self._armed: dict[Topic, set[MemoryCoordinator]] = {}
+
+    # --- faults and time -----------------------------------------------------------------------
+
+    def tick(self) -> None:
+        """Let time pass: live clients heartbeat, silent sessions expire, clients notice."""
+        now = self.clock()
+        for client in self.clients:
+            client._observe(now)
+        self._expire_due(now)
+
+    def lose_quorum(self) -> None:
+        self.quorum = False
+        self.tick()
+
+    def restore_quorum(self) -> None:
+        self.quorum = True
+        now = self.clock()
+        for session in self.sessions.values():
+            session.last_heard = now  # a new ZooKeeper leader gives every session a fresh timeout
+        self.tick()
+
+    def expire(self, client: MemoryCoordinator) -> None:
+        """Expire `client`'s session now (as the server does after the timeout)."""
+        session = self.sessions.get(client._session_id or -1)
+        if session is not None:
+            self._drop_session(session)
+
+    def tamper_audit(self, seq: int, payload: dict[str, object]) -> None:
+        """Change a stored entry's payload behind the chain's back (for tests)."""
+        self.audit_entries = [
+            replace(entry, payload=dict(payload)) if entry.seq == seq else entry
+            for entry in self.audit_entries
+        ]
+
+    # --- internals used by the clients ---------------------------------------------------------
+
+    def new_session(self, timeout_s: float, now: float) -> int:
+        self._next_session += 1
+        self.sessions[self._next_session] = _Session(self._next_session, timeout_s, now)
+        return self._next_session
+
+    def _expire_due(self, now: float) -> None:
+        if not self.quorum:
+            return
+        for session in list(self.sessions.values()):
+            if now - session.last_heard > session.timeout_s:
+                self._drop_session(session)
+
+    def _drop_session(self, session: _Session) -> None:
+        session.expired = True
+        del self.sessions[session.id]
+        sid = session.id
+        gone_members = [name for name, (_, owner) in self.members.items() if owner == sid]
+        for name in gone_members:
+            del self.members[name]
+        gone_contenders = [seq for seq, (_, owner) in self.contenders.items() if owner == sid]
+        for seq in gone_contenders:
+            del self.contenders[seq]
+        gone_published = [name for name, (_, owner) in self.published.items() if owner == sid]
+        for name in gone_published:
+            del self.published[name]
+        if gone_members:
+            self.changed("members")
+        if gone_contenders:
+            self.changed("leadership")
+        if gone_published:
+            self.changed("observations")
+
+    def arm(self, client: MemoryCoordinator, topic: Topic) -> None:
+        self._armed.setdefault(topic, set()).add(client)
+
+    def changed(self, topic: Topic) -> None:
+        armed = self._armed.pop(topic, None)
+        if armed:
+            for client in sorted(armed, key=lambda c: c.instance):
+                client._wake(topic)
+
+    def leader_seq(self) -> int | None:
+        return min(self.contenders) if self.contenders else None
+
+
+class MemoryCoordinator(Coordinator):
+    """One instance's (or operator's) client of a `MemoryStore`."""
+
+    def __init__(
+        self,
+        store: MemoryStore,
+        instance: str,
+        role: Role = "daemon",
+        *,
+        session_timeout_s: float = 4.0,
+    ) -> None:
+        self.store = store
+        self.instance = instance
+        self.role = role
+        self.session_timeout_s = session_timeout_s
+        self.paused = False
+        self.cut_off = False
+        self.closed = False
+        self._callbacks: list[Callback] = []
+        self._state: SessionState = "lost"
+        self._disconnected_since: float | None = store.clock()
+        self._session_id: int | None = None
+        self._had_session = False
+        self._contender: int | None = None
+        self._leadership: Leadership | None = None
+        self._member: Member | None = None
+        store.clients.append(self)
+        self._observe(store.clock())
+
+    # --- faults --------------------------------------------------------------------------------
+
+    def pause(self) -> None:
+        """Freeze this client, as SIGSTOP freezes its process: it neither hears nor is heard."""
+        self.paused = True
+
+    def resume(self) -> None:
+        self.paused = False
+
+    def cut(self) -> None:
+        """Cut this client off the service (its network); it turns suspended at once."""
+        self.cut_off = True
+        self._observe(self.store.clock())
+
+    def heal(self) -> None:
+        self.cut_off = False
+        self._observe(self.store.clock())
+
+    # --- session -------------------------------------------------------------------------------
+
+    def session_state(self) -> SessionState:
+        return self._state
+
+    def disconnected_since(self) -> float | None:
+        return self._disconnected_since
+
+    def subscribe(self, callback: Callback) -> None:
+        self._callbacks.append(callback)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        session = self.store.sessions.get(self._session_id or -1)
+        if session is not None:
+            self.store._drop_session(session)
+        self.closed = True
+        self._session_id = None
+        self._set_state("lost", self.store.clock())
+        if self in self.store.clients:
+            self.store.clients.remove(self)
+
+    def _reachable(self) -> bool:
+        return not (self.paused or self.cut_off or self.closed) and self.store.quorum
+
+    def _observe(self, now: float) -> None:
+        """What the client's connection thread would see now."""
+        if self.paused or self.closed:
+            return
+        if not self._reachable():
+            if self._state == "connected":
+                self._set_state("suspended", now)
+            return
+        session = self.store.sessions.get(self._session_id or -1)
+        if session is None:
+            if self._state != "lost":
+                self._set_state("lost", now)
+                return
+            self._session_id = self.store.new_session(self.session_timeout_s, now)
+            self._had_session = True
+            self._set_state("connected", now)
+            return
+        session.last_heard = now
+        if self._state != "connected":
+            self._set_state("connected", now)
+
+    def _set_state(self, state: SessionState, now: float) -> None:
+        if state == self._state:
+            return
+        if state == "lost":
+            self._contender = None
+            self._leadership = None
+            self._member = None
+        if state == "connected":
+            self._disconnected_since = None
+        elif self._disconnected_since is None:
+            self._disconnected_since = now
+        self._state = state
+        self._wake("session")
+
+    def _wake(self, topic: Topic) -> None:
+        for callback in list(self._callbacks):
+            callback(topic)
+
+    def _enter(self, need: str = "read") -> int:
+        """Start a call: reach the service or raise; returns the session id."""
+        if self.closed:
+            raise CoordinatorUnavailable(f"{self.instance}: the coordinator is closed")
+        if self.paused:
+            raise CoordinatorUnavailable(f"{self.instance}: the process is paused")
+        now = self.store.clock()
+        self.store._expire_due(now)
+        self._observe(now)
+        if self._state != "connected" or self._session_id is None:
+            why = "no quorum" if not self.store.quorum else f"session {self._state}"
+            raise CoordinatorUnavailable(f"{self.instance}: {why}")
+        if self.role == "anonymous" or (need == "write" and self.role != "daemon"):
+            raise NotAuthorized(f"{self.instance}: role {self.role} may not {need} here")
+        return self._session_id
+
+    # --- membership ----------------------------------------------------------------------------
+
+    def register(self, member: Member) -> None:
+        sid = self._enter("write")
+        held = self.store.members.get(member.instance)
+        if held is not None and held[1] != sid:
+            raise DuplicateInstance(
+                f"instance {member.instance!r} is registered by another session"
+            )
+        if held is None or held[0] != member:
+            self.store.members[member.instance] = (member, sid)
+            self.store.changed("members")
+        self._member = member
+
+    def members(self) -> dict[str, Member]:
+        self._enter()
+        self.store.arm(self, "members")
+        return {name: member for name, (member, _) in sorted(self.store.members.items())}
+
+    # --- election ------------------------------------------------------------------------------
+
+    def campaign(self) -> Leadership | None:
+        sid = self._enter("write")
+        store = self.store
+        if self._contender is None or self._contender not in store.contenders:
+            self._leadership = None
+            store._next_contender += 1
+            self._contender = store._next_contender
+            store.contenders[self._contender] = (self.instance, sid)
+            store.changed("leadership")
+        store.arm(self, "leadership")
+        if store.leader_seq() != self._contender:
+            return None
+        if self._leadership is None:
+            store.term += 1
+            self._leadership = Leadership(self.instance, store.term)
+            store.changed("leadership")
+        return self._leadership
+
+    def leadership(self) -> Leadership | None:
+        if self._state != "connected" or self._leadership is None:
+            return None
+        if self._contender not in self.store.contenders:
+            self._leadership = None  # the election node is gone: deposed
+        return self._leadership
+
+    def leader(self) -> Leadership | None:
+        self._enter()
+        self.store.arm(self, "leadership")
+        seq = self.store.leader_seq()
+        if seq is None:
+            return None
+        return Leadership(self.store.contenders[seq][0], self.store.term)
+
+    def resign(self) -> None:
+        self._enter("write")
+        if self._contender is not None and self._contender in self.store.contenders:
+            del self.store.contenders[self._contender]
+            self.store.changed("leadership")
+        self._contender = None
+        self._leadership = None
+
+    # --- observations --------------------------------------------------------------------------
+
+    def publish(self, observations: Sequence[Observation]) -> None:
+        sid = self._enter("write")
+        self.store.published[self.instance] = (tuple(observations), sid)
+        self.store.changed("observations")
+
+    def observations(self) -> list[Observation]:
+        self._enter()
+        self.store.arm(self, "observations")
+        found: list[Observation] = []
+        for name in sorted(self.store.published):
+            found.extend(self.store.published[name][0])
+        return found
+
+    # --- desired and applied state -------------------------------------------------------------
+
+    def desired(self, group: str) -> tuple[GroupState | None, int]:
+        self._enter()
+        self.store.arm(self, "desired")
+        held = self.store.states.get(group)
+        return (None, NO_NODE) if held is None else held
+
+    def commit(
+        self,
+        leadership: Leadership,
+        *,
+        desired: Sequence[tuple[GroupState, int]] = (),
+        results: Sequence[CommandResult] = (),
+        audit: Sequence[AuditRecord] = (),
+    ) -> CommitResult:
+        self._enter("write")
+        store = self.store
+        if (
+            self._leadership != leadership
+            or self._contender not in store.contenders
+            or store.term != leadership.term
+        ):
+            self._leadership = None if self._contender not in store.contenders else self._leadership
+            raise NotLeader(f"{self.instance}: does not hold {leadership}")
+        for state, version in desired:
+            held = store.states.get(state.group)
+            held_version = NO_NODE if held is None else held[1]
+            if held_version != version:
+                raise VersionConflict(
+                    f"desired state of {state.group}: version {held_version}, expected {version}"
+                )
+            if held is not None and state.epoch < held[0].epoch:
+                raise VersionConflict(
+                    f"desired state of {state.group}: epoch {state.epoch} < {held[0].epoch}"
+                )
+        for result in results:
+            if result.command_id in store.results:
+                raise AlreadyDone(f"command {result.command_id} already has a result")
+            if result.command_id not in store.commands:
+                raise VersionConflict(f"command {result.command_id} does not exist")
+        versions: dict[str, int] = {}
+        for state, version in desired:
+            versions[state.group] = version + 1
+            store.states[state.group] = (state, version + 1)
+        for result in results:
+            store.results[result.command_id] = result
+        entries = chain(audit, *store.audit_head)
+        if entries:
+            store.audit_entries.extend(entries)
+            store.audit_head = (entries[-1].seq, entries[-1].hash)
+            del store.audit_entries[: max(0, len(store.audit_entries) - store.audit_keep)]
+        self._prune_commands()
+        if desired:
+            store.changed("desired")
+        if results:
+            store.changed("commands")
+        if entries:
+            store.changed("audit")
+        return CommitResult(versions=versions, audit=tuple(entries))
+
+    def _prune_commands(self) -> None:
+        store = self.store
+        done = [cid for cid in sorted(store.commands) if cid in store.results]
+        for cid in done[: max(0, len(done) - store.commands_keep)]:
+            del store.commands[cid]
+            del store.results[cid]
+
+    def report_applied(self, applied: Applied) -> None:
+        self._enter("write")
+        self.store.applied_states.setdefault(applied.group, {})[applied.site] = applied
+        self.store.changed("applied")
+
+    def applied(self, group: str) -> dict[str, Applied]:
+        self._enter()
+        self.store.arm(self, "applied")
+        return dict(sorted(self.store.applied_states.get(group, {}).items()))
+
+    # --- operator commands ---------------------------------------------------------------------
+
+    def submit(self, command: Command) -> str:
+        self._enter("submit")
+        if self.role not in ("daemon", "operator"):
+            raise NotAuthorized(f"{self.instance}: role {self.role} may not submit commands")
+        command_id = f"cmd-{self.store._next_command:010d}"
+        self.store._next_command += 1
+        self.store.commands[command_id] = replace(command, id=command_id)
+        self.store.changed("commands")
+        return command_id
+
+    def pending_commands(self) -> list[Command]:
+        self._enter()
+        self.store.arm(self, "commands")
+        return [
+            command
+            for cid, command in sorted(self.store.commands.items())
+            if cid not in self.store.results
+        ]
+
+    def command_result(self, command_id: str) -> CommandResult | None:
+        self._enter()
+        return self.store.results.get(command_id)
+
+    # --- audit ---------------------------------------------------------------------------------
+
+    def audit(self, limit: int | None = None) -> list[AuditEntry]:
+        self._enter()
+        self.store.arm(self, "audit")
+        entries = list(self.store.audit_entries)
+        return entries if limit is None else entries[-limit:] if limit > 0 else []
+
+    def audit_head(self) -> tuple[int, str]:
+        """The (seq, hash) of the newest entry ever appended."""
+        self._enter()
+        return self.store.audit_head

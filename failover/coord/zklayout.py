@@ -1,0 +1,197 @@
+"""Where the ZooKeeper coordinator keeps things, who may touch them, and how they are encoded.
+
+Layout under `<chroot>/<cluster>`:
+
+    members/<instance>            ephemeral Member
+    leader/<instance>@<session>#<seq>  ephemeral-sequential election contenders (lowest leads)
+    term                          the latest leadership term (an integer; only grows)
+    observations/<instance>       ephemeral list of Observation
+    state/<group>                 desired GroupState (leader only, fenced)
+    applied/<group>/<site>        Applied, by that site's agent
+    commands/cmd-<seq>            Command (operators create; immutable)
+    results/cmd-<seq>             CommandResult (leader only, fenced, created once)
+    audit                         the chain's head {"seq", "hash"}
+    audit/entry-<seq>             AuditEntry (leader only, fenced, hash-chained)
+
+ACLs (digest): the daemon identity may do everything; the operator identity may read
+everything and create children of `commands`; nobody else has any right.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kazoo.security import ACL, Permissions, make_acl, make_digest_acl_credential
+
+from failover.coord.base import AuditEntry, CommandResult, CoordinatorError, Member
+from failover.core.codec import decode, encode, to_dict
+from failover.core.model import Observation
+
+DIRS = ("members", "leader", "observations", "state", "applied", "commands", "results", "audit")
+SEQ_DIGITS = 10
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A digest identity: user and password (the password never leaves this process)."""
+
+    user: str
+    password: str
+
+    @property
+    def auth(self) -> tuple[str, str]:
+        return ("digest", f"{self.user}:{self.password}")
+
+    @property
+    def acl_id(self) -> str:
+        return str(make_digest_acl_credential(self.user, self.password))
+
+
+def read_identity(path: str | Path, what: str) -> Identity:
+    """Read a `user:password` file; a clear CoordinatorError names the file when it is bad."""
+    try:
+        text = Path(path).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CoordinatorError(f"{what} credentials {path}: cannot read: {exc}") from None
+    user, sep, password = text.partition(":")
+    if not sep or not user or not password or "\n" in text:
+        raise CoordinatorError(f"{what} credentials {path}: expected one line `user:password`")
+    return Identity(user, password)
+
+
+class Acls:
+    """The ACL lists for each kind of node (open when no daemon identity is configured)."""
+
+    def __init__(self, daemon: Identity | None, operator: Identity | None) -> None:
+        self.enabled = daemon is not None
+        self._daemon = [make_acl("digest", daemon.acl_id, all=True)] if daemon else []
+        self._operator_read = (
+            [make_acl("digest", operator.acl_id, read=True)] if operator and daemon else []
+        )
+        self._operator_submit = (
+            [make_acl("digest", operator.acl_id, read=True, create=True)]
+            if operator and daemon
+            else []
+        )
+
+    @property
+    def node(self) -> list[ACL]:
+        """Everything but `commands/`: daemon all, operator read."""
+        if not self.enabled:
+            return [ACL(Permissions.ALL, _anyone())]
+        return self._daemon + self._operator_read
+
+    @property
+    def commands_dir(self) -> list[ACL]:
+        if not self.enabled:
+            return self.node
+        return self._daemon + self._operator_submit
+
+
+def _anyone() -> Any:
+    from kazoo.security import ANYONE_ID_UNSAFE
+
+    return ANYONE_ID_UNSAFE
+
+
+class Layout:
+    """Paths under `<chroot>/<cluster>`."""
+
+    def __init__(self, chroot: str, cluster: str) -> None:
+        root = chroot.rstrip("/")
+        self.base = f"{root}/{cluster}"
+
+    def ancestors(self) -> list[str]:
+        """Every path from the top down to the base, inclusive."""
+        parts = [part for part in self.base.split("/") if part]
+        return ["/" + "/".join(parts[: index + 1]) for index in range(len(parts))]
+
+    def dir(self, name: str) -> str:
+        return f"{self.base}/{name}"
+
+    @property
+    def term(self) -> str:
+        return f"{self.base}/term"
+
+    def member(self, instance: str) -> str:
+        return f"{self.base}/members/{instance}"
+
+    def contender_prefix(self, instance: str, session_id: int) -> str:
+        return f"{self.base}/leader/{instance}@{session_id:x}#"
+
+    def observation(self, instance: str) -> str:
+        return f"{self.base}/observations/{instance}"
+
+    def state(self, group: str) -> str:
+        return f"{self.base}/state/{group}"
+
+    def applied_dir(self, group: str) -> str:
+        return f"{self.base}/applied/{group}"
+
+    def applied(self, group: str, site: str) -> str:
+        return f"{self.base}/applied/{group}/{site}"
+
+    def command(self, command_id: str) -> str:
+        return f"{self.base}/commands/{command_id}"
+
+    def result(self, command_id: str) -> str:
+        return f"{self.base}/results/{command_id}"
+
+    @property
+    def audit(self) -> str:
+        return f"{self.base}/audit"
+
+    def audit_entry(self, seq: int) -> str:
+        return f"{self.base}/audit/entry-{seq:0{SEQ_DIGITS}d}"
+
+
+def parse_contender(name: str) -> tuple[int, str, int]:
+    """`<instance>@<session hex>#<seq>` -> (seq, instance, session id)."""
+    head, _, seq = name.rpartition("#")
+    instance, _, session = head.rpartition("@")
+    return int(seq), instance, int(session, 16)
+
+
+# --- encoding ------------------------------------------------------------------------------------
+
+
+def dumps(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str).encode()
+
+
+def encode_member(member: Member) -> bytes:
+    return encode(member)
+
+
+def decode_member(data: bytes) -> Member:
+    raw = json.loads(data)
+    raw["roles"] = tuple(raw.get("roles", ()))
+    fields = ("instance", "site", "version", "roles", "started_at")
+    return Member(**{key: raw[key] for key in fields})
+
+
+def encode_observations(observations: list[Observation]) -> bytes:
+    return dumps([to_dict(item) for item in observations])
+
+
+def decode_observations(data: bytes) -> list[Observation]:
+    return [decode(Observation, item) for item in json.loads(data)]
+
+
+def encode_result(result: CommandResult) -> bytes:
+    return encode(result)
+
+
+def decode_result(data: bytes) -> CommandResult:
+    return decode(CommandResult, data)
+
+
+def encode_entry(entry: AuditEntry) -> bytes:
+    return encode(entry)
+
+
+def decode_entry(data: bytes) -> AuditEntry:
+    return decode(AuditEntry, data)
