@@ -75,7 +75,7 @@ def pydantic_problems(exc: ValidationError) -> list[Problem]:
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = "unknown key"
-        elif error["type"] not in ("missing",) and "input" in error:
+        elif error["type"] != "missing" and not isinstance(error.get("input", {}), dict):
             message = f"{message} (got {_short(error['input'])})"
         problems.append(Problem(".".join(location), message))
     return problems

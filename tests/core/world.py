@@ -1,0 +1,95 @@
+"""Builds the snapshots the core receives: observations from a compact description."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from failover.config import Config, load_config
+from failover.core.model import Applied, Observation, Verdict, target_key
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "two-dc.yaml"
+
+
+def example() -> Config:
+    return load_config(EXAMPLE)
+
+
+def observations(
+    config: Config,
+    now: float,
+    down: Iterable[tuple[str, str, str]] = (),
+    absent: Iterable[str] = (),
+    unknown: Iterable[tuple[str, str, str]] = (),
+) -> list[Observation]:
+    """Every instance sees every target up, except (observer site, site, service) in `down`.
+
+    Instances of an observer site in `absent` publish nothing (dead or cut off).
+    """
+    down_set, unknown_set, absent_set = set(down), set(unknown), set(absent)
+    result = []
+    for instance, placed in config.instances.items():
+        if placed.site in absent_set:
+            continue
+        for site in config.serving_sites:
+            for name, service in config.sites[site].services.items():
+                key = (placed.site, site, name)
+                verdict: Verdict = (
+                    "down" if key in down_set else "unknown" if key in unknown_set else "up"
+                )
+                for target in service.targets():
+                    result.append(Observation(instance, placed.site, target_key(site, name, target),
+                                              verdict, 0.0, now))
+    return result
+
+
+def everyone_sees(config: Config, site: str, service: str) -> list[tuple[str, str, str]]:
+    return [(observer, site, service) for observer in config.observer_sites]
+
+
+def confirmed(group: str, site: str, epoch: int, now: float) -> dict[tuple[str, str], Applied]:
+    return {(group, site): Applied(group, site, epoch, "backup", now, True)}
+
+
+class Run:
+    """Drives an engine through time with described observations; keeps every decision."""
+
+    def __init__(self, config: Config | None = None) -> None:
+        from failover.core import Engine
+
+        self.config = config or example()
+        self.engine = Engine(self.config)
+        self.states: dict = {}
+        self.decisions: list = []
+        self.applied: dict[tuple[str, str], Applied] = {}
+        self.last = None
+
+    def view(self, now: float, **kwargs: object):  # type: ignore[no-untyped-def]
+        from failover.core import View
+
+        return View(now, observations(self.config, now, **kwargs),  # type: ignore[arg-type]
+                    dict(self.applied))
+
+    def step(self, now: float, **kwargs: object):  # type: ignore[no-untyped-def]
+        self.last = self.engine.step(self.states, self.view(now, **kwargs))
+        self.states = dict(self.last.states)
+        self.decisions += self.last.decisions
+        return self.last
+
+    def command(self, now: float, command, **kwargs: object):  # type: ignore[no-untyped-def]
+        self.last = self.engine.command(self.states, command, self.view(now, **kwargs))
+        self.states = dict(self.last.states)
+        self.decisions += self.last.decisions
+        return self.last
+
+    def confirm(self, group: str, site: str, now: float) -> None:
+        """The site's agent reports it applied the current desired state."""
+        state = self.states[group]
+        self.applied[(group, site)] = Applied(group, site, state.epoch,
+                                              state.announcement(site), now, True)
+
+    def codes(self, group: str = "web") -> list[str]:
+        return [d.code for d in self.decisions if d.group == group]
+
+    def state(self, group: str = "web"):  # type: ignore[no-untyped-def]
+        return self.states[group]
