@@ -142,6 +142,7 @@ async def _serve(args: argparse.Namespace) -> None:
 
     directory = Path(args.dir)
     name = args.name
+    sni_names: dict[int, str | None] = {}
 
     async def health(request: web.Request) -> web.Response:
         status, delay_s = _health(directory)
@@ -165,8 +166,7 @@ async def _serve(args: argparse.Namespace) -> None:
     async def tls_name(request: web.Request) -> web.Response:
         transport = request.transport
         ssl_object = transport.get_extra_info("ssl_object") if transport else None
-        server_name = getattr(ssl_object, "server_hostname", None) if ssl_object else None
-        return web.Response(text=f"sni={server_name}\n")
+        return web.Response(text=f"sni={sni_names.get(id(ssl_object))}\n")
 
     app = web.Application()
     app.router.add_get("/health", health)
@@ -179,6 +179,13 @@ async def _serve(args: argparse.Namespace) -> None:
     if args.tls_cert:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(args.tls_cert, args.tls_key)
+
+        def remember_sni(ssl_object: ssl.SSLObject, name: str | None, _: ssl.SSLContext) -> None:
+            if len(sni_names) > 10_000:
+                sni_names.clear()
+            sni_names[id(ssl_object)] = name
+
+        context.sni_callback = remember_sni
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     address, _, port = args.listen.rpartition(":")
