@@ -583,8 +583,6 @@ class ZooKeeperCoordinator(Coordinator):
 
     def submit(self, command: Command) -> str:
         self._enter()
-        if self.role not in ("daemon", "operator"):
-            raise NotAuthorized(f"{self.instance}: role {self.role} may not submit commands")
         path = self._call(
             self._zk.create_async(self.layout.command("cmd-"), encode(replace(command, id="")),
                                   acl=self.acls.node, sequence=True),
