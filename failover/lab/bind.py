@@ -64,7 +64,7 @@ def named_config(role: str, directory: Path, zones: list[Zone], keys: list[TsigK
         else:
             zone_blocks.append(
                 f'zone "{bare}" {{ type secondary; file "{bare}.zone"; '
-                f"primaries {{ {primary}; }}; allow-notify {{ {primary}; }}; }};"
+                f"primaries {{ {primary}; }}; allow-notify {{ {primary}; }}; notify no; }};"
             )
     zones_text = "\n".join(zone_blocks)
     return f"""// failover lab: the {role} name server
@@ -79,6 +79,9 @@ options {{
   recursion no;
   dnssec-validation no;
   notify-delay 0;
+  notify-rate 1000;
+  serial-query-rate 1000;
+  max-ixfr-ratio unlimited;
   session-keyfile "{directory / 'session.key'}";
   managed-keys-directory "{directory}";
 }};

@@ -12,7 +12,14 @@ from dataclasses import dataclass
 
 
 class BirdError(RuntimeError):
-    """BIRD could not be reached or refused a command."""
+    """BIRD could not be reached (code 0) or refused a command (its reply code)."""
+
+    def __init__(self, message: str, code: int = 0) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+NOT_FOUND = 8001  # "Network not found"
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +52,7 @@ def bird_command(socket_path: str, command: str, timeout_s: float = 2.0) -> list
         raise BirdError(f"BIRD at {socket_path}: {exc.strerror or exc}") from None
     code, text = lines[-1]
     if code >= 8000:
-        raise BirdError(f"BIRD at {socket_path} refused {command!r}: {text}")
+        raise BirdError(f"BIRD at {socket_path} refused {command!r}: {text}", code)
     return lines
 
 
@@ -70,11 +77,18 @@ _ROUTE = re.compile(r"^(?P<prefix>\S+/\d+)?\s+(?P<kind>unicast|blackhole|unreach
                     r"\s+\[(?P<proto>\S+)\s[^\]]*\](?P<best>\s\*)?")
 
 
-def show_routes(socket_path: str, prefix: str, table: str | None = None,
+def show_routes(socket_path: str, prefix: str, export: str | None = None,
                 timeout_s: float = 2.0) -> list[BirdRoute]:
-    """Every route BIRD holds for exactly `prefix` (best first as BIRD prints it)."""
-    command = f"show route for {prefix}{f' table {table}' if table else ''} all"
-    return parse_routes(bird_command(socket_path, command, timeout_s), prefix)
+    """Every route BIRD holds for exactly `prefix` (best first as BIRD prints it); with
+    `export`, the routes it exports to that protocol, as its export filter leaves them."""
+    command = f"show route for {prefix}{f' export {export}' if export else ''} all"
+    try:
+        lines = bird_command(socket_path, command, timeout_s)
+    except BirdError as exc:
+        if exc.code == NOT_FOUND:
+            return []
+        raise
+    return parse_routes(lines, prefix)
 
 
 def parse_routes(lines: list[tuple[int, str]], prefix: str) -> list[BirdRoute]:
@@ -113,3 +127,13 @@ def protocol_state(socket_path: str, protocol: str, timeout_s: float = 2.0) -> s
             fields = text.split()  # name proto table state since [info...]
             return fields[5] if len(fields) > 5 else fields[3]
     raise BirdError(f"BIRD at {socket_path} has no protocol {protocol!r}")
+
+
+def protocol_info(socket_path: str, protocol: str, timeout_s: float = 2.0) -> dict[str, str]:
+    """`show protocols all NAME` as a mapping of its `Key: value` lines (e.g. `Local AS`)."""
+    info: dict[str, str] = {}
+    for _code, text in bird_command(socket_path, f"show protocols all {protocol}", timeout_s):
+        key, sep, value = text.strip().partition(":")
+        if sep and key and key not in info:
+            info[key] = value.strip()
+    return info
