@@ -83,9 +83,27 @@ class ZooKeeperOptions(Strict):
         return chroot
 
 
+class ApiOptions(Strict):
+    """Write endpoints accept only Escher-signed requests (AWS4-style HMAC)."""
+
+    keys_file: str | None = Field(default=None, description="lines of key_id:secret")
+    credential_scope: str = "failover/api/escher_request"
+    clock_skew_s: Seconds = 300.0
+    max_failures: int = Field(default=5, ge=1)
+    lockout_s: Seconds = 300.0
+
+
+class DaemonOptions(Strict):
+    cycle_s: Seconds = 1.0  # the longest a daemon waits between cycles when nothing wakes it
+    heartbeat_s: Seconds = 2.0  # observations are republished at least this often
+    watchdog_s: Seconds = 3.0  # the supervisor kills a daemon silent for this long
+
+
 class Cluster(Strict):
     name: Name
     zookeeper: ZooKeeperOptions
+    api: ApiOptions = ApiOptions()
+    daemon: DaemonOptions = DaemonOptions()
 
 
 class Instance(Strict):
@@ -434,6 +452,17 @@ def cross_field_problems(config: Config) -> list[str]:
             problems.append(f"{label}: {site!r} is not a serving site")
     for name, group in config.groups.items():
         problems += _group_problems(config, name, group)
+    daemon = config.cluster.daemon
+    if daemon.heartbeat_s >= config.policy.stale_after_s:
+        problems.append(
+            f"cluster.daemon.heartbeat_s: {daemon.heartbeat_s:g} must be less than "
+            f"policy.stale_after_s ({config.policy.stale_after_s:g})")
+    for name in config.groups:
+        bound = config.cluster.zookeeper.session_timeout_s + config.lease_s(name)
+        if config.lease_s(name) and daemon.watchdog_s > bound:
+            problems.append(
+                f"cluster.daemon.watchdog_s: {daemon.watchdog_s:g} exceeds session timeout + "
+                f"lease of group {name} ({bound:g}): a frozen primary would outlive the wait")
     return problems
 
 

@@ -53,6 +53,11 @@ def apply(engine: Engine, states: Mapping[str, GroupState], command: Command, vi
     health = engine.assess(view)
     new_states = dict(states)
     decisions: list[Decision] = []
+    if command.kind == "note":  # something to keep in the audit trail; changes nothing
+        decisions.append(Decision(command.group or "", "command", "noted",
+                                  f"noted from {command.by}: {command.reason}", 0,
+                                  command_id=command.id))
+        return Step(new_states, tuple(decisions), health, None)
     if command.group is not None and command.group not in engine.config.groups:
         decisions.append(Decision(command.group, "command", "refused",
                                   f"{command.kind} refused: no group {command.group!r}", 0,

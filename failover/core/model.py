@@ -15,7 +15,7 @@ Phase = Literal["steady", "suspect", "switching"]
 Situation = Literal[
     "healthy", "service_down", "site_down", "site_isolated", "observers_disagree", "no_quorum"
 ]
-CommandKind = Literal["switchover", "freeze", "unfreeze"]
+CommandKind = Literal["switchover", "freeze", "unfreeze", "note"]  # note: audit only
 AUTO = "auto"  # the `by` of every decision the policy takes by itself
 
 

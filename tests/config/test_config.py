@@ -161,3 +161,12 @@ def test_explain_describes_the_cluster() -> None:
 
 def test_unknown_option_is_a_usage_error() -> None:
     assert CliRunner().invoke(cli, ["validate", "--bogus", str(EXAMPLE)]).exit_code == 2
+
+
+def test_daemon_timers_must_fit_the_lease_and_staleness() -> None:
+    data = example_data()
+    data["cluster"]["daemon"] = {"heartbeat_s": 6, "watchdog_s": 60}
+    found = problems(data)
+    assert "cluster.daemon.heartbeat_s: 6 must be less than policy.stale_after_s (6)" in found
+    assert any(p.startswith("cluster.daemon.watchdog_s: 60 exceeds session timeout + lease "
+                            "of group web (10)") for p in found)

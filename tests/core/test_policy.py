@@ -323,3 +323,12 @@ def test_wake_at_names_the_next_timer() -> None:
     assert run.last.wake_at == CONFIG.policy.stale_after_s  # observations go stale then
     run.step(10, down=DB_DOWN)
     assert run.last.wake_at == 10 + CONFIG.policy.hold_down_s
+
+
+def test_a_note_changes_nothing_and_is_recorded() -> None:
+    run = Run()
+    run.step(0)
+    before = dict(run.states)
+    run.command(1, Command("c1", "note", "api", "refused POST /switchover: bad signature"))
+    assert run.states == before
+    assert run.decisions[-1].sentence == "noted from api: refused POST /switchover: bad signature"
