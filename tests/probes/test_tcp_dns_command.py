@@ -27,7 +27,9 @@ def test_tcp_send_and_expect(healthy_http: HttpServer) -> None:
     assert probe(tcp(send=request, expect="200 OK"), healthy_http.endpoint).ok
     result = probe(tcp(send=request, expect="RFB 003"), healthy_http.endpoint)
     assert not result.ok
-    assert result.reason == f"{healthy_http.endpoint} closed the connection before sending 'RFB 003'"
+    assert result.reason == (
+        f"{healthy_http.endpoint} closed the connection before sending 'RFB 003'"
+    )
 
 
 def test_tcp_expect_never_sent_times_out(healthy_http: HttpServer) -> None:
