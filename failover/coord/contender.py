@@ -71,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
             current = coordinator.leadership()
             if current is None and leading:
                 leading = False
-                emit("deposed", term=held.term if held else None)
+                emit("deposed", term=held.term if held else None,
+                     session=coordinator.session_state())
             writer = held if args.stale else current
             if writer is not None and args.write_every_s > 0 and time.monotonic() >= next_write:
                 next_write = time.monotonic() + args.write_every_s
