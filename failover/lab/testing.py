@@ -10,7 +10,9 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from failover.lab.lab import TOOLS, Lab
+from failover.config import BgpSteering
+from failover.lab.lab import COMPONENTS, TOOLS, Lab
+from failover.lab.topology import ROUTER_SITES
 from failover.servers.process import Process, wait_until
 from failover.steer.netns import netns_socket
 
@@ -80,3 +82,20 @@ def serve_text(lab: Lab, location: str, address: str, port: int, text: str) -> P
 def _listening(lab: Lab, location: str, port: int) -> bool:
     done = lab.exec(location, ["ss", "-Htln", f"sport = :{port}"], timeout_s=2.0)
     return bool(done.stdout.strip())
+
+
+def reset_lab(lab: Lab, timeout_s: float = 10.0) -> None:
+    """Back to a known state between tests: every server running, no cuts, no steering
+    routes in the router sites' tables (and so none at the isp)."""
+    lab.heal_all()
+    for component in COMPONENTS:
+        lab.start(component)
+    tables = {site.table for group in lab.config.groups.values()
+              if isinstance(group.steering, BgpSteering) for site in group.steering.sites.values()}
+    for site in ROUTER_SITES:
+        for table in sorted(tables):
+            lab.exec(site, ["ip", "route", "flush", "table", str(table)])  # may not exist yet
+    lab.wait_ready(timeout_s)
+    for prefix in lab.prefixes():
+        wait_until(lambda p=prefix: not lab.routes(p), timeout_s,  # type: ignore[misc]
+                   f"the isp forgetting {prefix}")

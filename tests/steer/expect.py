@@ -1,0 +1,16 @@
+"""Expected transcripts: what a steerer sent, compared line by line with a checked-in file."""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+
+TRANSCRIPTS = Path(__file__).parent / "transcripts"
+
+
+def assert_transcript(lines: list[str], name: str) -> None:
+    expected = (TRANSCRIPTS / name).read_text().splitlines()
+    if lines != expected:
+        diff = "\n".join(difflib.unified_diff(expected, lines, f"expected {name}", "sent",
+                                              lineterm=""))
+        raise AssertionError(f"the transcript differs from {name}:\n{diff}")
