@@ -29,10 +29,10 @@ class ContainerEnsemble:
             from testcontainers.core.container import DockerContainer
         except ImportError:
             pytest.skip("testcontainers back end: testcontainers is not installed (.[docker])")
-        self.container = DockerContainer("zookeeper:3.8").with_exposed_ports(2181).with_env(
-            "ZOO_TICK_TIME", str(TICK_MS)
-        )
         try:
+            self.container = DockerContainer("zookeeper:3.8").with_exposed_ports(2181).with_env(
+                "ZOO_TICK_TIME", str(TICK_MS)
+            )
             self.container.start()
         except Exception as exc:  # docker.errors.DockerException without an engine
             reason = exc.__class__.__name__

@@ -1,0 +1,217 @@
+"""ZooKeeper specifics: ACLs as the server enforces them, the server-side fence, config, launcher."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kazoo.client import KazooClient
+from kazoo.exceptions import NoAuthError
+
+from failover.config.load import load_config
+from failover.coord import NO_NODE, AuditRecord, CoordinatorError, NotAuthorized, NotLeader
+from failover.coord.zklayout import Layout
+from failover.coord.zookeeper import ZooKeeperCoordinator
+from failover.core.model import Applied, Command, GroupState, Observation
+from failover.servers.zookeeper import ZooKeeperEnsemble
+from tests.coord.harness import DAEMON, OPERATOR, ZooKeeperHarness, wait_real
+from tests.coord.test_contract import lead, member
+
+pytestmark = pytest.mark.zookeeper
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "two-dc.yaml"
+
+
+def populate(harness: ZooKeeperHarness) -> ZooKeeperCoordinator:
+    """Every kind of node: member, election, term, observations, state, applied, commands..."""
+    daemon = harness.client("a")
+    daemon.register(member("a"))
+    leader = lead(harness, daemon)
+    daemon.publish([Observation("a", "dc1", "dc1/app/x:1", "up", 1.0, 1.0)])
+    daemon.report_applied(Applied("web", "dc1", 1, "primary", 1.0))
+    command_id = harness.client("alice", role="operator").submit(Command("", "freeze", "alice"))
+    from failover.coord import CommandResult
+
+    daemon.commit(
+        leader, desired=[(GroupState("web", "dc1"), NO_NODE)],
+        results=[CommandResult(command_id, True, "frozen", "", 1.0, "a", leader.term)],
+        audit=[AuditRecord("command", {"id": command_id}, 1.0)],
+    )
+    return daemon
+
+
+def walk(client: KazooClient, path: str) -> list[str]:
+    found = [path]
+    for child in client.get_children(path):
+        found += walk(client, f"{path}/{child}")
+    return found
+
+
+def test_anonymous_client_gets_no_auth_on_every_node(zk_harness: ZooKeeperHarness) -> None:
+    populate(zk_harness)
+    base = Layout(zk_harness.chroot, zk_harness.cluster).base
+    nodes = [zk_harness.chroot, *walk(zk_harness.raw(), base)]
+    assert len(nodes) >= 20, nodes
+    anonymous = zk_harness.raw(identity=None)
+    for path in nodes:
+        for attempt in (lambda: anonymous.get(path), lambda: anonymous.get_children(path),
+                        lambda: anonymous.set(path, b"x"),
+                        lambda: anonymous.create(f"{path}/intruder", b"")):
+            with pytest.raises(NoAuthError):
+                attempt()
+
+
+def test_operator_may_submit_commands_but_not_write_desired_state(
+    zk_harness: ZooKeeperHarness,
+) -> None:
+    populate(zk_harness)
+    layout = Layout(zk_harness.chroot, zk_harness.cluster)
+    operator = zk_harness.raw(identity=OPERATOR)
+    assert operator.get(layout.state("web"))[0]
+    created = operator.create(layout.command("cmd-"), b"{}", sequence=True,
+                              acl=zk_harness.clients[0].acls.node)
+    assert created.startswith(layout.dir("commands"))
+    for attempt in (lambda: operator.set(layout.state("web"), b"{}"),
+                    lambda: operator.create(layout.state("mail"), b"{}"),
+                    lambda: operator.create(layout.result("cmd-0000000099"), b"{}"),
+                    lambda: operator.set(layout.term, b"99"),
+                    lambda: operator.delete(created)):
+        with pytest.raises(NoAuthError):
+            attempt()
+
+
+def test_wrong_password_is_not_authorized(zk_harness: ZooKeeperHarness) -> None:
+    populate(zk_harness)
+    from failover.coord.zklayout import Identity
+
+    intruder = ZooKeeperCoordinator(
+        zk_harness.hosts, cluster=zk_harness.cluster, instance="x", role="operator",
+        chroot=zk_harness.chroot, session_timeout_s=1.0, daemon=DAEMON,
+        operator=Identity(OPERATOR.user, "guessed"), op_timeout_s=2.0,
+    )
+    zk_harness.clients.append(intruder)
+    intruder.connect(timeout_s=10.0)
+    with pytest.raises(NotAuthorized):
+        intruder.desired("web")
+
+
+def test_the_server_refuses_a_stale_leaders_commit(zk_harness: ZooKeeperHarness) -> None:
+    """The fence holds even when the client still believes it leads (a paused process)."""
+    a, b = zk_harness.client("a"), zk_harness.client("b")
+    old = lead(zk_harness, a)
+    version = a.write_desired(old, GroupState("web", "dc1"), NO_NODE)
+    stale_node = a._contender
+    b.campaign()
+    zk_harness.expire(a)
+    new = lead(zk_harness, b)
+    wait_real(lambda: a.session_state() == "connected" and a.leadership() is None, 5.0,
+              "a back with a new session")
+    a._leadership, a._contender = old, stale_node  # what a paused process still believes
+    with pytest.raises(NotLeader):
+        a.write_desired(old, GroupState("web", "dc2", epoch=2), version)
+    with pytest.raises(NotLeader):
+        a.commit(old, audit=[AuditRecord("decision", {"stale": True}, 1.0)])
+    assert b.desired("web") == (GroupState("web", "dc1"), version)
+    assert b.audit() == []
+    assert new.term > old.term
+
+
+def test_leader_learns_at_once_when_its_node_is_deleted(zk_harness: ZooKeeperHarness) -> None:
+    a = zk_harness.client("a")
+    wakes: list[str] = []
+    a.subscribe(wakes.append)
+    lead(zk_harness, a)
+    node = a._contender
+    assert node is not None
+    zk_harness.raw().delete(node)
+    wait_real(lambda: a.leadership() is None and "leadership" in wakes, 2.0, "a deposed")
+
+
+def test_built_from_the_config(zk_harness: ZooKeeperHarness) -> None:
+    config = load_config(EXAMPLE)
+    zk = config.cluster.zookeeper.model_copy(update={
+        "hosts": zk_harness.hosts.split(","), "chroot": zk_harness.chroot,
+        "session_timeout_s": 1.0,
+    })
+    config = config.model_copy(
+        update={"cluster": config.cluster.model_copy(update={"zookeeper": zk})}
+    )
+    daemon = ZooKeeperCoordinator.from_config(config, "dc1-a")
+    operator = ZooKeeperCoordinator.from_config(config, "alice", role="operator")
+    zk_harness.clients += [daemon, operator]
+    daemon.connect(timeout_s=10.0)
+    operator.connect(timeout_s=10.0)
+    leader = lead(zk_harness, daemon)
+    daemon.write_desired(leader, GroupState("web", "dc1"), NO_NODE)
+    assert operator.desired("web")[0] == GroupState("web", "dc1")
+    anonymous = zk_harness.raw(identity=None)
+    with pytest.raises(NoAuthError):
+        anonymous.get(Layout(zk_harness.chroot, config.cluster.name).state("web"))
+
+
+def test_unreadable_credentials_are_named(tmp_path: Path) -> None:
+    from failover.coord.zklayout import read_identity
+
+    with pytest.raises(CoordinatorError, match="daemon credentials .*missing"):
+        read_identity(tmp_path / "missing", "daemon")
+    bad = tmp_path / "bad"
+    bad.write_text("no-colon-here\n")
+    with pytest.raises(CoordinatorError, match="expected one line `user:password`"):
+        read_identity(bad, "operator")
+
+
+def test_not_connected_calls_fail_fast(tmp_path: Path) -> None:
+    from failover.servers.process import free_port
+
+    client = ZooKeeperCoordinator(f"127.0.0.1:{free_port()}", cluster="shop", instance="a",
+                                  session_timeout_s=1.0)
+    try:
+        with pytest.raises(CoordinatorError, match="no ZooKeeper session"):
+            client.connect(timeout_s=0.5)
+        assert client.session_state() == "lost"
+        with pytest.raises(CoordinatorError, match="session lost"):
+            client.members()
+    finally:
+        client.close()
+
+
+def test_standalone_launcher_restart_keeps_data(tmp_path: Path) -> None:
+    ensemble = ZooKeeperEnsemble(tmp_path / "zk", size=1, tick_ms=200)
+    with ensemble:
+        assert ensemble.mode(0) == "standalone"
+        raw = KazooClient(ensemble.connect_string, timeout=2.0)
+        raw.start(timeout=10.0)
+        try:
+            raw.create("/kept", b"yes")
+        finally:
+            raw.stop()
+            raw.close()
+        ensemble.pause(0)
+        assert ensemble.mode(0, timeout_s=0.3) is None
+        ensemble.resume(0)
+        ensemble.kill(0)
+        assert not ensemble.alive(0)
+        ensemble.restart(0)
+        raw = KazooClient(ensemble.connect_string, timeout=2.0)
+        raw.start(timeout=10.0)
+        try:
+            assert raw.get("/kept")[0] == b"yes"
+        finally:
+            raw.stop()
+            raw.close()
+        assert "zookeeper node 1" in ensemble.logs()
+    assert not ensemble.alive(0)
+
+
+def test_testcontainers_back_end(request: Any) -> None:
+    """The official image through testcontainers, where a Docker engine exists."""
+    from tests.coord.conftest import ContainerEnsemble
+
+    container = ContainerEnsemble()  # skips here, with the reason, when there is no engine
+    try:
+        harness = ZooKeeperHarness(container.connect_string, Path("."))
+        a = harness.client("a")
+        assert lead(harness, a).instance == "a"
+        harness.close()
+    finally:
+        container.stop()
