@@ -102,11 +102,11 @@ class Rfc2136Steerer(Steerer):
         return self._result(site, epoch, "unverified" if problem else "verified",
                             problem or "", changed)
 
-    def read(self) -> SteerResult:
+    def read(self, timeout_s: float = 1.0) -> SteerResult:
         views: dict[str, ZoneView | str] = {}
         for host, port in self.servers:
             try:
-                views[f"{host}:{port}"] = self._view(host, port, 1.0)
+                views[f"{host}:{port}"] = self._view(host, port, timeout_s)
             except (_Transient, _Refused) as exc:
                 views[f"{host}:{port}"] = str(exc)
         first = next((v for v in views.values() if isinstance(v, ZoneView)), None)
@@ -122,7 +122,7 @@ class Rfc2136Steerer(Steerer):
 
     def _not_done(self, outcome: str, detail: str) -> SteerResult:
         """A refused or failed apply: what is in effect as read back, with the reason."""
-        now = self.read()
+        now = self.read(timeout_s=0.2)
         return self._result(now.site, now.epoch, outcome, detail,
                             announced=now.announcement == "primary")
 
@@ -224,6 +224,7 @@ class Rfc2136Steerer(Steerer):
         query.flags &= ~dns.flags.RD
         try:
             with netns_socket(self.netns, _family(host), socket.SOCK_DGRAM) as sock:
+                sock.connect((host, port))  # an ICMP "port unreachable" fails it at once
                 sock.setblocking(False)
                 answer = dns.query.udp(query, host, port=port, timeout=timeout_s, sock=sock)
         except (OSError, dns.exception.Timeout) as exc:
