@@ -1,0 +1,508 @@
+"""The daemons' roles in the simulated world, each driving `failover.core` and nothing else.
+
+- Observers probe every target lazily: a probe chain runs only while the world's answer could
+  change the observer's hysteresis state (`core.hysteresis.observe` is a fixpoint otherwise),
+  at the interval grid of the observer's real schedule, faster while a verdict changes.
+- The leader calls `Engine.step` on every change of its inputs and at `Step.wake_at`, and
+  `Engine.command` for operator commands; desired state is written only while it leads.
+- Agents apply desired state with `core.agent.announcement` / `should_apply` (lease rule).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from failover.config.model import BgpSteering, CheckBase
+from failover.core import agent as core_agent
+from failover.core.hysteresis import next_check_in_s, observe
+from failover.core.model import (
+    Announcement,
+    Applied,
+    CheckResult,
+    CheckState,
+    Command,
+    GroupState,
+    Observation,
+    Step,
+    target_key,
+)
+from failover.core.policy import View
+
+if TYPE_CHECKING:
+    from failover.sim.world import Daemon, World
+
+OK = CheckResult(True, 0.0, "")
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    key: str
+    site: str
+    service: str
+    check: CheckBase
+
+
+class Pair:
+    """One observer's probing of one target."""
+
+    __slots__ = ("busy", "last", "state")
+
+    def __init__(self, last: float) -> None:
+        self.state = CheckState()
+        self.last = last  # start of the last probe (the schedule's grid point)
+        self.busy = False
+
+
+class Observers:
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.targets: list[Target] = []
+        for site in world.serving:
+            for name, service in world.config.sites[site].services.items():
+                for endpoint in service.targets():
+                    self.targets.append(Target(target_key(site, name, endpoint), site, name,
+                                               service.check))
+        self.by_site: dict[str, list[Target]] = {}
+        for target in self.targets:
+            self.by_site.setdefault(target.site, []).append(target)
+        self.names = [d.name for d in world.daemons.values() if "observer" in d.roles]
+        self.pairs: dict[str, dict[str, Pair]] = {}
+        self.published: dict[str, dict[str, tuple[str, float, str]]] = {}
+        self.heartbeat: dict[str, float | None] = {}  # None: heartbeating now
+        self.version = 0  # grows whenever what the leader would read changes
+
+    def bootstrap(self) -> None:
+        """Every observer has been running for long: it sees every target up."""
+        rng = self.world.rng
+        for name in self.names:
+            pairs = {}
+            for target in self.targets:
+                pair = Pair(-rng.uniform(0, target.check.interval_s))
+                pair.state = CheckState("up", 0, True, 0.0, "")
+                pairs[target.key] = pair
+            self.pairs[name] = pairs
+            self.published[name] = {t.key: ("up", 0.0, "") for t in self.targets}
+            self.heartbeat[name] = 0.0
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def started(self, daemon: Daemon) -> None:
+        if daemon.name not in self.pairs:
+            return
+        rng = self.world.rng
+        now = self.world.now
+        self.pairs[daemon.name] = {t.key: Pair(now - rng.uniform(0, t.check.interval_s))
+                                   for t in self.targets}
+        self._poke_observer(daemon.name)
+
+    def resumed(self, daemon: Daemon) -> None:
+        if daemon.name in self.pairs:
+            self._poke_observer(daemon.name)
+
+    def connected(self, daemon: Daemon) -> None:
+        if daemon.name not in self.pairs:
+            return
+        self.published[daemon.name] = {
+            key: (p.state.verdict, p.state.since, p.state.reason)
+            for key, p in self.pairs[daemon.name].items()}
+        self.heartbeat[daemon.name] = None
+        self._changed()
+
+    def disconnected(self, daemon: Daemon) -> None:
+        if daemon.name not in self.pairs:
+            return
+        self.heartbeat[daemon.name] = self.world.now
+        self._changed()
+
+    def _changed(self) -> None:
+        self.version += 1
+        self.world.leadership.changed()
+
+    # --- probing ---------------------------------------------------------------------------
+
+    def poke(self, sites: Sequence[str] = ()) -> None:
+        """Something changed at these sites (empty: anywhere): probe what could disagree."""
+        for name in self.names:
+            daemon = self.world.daemons[name]
+            if not daemon.running:
+                continue
+            pairs = self.pairs[name]
+            for target in self.targets:
+                if sites and target.site not in sites and daemon.site not in sites:
+                    continue
+                pair = pairs[target.key]
+                if not pair.busy and self._needs_probe(daemon.site, target, pair.state):
+                    self._schedule(name, target, pair)
+
+    def _poke_observer(self, name: str) -> None:
+        daemon = self.world.daemons[name]
+        for target in self.targets:
+            pair = self.pairs[name][target.key]
+            if not pair.busy and self._needs_probe(daemon.site, target, pair.state):
+                self._schedule(name, target, pair)
+
+    def _schedule(self, name: str, target: Target, pair: Pair) -> None:
+        interval = target.check.interval_s
+        now = self.world.now
+        steps = max(1, -int(-(now - pair.last) // interval))
+        when = pair.last + steps * interval
+        pair.busy = True
+        self.world.at(when, self._probe, (name, self.world.daemons[name].gen, target))
+
+    def outcome(self, site: str, target: Target) -> tuple[float, str, float]:
+        """(chance of success, failure reason, duration) of one probe from `site`."""
+        world = self.world
+        timeout = target.check.timeout_s
+        if not world.reach(site, target.site):
+            return 0.0, "timeout", timeout
+        service = world.services[(target.site, target.service)]
+        took = world.rtt_s(site, target.site) + service.latency_s()
+        if took >= timeout:
+            return 0.0, "timeout", timeout
+        if not service.serving():
+            return 0.0, "refused", took
+        chance = (1 - service.fail_p()) * (1 - world.loss_p(site, target.site))
+        return chance, "error", took
+
+    def _needs_probe(self, site: str, target: Target, state: CheckState) -> bool:
+        chance, reason, _ = self.outcome(site, target)
+        if 0.0 < chance < 1.0:
+            return True
+        result = OK if chance >= 1.0 else CheckResult(False, 0.0, reason)
+        check = target.check
+        return observe(state, result, self.world.now, check.rise, check.fall) is not state
+
+    def _probe(self, arg: tuple[str, int, Target]) -> None:
+        name, gen, target = arg
+        world = self.world
+        daemon = world.daemons[name]
+        pair = self.pairs[name][target.key]
+        if daemon.gen != gen or not daemon.running:
+            if daemon.gen == gen:
+                pair.busy = False
+            return
+        pair.last = world.now
+        chance, reason, took = self.outcome(daemon.site, target)
+        ok = chance >= 1.0 or (chance > 0.0 and world.rng.random() < chance)
+        result = OK if ok else CheckResult(False, 0.0, reason)
+        world.after(took if not ok or chance < 1.0 else took, self._result,
+                    (name, gen, target, result))
+
+    def _result(self, arg: tuple[str, int, Target, CheckResult]) -> None:
+        name, gen, target, result = arg
+        world = self.world
+        daemon = world.daemons[name]
+        pair = self.pairs[name][target.key]
+        if daemon.gen != gen or not daemon.running:
+            if daemon.gen == gen:
+                pair.busy = False
+            return
+        check = target.check
+        old = pair.state
+        state = observe(old, result, world.now, check.rise, check.fall)
+        pair.state = state
+        if state.verdict != old.verdict:
+            world.log("verdict", f"{name} sees {target.key} {state.verdict}"
+                                 + (f" ({state.reason})" if state.reason else ""))
+            if daemon.connected:
+                self.published[name][target.key] = (state.verdict, state.since, state.reason)
+                self._changed()
+        if self._needs_probe(daemon.site, target, state):
+            when = max(pair.last + next_check_in_s(state, check), world.now)
+            world.at(when, self._probe, (name, gen, target))
+        else:
+            pair.busy = False
+
+    # --- what the leader reads ---------------------------------------------------------------
+
+    def observations(self, now: float) -> list[Observation]:
+        out = []
+        sites = self.world.daemons
+        for name, published in self.published.items():
+            hb = self.heartbeat[name]
+            at = now if hb is None else hb
+            site = sites[name].site
+            for key, (verdict, since, reason) in published.items():
+                out.append(Observation(name, site, key, verdict, since, at, reason))  # type: ignore[arg-type]
+        return out
+
+
+class Leadership:
+    """The leader's cycle: read the coordinator's snapshot, step the engine, write."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.desired: dict[str, GroupState] = {}
+        self.applied: dict[tuple[str, str], Applied] = {}
+        self.commands: list[Command] = []
+        self.last_step: Step | None = None
+        self._pending = False
+        self._wake: float | None = None
+        self._said: dict[str, str] = {}
+        self.switches = 0
+        self.history: list[tuple[float, str, GroupState]] = []  # (time, code, state)
+
+    def bootstrap(self) -> None:
+        for group in self.world.config.groups:
+            self.desired[group] = self.world.engine.initial(group, 0.0)
+            self.history.append((0.0, "initial", self.desired[group]))
+
+    def acting(self) -> Daemon | None:
+        world = self.world
+        if world.leader is None:
+            return None
+        daemon = world.daemons[world.leader]
+        if daemon.running and daemon.connected and daemon.session == world.leader_session():
+            return daemon
+        return None
+
+    def changed(self) -> None:
+        """An input of the leader's cycle changed: run a cycle soon (coalesced)."""
+        if not self._pending:
+            self._pending = True
+            self.world.after(self.world.model.daemons.react_s, self._cycle, None)
+
+    def _cycle(self, _: object) -> None:
+        self._pending = False
+        self.step()
+
+    def _timer(self, when: float) -> None:
+        if self._wake == when:
+            self._wake = None
+            self.step()
+
+    def submit(self, command: Command) -> bool:
+        """An operator queues a command; False when the coordinator cannot take it."""
+        if not self.world.quorum_ready:
+            self.world.log("command", f"{command.kind} by {command.by} refused: no quorum")
+            return False
+        self.commands.append(command)
+        self.world.log("command", f"{command.kind} {command.site or ''} queued by {command.by}")
+        self.changed()
+        return True
+
+    def view(self) -> View:
+        now = self.world.now
+        return View(now, self.world.observers.observations(now), dict(self.applied))
+
+    def step(self) -> None:
+        leader = self.acting()
+        if leader is None:
+            return
+        engine = self.world.engine
+        while self.commands:
+            command = self.commands.pop(0)
+            self._commit(engine.command(self.desired, command, self.view()), leader.name)
+        self._commit(engine.step(self.desired, self.view()), leader.name)
+
+    def _commit(self, step: Step, leader: str) -> None:
+        world = self.world
+        self.last_step = step
+        changed = False
+        for decision in step.decisions:
+            if decision.kind == "info":
+                if self._said.get(decision.group) == decision.code:
+                    continue
+                self._said[decision.group] = decision.code
+            else:
+                self._said.pop(decision.group, None)
+            world.log(decision.kind, f"{decision.group}: [{decision.code}] {decision.sentence}")
+        for group, state in step.states.items():
+            old = self.desired.get(group)
+            if state is old or state == old:
+                continue
+            self.desired[group] = state
+            changed = True
+            if old is None or state.epoch != old.epoch:
+                world.log("desired", f"{group}: {state.active} {state.phase} epoch {state.epoch}"
+                                     f" by {state.by} ({state.code}) [leader {leader}]")
+                self.history.append((world.now, state.code, state))
+                world.checker.on_desired(old, state, step)
+                if old is not None and state.last_switch_at != old.last_switch_at:
+                    self.switches += 1
+        if changed:
+            world.agents.desired_changed()
+        self._schedule_wake(step)
+
+    def _schedule_wake(self, step: Step) -> None:
+        wake = step.wake_at
+        world = self.world
+        if wake is None:
+            return
+        # Observers that heartbeat now make the engine wake at now + stale_after_s; with no
+        # policy timer pending (every group quiet) that wake could change nothing.
+        if abs(wake - (world.now + world.engine.layout.stale_after_s)) < 1e-9 and all(
+                _quiet(s) for s in self.desired.values()):
+            return
+        if self._wake is not None and self._wake <= wake and self._wake > world.now:
+            return
+        self._wake = wake
+        world.at(wake, self._timer, wake)
+
+    def write_applied(self, applied: Applied) -> None:
+        key = (applied.group, applied.site)
+        if self.applied.get(key) != applied:
+            self.applied[key] = applied
+            self.changed()
+
+
+def _quiet(state: GroupState) -> bool:
+    return (state.phase == "steady" and state.suspect_since is None and state.scheduled is None
+            and state.preferred_healthy_since is None
+            and (state.override is None or state.override.until is None))
+
+
+class Agents:
+    """One agent per serving site (its first instance with the agent role)."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.owner: dict[str, str] = {}
+        for name, daemon in world.daemons.items():
+            if "agent" in daemon.roles and daemon.site in world.serving:
+                self.owner.setdefault(daemon.site, name)
+        self.groups = list(world.config.groups)
+        self.bgp = {g: isinstance(world.config.groups[g].steering, BgpSteering)
+                    for g in self.groups}
+        self.backup = {g: s.backup if isinstance(s, BgpSteering) else False
+                       for g, s in ((g, world.config.groups[g].steering) for g in self.groups)}
+        self.cached: dict[str, dict[str, GroupState | None]] = {}
+        self.route: dict[tuple[str, str], Announcement] = {}  # (group, site): in effect
+        self.dns: dict[str, tuple[str, int]] = {}  # group -> (site, epoch) at the name servers
+        self.applying: dict[tuple[str, str], bool] = {}
+        self.unreported: dict[tuple[str, str], Applied] = {}
+
+    def bootstrap(self) -> None:
+        desired = self.world.leadership.desired
+        for site in self.world.serving:
+            self.cached[site] = dict(desired)
+            for group in self.groups:
+                state = desired[group]
+                announced = state.announcement(site, self.backup[group])
+                self.route[(group, site)] = announced
+                self.world.leadership.applied[(group, site)] = Applied(
+                    group, site, state.epoch, announced, 0.0, True, "bootstrap")
+        for group in self.groups:
+            if not self.bgp[group]:
+                state = desired[group]
+                self.dns[group] = (state.active, state.epoch)
+
+    def daemon(self, site: str) -> Daemon | None:
+        name = self.owner.get(site)
+        return self.world.daemons[name] if name else None
+
+    # --- triggers ------------------------------------------------------------------------
+
+    def desired_changed(self) -> None:
+        for site in self.owner:
+            self._soon(site)
+
+    def session_changed(self, daemon: Daemon) -> None:
+        if self.owner.get(daemon.site) == daemon.name:
+            self._soon(daemon.site)
+
+    def started(self, daemon: Daemon) -> None:
+        if self.owner.get(daemon.site) == daemon.name:
+            self.cached[daemon.site] = {}
+            self._soon(daemon.site)
+
+    def _soon(self, site: str) -> None:
+        self.world.after(self.world.model.daemons.react_s, self.evaluate, site)
+
+    def stop_hook(self, daemon: Daemon) -> None:
+        """The supervisor's stop hook: a dead or frozen agent's site is demoted to backup."""
+        if self.owner.get(daemon.site) != daemon.name:
+            return
+        for group in self.groups:
+            key = (group, daemon.site)
+            self.applying[key] = False
+            if self.bgp[group] and self.route[key] == "primary":
+                self._set_route(key, "backup", "stop hook demotes to backup")
+
+    def power_changed(self, site: str, on: bool) -> None:
+        for group in self.groups:
+            key = (group, site)
+            self.applying[key] = False
+            if self.bgp[group]:
+                self._set_route(key, "withdrawn" if not on else "withdrawn",
+                                "routers lost power" if not on else "routers booted")
+
+    def _set_route(self, key: tuple[str, str], announced: Announcement, why: str) -> None:
+        if self.route[key] == announced:
+            return
+        self.route[key] = announced
+        self.world.log("route", f"{key[1]} {key[0]} {announced}: {why}")
+        self.world.traffic.route_changed(key, announced)
+        self.world.checker.route_changed()
+
+    # --- the agent's cycle -----------------------------------------------------------------
+
+    def evaluate(self, site: str) -> None:
+        world = self.world
+        daemon = self.daemon(site)
+        if daemon is None or not daemon.running or not world.power[site]:
+            return
+        cached = self.cached.setdefault(site, {})
+        desired = world.leadership.desired
+        if daemon.connected:
+            for group in self.groups:
+                known = cached.get(group)
+                if core_agent.should_apply(desired[group].epoch,
+                                           known.epoch if known else None):
+                    cached[group] = desired[group]
+        session = world.session_state(daemon)
+        for group in self.groups:
+            state = cached.get(group)
+            lease = world.config.lease_s(group)
+            announced, why = core_agent.announcement(
+                state, site, backup=self.backup[group], session=session,  # type: ignore[arg-type]
+                lost_at=daemon.disconnected_at, now=world.now, lease_s=lease)
+            key = (group, site)
+            if announced == "primary" and session != "connected":
+                ends = core_agent.lease_ends_at(daemon.disconnected_at, lease)
+                if ends is not None:
+                    world.at(ends, self.evaluate, site)
+            epoch = state.epoch if state else 0
+            if self.bgp[group]:
+                if self.route[key] != announced:
+                    if not self.applying.get(key):
+                        self.applying[key] = True
+                        world.after(world.model.steering.apply_s, self._applied,
+                                    (site, daemon.gen, group, announced, epoch, why))
+                    continue
+            elif announced == "primary" and self.dns[group][1] < epoch:
+                if not self.applying.get(key):
+                    self.applying[key] = True
+                    world.after(world.model.steering.apply_s, self._applied,
+                                (site, daemon.gen, group, announced, epoch, why))
+                continue
+            self._report(daemon, Applied(group, site, epoch, announced, world.now, True, why))
+
+    def _applied(self, arg: tuple[str, int, str, Announcement, int, str]) -> None:
+        site, gen, group, announced, epoch, why = arg
+        world = self.world
+        daemon = self.daemon(site)
+        key = (group, site)
+        if daemon is None or daemon.gen != gen or not daemon.alive or not world.power[site]:
+            return
+        self.applying[key] = False
+        if self.bgp[group]:
+            self._set_route(key, announced, why)
+        elif self.dns[group][1] < epoch:  # the update's prerequisite: an older epoch
+            self.dns[group] = (site, epoch)
+            world.log("dns", f"{group} -> {site} (epoch {epoch})")
+            world.traffic.dns_changed(group, site)
+        self.evaluate(site)
+
+    def _report(self, daemon: Daemon, applied: Applied) -> None:
+        key = (applied.group, applied.site)
+        if not daemon.connected:
+            self.unreported[key] = applied
+            return
+        self.unreported.pop(key, None)
+        current = self.world.leadership.applied.get(key)
+        if (current is None or current.epoch != applied.epoch
+                or current.announcement != applied.announcement):
+            self.world.leadership.write_applied(applied)

@@ -1,0 +1,260 @@
+"""Run a playbook in the simulated world and judge it: a timeline and a verdict per line."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from failover.sim.faults import DaemonFault, inject
+from failover.sim.playbook import Expr, Playbook
+from failover.sim.world import EngineFactory, World
+
+ROLLBACK_S = 60.0  # how long the world runs after the rollbacks
+TIMELINE_KINDS = ("fault", "desired", "bgp", "clients", "alert", "command", "leader", "route", "dns", "zk",
+                  "VIOLATION", "false", "daemon", "power", "abort", "rollback", "step")
+
+
+@dataclass
+class Verdict:
+    name: str
+    passed: bool
+    observed: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "passed": self.passed, "observed": self.observed}
+
+
+@dataclass
+class Outcome:
+    title: str
+    seed: int
+    passed: bool
+    expectations: list[Verdict]
+    steady_state: list[Verdict]
+    switches: int
+    rto_s: float | None
+    availability: float
+    unavailable_s: float
+    violations: list[dict[str, Any]]
+    aborted: str | None
+    timeline: list[str]
+    trace: str
+    series: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "title": self.title, "seed": self.seed, "passed": self.passed,
+            "expectations": [v.as_dict() for v in self.expectations],
+            "steady_state": [v.as_dict() for v in self.steady_state],
+            "switches": self.switches,
+            "rto_s": None if self.rto_s is None else round(self.rto_s, 3),
+            "availability": round(self.availability * 100, 4),
+            "unavailable_s": round(self.unavailable_s, 3),
+            "violations": self.violations, "aborted": self.aborted,
+        }
+
+
+class Metrics:
+    """The values expressions speak of, read from the world at its `now`."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.first = next(iter(world.config.groups))
+        self.leader_changes = 0
+        self._leader = world.leader
+        self.alerts: list[str] = []
+        self.series: dict[str, list[tuple[float, Any]]] = {"leader": [(0.0, world.leader)]}
+
+    def watch(self) -> None:
+        world = self.world
+        if world.leader != self._leader:
+            self._leader = world.leader
+            self.series["leader"].append((world.now, world.leader))
+            if world.leader is not None:
+                self.leader_changes += 1
+
+    def value(self, expr: Expr) -> Any:
+        world = self.world
+        group = expr.group or self.first
+        metric = expr.metric
+        if metric == "active":
+            state = world.leadership.desired[group]
+            return state.active if state.phase != "switching" else "switching"
+        if metric == "phase":
+            return world.leadership.desired[group].phase
+        if metric == "traffic":
+            return world.traffic.top(group)
+        if metric == "leader":
+            return world.leader or "none"
+        if metric == "switches":
+            return world.leadership.switches
+        if metric == "leader_changes":
+            return self.leader_changes
+        if metric == "availability":
+            return round(world.traffic.availability(expr.group) * 100, 4)
+        if metric == "unavailable":
+            return round(world.traffic.lost_s(expr.group), 3)
+        if metric == "rto":
+            return round(max((e.rto_s(world.now) for e in world.traffic.episodes),
+                             default=0.0), 3)
+        if metric == "violations":
+            return len(world.checker.violations)
+        if metric == "false_failovers":
+            return world.checker.false_failovers
+        raise AssertionError(metric)
+
+    def holds(self, expr: Expr) -> tuple[bool, str]:
+        """Whether an expression without `within` holds now, and what was observed."""
+        world = self.world
+        if expr.metric == "no_dual_primary":
+            bad = [v for v in world.checker.violations
+                   if v.name in ("primary_overlap", "dual_active")]
+            return not bad, f"{len(bad)} dual-primary violation(s)"
+        if expr.metric == "no_violations":
+            names = [v.name for v in world.checker.violations]
+            return not names, ", ".join(names) or "none"
+        if expr.metric == "alert":
+            seen = expr.value in self.alerts
+            return seen != expr.negate, "raised" if seen else "not raised"
+        if expr.metric.startswith("stays:"):
+            values = self._history(expr.metric[6:], expr.group)
+            seen = list(dict.fromkeys(v for _, v in values))
+            return seen == [expr.value], " -> ".join(str(v) for v in seen)
+        value = self.value(expr)
+        if expr.number is not None:
+            ok = _compare(float(value), expr.op, expr.number)
+        else:
+            ok = (value == expr.value) == (expr.op == "==")
+        unit = " %" if expr.metric == "availability" else (
+            " s" if expr.metric in ("unavailable", "rto") else "")
+        return ok, f"{value}{unit}"
+
+    def within(self, expr: Expr, since: float) -> tuple[bool, str]:
+        """`METRIC == VALUE within N s`: first time at or after `since` it held."""
+        assert expr.within_s is not None
+        for when, value in self._history(expr.metric, expr.group):
+            if value == expr.value and when >= since - 1e-9:
+                took = when - since
+                return took <= expr.within_s + 1e-9, f"after {took:.1f} s"
+        return False, f"not by the end (now {self.value(expr)})"
+
+    def _history(self, metric: str, group: str | None) -> list[tuple[float, Any]]:
+        world = self.world
+        group = group or self.first
+        if metric in ("active", "phase"):
+            out = []
+            for when, _, state in world.leadership.history:
+                if state.group != group:
+                    continue
+                if metric == "phase":
+                    out.append((when, state.phase))
+                else:
+                    out.append((when, state.active if state.phase != "switching"
+                                else "switching"))
+            return out
+        if metric == "traffic":
+            return list(world.traffic.top_series[group])
+        return [(t, v or "none") for t, v in self.series["leader"]]
+
+
+def _compare(left: float, op: str, right: float) -> bool:
+    return {"==": left == right, "!=": left != right, "<=": left <= right,
+            ">=": left >= right, "<": left < right, ">": left > right}[op]
+
+
+def run_playbook(playbook: Playbook, seed: int = 1, engine_factory: EngineFactory | None = None,
+                 ) -> Outcome:
+    world = World(playbook.topology, seed, **({"engine_factory": engine_factory}
+                                              if engine_factory else {}))
+    metrics = Metrics(world)
+    spec = playbook.spec
+    enders: list[Callable[[], None]] = []
+    started: dict[str, float] = {}
+    first_fault: list[float] = []
+    state = {"aborted": None, "done": False}
+    waiting = dict(playbook.whens)
+    steady = [Verdict(p.name, *metrics.holds(e)) for p, e in playbook.steady
+              if p.name]  # checked again at the first fault
+
+    def start(index: int) -> None:
+        if state["aborted"] or state["done"]:
+            return
+        step = spec.method[index]
+        fault = step.fault
+        duration = step.duration_s
+        if isinstance(fault, DaemonFault) and fault.kind == "daemon_crash" and duration is None:
+            duration = world.model.daemons.restart_s
+        if not first_fault:
+            first_fault.append(world.now)
+            steady[:] = [Verdict(p.name, *metrics.holds(e)) for p, e in playbook.steady]
+        world.log("step", f"{step.name or fault.kind}")
+        started[step.name or f"#{index}"] = world.now
+        end = inject(world, fault, step.name or "")
+        enders.append(end)
+        if duration is not None:
+            world.after(duration, lambda _: end())
+
+    def watch() -> None:
+        metrics.watch()
+        for index, expr in list(waiting.items()):
+            if metrics.holds(expr)[0]:
+                del waiting[index]
+                world.after(spec.method[index].delay_s, lambda _, i=index: start(i))
+        if first_fault and not state["aborted"] and not state["done"]:
+            for expr in playbook.aborts:
+                if metrics.holds(expr)[0]:
+                    state["aborted"] = expr.text
+                    world.log("abort", f"abort condition holds: {expr.text}")
+                    rollback()
+                    break
+
+    def rollback() -> None:
+        for end in enders:
+            end()
+        for action in spec.rollbacks:
+            world.log("rollback", action.kind)
+            inject(world, action)
+
+    world.watchers.append(watch)
+    world.watchers.append(lambda: _collect_alerts(world, metrics))
+    for index, step in enumerate(spec.method):
+        if step.at_s is not None:
+            world.at(step.at_s, lambda _, i=index: start(i))
+    world.run_until(spec.duration_s)
+    world.traffic.finish(world.now)
+    verdicts = []
+    base = first_fault[0] if first_fault else 0.0
+    for name, expr, since in playbook.expectations:
+        if expr.within_s is not None:
+            ref = started.get(since, base) if since else base
+            verdicts.append(Verdict(name, *metrics.within(expr, ref)))
+        else:
+            verdicts.append(Verdict(name, *metrics.holds(expr)))
+    switches = world.leadership.switches
+    episodes = world.traffic.episodes
+    rto = max((e.rto_s(world.now) for e in episodes), default=None)
+    availability = world.traffic.availability(None)
+    unavailable = world.traffic.lost_s(None)
+    state["done"] = True
+    if not state["aborted"]:
+        world.after(0.0, lambda _: rollback())
+    world.run_until(spec.duration_s + ROLLBACK_S)
+    steady += [Verdict(f"after: {p.name}", *metrics.holds(e))
+               for p, e in playbook.steady if p.after]
+    violations = [v.as_dict() for v in world.checker.violations]
+    passed = (all(v.passed for v in verdicts) and all(v.passed for v in steady)
+              and not state["aborted"] and not violations)
+    timeline = [line for line in world.lines if line.split()[1] in TIMELINE_KINDS]
+    return Outcome(spec.title, seed, passed, verdicts, steady, switches, rto, availability,
+                   unavailable, violations, state["aborted"], timeline, world.trace(),
+                   series={"world": world, "metrics": metrics, "end": spec.duration_s})
+
+
+def _collect_alerts(world: World, metrics: Metrics) -> None:
+    step = world.leadership.last_step
+    if step is None:
+        return
+    for decision in step.decisions:
+        if decision.kind == "alert" and decision.code not in metrics.alerts:
+            metrics.alerts.append(decision.code)

@@ -1,0 +1,205 @@
+"""A simulation topology: a normal cluster config plus the world it runs in.
+
+The world model says what the config cannot: where the ZooKeeper servers stand, how fast the
+network and the steering are, how the daemons are supervised and how clients reach the sites.
+Everything is validated with pydantic; every problem is reported by its dotted path.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from failover.config import Config, ConfigError, Problem
+from failover.config.load import load_yaml, pydantic_problems
+from failover.config.model import cross_field_problems
+
+CLIENTS = "clients"  # the location the client traffic comes from
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ZooKeeperWorld(Strict):
+    """The ensemble: how many servers stand in each site."""
+
+    servers: dict[str, int] = Field(min_length=1)
+    election_s: float = Field(default=0.4, ge=0, description="a new quorum serves after this")
+
+    @model_validator(mode="after")
+    def _positive(self) -> ZooKeeperWorld:
+        for site, count in self.servers.items():
+            if count < 0:
+                raise ValueError(f"servers.{site}: a count cannot be negative ({count})")
+        if sum(self.servers.values()) < 1:
+            raise ValueError("servers: the ensemble needs at least one server")
+        return self
+
+
+class DaemonWorld(Strict):
+    """How the daemons behave and are supervised."""
+
+    react_s: float = Field(default=0.05, gt=0, description="watch to action")
+    watchdog_s: float = Field(default=3.0, gt=0, description="a frozen daemon is killed after")
+    restart_s: float = Field(default=5.0, gt=0, description="the supervisor restarts after")
+
+
+class SteeringWorld(Strict):
+    apply_s: float = Field(default=0.2, gt=0, description="an agent sets a route / sends an update")
+    bgp_propagation_s: tuple[float, float] = (1.0, 3.0)
+    bgp_hold_s: float = Field(default=9.0, gt=0, description="dead routers' routes vanish after")
+    dns_ignore_ttl_fraction: float = Field(default=0.02, ge=0, le=1)
+    dns_ignore_ttl_s: float = Field(default=900.0, ge=0)
+
+    @model_validator(mode="after")
+    def _range(self) -> SteeringWorld:
+        low, high = self.bgp_propagation_s
+        if not 0 <= low <= high:
+            raise ValueError(f"bgp_propagation_s: need 0 <= min <= max (got {low}, {high})")
+        return self
+
+
+class NetworkWorld(Strict):
+    """One-way latency per pair of locations (`a-b`, both directions); sites and `clients`."""
+
+    latency_s: dict[str, float] = {}
+    default_latency_s: float = Field(default=0.005, ge=0)
+
+    def pairs(self) -> dict[frozenset[str], float]:
+        return {frozenset(key.split("-", 1)): value for key, value in self.latency_s.items()}
+
+
+class ClientWorld(Strict):
+    weights: dict[str, float] = Field(default={}, description="share of traffic per group")
+    timeout_s: float = Field(default=2.0, gt=0)
+    recovered_at: float = Field(default=0.99, gt=0, le=1, description="success rate that counts "
+                                "as recovered")
+
+
+class ServiceWorld(Strict):
+    slow_latency_s: float = Field(default=1.5, gt=0, description="a slow service's extra latency")
+    flap_period_s: float = Field(default=20.0, gt=0)
+
+
+class WorldModel(Strict):
+    zookeeper: ZooKeeperWorld
+    daemons: DaemonWorld = DaemonWorld()
+    steering: SteeringWorld = SteeringWorld()
+    network: NetworkWorld = NetworkWorld()
+    clients: ClientWorld = ClientWorld()
+    services: ServiceWorld = ServiceWorld()
+
+
+class TopologyFile(Strict):
+    name: str
+    description: str = ""
+    config: dict[str, Any] | str
+    world: WorldModel
+
+
+class Topology:
+    """A validated topology: `config` (the cluster) and `world` (what surrounds it)."""
+
+    def __init__(self, name: str, description: str, config: Config, world: WorldModel,
+                 source: str) -> None:
+        self.name = name
+        self.description = description
+        self.config = config
+        self.world = world
+        self.source = source
+
+    @property
+    def locations(self) -> list[str]:
+        return list(self.config.sites) + [CLIENTS]
+
+
+def load_topology(path: str | Path) -> Topology:
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(source, [Problem("", f"cannot read the file: {exc}")]) from None
+    return parse_topology(text, source, Path(path).resolve().parent)
+
+
+def parse_topology(text: str, source: str = "<topology>", base: Path | None = None) -> Topology:
+    data = load_yaml(text, source)
+    if not isinstance(data, dict):
+        raise ConfigError(source, [Problem("", "the top level must be a mapping")])
+    try:
+        top = TopologyFile.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(source, pydantic_problems(exc)) from None
+    config = _config(top.config, source, base)
+    problems = _world_problems(config, top.world)
+    if problems:
+        raise ConfigError(source, problems)
+    return Topology(top.name, top.description, config, top.world, source)
+
+
+def _config(raw: dict[str, Any] | str, source: str, base: Path | None) -> Config:
+    from failover.config import load_config
+    from failover.config.load import _resolve_files
+
+    if isinstance(raw, str):
+        path = Path(raw) if base is None or Path(raw).is_absolute() else base / raw
+        try:
+            return load_config(path)
+        except ConfigError as exc:
+            raise ConfigError(source, [Problem(f"config ({raw})", str(p))
+                                       for p in exc.problems]) from None
+    data = _resolve_files(raw, base) if base is not None else raw
+    try:
+        config = Config.model_validate(data, context={"defer_cross_field_rules": True})
+    except ValidationError as exc:
+        raise ConfigError(source, [Problem(_join("config", p.path), p.message)
+                                   for p in pydantic_problems(exc)]) from None
+    problems = []
+    for text in cross_field_problems(config):
+        path, _, message = text.partition(": ")
+        problems.append(Problem(_join("config", path), message))
+    if problems:
+        raise ConfigError(source, problems)
+    return config
+
+
+def _join(prefix: str, path: str) -> str:
+    return f"{prefix}.{path}" if path else prefix
+
+
+def _world_problems(config: Config, world: WorldModel) -> list[Problem]:
+    problems = []
+    sites = set(config.sites)
+    for site in world.zookeeper.servers:
+        if site not in sites:
+            problems.append(Problem(f"world.zookeeper.servers.{site}", "not a site of the config"))
+    locations = sites | {CLIENTS}
+    for key in world.network.latency_s:
+        parts = key.split("-", 1)
+        if len(parts) != 2 or parts[0] == parts[1] or not set(parts) <= locations:
+            problems.append(Problem(f"world.network.latency_s.{key}",
+                                    "expected `a-b` with two different locations among "
+                                    f"{', '.join(sorted(locations))}"))
+        elif world.network.latency_s[key] < 0:
+            problems.append(Problem(f"world.network.latency_s.{key}", "cannot be negative"))
+    for group, weight in world.clients.weights.items():
+        if group not in config.groups:
+            problems.append(Problem(f"world.clients.weights.{group}", "not a group of the config"))
+        elif weight < 0:
+            problems.append(Problem(f"world.clients.weights.{group}", "cannot be negative"))
+    for name, instance in config.instances.items():
+        if "agent" in instance.roles and instance.site in config.serving_sites:
+            break
+    else:
+        problems.append(Problem("config.instances", "no agent runs in a serving site"))
+    return problems
+
+
+def dump(topology: Topology) -> str:
+    """The topology as YAML (for reports)."""
+    return yaml.safe_dump({"name": topology.name, "world": topology.world.model_dump()},
+                          sort_keys=False)

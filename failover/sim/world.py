@@ -1,0 +1,456 @@
+"""The simulated world: a virtual clock, an event heap, sites, services, links, ZooKeeper.
+
+Everything here is *the world*, never a decision: services that serve or not, links that carry
+packets or not, an ensemble that has a quorum or not, sessions that expire, processes that run,
+freeze or die. The daemons' decisions are taken by `failover.core` (see `failover.sim.control`).
+The same seed and code give a byte-identical trace: one seeded `random.Random`, no wall clock,
+no iteration over hashed sets.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from failover.core.policy import Engine
+from failover.sim.topology import CLIENTS, Topology
+
+EngineFactory = Callable[..., Engine]
+
+
+class ClockError(RuntimeError):
+    """The virtual clock was asked to go backwards: a bug in the simulator."""
+
+
+@dataclass(slots=True)
+class Service:
+    """One service at one site: the faults acting on it decide whether and how it serves."""
+
+    site: str
+    name: str
+    down: int = 0
+    flapping: dict[int, bool] = field(default_factory=dict)  # fault id -> currently up
+    slow_s: dict[int, float] = field(default_factory=dict)
+    partial: dict[int, float] = field(default_factory=dict)
+
+    def serving(self) -> bool:
+        return self.down == 0 and all(self.flapping.values())
+
+    def latency_s(self) -> float:
+        return sum(self.slow_s.values())
+
+    def fail_p(self) -> float:
+        return max(self.partial.values(), default=0.0)
+
+    def faulty(self) -> bool:
+        return bool(self.down or self.flapping or self.slow_s or self.partial)
+
+
+@dataclass(slots=True)
+class Link:
+    """One direction between two locations."""
+
+    latency_s: float
+    cut: int = 0
+    extra_s: dict[int, float] = field(default_factory=dict)
+    loss: dict[int, float] = field(default_factory=dict)
+
+    def delay_s(self) -> float:
+        return self.latency_s + sum(self.extra_s.values())
+
+    def loss_p(self) -> float:
+        return max(self.loss.values(), default=0.0)
+
+
+@dataclass(slots=True)
+class Daemon:
+    name: str
+    site: str
+    roles: tuple[str, ...]
+    alive: bool = True
+    paused: bool = False
+    gen: int = 0  # incarnation: events of an older one are dropped
+    session: int | None = None  # the session this process holds
+    connected: bool = False
+    disconnected_at: float | None = None
+    paused_at: float | None = None
+    down_until_power: bool = False  # powered off: the supervisor cannot restart it
+    held_down: int = 0  # crash faults keeping it down
+
+    @property
+    def running(self) -> bool:
+        return self.alive and not self.paused
+
+
+@dataclass(slots=True)
+class FaultRecord:
+    """Ground truth of one fault, for invariants, coverage and reports."""
+
+    id: int
+    kind: str
+    label: str
+    start: float
+    end: float | None = None
+    sites: tuple[str, ...] = ()  # the sites whose serving it touches
+    inter_site_cut: bool = False  # a cut between the two serving sites only
+
+
+class World:
+    """The whole situation at `now`; `run_until` advances it event by event."""
+
+    def __init__(self, topology: Topology, seed: int, engine_factory: EngineFactory = Engine,
+                 ) -> None:
+        from failover.sim.control import Agents, Leadership, Observers
+        from failover.sim.invariants import Checker
+        from failover.sim.traffic import Traffic
+
+        self.topology = topology
+        self.config = topology.config
+        self.model = topology.world
+        self.seed = seed
+        self.rng = random.Random(seed)
+        self.now = 0.0
+        self._heap: list[tuple[float, int, Callable[[Any], None], Any]] = []
+        self._seq = 0
+        self.lines: list[str] = []
+        self.watchers: list[Callable[[], None]] = []
+        self.engine = engine_factory(self.config)
+        self.serving = list(self.config.serving_sites)
+        self.sites = list(self.config.sites)
+        self.power = {site: True for site in self.sites}
+        self.services = {(site, name): Service(site, name) for site in self.serving
+                         for name in self.config.sites[site].services}
+        pairs = self.model.network.pairs()
+        locations = self.sites + [CLIENTS]
+        self.links = {(a, b): Link(pairs.get(frozenset((a, b)), self.model.network.default_latency_s))
+                      for a in locations for b in locations if a != b}
+        self.zk_servers: list[tuple[str, bool]] = [
+            (site, True) for site, count in self.model.zookeeper.servers.items()
+            for _ in range(count)]
+        self.quorum_sites: tuple[str, ...] = ()  # sites holding the serving quorum
+        self.quorum_ready = False
+        self._members: tuple[int, ...] = ()  # servers of the majority component
+        self.zk_leader = -1
+        self.election: list[tuple[str, int]] = []  # (daemon, session) in joining order
+        self.leader: str | None = None
+        self.sessions: dict[int, float | None] = {}  # live server-side sessions -> expiry
+        self._live: dict[int, str] = {}  # session -> daemon name
+        self._sessions = 0
+        self.daemons = {name: Daemon(name, inst.site, tuple(inst.roles))
+                        for name, inst in self.config.instances.items()}
+        self.faults: list[FaultRecord] = []
+        self._fault_ids = 0
+        self.observers = Observers(self)
+        self.leadership = Leadership(self)
+        self.agents = Agents(self)
+        self.traffic = Traffic(self)
+        self.checker = Checker(self)
+        self._bootstrap()
+
+    # --- clock, events, trace ----------------------------------------------------------
+
+    def at(self, when: float, fn: Callable[[Any], None], arg: Any = None) -> None:
+        if when < self.now:
+            when = self.now
+        self._seq += 1
+        heapq.heappush(self._heap, (when, self._seq, fn, arg))
+
+    def after(self, delay_s: float, fn: Callable[[Any], None], arg: Any = None) -> None:
+        self.at(self.now + delay_s, fn, arg)
+
+    def run_until(self, end: float) -> None:
+        heap = self._heap
+        pop = heapq.heappop
+        while heap and heap[0][0] <= end:
+            when, _, fn, arg = pop(heap)
+            if when < self.now:
+                raise ClockError(f"event at {when} is before now ({self.now})")
+            self.now = when
+            fn(arg)
+            self.after_event()
+        if end > self.now:
+            self.now = end
+
+    def after_event(self) -> None:
+        self.traffic.refresh()
+        self.checker.check()
+        for watcher in self.watchers:
+            watcher()
+
+    def log(self, kind: str, text: str) -> None:
+        self.lines.append(f"{self.now:11.3f} {kind:<9} {text}")
+
+    def trace(self) -> str:
+        return "\n".join(self.lines) + "\n"
+
+    # --- the network ---------------------------------------------------------------------
+
+    def reach(self, a: str, b: str) -> bool:
+        """A round trip between two locations works (both powered, both directions up)."""
+        if a == b:
+            return self.power.get(a, True)
+        if not self.power.get(a, True) or not self.power.get(b, True):
+            return False
+        return not self.links[(a, b)].cut and not self.links[(b, a)].cut
+
+    def rtt_s(self, a: str, b: str) -> float:
+        if a == b:
+            return 0.0
+        return self.links[(a, b)].delay_s() + self.links[(b, a)].delay_s()
+
+    def loss_p(self, a: str, b: str) -> float:
+        if a == b:
+            return 0.0
+        there, back = self.links[(a, b)].loss_p(), self.links[(b, a)].loss_p()
+        return 1 - (1 - there) * (1 - back)
+
+    # --- ZooKeeper: quorum, sessions, election -----------------------------------------
+
+    def refresh_coordination(self) -> None:
+        """Recompute the quorum and every daemon's connection after a change in the world."""
+        members = self._quorum()
+        if members != self._members:
+            self._members = members
+            self.quorum_sites = tuple(dict.fromkeys(self.zk_servers[i][0] for i in members))
+            if not (self.quorum_ready and self.zk_leader in members):
+                if self.quorum_ready:
+                    self.quorum_ready = False
+                    self.log("zk", "quorum lost" if not members else "quorum re-electing")
+                    for session in self.sessions:
+                        self.sessions[session] = None  # no leader, no session expiry
+                if members:
+                    self.after(self.model.zookeeper.election_s, self._quorum_up, members)
+        self._connections()
+
+    def _quorum(self) -> tuple[int, ...]:
+        """The servers of the component that holds a majority of the ensemble (or none)."""
+        up_sites: dict[str, list[int]] = {}
+        for index, (site, up) in enumerate(self.zk_servers):
+            if up and self.power[site]:
+                up_sites.setdefault(site, []).append(index)
+        total = len(self.zk_servers)
+        seen: list[str] = []
+        for start in up_sites:
+            if start in seen:
+                continue
+            component = [start]
+            for site in component:
+                for other in up_sites:
+                    if other not in component and self.reach(site, other):
+                        component.append(other)
+            seen += component
+            members = sorted(i for s in component for i in up_sites[s])
+            if len(members) * 2 > total:
+                return tuple(members)
+        return ()
+
+    def _quorum_up(self, members: tuple[int, ...]) -> None:
+        if members != self._members or self.quorum_ready:
+            return
+        self.quorum_ready = True
+        self.zk_leader = members[0]
+        self.log("zk", f"quorum serving in {', '.join(self.quorum_sites)}")
+        connected = {d.session for d in self.daemons.values() if d.connected}
+        for session in list(self.sessions):
+            if session not in connected:
+                self._arm_expiry(session)
+        self._connections()
+
+    def _connections(self) -> None:
+        for daemon in self.daemons.values():
+            can = (daemon.running and self.quorum_ready
+                   and any(self.reach(daemon.site, s) for s in self.quorum_sites))
+            if can and not daemon.connected:
+                self._connect(daemon)
+            elif not can and daemon.connected:
+                daemon.connected = False
+                daemon.disconnected_at = self.now
+                self.log("session", f"{daemon.name} disconnected (session suspended)")
+                self._orphan(daemon.session)
+                self.observers.disconnected(daemon)
+                self.leadership.changed()
+                self.agents.session_changed(daemon)
+        self._elect()
+
+    def _orphan(self, session: int | None) -> None:
+        """The server stops hearing from a session: it expires unless heard from in time."""
+        if session is None or session not in self.sessions:
+            return
+        self.sessions[session] = None
+        if self.quorum_ready:
+            self._arm_expiry(session)
+
+    def _connect(self, daemon: Daemon) -> None:
+        daemon.connected = True
+        if daemon.session is None or daemon.session not in self.sessions:
+            lost = daemon.session is not None
+            self._sessions += 1
+            daemon.session = self._sessions
+            self.sessions[daemon.session] = None
+            self.log("session", f"{daemon.name} {'session lost; ' if lost else ''}"
+                                f"new session {daemon.session}")
+            if "leader" in daemon.roles:
+                self.election.append((daemon.name, daemon.session))
+        else:
+            self.sessions[daemon.session] = None
+            self.log("session", f"{daemon.name} reconnected (session {daemon.session})")
+        self._live[daemon.session] = daemon.name
+        daemon.disconnected_at = None
+        self.observers.connected(daemon)
+        self.leadership.changed()
+        self.agents.session_changed(daemon)
+
+    def _arm_expiry(self, session: int) -> None:
+        when = self.now + self.config.cluster.zookeeper.session_timeout_s
+        self.sessions[session] = when
+        self.at(when, self._expire, (session, when))
+
+    def _expire(self, arg: tuple[int, float]) -> None:
+        session, when = arg
+        if self.sessions.get(session, -1.0) != when:
+            return
+        del self.sessions[session]
+        name = self._live.pop(session, "?")
+        self.log("session", f"{name} session {session} expired")
+        self.election = [(d, s) for d, s in self.election if s != session]
+        self._elect()
+        daemon = self.daemons.get(name)
+        if daemon is not None and daemon.session == session:
+            self.agents.session_changed(daemon)
+
+    def _elect(self) -> None:
+        leader = self.election[0][0] if self.election else None
+        if leader != self.leader:
+            self.leader = leader
+            self.log("leader", f"{leader} leads" if leader else "no leader")
+            self.leadership.changed()
+
+    def leader_session(self) -> int | None:
+        return self.election[0][1] if self.election else None
+
+    def session_state(self, daemon: Daemon) -> str:
+        if daemon.connected:
+            return "connected"
+        return "suspended" if daemon.session in self.sessions else "lost"
+
+    # --- processes -----------------------------------------------------------------------
+
+    def crash(self, name: str, why: str, restart: bool = True, hook: bool = True) -> None:
+        daemon = self.daemons[name]
+        if not daemon.alive:
+            return
+        daemon.alive = False
+        daemon.paused = False
+        daemon.gen += 1
+        self.log("daemon", f"{name} {why}")
+        if not daemon.connected:
+            daemon.session = None
+        if hook:
+            self.agents.stop_hook(daemon)
+        self.refresh_coordination()
+        if restart:
+            self.after(self.model.daemons.restart_s, self._restart, (name, daemon.gen))
+
+    def _restart(self, arg: tuple[str, int]) -> None:
+        name, gen = arg
+        daemon = self.daemons[name]
+        if daemon.alive or daemon.gen != gen or daemon.held_down or not self.power[daemon.site]:
+            return
+        self.start(name)
+
+    def start(self, name: str) -> None:
+        daemon = self.daemons[name]
+        daemon.session = None
+        daemon.disconnected_at = None
+        daemon.alive = True
+        daemon.paused = False
+        daemon.gen += 1
+        self.log("daemon", f"{name} started")
+        self.observers.started(daemon)
+        self.agents.started(daemon)
+        self.refresh_coordination()
+
+    def pause(self, name: str) -> None:
+        daemon = self.daemons[name]
+        if not daemon.running:
+            return
+        daemon.paused = True
+        daemon.paused_at = self.now
+        self.log("daemon", f"{name} frozen")
+        self.refresh_coordination()
+        self.at(self.now + self.model.daemons.watchdog_s, self._watchdog, (name, daemon.gen))
+
+    def _watchdog(self, arg: tuple[str, int]) -> None:
+        name, gen = arg
+        daemon = self.daemons[name]
+        if daemon.paused and daemon.gen == gen:
+            self.crash(name, f"killed by the watchdog after {self.model.daemons.watchdog_s:g} s "
+                             "without a keep-alive")
+
+    def resume(self, name: str) -> None:
+        daemon = self.daemons[name]
+        if not daemon.alive or not daemon.paused:
+            return
+        daemon.paused = False
+        self.log("daemon", f"{name} resumed")
+        self.observers.resumed(daemon)
+        self.refresh_coordination()
+        self.agents.session_changed(daemon)
+
+    # --- faults' ground truth ------------------------------------------------------------
+
+    def open_fault(self, kind: str, label: str, sites: tuple[str, ...] = (),
+                   inter_site_cut: bool = False) -> FaultRecord:
+        self._fault_ids += 1
+        record = FaultRecord(self._fault_ids, kind, label, self.now, None, sites, inter_site_cut)
+        self.faults.append(record)
+        self.log("fault", f"#{record.id} {label}")
+        return record
+
+    def close_fault(self, record: FaultRecord) -> None:
+        if record.end is None:
+            record.end = self.now
+            self.log("fault", f"#{record.id} ends: {record.label}")
+
+    def set_power(self, site: str, on: bool) -> None:
+        if self.power[site] == on:
+            return
+        self.power[site] = on
+        self.log("power", f"{site} {'on' if on else 'off'}")
+        for daemon in self.daemons.values():
+            if daemon.site != site:
+                continue
+            if not on:
+                daemon.down_until_power = True
+                self.crash(daemon.name, "lost power", restart=False, hook=False)
+            elif daemon.down_until_power:
+                daemon.down_until_power = False
+                if not daemon.held_down:
+                    self.start(daemon.name)
+        self.agents.power_changed(site, on)
+        self.world_changed(sites=(site,))
+
+    def world_changed(self, sites: tuple[str, ...] = ()) -> None:
+        """Services, links or power changed: probes, coordination and traffic follow."""
+        self.refresh_coordination()
+        self.observers.poke(sites)
+        self.traffic.dirty = True
+
+    # --- start ---------------------------------------------------------------------------
+
+    def _bootstrap(self) -> None:
+        self._members = self._quorum()
+        self.quorum_sites = tuple(dict.fromkeys(self.zk_servers[i][0] for i in self._members))
+        self.quorum_ready = bool(self._members)
+        self.zk_leader = self._members[0] if self._members else -1
+        for daemon in self.daemons.values():
+            daemon.gen = 1
+        self.leadership.bootstrap()
+        self.observers.bootstrap()
+        self.agents.bootstrap()
+        self.traffic.bootstrap()
+        self._connections()
+        self.log("world", f"topology {self.topology.name}, seed {self.seed}")
