@@ -51,10 +51,19 @@ def run(args: argparse.Namespace) -> int:
         daemon=read_identity(args.daemon_auth, "daemon") if args.daemon_auth else None,
         operator=read_identity(args.operator_auth, "operator") if args.operator_auth else None,
     )
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    coordinator.subscribe(lambda topic: emit("session", state=coordinator.session_state())
-                          if topic == "session" else None)
+    stop, wake = threading.Event(), threading.Event()
+
+    def on_term(*_: object) -> None:
+        stop.set()
+        wake.set()
+
+    def on_wake(topic: str) -> None:
+        if topic == "session":
+            emit("session", state=coordinator.session_state())
+        wake.set()  # watches only wake the loop
+
+    signal.signal(signal.SIGTERM, on_term)
+    coordinator.subscribe(on_wake)
     while not stop.is_set():
         try:
             coordinator.connect(timeout_s=10.0)
@@ -66,7 +75,9 @@ def run(args: argparse.Namespace) -> int:
     leading = False
     next_write = 0.0
     last_error = ""
+    joined: int | None = None
     while not stop.is_set():
+        wake.clear()
         try:
             current = coordinator.leadership()
             if current is None and leading:
@@ -79,6 +90,9 @@ def run(args: argparse.Namespace) -> int:
                 _write(coordinator, writer, args)
             coordinator.register(member)
             won = coordinator.campaign()
+            if coordinator.session_id != joined:
+                joined = coordinator.session_id
+                emit("joined", leading=won is not None)
             if won is not None and not leading:
                 leading, held = True, won
                 emit("lead", term=won.term)
@@ -94,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
             if text != last_error:
                 emit("error", error=text)
             last_error = text
-        stop.wait(args.interval_s)
+        wake.wait(args.interval_s)
     with contextlib.suppress(CoordinatorError):
         coordinator.resign()
     coordinator.close()
@@ -146,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--session-timeout-s", type=float, default=1.0)
     parser.add_argument("--daemon-auth")
     parser.add_argument("--operator-auth")
-    parser.add_argument("--interval-s", type=float, default=0.02)
+    parser.add_argument("--interval-s", type=float, default=0.1)
     parser.add_argument("--write-every-s", type=float, default=0.0)
     parser.add_argument("--stale", action="store_true",
                         help="keep writing with the last leadership won (tests the fence)")
