@@ -422,12 +422,14 @@ class Agents:
                 self._set_route(key, "backup", "stop hook demotes to backup")
 
     def power_changed(self, site: str, on: bool) -> None:
+        """A site's routers lose power (their routes go) or boot (announcing nothing yet)."""
+        if site not in self.world.serving:
+            return
         for group in self.groups:
             key = (group, site)
             self.applying[key] = False
-            if self.bgp[group]:
-                self._set_route(key, "withdrawn" if not on else "withdrawn",
-                                "routers lost power" if not on else "routers booted")
+            if self.bgp[group] and not on:
+                self._set_route(key, "withdrawn", "routers lost power")
 
     def _set_route(self, key: tuple[str, str], announced: Announcement, why: str) -> None:
         if self.route[key] == announced:

@@ -1,0 +1,260 @@
+"""Chaos campaigns: many seeded runs of random fault schedules over one topology.
+
+A campaign file names the topology, the run length, the rate of faults and their classes:
+each class has a weight, a duration distribution and a fault template in which any field may
+be a list (one item is drawn per fault). Run `seed + i` is the i-th run, so every failing run
+replays alone with `--seed <its seed> --runs 1`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import multiprocessing
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from failover.config import ConfigError, Problem
+from failover.config.load import load_yaml, pydantic_problems
+from failover.sim import faults
+from failover.sim.faults import DaemonFault, inject
+from failover.sim.playbook import FAULT_ADAPTER
+from failover.sim.topology import Topology, load_topology
+from failover.sim.world import EngineFactory, World
+
+WARMUP_S = 30.0  # faults start after this
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Duration(Strict):
+    dist: Literal["uniform", "log_uniform", "exponential"] = "log_uniform"
+    min_s: float = Field(gt=0)
+    max_s: float = Field(gt=0)
+
+    def draw(self, rng: random.Random) -> float:
+        if self.dist == "uniform":
+            return rng.uniform(self.min_s, self.max_s)
+        if self.dist == "exponential":
+            mean = (self.min_s + self.max_s) / 2
+            return min(self.max_s, self.min_s + rng.expovariate(1 / mean))
+        return math.exp(rng.uniform(math.log(self.min_s), math.log(self.max_s)))
+
+
+class FaultClass(Strict):
+    weight: float = Field(gt=0)
+    duration: Duration | None = None
+    fault: dict[str, Any]
+
+
+class CampaignFile(Strict):
+    title: str
+    description: str = ""
+    topology: str
+    duration_s: float = Field(default=3600.0, gt=0)
+    faults_per_hour: float = Field(gt=0)
+    classes: dict[str, FaultClass] = Field(min_length=1)
+
+
+@dataclass(frozen=True)
+class Campaign:
+    source: str
+    spec: CampaignFile
+    topology: Topology
+
+
+def load_campaign(path: str | Path) -> Campaign:
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(source, [Problem("", f"cannot read the file: {exc}")]) from None
+    data = load_yaml(text, source)
+    if not isinstance(data, dict):
+        raise ConfigError(source, [Problem("", "the top level must be a mapping")])
+    try:
+        spec = CampaignFile.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(source, pydantic_problems(exc)) from None
+    topo_path = Path(spec.topology)
+    if not topo_path.is_absolute():
+        topo_path = Path(path).resolve().parent / topo_path
+    try:
+        topology = load_topology(topo_path)
+    except ConfigError as exc:
+        raise ConfigError(source, [Problem(f"topology ({spec.topology})", str(p))
+                                   for p in exc.problems]) from None
+    problems = []
+    for name, cls in spec.classes.items():
+        problems += _template_problems(f"classes.{name}.fault", cls.fault, topology)
+    if problems:
+        raise ConfigError(source, problems)
+    return Campaign(source, spec, topology)
+
+
+def _choices(template: dict[str, Any]) -> list[dict[str, Any]]:
+    keys = list(template)
+    lists = [v if isinstance(v, list) and k != "between" or (
+        k == "between" and v and isinstance(v[0], list)) else [v] for k, v in template.items()]
+    return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*lists)]
+
+
+def _template_problems(where: str, template: dict[str, Any], topology: Topology
+                       ) -> list[Problem]:
+    config = topology.config
+    services = sorted({s for site in config.serving_sites for s in config.sites[site].services})
+    problems: list[Problem] = []
+    for option in _choices(template)[:200]:
+        try:
+            spec = FAULT_ADAPTER.validate_python(option)
+        except ValidationError as exc:
+            return [Problem(f"{where}.{p.path}" if p.path else where, p.message)
+                    for p in pydantic_problems(exc)]
+        for key, message in faults.problems(spec, list(config.sites), config.serving_sites,
+                                            services, list(config.instances),
+                                            list(config.groups)):
+            problem = Problem(f"{where}.{key}", message)
+            if problem not in problems:
+                problems.append(problem)
+    return problems
+
+
+@dataclass
+class RunResult:
+    seed: int
+    violations: list[dict[str, Any]]
+    switches: int
+    false_failovers: int
+    rto_s: list[float]
+    unrecovered: int
+    unavailable_s: float
+    classes: list[str]
+    events: int
+    simulated_s: float
+    trace: str = ""
+
+
+@dataclass
+class Schedule:
+    items: list[tuple[float, str, Any, float]] = field(default_factory=list)
+
+
+def draw_schedule(campaign: Campaign, seed: int) -> Schedule:
+    """The run's faults: Poisson arrivals, a class by weight, a template choice, a duration."""
+    spec = campaign.spec
+    rng = random.Random(f"schedule:{seed}")
+    names = list(spec.classes)
+    weights = [spec.classes[n].weight for n in names]
+    options = {n: _choices(spec.classes[n].fault) for n in names}
+    schedule = Schedule()
+    rate = spec.faults_per_hour / 3600.0
+    now = WARMUP_S + rng.expovariate(rate)
+    while now < spec.duration_s:
+        name = rng.choices(names, weights)[0]
+        fault = FAULT_ADAPTER.validate_python(rng.choice(options[name]))
+        cls = spec.classes[name]
+        duration = cls.duration.draw(rng) if cls.duration else 0.0
+        schedule.items.append((now, name, fault, duration))
+        now += rng.expovariate(rate)
+    return schedule
+
+
+def run_one(campaign: Campaign, seed: int, engine_factory: EngineFactory | None = None,
+            keep_trace: bool = False) -> RunResult:
+    world = World(campaign.topology, seed,
+                  **({"engine_factory": engine_factory} if engine_factory else {}))
+    schedule = draw_schedule(campaign, seed)
+    classes: list[str] = []
+    restart_s = world.model.daemons.restart_s
+
+    def start(item: tuple[float, str, Any, float]) -> None:
+        _, name, fault, duration = item
+        if name not in classes:
+            classes.append(name)
+        end = inject(world, fault, "")
+        if isinstance(fault, DaemonFault) and fault.kind == "daemon_crash" and not duration:
+            duration = restart_s
+        if duration:
+            world.after(duration, lambda _: end())
+
+    for item in schedule.items:
+        world.at(item[0], start, item)
+    world.run_until(campaign.spec.duration_s)
+    world.traffic.finish(world.now)
+    episodes = world.traffic.episodes
+    return RunResult(
+        seed=seed,
+        violations=[v.as_dict() for v in world.checker.violations],
+        switches=world.leadership.switches,
+        false_failovers=world.checker.false_failovers,
+        rto_s=[e.rto_s(world.now) for e in episodes if e.end is not None],
+        unrecovered=sum(1 for e in episodes if e.end is None),
+        unavailable_s=world.traffic.lost_s(None),
+        classes=sorted(classes),
+        events=world._seq,
+        simulated_s=world.now,
+        trace=world.trace() if keep_trace else "",
+    )
+
+
+_CAMPAIGN: Campaign | None = None
+
+
+def _init(campaign: Campaign) -> None:
+    global _CAMPAIGN
+    _CAMPAIGN = campaign
+
+
+def _work(seed: int) -> RunResult:
+    assert _CAMPAIGN is not None
+    return run_one(_CAMPAIGN, seed)
+
+
+def run_campaign(campaign: Campaign, runs: int, seed: int = 1, jobs: int = 1,
+                 engine_factory: EngineFactory | None = None) -> list[RunResult]:
+    seeds = list(range(seed, seed + runs))
+    if jobs <= 1 or runs <= 1 or engine_factory is not None:
+        return [run_one(campaign, s, engine_factory) for s in seeds]
+    context = multiprocessing.get_context("fork")
+    with context.Pool(jobs, initializer=_init, initargs=(campaign,)) as pool:
+        return list(pool.imap(_work, seeds, chunksize=max(1, min(50, runs // (jobs * 8) or 1))))
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(0, math.ceil(q / 100 * len(ordered)) - 1)
+    return round(ordered[rank], 3)
+
+
+def summarize(campaign: Campaign, results: list[RunResult], command: str) -> dict[str, Any]:
+    rtos = [r for result in results for r in result.rto_s]
+    coverage = {name: sum(1 for r in results if name in r.classes)
+                for name in campaign.spec.classes}
+    failing = [r for r in results if r.violations]
+    runs = len(results)
+    return {
+        "title": campaign.spec.title,
+        "runs": runs,
+        "violations": sum(len(r.violations) for r in results),
+        "false_failovers": sum(r.false_failovers for r in results),
+        "switches": sum(r.switches for r in results),
+        "rto_s": {"p50": percentile(rtos, 50), "p95": percentile(rtos, 95),
+                  "p99": percentile(rtos, 99), "episodes": len(rtos),
+                  "unrecovered": sum(r.unrecovered for r in results)},
+        "unavailable_s": round(sum(r.unavailable_s for r in results), 3),
+        "coverage": coverage,
+        "coverage_ok": all(count * 100 >= runs for count in coverage.values()),
+        "simulated_s": round(sum(r.simulated_s for r in results), 3),
+        "events": sum(r.events for r in results),
+        "failing": [{"seed": r.seed, "violations": [v["name"] + ": " + v["message"]
+                                                    for v in r.violations],
+                     "replay": f"{command} --seed {r.seed} --runs 1"} for r in failing],
+    }
