@@ -131,6 +131,7 @@ class ZooKeeperCoordinator(Coordinator):
         self._member_done: Member | None = None
         self._published = False
         self._commits = 0
+        self._layout_ready = False
         self._watchers: dict[Topic, Callable[[WatchedEvent], None]] = {
             topic: self._make_watcher(topic)
             for topic in ("members", "leadership", "observations", "desired", "applied",
@@ -181,13 +182,15 @@ class ZooKeeperCoordinator(Coordinator):
         return self
 
     def ensure_layout(self) -> None:
-        """Create the base path and its folders with their ACLs (idempotent)."""
+        """Create the base path and its folders with their ACLs (idempotent). A daemon does it
+        at its first write if `connect()` could not (the ensemble was down at start)."""
         paths = [*self.layout.ancestors(), *(self.layout.dir(name) for name in DIRS)]
         for path in [*paths, self.layout.term]:
             acl = self.acls.commands_dir if path == self.layout.dir("commands") else self.acls.node
             value = b"0" if path == self.layout.term else b""
             with contextlib.suppress(NodeExistsError):
                 self._call(self._zk.create_async(path, value, acl=acl), f"create {path}")
+        self._layout_ready = True
 
     def session_state(self) -> SessionState:
         return self._state
@@ -282,7 +285,10 @@ class ZooKeeperCoordinator(Coordinator):
             raise CoordinatorUnavailable(f"{self.instance}: session {self._state}")
         if write and self.role != "daemon":
             raise NotAuthorized(f"{self.instance}: role {self.role} may not write here")
-        return self._session_id
+        session_id = self._session_id
+        if write and not self._layout_ready:
+            self.ensure_layout()
+        return session_id
 
     def _get(self, path: str, topic: Topic | None) -> tuple[bytes, Any] | None:
         watch = self._watchers[topic] if topic else None

@@ -163,19 +163,27 @@ def test_unreadable_credentials_are_named(tmp_path: Path) -> None:
         read_identity(bad, "operator")
 
 
-def test_not_connected_calls_fail_fast(tmp_path: Path) -> None:
+def test_a_daemon_started_before_zookeeper_fails_fast_then_catches_up(tmp_path: Path) -> None:
     from failover.servers.process import free_port
 
-    client = ZooKeeperCoordinator(f"127.0.0.1:{free_port()}", cluster="shop", instance="a",
-                                  session_timeout_s=1.0)
+    port = free_port()
+    client = ZooKeeperCoordinator(f"127.0.0.1:{port}", cluster="shop", instance="a",
+                                  session_timeout_s=1.0, daemon=DAEMON, operator=OPERATOR)
+    ensemble = ZooKeeperEnsemble(tmp_path / "zk", size=1, client_port=port)
     try:
         with pytest.raises(CoordinatorError, match="no ZooKeeper session"):
             client.connect(timeout_s=0.5)
         assert client.session_state() == "lost"
         with pytest.raises(CoordinatorError, match="session lost"):
             client.members()
+        ensemble.start()
+        wait_real(lambda: client.session_state() == "connected", 10.0, "the session")
+        leader = client.campaign()  # the layout is made at the first write
+        assert leader is not None and leader.term == 1
+        client.write_desired(leader, GroupState("web", "dc1"), NO_NODE)
     finally:
         client.close()
+        ensemble.stop()
 
 
 def test_standalone_launcher_restart_keeps_data(tmp_path: Path) -> None:
