@@ -188,6 +188,11 @@ class Lab:
         if running is not None:
             return running
         location, _, what = component.partition("-")
+        config_path = (self.location_dir(location) / "bird.conf" if what == "bird"
+                       else self.location_dir("dns") / what / "named.conf")
+        orphans = nets.pids_running(netns(location), str(config_path))
+        if orphans:  # left by a run whose PID files are gone
+            nets.kill_pids(orphans, grace_s=0.0)
         if what == "bird":
             directory = self.location_dir(location)
             directory.mkdir(parents=True, exist_ok=True)

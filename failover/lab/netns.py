@@ -86,6 +86,20 @@ def netns_pids(ns: str) -> list[int]:
     return [int(word) for word in done.stdout.split() if word.isdigit()]
 
 
+def pids_running(ns: str, needle: str) -> list[int]:
+    """The PIDs in `ns` whose command line mentions `needle` (a config file's path)."""
+    found = []
+    for pid in netns_pids(ns):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+                words = cmdline.read().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if needle in words:
+            found.append(pid)
+    return found
+
+
 def pid_alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:

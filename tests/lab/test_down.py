@@ -62,6 +62,11 @@ def test_down_after_a_crash_finds_the_processes_by_namespace(fresh: Lab) -> None
     fresh.up()
     pids = lab_pids()
     shutil.rmtree(fresh.run_dir)  # the PID files are gone, as after a crash
+    again = fresh.up()  # replaces what it cannot account for, rather than doubling it
+    assert again.up and len(lab_pids()) == len(pids)
+    assert not any(nets.pid_alive(pid) for pid in pids)
+    pids = lab_pids()
+    shutil.rmtree(fresh.run_dir)
     removed = fresh.down()
     assert any(line.startswith("processes ") for line in removed)
     assert leftovers(pids) == []
