@@ -23,11 +23,11 @@ def main() -> None:
 
 
 def _register() -> None:
-    from failover.cli import probe, validate
+    from failover.cli import daemon, probe, validate
     from failover.cli import lab as lab_commands
     from failover.cli import sim as sim_commands
 
-    for module in (validate, probe, lab_commands, sim_commands):
+    for module in (validate, probe, lab_commands, daemon, sim_commands):
         for command in module.COMMANDS:
             cli.add_command(command)
 

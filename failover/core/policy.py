@@ -137,7 +137,7 @@ class Engine:
             return
         if active.situation != "healthy":
             cycle.say("info", f"active_{active.situation}",
-                      f"{state.active} is {active.situation.replace('_', ' ')} "
+                      f"{state.active}: {active.situation.replace('_', ' ')} "
                       f"({active.detail}); nothing moves")
         self._failback(cycle)
 

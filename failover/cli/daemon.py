@@ -1,0 +1,84 @@
+"""`failover run`, the stop hook `failover demote`, and the lab's `failover supervise`."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import click
+
+from failover.cli.common import EXIT_USAGE, fail, load_or_exit
+
+
+def _instance(config_file: str, instance: str):  # type: ignore[no-untyped-def]
+    config = load_or_exit(config_file)
+    if instance not in config.instances:
+        fail(f"{config_file}: instances: no instance {instance!r} "
+             f"(known: {', '.join(config.instances)})", EXIT_USAGE)
+    return config
+
+
+@click.command()
+@click.option("--config", "config_file", required=True, type=click.Path(dir_okay=False))
+@click.option("--instance", required=True, help="This daemon's name under `instances`.")
+@click.option("--log-level", default="INFO",
+              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]))
+def run(config_file: str, instance: str, log_level: str) -> None:
+    """Run one daemon instance: observer, leader and agent roles."""
+    from failover.daemon import log
+    from failover.daemon.runner import Daemon
+
+    config = _instance(config_file, instance)
+    log.setup(instance, log_level)
+
+    async def main() -> int:
+        return await Daemon(config, instance, config_path=config_file).run()
+
+    sys.exit(asyncio.run(main()))
+
+
+@click.command()
+@click.option("--config", "config_file", required=True, type=click.Path(dir_okay=False))
+@click.option("--instance", required=True)
+def demote(config_file: str, instance: str) -> None:
+    """Stop hook: demote this instance's site from primary to backup (never withdraw).
+
+    Run by the supervisor (systemd ExecStopPost=) after the daemon ends, however it ended.
+    """
+    from failover.daemon.runner import bgp_steerers
+
+    config = _instance(config_file, instance)
+    site = config.instances[instance].site
+    failed = False
+    for group, steerer in bgp_steerers(config, site).items():
+        seen = steerer.read()
+        if seen.announcement != "primary":
+            click.echo(f"{group} at {site}: {seen.announcement}; nothing to demote")
+            continue
+        announce = steerer.announce
+        result = announce("backup", 0)
+        failed |= result.outcome == "failed"
+        click.echo(f"{group} at {site}: primary -> {result.announcement} ({result.outcome})")
+    sys.exit(1 if failed else 0)
+
+
+@click.command(context_settings={"ignore_unknown_options": True})
+@click.option("--watchdog-s", type=click.FloatRange(min=0.1), required=True,
+              help="Kill the child when it sends no WATCHDOG=1 for this long.")
+@click.option("--stop-hook", default="", help="Command run whenever the child ends.")
+@click.option("--restart-s", type=click.FloatRange(min=0), default=None,
+              help="Restart the child this long after it ends (default: do not).")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def supervise(watchdog_s: float, stop_hook: str, restart_s: float | None,
+              command: tuple[str, ...]) -> None:
+    """Run COMMAND as systemd would with Type=notify, WatchdogSec= and ExecStopPost=."""
+    import shlex
+
+    from failover.servers.supervisor import Supervisor, SupervisorOptions
+
+    options = SupervisorOptions(command=command, watchdog_s=watchdog_s,
+                                stop_hook=shlex.split(stop_hook), restart_s=restart_s)
+    sys.exit(Supervisor(options).run())
+
+
+COMMANDS = [run, demote, supervise]

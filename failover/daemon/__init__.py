@@ -1,0 +1,1 @@
+"""The daemon: observer, leader and agent roles wired for one process."""

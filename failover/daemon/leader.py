@@ -1,0 +1,175 @@
+"""The leader role: read snapshots, run the core, write the outcome fenced, steer DNS.
+
+One `cycle()` is: commands first (each consumed exactly once, with its effect, result and
+audit in one fenced commit), then the policy step (changed desired states and the decisions
+worth keeping, in one fenced commit), then DNS steering for groups whose epoch moved.
+A deposed or suspended leader's commit fails in the coordinator; nothing here retries it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from failover.config import Config
+from failover.coord import (
+    NO_NODE,
+    AlreadyDone,
+    AuditRecord,
+    CommandResult,
+    Coordinator,
+    Leadership,
+)
+from failover.core import Engine, View
+from failover.core.codec import to_dict
+from failover.core.model import Applied, Command, Decision, GroupState, SiteHealth, Step
+from failover.steer.base import Steerer
+
+log = logging.getLogger("failover.leader")
+OK_CODES = {"accepted", "scheduled", "noted"}
+
+
+@dataclass
+class Snapshot:
+    """What the leader read at the start of a cycle."""
+
+    now: float
+    states: dict[str, GroupState]
+    versions: dict[str, int]
+    view: View
+    commands: list[Command] = field(default_factory=list)
+
+
+def health_summary(health: Mapping[str, Mapping[str, SiteHealth]]) -> dict[str, Any]:
+    return {group: {site: {"situation": h.situation, "detail": h.detail, "down": list(h.down),
+                           "degraded": list(h.degraded), "votes": h.votes, "voters": h.voters}
+                    for site, h in sites.items()} for group, sites in health.items()}
+
+
+def decision_record(decision: Decision, step: Step, leadership: Leadership, now: float,
+                    **extra: Any) -> AuditRecord:
+    """An audit record that `failover explain` can read back: the decision and its inputs."""
+    payload = {"decision": to_dict(decision), "leader": leadership.instance,
+               "term": leadership.term, "health": health_summary(
+                   {decision.group: step.health[decision.group]}
+                   if decision.group in step.health else {}), **extra}
+    return AuditRecord(kind=decision.kind, payload=payload, at=now)
+
+
+class Leader:
+    def __init__(self, config: Config, dns: Mapping[str, Steerer] | None = None) -> None:
+        self.config = config
+        self.engine = Engine(config)
+        self.dns = dict(dns or {})
+        self.recorded: dict[str, tuple[str, str]] = {}  # group -> (kind, code) last audited
+        self.last_step: Step | None = None
+        # DNS updates run beside the cycle (they retry for seconds); one at a time.
+        self._dns_worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dns")
+        self._dns_job: Future[None] | None = None
+
+    def read(self, coordinator: Coordinator, now: float) -> Snapshot:
+        states: dict[str, GroupState] = {}
+        versions: dict[str, int] = {}
+        applied: dict[tuple[str, str], Applied] = {}
+        for group in self.config.groups:
+            state, version = coordinator.desired(group)
+            versions[group] = version
+            if state is not None:
+                states[group] = state
+            for site, item in coordinator.applied(group).items():
+                applied[(group, site)] = item
+        view = View(now, coordinator.observations(), applied)
+        return Snapshot(now, states, versions, view, coordinator.pending_commands())
+
+    def cycle(self, coordinator: Coordinator, leadership: Leadership, now: float
+              ) -> float | None:
+        """One leader cycle; returns when a timer wants the next one (None: no timer)."""
+        snap = self.read(coordinator, now)
+        for command in snap.commands:
+            self._command(coordinator, leadership, snap, command)
+        step = self.engine.step(snap.states, snap.view)
+        self.last_step = step
+        changed = [g for g, s in step.states.items() if snap.states.get(g) != s]
+        keep = [d for d in step.decisions if self._worth_keeping(d)]
+        if changed or keep:
+            result = coordinator.commit(
+                leadership, desired=[(step.states[g], snap.versions[g]) for g in changed],
+                audit=[decision_record(d, step, leadership, now) for d in keep])
+            snap.versions.update(result.versions)
+        for decision in keep:
+            log.info(decision.sentence, extra={"fields": {
+                "group": decision.group, "kind": decision.kind, "code": decision.code,
+                "epoch": decision.epoch}})
+        if self.dns and (self._dns_job is None or self._dns_job.done()):
+            self._dns_job = self._dns_worker.submit(
+                self._steer_dns, coordinator, dict(step.states), snap.view, now)
+        return step.wake_at
+
+    def close(self) -> None:
+        self._dns_worker.shutdown(wait=False, cancel_futures=True)
+
+    def _worth_keeping(self, decision: Decision) -> bool:
+        """Desired changes always; alerts and info once per change of code (no audit spam)."""
+        key = (decision.kind, decision.code)
+        if decision.kind != "desired" and self.recorded.get(decision.group) == key:
+            return False
+        self.recorded[decision.group] = key
+        return True
+
+    def _command(self, coordinator: Coordinator, leadership: Leadership, snap: Snapshot,
+                 command: Command) -> None:
+        step = self.engine.command(snap.states, command, snap.view)
+        changed = [g for g, s in step.states.items() if snap.states.get(g) != s]
+        outcomes = [d for d in step.decisions if d.kind == "command"]
+        ok = bool(outcomes) and all(d.code in OK_CODES for d in outcomes)
+        sentence = "; ".join(f"{d.group}: {d.sentence}" if d.group else d.sentence
+                             for d in outcomes)
+        result = CommandResult(command.id, ok, outcomes[0].code if outcomes else "refused",
+                               sentence, snap.now, leadership.instance, leadership.term)
+        records = [decision_record(d, step, leadership, snap.now, command=to_dict(command))
+                   for d in step.decisions]
+        try:
+            done = coordinator.commit(
+                leadership, desired=[(step.states[g], snap.versions.get(g, NO_NODE))
+                                     for g in changed], results=[result], audit=records)
+        except AlreadyDone:
+            return
+        snap.versions.update(done.versions)
+        for group in changed:
+            snap.states[group] = step.states[group]
+        for decision in step.decisions:
+            log.info(decision.sentence, extra={"fields": {
+                "group": decision.group, "kind": decision.kind, "code": decision.code,
+                "command": command.id, "by": command.by}})
+
+    def _steer_dns(self, coordinator: Coordinator, states: Mapping[str, GroupState],
+                   view: View, now: float) -> None:
+        try:
+            self._steer_dns_now(coordinator, states, view)
+        except Exception:  # a worker's failure must be seen, and must not stop the next try
+            log.exception("DNS steering failed")
+
+    def _steer_dns_now(self, coordinator: Coordinator, states: Mapping[str, GroupState],
+                       view: View) -> None:
+        for group, steerer in self.dns.items():
+            state = states.get(group)
+            if state is None:
+                continue
+            done = [a for (g, _), a in view.applied.items() if g == group]
+            if done and min(a.epoch for a in done) >= state.epoch and all(
+                    a.verified for a in done):
+                continue
+            result = steerer.apply(state)
+            log.info(f"DNS for {group}: {result.outcome} at epoch {state.epoch}"
+                     + (f" ({result.detail})" if result.detail else ""),
+                     extra={"fields": {"group": group, "epoch": state.epoch,
+                                       "outcome": result.outcome}})
+            if result.outcome in ("verified", "unverified"):
+                for site in self.config.serving_sites:
+                    coordinator.report_applied(Applied(
+                        group, site, state.epoch, state.announcement(site), time.time(),
+                        result.verified, result.detail or result.outcome))

@@ -1,0 +1,228 @@
+"""`failover run`: one asyncio process per instance, with the observer, leader and agent roles.
+
+The loop wakes on coordinator watches, on verdict changes and on the core's timers, and at
+least every `cycle_s`. Coordinator and steering calls are blocking and bounded: they run in a
+worker thread so that probes, the API and the watchdog keep going. SIGTERM releases the
+leadership at once and leaves steering as it is (the supervisor's stop hook demotes);
+SIGHUP reloads a valid config or keeps the old one and says why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from typing import Any
+
+from failover import __version__
+from failover.config import BgpSteering, Config, ConfigError, DnsSteering, load_config
+from failover.coord import (
+    Coordinator,
+    CoordinatorError,
+    CoordinatorUnavailable,
+    Leadership,
+    Member,
+)
+from failover.daemon.agent import Agent
+from failover.daemon.leader import Leader
+from failover.daemon.notify import Notifier, watchdog_interval_s
+from failover.daemon.observer import Observer
+from failover.steer.base import Steerer
+from failover.steer.bird import BirdSteerer
+
+log = logging.getLogger("failover.daemon")
+
+
+def make_coordinator(config: Config, instance: str) -> Coordinator:
+    from failover.coord.zookeeper import ZooKeeperCoordinator
+
+    return ZooKeeperCoordinator.from_config(config, instance, clock=time.time)
+
+
+def dns_steerers(config: Config) -> dict[str, Steerer]:
+    from failover.steer.dns import Rfc2136Steerer
+
+    return {group: Rfc2136Steerer(group, g.steering) for group, g in config.groups.items()
+            if isinstance(g.steering, DnsSteering)}
+
+
+def bgp_steerers(config: Config, site: str) -> dict[str, BirdSteerer]:
+    return {group: BirdSteerer(group, site, g.steering) for group, g in config.groups.items()
+            if isinstance(g.steering, BgpSteering) and site in g.steering.sites}
+
+
+class Daemon:
+    def __init__(self, config: Config, instance: str, config_path: str | None = None,
+                 coordinator: Coordinator | None = None) -> None:
+        self.config_path = config_path
+        self.instance = instance
+        self.coordinator = coordinator or make_coordinator(config, instance)
+        self.notifier = Notifier()
+        self.wake = asyncio.Event()
+        self.stopping = False
+        self.leadership: Leadership | None = None
+        self.started_at = time.time()
+        self.cycles = 0
+        self.last_error = ""
+        self._configure(config)
+
+    # --- configuration -------------------------------------------------------------------
+
+    def _configure(self, config: Config) -> None:
+        self.config = config
+        placed = config.instances[self.instance]
+        self.site = placed.site
+        self.roles = tuple(placed.roles)
+        self.member = Member(self.instance, self.site, __version__, self.roles, self.started_at)
+        self.leader = Leader(config, dns_steerers(config)) if "leader" in self.roles else None
+        serving = self.site in config.serving_sites
+        self.agent = (Agent(config, self.site, bgp_steerers(config, self.site))
+                      if "agent" in self.roles and serving else None)
+        self.observer = (Observer(config, self.instance, self.wake.set)
+                         if "observer" in self.roles else None)
+
+    async def reload(self) -> None:
+        if not self.config_path:
+            return
+        try:
+            config = load_config(self.config_path)
+            if self.instance not in config.instances:
+                raise ConfigError(self.config_path, [])
+        except ConfigError as exc:
+            why = str(exc) or f"instance {self.instance} is not in the new config"
+            log.error(f"reload refused, keeping the old config: {why}")
+            return
+        old_observer = self.observer
+        self._configure(config)
+        if old_observer is not None:
+            await old_observer.stop()
+        if self.observer is not None:
+            self.observer.start()
+        log.info("config reloaded", extra={"fields": {"path": self.config_path}})
+        self.wake.set()
+
+    # --- the loop ------------------------------------------------------------------------
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, self.stop)
+        loop.add_signal_handler(signal.SIGINT, self.stop)
+        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self.reload()))
+        def wake(_topic: str) -> None:
+            loop.call_soon_threadsafe(self.wake.set)
+
+        self.coordinator.subscribe(wake)
+        if self.observer is not None:
+            self.observer.start()
+        api = await self._start_api()
+        await asyncio.to_thread(self._connect)
+        self.notifier.ready(f"{self.instance} in {self.site}")
+        pinger = asyncio.create_task(self._keepalive(), name="watchdog")
+        log.info("started", extra={"fields": {"site": self.site, "roles": list(self.roles)}})
+        try:
+            while not self.stopping:
+                try:
+                    wake_at = await asyncio.to_thread(self.cycle_once, time.time())
+                except Exception:  # a bug must not stop probes, steering or the watchdog
+                    log.exception("cycle failed")
+                    wake_at = None
+                await self._sleep_until(wake_at)
+        finally:
+            self.notifier.stopping()
+            pinger.cancel()
+            await asyncio.to_thread(self._release)
+            if self.leader is not None:
+                self.leader.close()
+            if self.observer is not None:
+                await self.observer.stop()
+            if api is not None:
+                await api.cleanup()
+            log.info("stopped")
+        return 0
+
+    def stop(self) -> None:
+        self.stopping = True
+        self.wake.set()
+
+    async def _sleep_until(self, wake_at: float | None) -> None:
+        timeout = self.config.cluster.daemon.cycle_s
+        if wake_at is not None:
+            timeout = max(0.01, min(timeout, wake_at - time.time() + 0.001))
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self.wake.wait(), timeout)
+        self.wake.clear()
+
+    async def _keepalive(self) -> None:
+        interval = watchdog_interval_s() or 1.0
+        while True:
+            self.notifier.watchdog()
+            await asyncio.sleep(interval)
+
+    def _connect(self) -> None:
+        connect = getattr(self.coordinator, "connect", None)  # a ZooKeeper session, if any
+        if connect is None:
+            return
+        try:
+            connect(timeout_s=self.config.cluster.zookeeper.session_timeout_s)
+        except CoordinatorError as exc:
+            log.warning(f"no coordinator session yet: {exc}; retrying in the background")
+
+    def _release(self) -> None:
+        """A clean stop: give up leadership at once; steering stays as it is."""
+        with contextlib.suppress(Exception):
+            self.coordinator.resign()
+        with contextlib.suppress(Exception):
+            self.coordinator.close()
+
+    def cycle_once(self, now: float) -> float | None:
+        """One pass over the roles; returns the earliest timer any role asked for."""
+        self.cycles += 1
+        wakes: list[float | None] = []
+        if self.coordinator.session_state() == "connected":
+            try:
+                wakes.append(self._coordinated(now))
+            except CoordinatorUnavailable as exc:
+                self._problem(f"coordinator unavailable: {exc}")
+            except CoordinatorError as exc:
+                self._problem(f"{type(exc).__name__}: {exc}")
+        elif self.leadership is not None:
+            log.warning("session not connected: acting as leader no more")
+            self.leadership = None
+        if self.agent is not None:
+            try:
+                wakes.append(self.agent.cycle(self.coordinator, now))
+            except CoordinatorError as exc:
+                self._problem(f"agent: {exc}")
+        if self.observer is not None and self.observer.dirty:
+            wakes.append(now)
+        times = [w for w in wakes if w is not None]
+        return min(times) if times else None
+
+    def _coordinated(self, now: float) -> float | None:
+        self.coordinator.register(self.member)
+        if self.observer is not None and self.observer.publish_due(now):
+            self.observer.publish(self.coordinator, now)
+        if self.leader is None:
+            return None
+        leadership = self.coordinator.campaign()
+        if leadership != self.leadership:
+            log.info(f"leading with term {leadership.term}" if leadership else "not leading",
+                     extra={"fields": {"term": leadership.term if leadership else None}})
+            self.leadership = leadership
+        if leadership is None:
+            return None
+        return self.leader.cycle(self.coordinator, leadership, now)
+
+    def _problem(self, text: str) -> None:
+        if text != self.last_error:
+            log.warning(text)
+        self.last_error = text
+
+    async def _start_api(self) -> Any:
+        try:
+            from failover.api.server import start_api
+        except ImportError:
+            return None
+        return await start_api(self)
