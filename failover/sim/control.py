@@ -242,6 +242,7 @@ class Leadership:
         self._wake: float | None = None
         self._said: dict[str, str] = {}
         self.switches = 0
+        self.switch_log: list[tuple[float, str]] = []  # (time, group) of every switch started
         self.history: list[tuple[float, str, GroupState]] = []  # (time, code, state)
 
     def bootstrap(self) -> None:
@@ -279,7 +280,8 @@ class Leadership:
             self.world.log("command", f"{command.kind} by {command.by} refused: no quorum")
             return False
         self.commands.append(command)
-        self.world.log("command", f"{command.kind} {command.site or ''} queued by {command.by}")
+        target = f" to {command.site}" if command.site else ""
+        self.world.log("command", f"{command.kind}{target} queued by {command.by}")
         self.changed()
         return True
 
@@ -302,10 +304,11 @@ class Leadership:
         self.last_step = step
         changed = False
         for decision in step.decisions:
-            if decision.kind == "info":
-                if self._said.get(decision.group) == decision.code:
+            if decision.kind in ("info", "alert"):
+                said = f"{decision.kind}:{decision.code}"
+                if self._said.get(decision.group) == said:
                     continue
-                self._said[decision.group] = decision.code
+                self._said[decision.group] = said
             else:
                 self._said.pop(decision.group, None)
             world.log(decision.kind, f"{decision.group}: [{decision.code}] {decision.sentence}")
@@ -322,6 +325,7 @@ class Leadership:
                 world.checker.on_desired(old, state, step)
                 if old is not None and state.last_switch_at != old.last_switch_at:
                     self.switches += 1
+                    self.switch_log.append((world.now, group))
         if changed:
             world.agents.desired_changed()
         self._schedule_wake(step)

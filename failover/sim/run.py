@@ -12,7 +12,8 @@ from failover.sim.world import EngineFactory, World
 
 ROLLBACK_S = 60.0  # how long the world runs after the rollbacks
 TIMELINE_KINDS = ("fault", "desired", "bgp", "clients", "alert", "command", "leader", "route", "dns", "zk",
-                  "VIOLATION", "false", "daemon", "power", "abort", "rollback", "step")
+                  "VIOLATION", "false", "daemon", "power", "abort", "rollback", "step",
+                  "operator")
 
 
 @dataclass
@@ -62,17 +63,24 @@ class Metrics:
         self.world = world
         self.first = next(iter(world.config.groups))
         self.leader_changes = 0
-        self._leader = world.leader
+        self._leader = self.acting()
+        self._last_leader = self._leader
         self.alerts: list[str] = []
-        self.series: dict[str, list[tuple[float, Any]]] = {"leader": [(0.0, world.leader)]}
+        self.series: dict[str, list[tuple[float, Any]]] = {"leader": [(0.0, self._leader)]}
+
+    def acting(self) -> str | None:
+        daemon = self.world.leadership.acting()
+        return daemon.name if daemon else None
 
     def watch(self) -> None:
         world = self.world
-        if world.leader != self._leader:
-            self._leader = world.leader
-            self.series["leader"].append((world.now, world.leader))
-            if world.leader is not None:
+        leader = self.acting()
+        if leader != self._leader:
+            self._leader = leader
+            self.series["leader"].append((world.now, leader))
+            if leader is not None and leader != self._last_leader:
                 self.leader_changes += 1
+                self._last_leader = leader
 
     def value(self, expr: Expr) -> Any:
         world = self.world
@@ -86,9 +94,10 @@ class Metrics:
         if metric == "traffic":
             return world.traffic.top(group)
         if metric == "leader":
-            return world.leader or "none"
+            return self.acting() or "none"
         if metric == "switches":
-            return world.leadership.switches
+            log = world.leadership.switch_log
+            return len([g for _, g in log if expr.group in (None, g)])
         if metric == "leader_changes":
             return self.leader_changes
         if metric == "availability":

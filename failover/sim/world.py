@@ -407,13 +407,15 @@ class World:
         self._fault_ids += 1
         record = FaultRecord(self._fault_ids, kind, label, self.now, None, sites, inter_site_cut)
         self.faults.append(record)
-        self.log("fault", f"#{record.id} {label}")
+        self.log("operator" if kind == "operator" else "fault",
+                 label if kind == "operator" else f"#{record.id} {label}")
         return record
 
     def close_fault(self, record: FaultRecord) -> None:
         if record.end is None:
             record.end = self.now
-            self.log("fault", f"#{record.id} ends: {record.label}")
+            if record.kind != "operator":
+                self.log("fault", f"#{record.id} ends: {record.label}")
 
     def set_power(self, site: str, on: bool) -> None:
         if self.power[site] == on:
