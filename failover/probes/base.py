@@ -62,6 +62,7 @@ class ProbeContext:
                 auto_decompress=False,
                 trust_env=False,
                 raise_for_status=False,
+                timeout=aiohttp.ClientTimeout(total=None),  # the runner's hard timeout rules
             )
         return self._http
 

@@ -26,11 +26,15 @@ class HttpProbe(Probe):
             self.headers["Host"] = check.host
         self.tls = context.tls_context(check.tls) if check.type == "https" else None
         self.server_name = check.tls.server_name or check.host
+        self._urls: dict[str, URL] = {}
 
     def url(self, endpoint: str) -> URL:
-        host, port = split_host_port(endpoint)
-        netloc = f"[{host}]" if ":" in host else host
-        return URL(f"{self.check.type}://{netloc}:{port}{self.check.path}")
+        url = self._urls.get(endpoint)
+        if url is None:
+            host, port = split_host_port(endpoint)
+            netloc = f"[{host}]" if ":" in host else host
+            url = self._urls[endpoint] = URL(f"{self.check.type}://{netloc}:{port}{self.check.path}")
+        return url
 
     async def run(self, endpoint: str) -> CheckResult:
         check = self.check
@@ -39,7 +43,7 @@ class HttpProbe(Probe):
             async with session.request(
                 check.method,
                 self.url(endpoint),
-                headers=self.headers,
+                headers=self.headers or None,
                 allow_redirects=check.follow_redirects,
                 ssl=self.tls if self.tls is not None else True,
                 server_hostname=self.server_name if self.tls is not None else None,

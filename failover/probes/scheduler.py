@@ -10,6 +10,7 @@ target that falls behind more than one interval starts again from now.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections import deque
 from collections.abc import Callable
@@ -43,13 +44,25 @@ class LoopClock:
         await asyncio.sleep(seconds)
 
 
+def settle_memory() -> None:
+    """Collect once, then move every object alive now out of the collector's sight.
+
+    What exists when probing starts (modules, config, clients) lives as long as the process;
+    without this, each full collection walks all of it, and on a busy prober those pauses
+    (measured: up to 110 ms with 1,000 checks) are what makes probes start late.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 class ProbeScheduler:
     """Runs `targets` until `stop()` (or cancellation), calling `on_result` after every probe.
 
     `on_result(target_key, state, result)` is called in the event loop; it must not block
     (an exception in it is logged, and probing goes on). `states` holds the latest
     hysteresis state of every target. `lateness_s` keeps the most recent start delays (how long
-    after its due time each probe really started), for metrics and benchmarks.
+    after its due time each probe really started), for metrics and benchmarks. With
+    `freeze_gc` (the default), `run()` first calls `settle_memory()`.
     """
 
     def __init__(
@@ -61,6 +74,7 @@ class ProbeScheduler:
         concurrency: int = 256,
         context: ProbeContext | None = None,
         lateness_samples: int = 10_000,
+        freeze_gc: bool = True,
     ) -> None:
         keys = [target.key for target in targets]
         if len(set(keys)) != len(keys):
@@ -74,6 +88,7 @@ class ProbeScheduler:
         self.states: dict[str, CheckState] = {key: CheckState() for key in keys}
         self.lateness_s: deque[float] = deque(maxlen=lateness_samples)
         self.probes_run = 0
+        self.freeze_gc = freeze_gc
         self._stopping: asyncio.Event | None = None
 
     def first_due(self, index: int, target: ProbeTarget, start: float) -> float:
@@ -87,6 +102,8 @@ class ProbeScheduler:
         for target in self.targets:
             if id(target.check) not in probes:
                 probes[id(target.check)] = make_probe(target.check, self.context)
+        if self.freeze_gc:
+            settle_memory()
         start = self.clock.now()
         tasks = [
             asyncio.create_task(
