@@ -10,24 +10,17 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import threading
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from kazoo.client import KazooClient, KazooState
 from kazoo.exceptions import (
-    ConnectionClosedError,
-    ConnectionLoss,
     NoAuthError,
     NodeExistsError,
     NoNodeError,
     RolledBackError,
-    SessionExpiredError,
     ZookeeperError,
 )
-from kazoo.protocol.states import EventType, WatchedEvent
 
 from failover.coord.audit import GENESIS, chain
 from failover.coord.base import (
@@ -35,7 +28,6 @@ from failover.coord.base import (
     AlreadyDone,
     AuditEntry,
     AuditRecord,
-    Callback,
     CommandResult,
     CommitResult,
     Coordinator,
@@ -47,15 +39,9 @@ from failover.coord.base import (
     NotAuthorized,
     NotLeader,
     Role,
-    SessionState,
-    Topic,
     VersionConflict,
 )
 from failover.coord.zklayout import (
-    DIRS,
-    Acls,
-    Identity,
-    Layout,
     decode_entry,
     decode_member,
     decode_observations,
@@ -68,6 +54,7 @@ from failover.coord.zklayout import (
     parse_contender,
     read_identity,
 )
+from failover.coord.zksession import ZooKeeperSession
 from failover.core.codec import decode, encode
 from failover.core.model import Applied, Command, GroupState, Observation
 
@@ -75,69 +62,11 @@ if TYPE_CHECKING:
     from failover.config.model import Config
 
 log = logging.getLogger(__name__)
-_UNAVAILABLE = (ConnectionLoss, SessionExpiredError, ConnectionClosedError)
-_STATES: dict[str, SessionState] = {
-    KazooState.CONNECTED: "connected", KazooState.SUSPENDED: "suspended", KazooState.LOST: "lost",
-}
 PRUNE_EVERY = 32
 
 
-class ZooKeeperCoordinator(Coordinator):
+class ZooKeeperCoordinator(ZooKeeperSession, Coordinator):
     """One instance's client of the ensemble. `connect()` before use; `close()` at the end."""
-
-    def __init__(
-        self,
-        hosts: str | Sequence[str],
-        *,
-        cluster: str,
-        instance: str,
-        role: Role = "daemon",
-        chroot: str = "/failover",
-        session_timeout_s: float = 4.0,
-        daemon: Identity | None = None,
-        operator: Identity | None = None,
-        tls: dict[str, Any] | None = None,
-        op_timeout_s: float | None = None,
-        clock: Callable[[], float] = time.monotonic,
-        audit_keep: int = 1000,
-        commands_keep: int = 100,
-    ) -> None:
-        self.instance = instance
-        self.role = role
-        self.layout = Layout(chroot, cluster)
-        self.acls = Acls(daemon, operator)
-        self.session_timeout_s = session_timeout_s
-        self.op_timeout_s = op_timeout_s if op_timeout_s is not None else session_timeout_s
-        self.clock = clock
-        self.audit_keep = audit_keep
-        self.commands_keep = commands_keep
-        own = {"daemon": daemon, "operator": operator}.get(role)
-        self._zk = KazooClient(
-            hosts=hosts if isinstance(hosts, str) else ",".join(hosts),
-            timeout=session_timeout_s,
-            auth_data=[own.auth] if own else None,
-            connection_retry={"max_tries": -1, "delay": 0.05, "backoff": 1.5, "max_delay": 0.5},
-            logger=log,
-            **(tls or {}),
-        )
-        self._lock = threading.Lock()
-        self._callbacks: list[Callback] = []
-        self._state: SessionState = "lost"
-        self._disconnected_since: float | None = clock()
-        self._session_id: int | None = None
-        self._contender: str | None = None  # full path of this instance's election node
-        self._leadership: Leadership | None = None
-        self._term_version = -1
-        self._member_done: Member | None = None
-        self._published = False
-        self._commits = 0
-        self._layout_ready = False
-        self._watchers: dict[Topic, Callable[[WatchedEvent], None]] = {
-            topic: self._make_watcher(topic)
-            for topic in ("members", "leadership", "observations", "desired", "applied",
-                          "commands", "audit")
-        }
-        self._zk.add_listener(self._on_state)
 
     @classmethod
     def from_config(
@@ -164,172 +93,6 @@ class ZooKeeperCoordinator(Coordinator):
             "daemon": daemon, "operator": operator, "tls": tls, **options,
         }
         return cls(zk.hosts, **settings)
-
-    # --- session -------------------------------------------------------------------------------
-
-    def connect(self, timeout_s: float = 10.0) -> ZooKeeperCoordinator:
-        """Start the session; raise CoordinatorUnavailable if not connected within `timeout_s`
-        (the client keeps trying in the background). A daemon also creates the layout."""
-        event = self._zk.start_async()
-        event.wait(timeout_s)
-        if not self._zk.connected:
-            raise CoordinatorUnavailable(
-                f"{self.instance}: no ZooKeeper session within {timeout_s:g} s ({self._zk.hosts})"
-            )
-        self._on_state(KazooState.CONNECTED)
-        if self.role == "daemon":
-            self.ensure_layout()
-        return self
-
-    def ensure_layout(self) -> None:
-        """Create the base path and its folders with their ACLs (idempotent). A daemon does it
-        at its first write if `connect()` could not (the ensemble was down at start)."""
-        paths = [*self.layout.ancestors(), *(self.layout.dir(name) for name in DIRS)]
-        for path in [*paths, self.layout.term]:
-            acl = self.acls.commands_dir if path == self.layout.dir("commands") else self.acls.node
-            value = b"0" if path == self.layout.term else b""
-            with contextlib.suppress(NodeExistsError):
-                self._call(self._zk.create_async(path, value, acl=acl), f"create {path}")
-        self._layout_ready = True
-
-    def session_state(self) -> SessionState:
-        return self._state
-
-    def disconnected_since(self) -> float | None:
-        return self._disconnected_since
-
-    def subscribe(self, callback: Callback) -> None:
-        self._callbacks.append(callback)
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self._zk.stop()
-        with contextlib.suppress(Exception):
-            self._zk.close()
-        self._on_state(KazooState.LOST)
-
-    @property
-    def session_id(self) -> int | None:
-        return self._session_id
-
-    @property
-    def client_id(self) -> tuple[int, bytes] | None:
-        """The session's (id, password): tests use it to expire the session from outside."""
-        client_id: tuple[int, bytes] | None = self._zk.client_id
-        return client_id
-
-    def _on_state(self, kazoo_state: str) -> None:
-        """kazoo's listener (its thread): local bookkeeping and wake-ups only, no I/O."""
-        state = _STATES[kazoo_state]
-        with self._lock:
-            if state == "connected":
-                client_id = self._zk.client_id
-                session_id = client_id[0] if client_id else None
-                if session_id != self._session_id:
-                    self._forget_session()
-                    self._session_id = session_id
-                self._disconnected_since = None
-            else:
-                if state == "lost":
-                    self._forget_session()
-                    self._session_id = None
-                if self._disconnected_since is None:
-                    self._disconnected_since = self.clock()
-            changed = state != self._state
-            self._state = state
-        if changed:
-            self._wake("session")
-
-    def _forget_session(self) -> None:
-        self._contender = None
-        self._leadership = None
-        self._member_done = None
-        self._published = False
-
-    def _make_watcher(self, topic: Topic) -> Callable[[WatchedEvent], None]:
-        def watcher(event: WatchedEvent) -> None:
-            self._wake(topic)
-
-        return watcher
-
-    def _own_node_watch(self, event: WatchedEvent) -> None:
-        if event.type == EventType.DELETED and event.path == self._contender:
-            with self._lock:
-                self._leadership = None
-                self._contender = None
-        self._wake("leadership")
-
-    def _wake(self, topic: Topic) -> None:
-        for callback in list(self._callbacks):
-            try:
-                callback(topic)
-            except Exception:  # a subscriber's bug must not kill kazoo's thread
-                log.exception("coordinator subscriber failed on %s", topic)
-
-    # --- calls ---------------------------------------------------------------------------------
-
-    def _call(self, pending: Any, what: str) -> Any:
-        try:
-            return pending.get(timeout=self.op_timeout_s)
-        except self._zk.handler.timeout_exception:
-            raise CoordinatorUnavailable(
-                f"{what}: no answer within {self.op_timeout_s:g} s"
-            ) from None
-        except _UNAVAILABLE as exc:
-            raise CoordinatorUnavailable(f"{what}: {type(exc).__name__}") from None
-        except NoAuthError:
-            raise NotAuthorized(f"{what}: not authorized as {self.role}") from None
-
-    def _enter(self, write: bool = False) -> int:
-        if self._state != "connected" or self._session_id is None:
-            raise CoordinatorUnavailable(f"{self.instance}: session {self._state}")
-        if write and self.role != "daemon":
-            raise NotAuthorized(f"{self.instance}: role {self.role} may not write here")
-        session_id = self._session_id
-        if write and not self._layout_ready:
-            self.ensure_layout()
-        return session_id
-
-    def _get(self, path: str, topic: Topic | None) -> tuple[bytes, Any] | None:
-        watch = self._watchers[topic] if topic else None
-        try:
-            data, stat = self._call(self._zk.get_async(path, watch=watch), f"read {path}")
-        except NoNodeError:
-            if watch is not None:  # arm a watch on the node's creation
-                self._call(self._zk.exists_async(path, watch=watch), f"watch {path}")
-            return None
-        return data, stat
-
-    def _children(self, path: str, topic: Topic | None) -> list[str]:
-        watch = self._watchers[topic] if topic else None
-        try:
-            children = self._call(self._zk.get_children_async(path, watch=watch), f"list {path}")
-        except NoNodeError:
-            if watch is not None:
-                self._call(self._zk.exists_async(path, watch=watch), f"watch {path}")
-            return []
-        return sorted(children)
-
-    def _get_many(self, paths: list[str], topic: Topic | None) -> dict[str, bytes]:
-        """Read several nodes in parallel; missing ones are left out."""
-        watch = self._watchers[topic] if topic else None
-        pending = [(path, self._zk.get_async(path, watch=watch)) for path in paths]
-        found: dict[str, bytes] = {}
-        for path, result in pending:
-            with contextlib.suppress(NoNodeError):
-                found[path] = self._call(result, f"read {path}")[0]
-        return found
-
-    def _put(self, path: str, data: bytes, ephemeral: bool = False) -> None:
-        """Set a node owned by this session, creating it if absent."""
-        try:
-            self._call(self._zk.set_async(path, data), f"write {path}")
-        except NoNodeError:
-            self._call(
-                self._zk.create_async(path, data, acl=self.acls.node, ephemeral=ephemeral,
-                                      makepath=True),
-                f"create {path}",
-            )
 
     # --- membership ----------------------------------------------------------------------------
 
@@ -626,6 +389,8 @@ class ZooKeeperCoordinator(Coordinator):
     def audit_head(self) -> tuple[int, str]:
         self._enter()
         return self._audit_head()[0]
+
+
 
 
 def _first_failure(results: list[Any]) -> tuple[int, Exception] | None:

@@ -2,7 +2,8 @@
 
 Used by the tests, the lab, the demo and the benchmarks. Each node has its own data dir (wiped
 by `start()`, kept by `restart()`), its own log, an address (default 127.0.0.1) and optionally a
-network namespace. Readiness is the `srvr` four-letter word reporting a mode.
+network namespace. Readiness is the `srvr` four-letter word reporting a mode. With `tls`,
+each node also serves TLS clients on its own port (`secure_hosts`).
 """
 
 from __future__ import annotations
@@ -18,8 +19,42 @@ from pathlib import Path
 from failover.servers.process import Process, ProcessError, free_port, wait_until
 
 CLASSPATH = "/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar"
+# The jar's manifest leaves out two jars that the Netty (TLS) connection factory needs.
+TLS_CLASSPATH = "/usr/share/java/netty-codec.jar:/usr/share/java/netty-resolver.jar"
 MAIN_CLASS = "org.apache.zookeeper.server.quorum.QuorumPeerMain"
 JAVA = "java"
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """PEM files for a TLS client port: the server's key and certificate, and the CA."""
+
+    key_cert_pem: Path  # the private key followed by the certificate
+    ca_pem: Path
+
+
+def make_test_tls(folder: str | Path, addresses: list[str]) -> TlsFiles:
+    """A throw-away CA and a server certificate for `addresses` (IP SANs), made with openssl."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    san = ",".join([f"IP:{address}" for address in sorted(set(addresses))] + ["DNS:localhost"])
+    (folder / "san.cnf").write_text(f"subjectAltName={san}\n")
+    steps = [
+        ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+         "-days", "2", "-subj", "/CN=failover test CA"],
+        ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
+         "-subj", "/CN=localhost"],
+        ["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+         "-CAcreateserial", "-out", "server.crt", "-days", "2", "-extfile", "san.cnf"],
+    ]
+    for step in steps:
+        done = subprocess.run(["openssl", *step], cwd=folder, capture_output=True, timeout=30,
+                              check=False)
+        if done.returncode != 0:
+            raise ProcessError(f"openssl {step[0]}: {done.stderr.decode(errors='replace')}")
+    pem = folder / "server.pem"
+    pem.write_text((folder / "server.key").read_text() + (folder / "server.crt").read_text())
+    return TlsFiles(pem, folder / "ca.pem")
 
 
 @dataclass(frozen=True)
@@ -32,10 +67,15 @@ class ZooKeeperNode:
     peer_port: int
     election_port: int
     netns: str | None = None
+    secure_port: int | None = None
 
     @property
     def address(self) -> str:
         return f"{self.host}:{self.client_port}"
+
+    @property
+    def secure_address(self) -> str | None:
+        return None if self.secure_port is None else f"{self.host}:{self.secure_port}"
 
 
 class ZooKeeperEnsemble:
@@ -57,6 +97,7 @@ class ZooKeeperEnsemble:
         netns: list[str | None] | None = None,
         client_port: int | None = None,
         jvm_heap_mb: int = 256,
+        tls: TlsFiles | None = None,
     ) -> None:
         if size < 1:
             raise ValueError("an ensemble has at least one server")
@@ -68,6 +109,7 @@ class ZooKeeperEnsemble:
         self.tick_ms = tick_ms
         self.max_session_ticks = max_session_ticks
         self.jvm_heap_mb = jvm_heap_mb
+        self.tls = tls
         addresses = hosts or ["127.0.0.1"] * size
         spaces = netns or [None] * size
         self.nodes = [
@@ -78,6 +120,7 @@ class ZooKeeperEnsemble:
                 peer_port=_port(addresses[index], spaces[index]),
                 election_port=_port(addresses[index], spaces[index]),
                 netns=spaces[index],
+                secure_port=_port(addresses[index], spaces[index]) if tls else None,
             )
             for index in range(size)
         ]
@@ -96,6 +139,10 @@ class ZooKeeperEnsemble:
     @property
     def connect_string(self) -> str:
         return ",".join(self.hosts)
+
+    @property
+    def secure_hosts(self) -> list[str]:
+        return [node.secure_address for node in self.nodes if node.secure_address]
 
     @property
     def max_session_timeout_s(self) -> float:
@@ -216,7 +263,8 @@ class ZooKeeperEnsemble:
         node_dir = self._dir(node)
         argv = [
             JAVA, f"-Xmx{self.jvm_heap_mb}m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
-            "-Dzookeeper.jmx.log4j.disable=true", "-cp", CLASSPATH, MAIN_CLASS,
+            "-Dzookeeper.jmx.log4j.disable=true", "-cp",
+            CLASSPATH + (":" + TLS_CLASSPATH if self.tls else ""), MAIN_CLASS,
             str(node_dir / "zoo.cfg"),
         ]
         return Process(
@@ -239,6 +287,17 @@ class ZooKeeperEnsemble:
             "maxClientCnxns=200",
             "autopurge.purgeInterval=0",
         ]
+        if self.tls is not None and node.secure_port is not None:
+            lines += [
+                f"secureClientPort={node.secure_port}",
+                f"secureClientPortAddress={node.host}",
+                "serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory",
+                f"ssl.keyStore.location={self.tls.key_cert_pem}",
+                "ssl.keyStore.type=PEM",
+                f"ssl.trustStore.location={self.tls.ca_pem}",
+                "ssl.trustStore.type=PEM",
+                "ssl.clientAuth=none",
+            ]
         if self.size > 1:
             lines.append("standaloneEnabled=false")
             for peer in self.nodes:
@@ -283,4 +342,6 @@ def _wait_raising(predicate: Callable[[], bool], timeout_s: float, what: str) ->
         time.sleep(0.05)
 
 
-__all__ = ["ProcessError", "ZooKeeperEnsemble", "ZooKeeperNode", "wait_until"]
+__all__ = [
+    "ProcessError", "TlsFiles", "ZooKeeperEnsemble", "ZooKeeperNode", "make_test_tls", "wait_until",
+]

@@ -226,3 +226,38 @@ def test_testcontainers_back_end(request: Any) -> None:
         harness.close()
     finally:
         container.stop()
+
+
+def test_tls_to_zookeeper(tmp_path: Path) -> None:
+    from failover.servers.zookeeper import make_test_tls
+
+    tls = make_test_tls(tmp_path / "tls", ["127.0.0.1"])
+    ensemble = ZooKeeperEnsemble(tmp_path / "zk", size=1, tls=tls)
+    with ensemble:
+        config = load_config(EXAMPLE)
+        zk = config.cluster.zookeeper.model_copy(update={
+            "hosts": ensemble.secure_hosts, "chroot": "/tls", "session_timeout_s": 1.0,
+            "tls": config.cluster.zookeeper.tls.model_copy(
+                update={"enabled": True, "ca_file": str(tls.ca_pem)}),
+        })
+        config = config.model_copy(
+            update={"cluster": config.cluster.model_copy(update={"zookeeper": zk})}
+        )
+        daemon = ZooKeeperCoordinator.from_config(config, "dc1-a")
+        try:
+            daemon.connect(timeout_s=10.0)
+            leader = daemon.campaign()
+            assert leader is not None
+            daemon.write_desired(leader, GroupState("web", "dc1"), NO_NODE)
+            assert daemon.desired("web") == (GroupState("web", "dc1"), 0)
+        finally:
+            daemon.close()
+        untrusting = ZooKeeperCoordinator(
+            ensemble.secure_hosts, cluster="shop", instance="x", session_timeout_s=1.0,
+            tls={"use_ssl": True, "ca": str(tmp_path / "tls" / "server.crt")},
+        )
+        try:
+            with pytest.raises(CoordinatorError, match="no ZooKeeper session"):
+                untrusting.connect(timeout_s=1.0)
+        finally:
+            untrusting.close()
