@@ -71,7 +71,12 @@ class ProbeContext:
         key = (tls.ca_file, tls.verify)
         context = self._tls.get(key)
         if context is None:
-            context = ssl.create_default_context(cafile=tls.ca_file)
+            try:
+                context = ssl.create_default_context(cafile=tls.ca_file)
+            except ssl.SSLError:
+                raise
+            except OSError as exc:  # name the file: the ssl module does not
+                raise OSError(exc.errno, exc.strerror, tls.ca_file) from None
             if not tls.verify:
                 context.check_hostname = False
                 context.verify_mode = ssl.CERT_NONE

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import ssl
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -54,8 +55,27 @@ def targets_of(config: Config, sites: Iterable[str] | None = None) -> list[Probe
     ]
 
 
+class BrokenProbe(Probe):
+    """A check that could not be set up (its CA file is missing, say): every run says why."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    async def run(self, endpoint: str) -> CheckResult:
+        return CheckResult(False, reason=self.reason)
+
+
 def make_probe(check: CheckBase, context: ProbeContext) -> Probe:
-    """The probe for a check's type (imports each protocol's library only when needed)."""
+    """The probe for a check's type; a `BrokenProbe` naming the problem if it cannot be built."""
+    try:
+        return _make_probe(check, context)
+    except (OSError, ssl.SSLError, ValueError) as exc:
+        what = f"{exc.strerror}: {exc.filename}" if isinstance(exc, OSError) and exc.strerror \
+            else str(exc)
+        return BrokenProbe(f"cannot set up the {getattr(check, 'type', 'check')} check: {what}")
+
+
+def _make_probe(check: CheckBase, context: ProbeContext) -> Probe:
     if isinstance(check, HttpCheck):
         from failover.probes.http import HttpProbe
 

@@ -139,3 +139,15 @@ def test_lb_passes_while_a_backend_lives_and_fails_with_none(lb: object) -> None
     for backend in lb.backends:
         backend.set_health(200)
     assert wait_for_result(http(), endpoint, ok=True).ok
+
+
+def test_a_missing_ca_file_fails_the_check_with_a_reason(https_server: HttpServer,
+                                                         tmp_path: Path) -> None:
+    check = HttpCheck.model_validate(
+        {"type": "https", "tls": {"ca_file": str(tmp_path / "missing-ca.pem")}}
+    )
+    result = probe(check, https_server.endpoint)
+    assert not result.ok
+    assert result.reason == (
+        f"cannot set up the https check: No such file or directory: {tmp_path / 'missing-ca.pem'}"
+    )
