@@ -99,3 +99,12 @@ def reset_lab(lab: Lab, timeout_s: float = 10.0) -> None:
     for prefix in lab.prefixes():
         wait_until(lambda p=prefix: not lab.routes(p), timeout_s,  # type: ignore[misc]
                    f"the isp forgetting {prefix}")
+
+
+def reset_dns(lab: Lab, timeout_s: float = 10.0) -> None:
+    """Both name servers restarted from fresh files: the zones as the lab first serves them."""
+    for component in ("dns-secondary", "dns-primary"):
+        lab.stop(component)
+    lab.start("dns-primary", fresh=True)
+    lab.start("dns-secondary", fresh=True)
+    lab.wait_ready(timeout_s)

@@ -8,11 +8,14 @@ from collections.abc import Iterator
 
 import dns.message
 import dns.query
+import dns.rcode
+import dns.update
 import pytest
 
 from failover.config import DnsSteering
 from failover.core.model import GroupState
 from failover.lab import NAME_SERVERS, Lab
+from failover.lab.testing import reset_dns
 from failover.steer import Rfc2136Steerer, Transcript
 from failover.steer.netns import netns_socket
 from tests.steer.expect import assert_transcript
@@ -25,11 +28,7 @@ WRONG_SECRET = "d3JvbmctbGFiLXNlY3JldC0wMTIzNDU2Nzg5YWJjZGVm"
 @pytest.fixture
 def zone(lab: Lab) -> Iterator[Lab]:
     """Both name servers restarted from fresh files: the zone as the lab first serves it."""
-    for component in ("dns-secondary", "dns-primary"):
-        lab.stop(component)
-    lab.start("dns-primary", fresh=True)
-    lab.start("dns-secondary", fresh=True)
-    lab.wait_ready()
+    reset_dns(lab)
     yield lab
 
 
@@ -83,6 +82,18 @@ def test_a_wrong_tsig_key_is_refused_and_reported(zone: Lab) -> None:
     assert result.outcome == "refused"
     assert "TSIG" in result.detail and "10.53.0.1:53" in result.detail
     assert (result.site, result.epoch) == ("dc1", 0)  # what is still in effect
+    assert everywhere() == {"primary": ["10.1.0.13"], "secondary": ["10.1.0.13"]}
+
+
+def test_an_unsigned_update_is_refused(zone: Lab) -> None:
+    update = dns.update.UpdateMessage("example.test.")
+    update.replace("mail", 30, "A", "10.2.0.13")
+    with netns_socket("fo-client", socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(2.0)
+        sock.connect((NAME_SERVERS["primary"], 53))
+        sock.setblocking(False)
+        reply = dns.query.tcp(update, NAME_SERVERS["primary"], timeout=2.0, sock=sock)
+    assert reply.rcode() == dns.rcode.REFUSED
     assert everywhere() == {"primary": ["10.1.0.13"], "secondary": ["10.1.0.13"]}
 
 
