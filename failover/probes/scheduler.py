@@ -89,14 +89,13 @@ class ProbeScheduler:
         self.lateness_s: deque[float] = deque(maxlen=lateness_samples)
         self.probes_run = 0
         self.freeze_gc = freeze_gc
-        self._stopping: asyncio.Event | None = None
+        self._stopping = asyncio.Event()  # one-shot: a stop before `run()` starts counts too
 
     def first_due(self, index: int, target: ProbeTarget, start: float) -> float:
         """Spread the first probes evenly over each target's interval, in target order."""
         return start + target.check.interval_s * index / max(1, len(self.targets))
 
     async def run(self) -> None:
-        self._stopping = asyncio.Event()
         slots = asyncio.Semaphore(self.concurrency)
         probes: dict[int, Probe] = {}
         for target in self.targets:
@@ -125,8 +124,7 @@ class ProbeScheduler:
 
     def stop(self) -> None:
         """End `run()`: every probe in flight is cancelled (its process or connection closed)."""
-        if self._stopping is not None:
-            self._stopping.set()
+        self._stopping.set()
 
     async def _loop(
         self, target: ProbeTarget, probe: Probe, due: float, slots: asyncio.Semaphore

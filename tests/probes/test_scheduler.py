@@ -185,3 +185,15 @@ def test_a_target_listed_twice_is_refused() -> None:
         assert "twice" in str(exc)
     else:
         raise AssertionError("accepted a duplicate target")
+
+
+def test_a_stop_before_run_starts_is_not_lost() -> None:
+    async def scenario() -> None:
+        scheduler = ProbeScheduler(
+            [ProbeTarget("dc1", "x", "generic", "command", command(["true"]))], lambda *_: None
+        )
+        task = asyncio.create_task(scheduler.run())
+        scheduler.stop()
+        await asyncio.wait_for(task, 5)
+
+    asyncio.run(scenario())
