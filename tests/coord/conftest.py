@@ -78,6 +78,7 @@ def fresh_ensemble(tmp_path: Path) -> Iterator[ZooKeeperEnsemble]:
 @pytest.fixture
 def zk_harness(zk_ensemble: Any, tmp_path: Path) -> Iterator[ZooKeeperHarness]:
     harness = ZooKeeperHarness(zk_ensemble.connect_string, tmp_path)
+    harness.logs = zk_ensemble.logs  # shown when the test fails
     yield harness
     harness.close()
 
@@ -101,10 +102,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if report.when != "call" or not report.failed:
         return
     funcargs = getattr(item, "funcargs", {})
-    for name in ("fresh_ensemble", "zk_ensemble"):
-        ensemble = funcargs.get(name)
-        if ensemble is not None:
-            report.sections.append((f"zookeeper logs ({name})", ensemble.logs()))
+    for name, value in funcargs.items():
+        logs = getattr(value, "logs", None)
+        if callable(logs):
+            report.sections.append((f"zookeeper logs ({name})", logs()))
     for value in funcargs.values():
         for contender in getattr(value, "contenders", []):
             report.sections.append((f"contender {contender.instance}", contender.log_tail()))

@@ -89,6 +89,7 @@ class ZooKeeperHarness:
         self.chroot = f"/t-{uuid.uuid4().hex[:12]}"
         self.cluster = "shop"
         self.clients: list[ZooKeeperCoordinator] = []
+        self.logs: Callable[[], str] | None = None
         self._raw: list[KazooClient] = []
 
     def client(
