@@ -88,6 +88,8 @@ class PostgresServer:
             self._run([str(BIN / "pg_basebackup"), "-h", self.primary.address,
                        "-p", str(self.primary.port), "-U", USER, "-D", str(self.datadir),
                        "-R", "-X", "stream", "--no-sync", "-c", "fast"], timeout_s, in_netns=True)
+            for stale in self.datadir.glob(".s.PGSQL.*"):  # the primary's socket lock, copied
+                stale.unlink()
         return self
 
     def ready(self) -> bool:
