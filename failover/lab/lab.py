@@ -314,6 +314,25 @@ class Lab:
         """Add an address to a location: on its LAN bridge if inside its LAN, else as a /32."""
         self._address("replace", location, address)
 
+    def add_service_addresses(self) -> list[str]:
+        """Add every endpoint address the config gives a site's services inside its LAN."""
+        added = []
+        for site_name, site in self.config.sites.items():
+            uplink = UPLINKS.get(site_name)
+            if uplink is None or uplink.lan is None:
+                continue
+            for service in site.services.values():
+                for endpoint in service.endpoints:
+                    host = endpoint.rpartition(":")[0] if ":" in endpoint else endpoint
+                    try:
+                        inside = ipaddress.ip_address(host) in ipaddress.ip_network(uplink.lan)
+                    except ValueError:
+                        continue
+                    if inside and host not in added:
+                        self.add_address(site_name, host)
+                        added.append(host)
+        return added
+
     def remove_address(self, location: str, address: str) -> None:
         self._address("del", location, address)
 

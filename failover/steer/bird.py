@@ -232,7 +232,11 @@ class BirdSteerer(Steerer):
         ours = [r for r in show_routes(self.upstream_socket, self.steering.prefix)
                 if r.as_path[:1] == (self._local_as,)]
         seen = _as_seen(ours[0].as_path[1:] if ours else None)
-        return None if seen == announcement else f"upstream holds {self.site}'s route as {seen}"
+        if seen != announcement:
+            return f"upstream holds {self.site}'s route as {seen}"
+        if announcement == "primary" and not ours[0].best:
+            return f"upstream holds {self.site}'s route as primary but prefers another"
+        return None
 
     def _result(self, announcement: Announcement, outcome: str, detail: str,
                 changed: bool = False) -> SteerResult:

@@ -73,6 +73,18 @@ def test_a_service_address_and_a_process_in_a_site(lab: Lab) -> None:
     assert not reaches(lab, "dc2", "10.1.0.10")
 
 
+def test_the_config_service_addresses_can_be_added(lab: Lab) -> None:
+    added = lab.add_service_addresses()
+    try:
+        assert set(added) == {f"10.{site}.0.{host}" for site in (1, 2) for host in
+                              (1, 10, 11, 12, 13, 14)}
+        assert reaches(lab, "dc2", "10.1.0.13") and reaches(lab, "witness", "10.2.0.12")
+    finally:
+        for address in added:
+            if not address.endswith(".1"):
+                lab.remove_address("dc1" if address.startswith("10.1.") else "dc2", address)
+
+
 def test_mistakes_are_named(lab: Lab) -> None:
     with pytest.raises(LabError, match="unknown lab location 'dc9'"):
         lab.cut("dc1", "dc9")
