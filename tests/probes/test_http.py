@@ -151,3 +151,10 @@ def test_a_missing_ca_file_fails_the_check_with_a_reason(https_server: HttpServe
     assert result.reason == (
         f"cannot set up the https check: No such file or directory: {tmp_path / 'missing-ca.pem'}"
     )
+
+
+def test_head_request(healthy_http: HttpServer) -> None:
+    assert probe(http(method="HEAD"), healthy_http.endpoint).ok
+    healthy_http.set_health(500)
+    result = probe(http(method="HEAD"), healthy_http.endpoint)
+    assert result.reason == f"HTTP 500 from {healthy_http.endpoint}"
