@@ -119,6 +119,10 @@ class Lab:
         for ns in NAMESPACES:
             nets.add_namespace(ns)
         self._links()
+        name_servers = ("dns-primary", "dns-secondary")
+        if any(self.pid(component) is None for component in name_servers):
+            for component in name_servers:  # a fresh primary needs a fresh secondary
+                self.stop(component)
         for component in COMPONENTS:
             if self.pid(component) is None:
                 self.start(component, fresh=True)
