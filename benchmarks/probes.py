@@ -8,7 +8,8 @@ Prints one JSON object as its last line:
                         checks at a combined 2,000 probes a second
   rss_mb_1000_checks    the peak resident memory of that prober process
 Each measurement runs in its own process; nginx (one worker) runs in another. Both share the
-machine's two cores, as they would in the lab.
+machine's two cores, as they would in the lab; anything else running skews the figures (the
+1-minute load average before the run is reported with them).
 
     .venv/bin/python benchmarks/probes.py [--seconds 8] [--checks 1000] [--rate 2000]
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import resource
 import shutil
 import statistics
@@ -130,6 +132,7 @@ def main() -> None:
     if args.mode:
         child(args)
         return
+    load_before = os.getloadavg()[0]
     workdir = Path(tempfile.mkdtemp(prefix="fo-bench-probes-"))
     nginx = NginxServer(workdir / "nginx", name="bench").start()
     try:
@@ -148,6 +151,7 @@ def main() -> None:
         "scheduled_rate_asked": args.rate,
         "start_jitter_p50_ms": round(sched["jitter_p50_ms"], 2),
         "failed_probes": int(http["failed"] + tcp["failed"] + sched["failed"]),
+        "load_avg_1m_before": round(load_before, 2),  # other work on the 2 cores skews all this
     }))
 
 
