@@ -100,9 +100,15 @@ def load_campaign(path: str | Path) -> Campaign:
 
 def _choices(template: dict[str, Any]) -> list[dict[str, Any]]:
     keys = list(template)
-    lists = [v if isinstance(v, list) and k != "between" or (
-        k == "between" and v and isinstance(v[0], list)) else [v] for k, v in template.items()]
+    lists = [v if _is_choice(k, v) else [v] for k, v in template.items()]
     return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*lists)]
+
+
+def _is_choice(key: str, value: Any) -> bool:
+    """A list is a choice, except `between`, which is a pair unless it is a list of pairs."""
+    if not isinstance(value, list):
+        return False
+    return key != "between" or bool(value and isinstance(value[0], list))
 
 
 def _template_problems(where: str, template: dict[str, Any], topology: Topology

@@ -187,7 +187,7 @@ class Observers:
         chance, reason, took = self.outcome(daemon.site, target)
         ok = chance >= 1.0 or (chance > 0.0 and world.rng.random() < chance)
         result = OK if ok else CheckResult(False, 0.0, reason)
-        world.after(took if not ok or chance < 1.0 else took, self._result,
+        world.after(took, self._result,
                     (name, gen, target, result))
 
     def _result(self, arg: tuple[str, int, Target, CheckResult]) -> None:

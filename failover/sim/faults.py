@@ -217,7 +217,7 @@ def _link(world: World, spec: LinkFault, label: str) -> Callable[[], None]:
 
 def _zookeeper(world: World, spec: ZooKeeperFault, label: str) -> Callable[[], None]:
     site = resolve_site(world, spec.site, spec.group)
-    stopped = []
+    stopped: list[int] = []
     for index, (where, up) in enumerate(world.zk_servers):
         if where == site and up and len(stopped) < spec.count:
             world.zk_servers[index] = (where, False)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
@@ -152,6 +153,20 @@ class PlaybookFile(Strict):
     rollbacks: list[FaultSpec] = []
 
 
+class _Outline(Strict):
+    """The playbook with its lists unchecked, so that every item's errors are reported."""
+
+    title: str
+    description: str = ""
+    topology: str
+    duration_s: float = Field(gt=0)
+    steady_state: SteadyState = SteadyState()
+    method: list[dict[str, Any]] = Field(min_length=1)
+    expectations: list[str | Expectation] = Field(min_length=1)
+    abort: list[str] = []
+    rollbacks: list[dict[str, Any]] = []
+
+
 @dataclass(frozen=True)
 class Playbook:
     source: str
@@ -176,67 +191,103 @@ def load_playbook(path: str | Path) -> Playbook:
     data = load_yaml(text, source)
     if not isinstance(data, dict):
         raise ConfigError(source, [Problem("", "the top level must be a mapping")])
+    problems: list[Problem] = []
     try:
-        spec = PlaybookFile.model_validate(data)
+        outline = _Outline.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(source, pydantic_problems(exc)) from None
-    topo_path = Path(spec.topology)
-    if not topo_path.is_absolute():
-        topo_path = Path(path).resolve().parent / topo_path
-    try:
-        topology = load_topology(topo_path)
-    except ConfigError as exc:
-        raise ConfigError(source, [Problem(f"topology ({spec.topology})", str(p))
-                                   for p in exc.problems]) from None
-    return _check(source, spec, topology)
+        problems += pydantic_problems(exc)
+        outline = None
+    for key, model in (("method", MethodStep), ("rollbacks", None)):
+        items = data.get(key)
+        for i, item in enumerate(items if isinstance(items, list) else []):
+            try:
+                if model is None:
+                    FAULT_ADAPTER.validate_python(item)
+                else:
+                    model.model_validate(item)
+            except ValidationError as exc:
+                problems += [Problem(f"{key}.{i}.{p.path}" if p.path else f"{key}.{i}",
+                                     p.message) for p in pydantic_problems(exc)]
+    topology = None
+    if isinstance(data.get("topology"), str):
+        topo_path = Path(data["topology"])
+        if not topo_path.is_absolute():
+            topo_path = Path(path).resolve().parent / topo_path
+        try:
+            topology = load_topology(topo_path)
+        except ConfigError as exc:
+            problems += [Problem(f"topology ({data['topology']})", str(p))
+                         for p in exc.problems]
+    if outline is not None and topology is not None:
+        try:
+            spec = PlaybookFile.model_validate(data)
+        except ValidationError:
+            spec = None
+        problems += _check(source, spec, topology, outline, data)
+        if not problems and spec is not None:
+            return _build(source, spec, topology)
+    raise ConfigError(source, problems or [Problem("", "invalid playbook")])
 
 
-def _check(source: str, spec: PlaybookFile, topology: Topology) -> Playbook:
+def _check(source: str, spec: PlaybookFile | None, topology: Topology, outline: _Outline,
+           data: dict[str, Any]) -> list[Problem]:
+    """Names and expressions that the topology cannot resolve, each by its path."""
     config = topology.config
     groups = list(config.groups)
     problems: list[Problem] = []
-
-    def expr(where: str, text: str, allow_within: bool = False) -> Expr | None:
-        try:
-            return parse_expr(text, groups, allow_within)
-        except ValueError as exc:
-            problems.append(Problem(where, str(exc)))
-            return None
-
-    steady = []
-    for i, probe in enumerate(spec.steady_state.probes):
-        parsed = expr(f"steady_state.probes.{i}.expect", probe.expect)
-        if parsed:
-            steady.append((probe, parsed))
-    names = [step.name for step in spec.method]
-    whens: dict[int, Expr] = {}
+    for i, probe in enumerate(outline.steady_state.probes):
+        _expr(problems, f"steady_state.probes.{i}.expect", probe.expect, groups)
+    names = [step.get("name") for step in outline.method]
     services = sorted({s for site in config.serving_sites for s in config.sites[site].services})
-    for i, step in enumerate(spec.method):
-        if step.when is not None and (parsed := expr(f"method.{i}.when", step.when)):
-            whens[i] = parsed
-        for field, message in faults.problems(step.fault, list(config.sites),
-                                              config.serving_sites, services,
-                                              list(config.instances), groups):
-            problems.append(Problem(f"method.{i}.fault.{field}", message))
-    for i, action in enumerate(spec.rollbacks):
-        for field, message in faults.problems(action, list(config.sites), config.serving_sites,
-                                              services, list(config.instances), groups):
-            problems.append(Problem(f"rollbacks.{i}.{field}", message))
+    for key in ("method", "rollbacks"):
+        for i, item in enumerate(getattr(outline, key)):
+            if key == "method" and isinstance(item.get("when"), str):
+                _expr(problems, f"method.{i}.when", item["when"], groups)
+            fault = item.get("fault") if key == "method" else item
+            try:
+                parsed = FAULT_ADAPTER.validate_python(fault)
+            except ValidationError:
+                continue  # reported by the structural pass
+            prefix = f"method.{i}.fault" if key == "method" else f"rollbacks.{i}"
+            for field, message in faults.problems(parsed, list(config.sites),
+                                                  config.serving_sites, services,
+                                                  list(config.instances), groups):
+                problems.append(Problem(f"{prefix}.{field}", message))
+    for i, item in enumerate(outline.expectations):
+        text = item if isinstance(item, str) else item.expect
+        where = f"expectations.{i}" + ("" if isinstance(item, str) else ".expect")
+        if not isinstance(item, str) and item.start is not None and item.start not in names:
+            problems.append(Problem(f"expectations.{i}.from",
+                                    f"no method step is named {item.start!r}"))
+        _expr(problems, where, text, groups, allow_within=True)
+    for i, text in enumerate(outline.abort):
+        _expr(problems, f"abort.{i}", text, groups)
+    return problems
+
+
+def _expr(problems: list[Problem], where: str, text: str, groups: list[str],
+          allow_within: bool = False) -> Expr | None:
+    try:
+        return parse_expr(text, groups, allow_within)
+    except ValueError as exc:
+        problems.append(Problem(where, str(exc)))
+        return None
+
+
+def _build(source: str, spec: PlaybookFile, topology: Topology) -> Playbook:
+    groups = list(topology.config.groups)
+    steady = tuple((probe, parse_expr(probe.expect, groups, False))
+                   for probe in spec.steady_state.probes)
+    whens = {i: parse_expr(step.when, groups, False)
+             for i, step in enumerate(spec.method) if step.when is not None}
     expectations = []
-    for i, item in enumerate(spec.expectations):
+    for item in spec.expectations:
         text = item if isinstance(item, str) else item.expect
         start = None if isinstance(item, str) else item.start
         name = text if isinstance(item, str) else (item.name or text)
-        where = f"expectations.{i}" + ("" if isinstance(item, str) else ".expect")
-        if start is not None and start not in names:
-            problems.append(Problem(f"expectations.{i}.from",
-                                    f"no method step is named {start!r}"))
-        if parsed := expr(where, text, allow_within=True):
-            expectations.append((name, parsed, start))
-    aborts = tuple(p for i, text in enumerate(spec.abort) if (p := expr(f"abort.{i}", text)))
-    if problems:
-        raise ConfigError(source, problems)
-    return Playbook(source, spec, topology, tuple(expectations), tuple(steady), whens, aborts)
+        expectations.append((name, parse_expr(text, groups, True), start))
+    aborts = tuple(parse_expr(text, groups, False) for text in spec.abort)
+    return Playbook(source, spec, topology, tuple(expectations), steady, whens, aborts)
 
 
 FAULT_ADAPTER: TypeAdapter[FaultSpec] = TypeAdapter(FaultSpec)

@@ -11,7 +11,8 @@ from failover.sim.playbook import Expr, Playbook
 from failover.sim.world import EngineFactory, World
 
 ROLLBACK_S = 60.0  # how long the world runs after the rollbacks
-TIMELINE_KINDS = ("fault", "desired", "bgp", "clients", "alert", "command", "leader", "route", "dns", "zk",
+TIMELINE_KINDS = ("fault", "desired", "bgp", "clients", "alert", "command", "leader", "route",
+                  "dns", "zk",
                   "VIOLATION", "false", "daemon", "power", "abort", "rollback", "step",
                   "operator")
 
@@ -124,8 +125,8 @@ class Metrics:
             names = [v.name for v in world.checker.violations]
             return not names, ", ".join(names) or "none"
         if expr.metric == "alert":
-            seen = expr.value in self.alerts
-            return seen != expr.negate, "raised" if seen else "not raised"
+            raised = expr.value in self.alerts
+            return raised != expr.negate, "raised" if raised else "not raised"
         if expr.metric.startswith("stays:"):
             values = self._history(expr.metric[6:], expr.group)
             seen = list(dict.fromkeys(v for _, v in values))
@@ -152,7 +153,7 @@ class Metrics:
         world = self.world
         group = group or self.first
         if metric in ("active", "phase"):
-            out = []
+            out: list[tuple[float, Any]] = []
             for when, _, state in world.leadership.history:
                 if state.group != group:
                     continue
@@ -165,6 +166,12 @@ class Metrics:
         if metric == "traffic":
             return list(world.traffic.top_series[group])
         return [(t, v or "none") for t, v in self.series["leader"]]
+
+
+@dataclass
+class RunState:
+    aborted: str | None = None
+    done: bool = False
 
 
 def _compare(left: float, op: str, right: float) -> bool:
@@ -181,13 +188,13 @@ def run_playbook(playbook: Playbook, seed: int = 1, engine_factory: EngineFactor
     enders: list[Callable[[], None]] = []
     started: dict[str, float] = {}
     first_fault: list[float] = []
-    state = {"aborted": None, "done": False}
+    state = RunState()
     waiting = dict(playbook.whens)
     steady = [Verdict(p.name, *metrics.holds(e)) for p, e in playbook.steady
               if p.name]  # checked again at the first fault
 
     def start(index: int) -> None:
-        if state["aborted"] or state["done"]:
+        if state.aborted or state.done:
             return
         step = spec.method[index]
         fault = step.fault
@@ -202,18 +209,18 @@ def run_playbook(playbook: Playbook, seed: int = 1, engine_factory: EngineFactor
         end = inject(world, fault, step.name or "")
         enders.append(end)
         if duration is not None:
-            world.after(duration, lambda _: end())
+            world.after(duration, _call, end)
 
     def watch() -> None:
         metrics.watch()
         for index, expr in list(waiting.items()):
             if metrics.holds(expr)[0]:
                 del waiting[index]
-                world.after(spec.method[index].delay_s, lambda _, i=index: start(i))
-        if first_fault and not state["aborted"] and not state["done"]:
+                world.after(spec.method[index].delay_s, start, index)
+        if first_fault and not state.aborted and not state.done:
             for expr in playbook.aborts:
                 if metrics.holds(expr)[0]:
-                    state["aborted"] = expr.text
+                    state.aborted = expr.text
                     world.log("abort", f"abort condition holds: {expr.text}")
                     rollback()
                     break
@@ -225,11 +232,15 @@ def run_playbook(playbook: Playbook, seed: int = 1, engine_factory: EngineFactor
             world.log("rollback", action.kind)
             inject(world, action)
 
+    from failover.sim.report import Recorder
+
+    recorder = Recorder(world)
     world.watchers.append(watch)
+    world.watchers.append(recorder.sample)
     world.watchers.append(lambda: _collect_alerts(world, metrics))
     for index, step in enumerate(spec.method):
         if step.at_s is not None:
-            world.at(step.at_s, lambda _, i=index: start(i))
+            world.at(step.at_s, start, index)
     world.run_until(spec.duration_s)
     world.traffic.finish(world.now)
     verdicts = []
@@ -245,19 +256,24 @@ def run_playbook(playbook: Playbook, seed: int = 1, engine_factory: EngineFactor
     rto = max((e.rto_s(world.now) for e in episodes), default=None)
     availability = world.traffic.availability(None)
     unavailable = world.traffic.lost_s(None)
-    state["done"] = True
-    if not state["aborted"]:
-        world.after(0.0, lambda _: rollback())
+    state.done = True
+    if not state.aborted:
+        world.after(0.0, _call, rollback)
     world.run_until(spec.duration_s + ROLLBACK_S)
     steady += [Verdict(f"after: {p.name}", *metrics.holds(e))
                for p, e in playbook.steady if p.after]
     violations = [v.as_dict() for v in world.checker.violations]
     passed = (all(v.passed for v in verdicts) and all(v.passed for v in steady)
-              and not state["aborted"] and not violations)
+              and not state.aborted and not violations)
     timeline = [line for line in world.lines if line.split()[1] in TIMELINE_KINDS]
     return Outcome(spec.title, seed, passed, verdicts, steady, switches, rto, availability,
-                   unavailable, violations, state["aborted"], timeline, world.trace(),
-                   series={"world": world, "metrics": metrics, "end": spec.duration_s})
+                   unavailable, violations, state.aborted, timeline, world.trace(),
+                   series={"world": world, "metrics": metrics, "recorder": recorder,
+                           "end": spec.duration_s + ROLLBACK_S})
+
+
+def _call(action: Callable[[], None]) -> None:
+    action()
 
 
 def _collect_alerts(world: World, metrics: Metrics) -> None:

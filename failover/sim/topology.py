@@ -160,8 +160,8 @@ def _config(raw: dict[str, Any] | str, source: str, base: Path | None) -> Config
                                    for p in pydantic_problems(exc)]) from None
     problems = []
     for text in cross_field_problems(config):
-        path, _, message = text.partition(": ")
-        problems.append(Problem(_join("config", path), message))
+        where, _, message = text.partition(": ")
+        problems.append(Problem(_join("config", where), message))
     if problems:
         raise ConfigError(source, problems)
     return config
@@ -191,7 +191,7 @@ def _world_problems(config: Config, world: WorldModel) -> list[Problem]:
             problems.append(Problem(f"world.clients.weights.{group}", "not a group of the config"))
         elif weight < 0:
             problems.append(Problem(f"world.clients.weights.{group}", "cannot be negative"))
-    for name, instance in config.instances.items():
+    for instance in config.instances.values():
         if "agent" in instance.roles and instance.site in config.serving_sites:
             break
     else:

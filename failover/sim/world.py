@@ -125,7 +125,8 @@ class World:
                          for name in self.config.sites[site].services}
         pairs = self.model.network.pairs()
         locations = self.sites + [CLIENTS]
-        self.links = {(a, b): Link(pairs.get(frozenset((a, b)), self.model.network.default_latency_s))
+        default_s = self.model.network.default_latency_s
+        self.links = {(a, b): Link(pairs.get(frozenset((a, b)), default_s))
                       for a in locations for b in locations if a != b}
         self.zk_servers: list[tuple[str, bool]] = [
             (site, True) for site, count in self.model.zookeeper.servers.items()

@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from failover.sim.campaign import draw_schedule, load_campaign, run_campaign, summarize
+from tests.sim.conftest import CHAOS, IgnoresQuorum
+
+
+def test_a_500_run_campaign_has_no_violation_and_full_coverage() -> None:
+    campaign = load_campaign(CHAOS)
+    results = run_campaign(campaign, 500, seed=1000, jobs=2)
+    summary = summarize(campaign, results, "failover chaos simulations/chaos.yaml")
+    assert summary["runs"] == 500
+    assert summary["violations"] == 0, summary["failing"][:3]
+    for name, runs in summary["coverage"].items():
+        assert runs >= 5, (name, runs)  # at least 1 % of the runs
+    assert summary["rto_s"]["p50"] is not None
+    assert summary["rto_s"]["p50"] <= summary["rto_s"]["p95"] <= summary["rto_s"]["p99"]
+    assert summary["switches"] > 0
+
+
+def test_parallel_and_serial_runs_agree() -> None:
+    campaign = load_campaign(CHAOS)
+    serial = run_campaign(campaign, 6, seed=40, jobs=1)
+    parallel = run_campaign(campaign, 6, seed=40, jobs=2)
+    assert [(r.seed, r.events, r.switches, r.unavailable_s) for r in serial] == [
+        (r.seed, r.events, r.switches, r.unavailable_s) for r in parallel]
+
+
+def test_schedules_come_from_the_campaign_distributions() -> None:
+    campaign = load_campaign(CHAOS)
+    items = [item for seed in range(50) for item in draw_schedule(campaign, seed).items]
+    classes = {name for _, name, _, _ in items}
+    assert classes == set(campaign.spec.classes)
+    for when, name, _, duration in items:
+        assert 0 < when < campaign.spec.duration_s
+        spec = campaign.spec.classes[name].duration
+        if spec is not None:
+            assert spec.min_s <= duration <= spec.max_s
+
+
+def test_a_campaign_catches_the_broken_policy_and_names_the_seed() -> None:
+    campaign = load_campaign(CHAOS)
+    results = run_campaign(campaign, 30, seed=1, engine_factory=IgnoresQuorum)
+    summary = summarize(campaign, results, "failover chaos simulations/chaos.yaml")
+    assert summary["violations"] > 0
+    first = summary["failing"][0]
+    expected = f"failover chaos simulations/chaos.yaml --seed {first['seed']} --runs 1"
+    assert first["replay"] == expected

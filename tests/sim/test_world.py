@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+from failover.sim.faults import LinkFault, ServiceFault, ZooKeeperFault, inject
+from failover.sim.topology import load_topology
+from failover.sim.world import World
+from tests.sim.conftest import REFERENCE
+
+
+def _world(seed: int = 1) -> World:
+    return World(load_topology(REFERENCE), seed)
+
+
+def _at(world: World, when: float, action) -> None:  # type: ignore[no-untyped-def]
+    world.at(when, lambda _: action())
+
+
+def test_a_quiet_world_needs_no_probe_events() -> None:
+    world = _world()
+    world.run_until(3600.0)
+    assert world._seq < 10  # nothing changes: no probes, no engine cycles
+    assert world.traffic.availability(None) == 1.0
+
+
+def test_a_fault_is_probed_at_the_check_interval_then_goes_quiet() -> None:
+    world = _world()
+    _at(world, 10.0, lambda: inject(world, ServiceFault(kind="service_down", site="dc2",
+                                                        service="app")))
+    world.run_until(100.0)
+    before = world._seq
+    verdicts = [line for line in world.lines if " verdict " in line]
+    assert len(verdicts) == 3  # every observer sees dc2's app down once
+    world.run_until(3600.0)
+    assert world._seq - before < 10
+    assert world.leadership.switches == 0  # the standby site failing moves nothing
+
+
+def test_without_quorum_the_primary_demotes_to_backup_after_the_lease_never_withdrawn() -> None:
+    world = _world()
+    _at(world, 10.0, lambda: inject(world, ZooKeeperFault(kind="zookeeper_server_down",
+                                                          site="dc2", count=2)))
+    _at(world, 10.0, lambda: inject(world, ZooKeeperFault(kind="zookeeper_server_down",
+                                                          site="witness")))
+    world.run_until(15.0)
+    assert not world.quorum_ready
+    assert world.agents.route[("web", "dc1")] == "primary"  # within the lease (6 s)
+    world.run_until(20.0)
+    assert world.agents.route[("web", "dc1")] == "backup"
+    assert world.agents.route[("web", "dc2")] == "backup"
+    world.run_until(120.0)
+    assert world.leadership.switches == 0
+    assert world.traffic.rate == 1.0  # both sites still reachable as backups
+
+
+def test_one_way_cut_breaks_round_trips_in_both_directions() -> None:
+    world = _world()
+    inject(world, LinkFault(kind="link_cut", between=("dc1", "witness"), one_way=True))
+    assert not world.reach("dc1", "witness") and not world.reach("witness", "dc1")
+    assert world.reach("dc1", "dc2")
+
+
+def test_session_expires_only_with_a_quorum_and_after_the_timeout() -> None:
+    world = _world()
+    _at(world, 10.0, lambda: world.pause("witness-a"))
+    world.run_until(12.9)
+    daemon = world.daemons["witness-a"]
+    assert daemon.paused and not daemon.connected
+    world.run_until(13.5)
+    # the watchdog (3 s) killed the frozen daemon; its session lives until the timeout
+    assert not daemon.alive
+    assert "witness-a session 3 expired" not in world.trace()
+    world.run_until(14.5)
+    assert "witness-a session 3 expired" in world.trace()
