@@ -110,7 +110,7 @@ def _os_reason(exc: Exception) -> str:
 
 _FILE_KEYS = {
     "credentials_file", "ca_file", "cert_file", "key_file", "secret_file", "password_file",
-    "disable_file",
+    "disable_file", "keys_file",
 }
 
 

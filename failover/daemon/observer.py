@@ -24,6 +24,7 @@ class Observer:
         self.verdicts: dict[str, str] = {}
         self.dirty = True
         self.published_at = 0.0
+        self.on_result: Callable[[str, CheckResult], None] | None = None  # e.g. metrics
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -36,6 +37,8 @@ class Observer:
 
     def _on_result(self, target: str, state: CheckState, result: CheckResult) -> None:
         self.results[target] = result
+        if self.on_result is not None:
+            self.on_result(target, result)
         if self.verdicts.get(target) != state.verdict:
             self.verdicts[target] = state.verdict
             self.dirty = True

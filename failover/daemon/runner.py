@@ -17,6 +17,7 @@ import time
 from typing import Any
 
 from failover import __version__
+from failover.api.metrics import DaemonMetrics
 from failover.config import BgpSteering, Config, ConfigError, DnsSteering, load_config
 from failover.coord import (
     Coordinator,
@@ -66,6 +67,7 @@ class Daemon:
         self.started_at = time.time()
         self.cycles = 0
         self.last_error = ""
+        self.metrics = DaemonMetrics(instance, config.instances[instance].site)
         self._configure(config)
 
     # --- configuration -------------------------------------------------------------------
@@ -82,6 +84,8 @@ class Daemon:
                       if "agent" in self.roles and serving else None)
         self.observer = (Observer(config, self.instance, self.wake.set)
                          if "observer" in self.roles else None)
+        if self.observer is not None:
+            self.observer.on_result = self.metrics.probe
 
     async def reload(self) -> None:
         if not self.config_path:

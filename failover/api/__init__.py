@@ -1,0 +1,1 @@
+"""The HTTP API every daemon serves: health, status, Prometheus metrics, signed writes."""

@@ -1,0 +1,320 @@
+"""Operator commands that talk to ZooKeeper directly, as the operator identity:
+`failover status`, `switchover`, `freeze`, `unfreeze` (and, from `cli.history`, `history`
+and `explain`).
+
+Exit codes: 0 done, 1 refused or failed (with the reason; ZooKeeper unreachable too),
+2 usage or config error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import json
+import logging
+import socket
+import time
+from collections.abc import Callable, Iterator
+from typing import TypeVar
+
+import click
+
+from failover.api.commands import BadRequest, parse_at, parse_duration
+from failover.cli.common import EXIT_FAILED, EXIT_USAGE, fail, load_or_exit
+from failover.config import Config
+from failover.coord import (
+    CommandResult,
+    Coordinator,
+    CoordinatorError,
+    CoordinatorUnavailable,
+    NotAuthorized,
+)
+from failover.core import Engine, View
+from failover.core.commands import FORCEABLE, prechecks
+from failover.core.model import Applied, Command, GroupState, PreCheck
+from failover.status import build_status, render_status
+
+T = TypeVar("T")
+POLL_S = 0.1
+
+config_option = click.option(
+    "--config", "config_file", envvar="FAILOVER_CONFIG", required=True, metavar="FILE",
+    type=click.Path(dir_okay=False), help="The cluster config (default: $FAILOVER_CONFIG).")
+
+
+def timeout_option(default: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    return click.option("--timeout", "timeout", default=default, show_default=True,
+                        metavar="DURATION", help="The longest to wait for the leader.")
+
+
+def operator_name() -> str:
+    try:
+        user = getpass.getuser()
+    except Exception:  # no user name in this environment
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+@contextlib.contextmanager
+def connected(config: Config) -> Iterator[Coordinator]:
+    """A ZooKeeper session as the operator; any coordinator error ends the command (exit 1)."""
+    from failover.coord.zookeeper import ZooKeeperCoordinator
+
+    for name in ("failover.coord", "kazoo"):  # the session's retries are not the user's news
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    zk = config.cluster.zookeeper
+    try:
+        coordinator = ZooKeeperCoordinator.from_config(
+            config, f"operator-{operator_name()}", role="operator")
+    except CoordinatorError as exc:
+        fail(str(exc), EXIT_USAGE)
+    try:
+        coordinator.connect(timeout_s=min(zk.session_timeout_s, 5.0))
+        yield coordinator
+    except NotAuthorized as exc:
+        fail(f"ZooKeeper refused the operator identity: {exc} "
+             "(check cluster.zookeeper.operator_auth)")
+    except CoordinatorUnavailable as exc:
+        fail(f"ZooKeeper unreachable ({', '.join(zk.hosts)}): {exc}")
+    except CoordinatorError as exc:
+        fail(f"ZooKeeper: {exc}")
+    finally:
+        coordinator.close()
+
+
+def duration_or_exit(text: str, what: str) -> float:
+    try:
+        return parse_duration(text)
+    except BadRequest as exc:
+        fail(f"{what}: {exc}", EXIT_USAGE)
+
+
+def poll(read: Callable[[], T | None], timeout_s: float) -> T | None:
+    """Call `read` until it returns something (not None), for at most `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = read()
+        if value is not None or time.monotonic() >= deadline:
+            return value
+        time.sleep(POLL_S)
+
+
+def await_result(coordinator: Coordinator, command_id: str, timeout_s: float) -> CommandResult:
+    result = poll(lambda: coordinator.command_result(command_id), timeout_s)
+    if result is None:
+        leader = coordinator.leader()
+        why = (f"{leader.instance} leads but has not answered" if leader
+               else "no daemon leads the cluster")
+        fail(f"{command_id}: no result within {timeout_s:g} s ({why}); the command stays "
+             "queued and is carried out when a leader takes it")
+    return result
+
+
+def show_result(result: CommandResult) -> None:
+    click.echo(f"{result.command_id}: {'accepted' if result.ok else 'REFUSED'} "
+               f"[{result.code}] by {result.leader} (term {result.term}): {result.sentence}")
+
+
+# --- status ------------------------------------------------------------------------------------
+
+
+@click.command()
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="Print the status document as JSON.")
+def status(config_file: str, as_json: bool) -> None:
+    """Per group: desired against applied per site, epoch, leader, frozen, budget left,
+    pending commands; per site and service: the verdict of each observer site."""
+    config = load_or_exit(config_file)
+    with connected(config) as coordinator:
+        doc = build_status(coordinator, config)
+    click.echo(json.dumps(doc, indent=2, sort_keys=True) if as_json
+               else render_status(doc, config))
+
+
+# --- switchover --------------------------------------------------------------------------------
+
+
+def show_checks(group: str, checks: tuple[PreCheck, ...], scheduled: bool, force: bool) -> None:
+    click.echo(f"{group}: pre-checks")
+    width = max(len(check.name) for check in checks)
+    for check in checks:
+        mark = "pass" if check.passed else "FAIL"
+        note = ""
+        if not check.passed and force and check.name in FORCEABLE:
+            note = " (overridden by --force)"
+        elif scheduled and check.name != "target":
+            note = " (checked again at the scheduled time)"
+        click.echo(f"  {mark}  {check.name.ljust(width)}  {check.detail}{note}")
+
+
+def blocking(checks: tuple[PreCheck, ...], scheduled: bool, force: bool) -> list[PreCheck]:
+    """The failed checks that stop the command (the leader applies the same rule)."""
+    failed = [check for check in checks if not check.passed]
+    if scheduled:
+        return [check for check in failed if check.name == "target"]
+    return [check for check in failed if not (force and check.name in FORCEABLE)]
+
+
+def read_view(coordinator: Coordinator, config: Config, now: float
+              ) -> tuple[View, dict[str, GroupState | None]]:
+    applied: dict[tuple[str, str], Applied] = {}
+    states: dict[str, GroupState | None] = {}
+    for group in config.groups:
+        states[group] = coordinator.desired(group)[0]
+        for site, item in coordinator.applied(group).items():
+            applied[(group, site)] = item
+    return View(now, coordinator.observations(), applied), states
+
+
+@click.command()
+@config_option
+@click.option("--to", "site", required=True, metavar="SITE", help="The site to make active.")
+@click.option("--group", default=None, metavar="GROUP", help="Only this group (default: every "
+              "group not already on SITE).")
+@click.option("--reason", default="", help="Why (kept in the audit trail).")
+@click.option("--force", is_flag=True, help="Override the health, freeze and budget checks.")
+@click.option("--at", "at_text", default=None, metavar="TIME",
+              help="Schedule it: ISO 8601 time or +30s / +5m.")
+@click.option("--expires", "expires_text", default=None, metavar="DURATION",
+              help="The override lapses after this long (30m, 2h).")
+@click.option("--wait", is_flag=True, help="Return when every site applied and verified it.")
+@timeout_option("60s")
+def switchover(config_file: str, site: str, group: str | None, reason: str, force: bool,
+               at_text: str | None, expires_text: str | None, wait: bool, timeout: str) -> None:
+    """Make SITE the active site: print every pre-check with pass/fail and why, submit the
+    command, and print the leader's result."""
+    config = load_or_exit(config_file)
+    if site not in config.serving_sites:
+        fail(f"--to: {site!r} is not a serving site ({', '.join(config.serving_sites)})",
+             EXIT_USAGE)
+    if group is not None and group not in config.groups:
+        fail(f"--group: unknown group {group!r} (known: {', '.join(config.groups)})",
+             EXIT_USAGE)
+    timeout_s = duration_or_exit(timeout, "--timeout")
+    expires_s = None if expires_text is None else duration_or_exit(expires_text, "--expires")
+    at: float | None = None
+    if at_text is not None:
+        try:
+            at = parse_at(at_text, time.time())
+        except BadRequest as exc:
+            fail(f"--at: {exc}", EXIT_USAGE)
+    engine = Engine(config)
+    with connected(config) as coordinator:
+        now = time.time()
+        view, states = read_view(coordinator, config, now)
+        health = engine.assess(view)
+        scheduled = at is not None and at > now
+        todo: list[str] = []
+        refused: list[str] = []
+        for name in [group] if group else list(config.groups):
+            state = states[name] or engine.initial(name, now)
+            checks = prechecks(engine, state, health[name], site, now)
+            if group is None and not checks[0].passed and state.active == site \
+                    and state.phase != "switching":
+                click.echo(f"{name}: already on {site}; left as it is")
+                continue
+            show_checks(name, checks, scheduled, force)
+            stops = blocking(checks, scheduled, force)
+            refused += [f"{name}: {check.name}: {check.detail}" for check in stops]
+            todo.append(name)
+        if refused:
+            fail("switchover refused: " + "; ".join(refused)
+                 + ("" if force else " (--force overrides target_healthy, not_frozen, budget)"))
+        if not todo:
+            fail(f"switchover refused: every group is already on {site}")
+        who = operator_name()
+        submitted: dict[str, tuple[str, float]] = {}
+        for name in todo:
+            command = Command("", "switchover", who, reason, name, site, force, at, expires_s,
+                              time.time())
+            submitted[name] = (coordinator.submit(command), time.monotonic())
+            click.echo(f"{name}: submitted {submitted[name][0]}")
+        results = {name: await_result(coordinator, cid, timeout_s)
+                   for name, (cid, _) in submitted.items()}
+        for result in results.values():
+            show_result(result)
+        if not all(result.ok for result in results.values()):
+            raise SystemExit(EXIT_FAILED)
+        if wait:
+            extra_s = max(0.0, (at or 0.0) - time.time())
+            for name, (_, started) in submitted.items():
+                wait_applied(coordinator, config, name, site, started, timeout_s + extra_s)
+
+
+def wait_applied(coordinator: Coordinator, config: Config, group: str, site: str,
+                 started: float, timeout_s: float) -> None:
+    """Until the group is steady on `site` and every serving site applied it, verified."""
+    last: list[str] = []
+
+    def done() -> bool | None:
+        state, _ = coordinator.desired(group)
+        if state is None or state.active != site or state.phase != "steady":
+            last[:] = [f"desired state is {state.phase if state else 'absent'}"
+                       + (f" on {state.active}, epoch {state.epoch}" if state else "")]
+            return None
+        applied = coordinator.applied(group)
+        behind = [s for s in config.serving_sites
+                  if s not in applied or applied[s].epoch < state.epoch
+                  or not applied[s].verified]
+        if behind:
+            last[:] = [f"{s} " + (f"applied epoch {applied[s].epoch}"
+                                  + ("" if applied[s].verified else " unverified")
+                                  + (f" ({applied[s].detail})" if applied[s].detail else "")
+                                  if s in applied else "applied nothing")
+                       + f", wants epoch {state.epoch}" for s in behind]
+            return None
+        return True
+
+    if poll(done, timeout_s) is None:
+        fail(f"{group}: not applied and verified within {timeout_s:g} s: " + "; ".join(last))
+    took_s = time.monotonic() - started
+    click.echo(f"{group}: applied and verified on {site} in {took_s:.2f} s")
+
+
+# --- freeze, unfreeze --------------------------------------------------------------------------
+
+
+def _freeze_command(kind: str, config_file: str, group: str | None, reason: str,
+                    timeout: str) -> None:
+    config = load_or_exit(config_file)
+    if group is not None and group not in config.groups:
+        fail(f"--group: unknown group {group!r} (known: {', '.join(config.groups)})",
+             EXIT_USAGE)
+    timeout_s = duration_or_exit(timeout, "--timeout")
+    with connected(config) as coordinator:
+        command = Command("", kind, operator_name(), reason, group,  # type: ignore[arg-type]
+                          requested_at=time.time())
+        command_id = coordinator.submit(command)
+        result = await_result(coordinator, command_id, timeout_s)
+        show_result(result)
+        if not result.ok:
+            raise SystemExit(EXIT_FAILED)
+
+
+@click.command()
+@config_option
+@click.option("--group", default=None, metavar="GROUP", help="Only this group (default: all).")
+@click.option("--reason", default="", help="Why (kept in the audit trail).")
+@timeout_option("30s")
+def freeze(config_file: str, group: str | None, reason: str, timeout: str) -> None:
+    """Freeze automation: no automatic switch until `unfreeze` (switchover still works)."""
+    _freeze_command("freeze", config_file, group, reason, timeout)
+
+
+@click.command()
+@config_option
+@click.option("--group", default=None, metavar="GROUP", help="Only this group (default: all).")
+@click.option("--reason", default="", help="Why (kept in the audit trail).")
+@timeout_option("30s")
+def unfreeze(config_file: str, group: str | None, reason: str, timeout: str) -> None:
+    """Let automation act again."""
+    _freeze_command("unfreeze", config_file, group, reason, timeout)
+
+
+def _commands() -> list[click.Command]:
+    from failover.cli.history import explain, history
+
+    return [status, switchover, freeze, unfreeze, history, explain]
+
+
+COMMANDS = _commands()

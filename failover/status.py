@@ -1,0 +1,207 @@
+"""The status document: what `failover status --json` prints and `GET /status` serves.
+
+Built from one coordinator snapshot and the config: per group the desired state against what
+each site applied, the epoch, frozen, the switch budget left and the pending commands; per
+site and service the vote of every observer site; the health the leader's rules see.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from failover.config import Config
+from failover.coord import Coordinator
+from failover.core import Engine, View
+from failover.core.codec import to_dict
+from failover.core.health import ServiceLayout, index, service_votes
+from failover.core.model import Applied, GroupState, Observation, target_key
+
+
+def build_status(coordinator: Coordinator, config: Config, now: float | None = None
+                 ) -> dict[str, Any]:
+    """Read a snapshot from the coordinator and describe it (raises CoordinatorError)."""
+    now = time.time() if now is None else now
+    leader = coordinator.leader()
+    members = coordinator.members()
+    observations = coordinator.observations()
+    desired: dict[str, GroupState | None] = {}
+    applied: dict[tuple[str, str], Applied] = {}
+    for group in config.groups:
+        desired[group] = coordinator.desired(group)[0]
+        for site, item in coordinator.applied(group).items():
+            applied[(group, site)] = item
+    pending = coordinator.pending_commands()
+    engine = Engine(config)
+    view = View(now, observations, applied)
+    health = engine.assess(view)
+    groups: dict[str, Any] = {}
+    for group in config.groups:
+        state = desired[group]
+        shown = state or engine.initial(group, now)
+        used = engine.switches_last_hour(shown, now)
+        sites: dict[str, Any] = {}
+        for site in config.serving_sites:
+            done = applied.get((group, site))
+            want = shown.announcement(site, _backup(config, group))
+            sites[site] = {
+                "desired": want,
+                "applied": done.announcement if done else None,
+                "applied_epoch": done.epoch if done else None,
+                "verified": done.verified if done else False,
+                "detail": done.detail if done else "",
+                "applied_at": done.at if done else None,
+                "in_sync": bool(done and done.epoch >= shown.epoch
+                                and done.announcement == want and done.verified),
+                "health": {"situation": health[group][site].situation,
+                           "detail": health[group][site].detail,
+                           "down": list(health[group][site].down),
+                           "degraded": list(health[group][site].degraded)},
+            }
+        groups[group] = {
+            "written": state is not None,
+            "active": shown.active,
+            "preferred": config.preferred_site(group),
+            "epoch": shown.epoch,
+            "phase": shown.phase,
+            "frozen": shown.frozen,
+            "frozen_by": shown.frozen_by,
+            "frozen_reason": shown.frozen_reason,
+            "budget": engine.budget,
+            "budget_left": max(0, engine.budget - used),
+            "last_switch_at": shown.last_switch_at,
+            "switch_times": list(shown.switch_times),
+            "override": to_dict(shown.override) if shown.override else None,
+            "scheduled": to_dict(shown.scheduled) if shown.scheduled else None,
+            "reason": shown.reason,
+            "code": shown.code,
+            "by": shown.by,
+            "changed_at": shown.changed_at,
+            "steering": config.groups[group].steering.method,
+            "sites": sites,
+            "pending": [to_dict(c) for c in pending if c.group in (None, group)],
+        }
+    return {
+        "cluster": config.cluster.name,
+        "at": now,
+        "leader": {"instance": leader.instance, "term": leader.term} if leader else None,
+        "members": {name: {"site": m.site, "version": m.version, "roles": list(m.roles),
+                           "started_at": m.started_at} for name, m in sorted(members.items())},
+        "groups": groups,
+        "pending": [to_dict(command) for command in pending],
+        "services": service_verdicts(config, observations, now),
+        "observations": [to_dict(o) for o in observations],
+    }
+
+
+def _backup(config: Config, group: str) -> bool:
+    steering = config.groups[group].steering
+    return bool(getattr(steering, "backup", True))
+
+
+def service_verdicts(config: Config, observations: list[Observation], now: float
+                     ) -> dict[str, dict[str, dict[str, Any]]]:
+    """site -> service -> {"votes": observer site -> verdict, "targets": ...}.
+
+    An observer site's vote follows the core's rule (most of its instances with a fresh
+    verdict); `unknown` when it has no decided vote. Per target, each observer's own verdict.
+    """
+    stale_after_s = config.policy.stale_after_s
+    fresh = index(observations, now, stale_after_s)
+    latest: dict[str, dict[str, Observation]] = {}
+    for obs in observations:
+        latest.setdefault(obs.target, {})[obs.instance] = obs
+    result: dict[str, dict[str, dict[str, Any]]] = {}
+    for site_name, site in config.sites.items():
+        for name, service in site.services.items():
+            targets = tuple(target_key(site_name, name, t) for t in service.targets())
+            layout = ServiceLayout(site_name, name, service.role == "critical", targets,
+                                   service.min_up)
+            votes = service_votes(layout, fresh)
+            per_target = {
+                target.split("/", 2)[2]: {
+                    instance: {"site": obs.site, "verdict": obs.verdict
+                               if now - obs.at < stale_after_s else "stale",
+                               "reason": obs.reason, "since": obs.since, "at": obs.at}
+                    for instance, obs in sorted(latest.get(target, {}).items())}
+                for target in targets}
+            result.setdefault(site_name, {})[name] = {
+                "kind": service.kind, "role": service.role,
+                "votes": {observer: votes.get(observer, "unknown")
+                          for observer in config.observer_sites},
+                "targets": per_target,
+            }
+    return result
+
+
+# --- the table -------------------------------------------------------------------------------
+
+
+def _when(at: float | None) -> str:
+    if at is None:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(at)) + "Z"
+
+
+def table(rows: list[list[str]]) -> list[str]:
+    """Left-aligned columns separated by two spaces; the first row is the header."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+            .rstrip() for row in rows]
+
+
+def render_status(doc: dict[str, Any], config: Config) -> str:
+    """The status document as tables, for a terminal."""
+    leader = doc["leader"]
+    members = doc["members"]
+    lines = [
+        f"cluster {doc['cluster']} at {_when(doc['at'])}; leader "
+        + (f"{leader['instance']} (term {leader['term']})" if leader else "NONE")
+        + "; members: "
+        + (", ".join(f"{name} ({m['site']})" for name, m in members.items()) or "none"),
+        "",
+    ]
+    rows = [["GROUP", "ACTIVE", "EPOCH", "PHASE", "FROZEN", "BUDGET", "SITE", "DESIRED",
+             "APPLIED", "AT EPOCH", "VERIFIED", "HEALTH"]]
+    for group, g in doc["groups"].items():
+        frozen = f"yes ({g['frozen_by']})" if g["frozen"] else "no"
+        for index_, (site, s) in enumerate(g["sites"].items()):
+            head = ([group, g["active"], str(g["epoch"]), g["phase"], frozen,
+                     f"{g['budget_left']}/{g['budget']}"] if index_ == 0 else [""] * 6)
+            rows.append(head + [site, s["desired"], s["applied"] or "-",
+                                "-" if s["applied_epoch"] is None else str(s["applied_epoch"]),
+                                "yes" if s["verified"] else "no", s["health"]["situation"]])
+    lines += table(rows)
+    for group, g in doc["groups"].items():
+        if not g["written"]:
+            lines.append(f"{group}: no desired state written yet (no leader has run)")
+        else:
+            lines.append(f"{group}: {g['reason']} [{g['code']}, by {g['by']}, "
+                         f"{_when(g['changed_at'])}]")
+        if g["override"]:
+            until = g["override"]["until"]
+            lines.append(f"{group}: override to {g['override']['site']} by "
+                         f"{g['override']['by']}" + (f" until {_when(until)}" if until else ""))
+        if g["scheduled"]:
+            lines.append(f"{group}: switchover to {g['scheduled']['site']} scheduled at "
+                         f"{_when(g['scheduled']['at'])}")
+    lines.append("")
+    if doc["pending"]:
+        lines.append("pending commands:")
+        for command in doc["pending"]:
+            lines.append(f"  {command['id']} {command['kind']} "
+                         + (f"to {command['site']} " if command["site"] else "")
+                         + f"group {command['group'] or 'all'} by {command['by']}"
+                         + (f": {command['reason']}" if command["reason"] else ""))
+    else:
+        lines.append("pending commands: none")
+    lines.append("")
+    observers = config.observer_sites
+    rows = [["SITE", "SERVICE", "KIND", "ROLE"] + [f"BY {o}" for o in observers]]
+    for site, services in doc["services"].items():
+        for name, s in services.items():
+            rows.append([site, name, s["kind"], s["role"]]
+                        + [s["votes"].get(o, "unknown") for o in observers])
+    if len(rows) > 1:
+        lines += table(rows)
+    return "\n".join(lines)
