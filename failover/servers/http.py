@@ -2,7 +2,8 @@
 
 Routes: `/health` answers 200 `ok NAME`, or what the state file says (`set_health(503)`,
 `set_health(200, delay_s=2)`); `/status/CODE`; `/delay/SECONDS`; `/redirect` (302 to
-/health); `/host` echoes the Host header; `/tls-name` echoes the SNI name the client sent.
+/health); `/host` echoes the Host header, `/header/NAME` any other; `/tls-name` echoes the
+SNI name the client sent.
 Run directly: `python -m failover.servers.http --listen 127.0.0.1:8080 --dir DIR [--tls-cert
 CERT --tls-key KEY] [--name app]`.
 """
@@ -163,6 +164,10 @@ async def _serve(args: argparse.Namespace) -> None:
     async def host(request: web.Request) -> web.Response:
         return web.Response(text=f"host={request.host}\n")
 
+    async def header(request: web.Request) -> web.Response:
+        wanted = request.match_info["name"]
+        return web.Response(text=f"{wanted}={request.headers.get(wanted, '')}\n")
+
     async def tls_name(request: web.Request) -> web.Response:
         transport = request.transport
         ssl_object = transport.get_extra_info("ssl_object") if transport else None
@@ -174,6 +179,7 @@ async def _serve(args: argparse.Namespace) -> None:
     app.router.add_get("/delay/{seconds}", delay)
     app.router.add_get("/redirect", redirect)
     app.router.add_get("/host", host)
+    app.router.add_get("/header/{name}", header)
     app.router.add_get("/tls-name", tls_name)
     context = None
     if args.tls_cert:

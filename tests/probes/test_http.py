@@ -158,3 +158,11 @@ def test_head_request(healthy_http: HttpServer) -> None:
     healthy_http.set_health(500)
     result = probe(http(method="HEAD"), healthy_http.endpoint)
     assert result.reason == f"HTTP 500 from {healthy_http.endpoint}"
+
+
+def test_request_headers_are_sent(healthy_http: HttpServer) -> None:
+    check = http(path="/header/X-Probe", headers={"X-Probe": "failover"},
+                 body_regex=r"^X-Probe=failover$")
+    assert probe(check, healthy_http.endpoint).ok
+    assert not probe(http(path="/header/X-Probe", body_regex=r"=failover"),
+                     healthy_http.endpoint).ok
