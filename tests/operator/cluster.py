@@ -1,0 +1,241 @@
+"""A real little cluster for the operator and API tests, all on loopback.
+
+One ZooKeeper server (tickTime 200, digest ACLs for the daemon and operator identities), a
+real BIND primary on 127.0.0.1 that accepts TSIG-signed updates (so DNS steering is applied
+and verified), an HTTP service per serving site, and three `failover run` processes: a (dc1),
+b (dc2) and w (witness: observer and leader only). Every process has a known PID and is
+stopped by it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import shutil
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import dns.message
+import dns.query
+import yaml
+
+from failover.config import Config, load_config
+from failover.coord import AuditEntry
+from failover.coord.zookeeper import ZooKeeperCoordinator
+from failover.servers.http import HttpServer
+from failover.servers.process import Process, free_port, wait_until
+from failover.servers.zookeeper import ZooKeeperEnsemble
+
+FAILOVER = str(Path(sys.executable).parent / "failover")
+ZONE = "example.test."
+KEY_ID = "ops"
+KEY_SECRET = "ops-secret-for-tests"
+LOCK_KEY_ID = "lockme"
+LOCK_KEY_SECRET = "lockme-secret"
+SCOPE = "failover/api/escher_request"
+ADDRESSES = {"dc1": "10.1.0.1", "dc2": "10.2.0.1"}
+INSTANCES = {"a": "dc1", "b": "dc2", "w": "witness"}
+
+
+class Bind:
+    """BIND 9 as the zone's only primary, on 127.0.0.1 and a free port."""
+
+    def __init__(self, workdir: Path, secret: str) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        workdir.mkdir(parents=True, exist_ok=True)
+        (workdir / "named.conf").write_text(f"""
+options {{
+  directory "{workdir}";
+  pid-file "{workdir / 'named.pid'}";
+  listen-on port {self.port} {{ 127.0.0.1; }};
+  listen-on-v6 {{ none; }};
+  recursion no;
+  dnssec-validation no;
+}};
+controls {{ }};
+key "failover" {{ algorithm hmac-sha256; secret "{secret}"; }};
+zone "example.test" {{ type primary; file "example.test.zone";
+  allow-update {{ key "failover"; }}; }};
+""")
+        (workdir / "example.test.zone").write_text(
+            f"$ORIGIN {ZONE}\n$TTL 30\n@ IN SOA ns1 hostmaster ( 1 60 10 3600 30 )\n"
+            "@ IN NS ns1\nns1 IN A 127.0.0.1\n")
+        self.process = Process("named", ["named", "-g", "-n", "1", "-c",
+                                         str(workdir / "named.conf")],
+                               log_path=workdir / "named.log")
+
+    def start(self) -> Bind:
+        self.process.start()
+        wait_until(lambda: self.answer("ns1") == ["127.0.0.1"], 15.0, "named answers")
+        return self
+
+    def answer(self, name: str) -> list[str]:
+        query = dns.message.make_query(f"{name}.{ZONE}", "A")
+        response = dns.query.udp(query, "127.0.0.1", port=self.port, timeout=0.5)
+        return sorted(item.to_text() for rrset in response.answer for item in rrset)
+
+    def stop(self) -> None:
+        self.process.stop(timeout_s=5.0)
+
+
+class Cluster:
+    """ZooKeeper, BIND, two HTTP services and three daemons; `start()` waits for steady."""
+
+    def __init__(self, workdir: Path, *, max_failures: int = 3, lockout_s: float = 2.0) -> None:
+        self.workdir = workdir
+        self.zk = ZooKeeperEnsemble(workdir / "zk", 1, tick_ms=200)
+        secret = base64.b64encode(secrets.token_bytes(32)).decode()
+        (workdir / "tsig.key").parent.mkdir(parents=True, exist_ok=True)
+        (workdir / "tsig.key").write_text(secret + "\n")
+        (workdir / "daemon.digest").write_text("failover-daemon:daemon-secret\n")
+        (workdir / "operator.digest").write_text("failover-operator:operator-secret\n")
+        (workdir / "api.keys").write_text(
+            f"# test keys\n{KEY_ID}:{KEY_SECRET}\n{LOCK_KEY_ID}:{LOCK_KEY_SECRET}\n")
+        self.bind = Bind(workdir / "bind", secret)
+        self.http = {site: HttpServer(workdir / f"http-{site}", name=f"app-{site}")
+                     for site in ("dc1", "dc2")}
+        self.api = {name: f"127.0.0.1:{free_port()}" for name in INSTANCES}
+        self.max_failures = max_failures
+        self.lockout_s = lockout_s
+        self.config_path = workdir / "cluster.yaml"
+        self.daemons: dict[str, Process] = {}
+        self.config: Config | None = None
+
+    def document(self) -> dict[str, Any]:
+        check = {"type": "http", "path": "/health", "interval_s": 0.5, "timeout_s": 0.3,
+                 "rise": 1, "fall": 2}
+        sites: dict[str, Any] = {
+            site: {"services": {"app": {"kind": "app", "endpoints": [server.endpoint],
+                                        "check": check}}}
+            for site, server in self.http.items()}
+        sites["witness"] = {"role": "witness"}
+        instances: dict[str, Any] = {
+            name: {"site": site, "api": self.api[name]} for name, site in INSTANCES.items()}
+        instances["w"]["roles"] = ["observer", "leader"]
+        return {
+            "cluster": {
+                "name": "ops",
+                "zookeeper": {"hosts": self.zk.hosts, "session_timeout_s": 2,
+                              "daemon_auth": {"credentials_file": "daemon.digest"},
+                              "operator_auth": {"credentials_file": "operator.digest"}},
+                "api": {"keys_file": "api.keys", "max_failures": self.max_failures,
+                        "lockout_s": self.lockout_s},
+                "daemon": {"heartbeat_s": 1, "watchdog_s": 3, "cycle_s": 0.5},
+            },
+            "sites": sites,
+            "instances": instances,
+            "groups": {"web": {"services": ["app"], "preferred_site": "dc1", "steering": {
+                "method": "dns", "zone": ZONE, "ttl": 5,
+                "servers": [f"127.0.0.1:{self.bind.port}"],
+                "tsig": {"name": "failover", "secret_file": "tsig.key"},
+                "names": {"www": {site: [address] for site, address in ADDRESSES.items()}},
+                "timeout_s": 1}}},
+            "policy": {"hold_down_s": 1, "stale_after_s": 3, "cooldown_s": 0,
+                       "max_switches_per_hour": 30},
+        }
+
+    def start(self) -> Cluster:
+        self.zk.start(timeout_s=60.0)
+        self.bind.start()
+        for server in self.http.values():
+            server.start()
+        self.config_path.write_text(yaml.safe_dump(self.document()))
+        self.config = load_config(self.config_path)
+        for name in INSTANCES:
+            self.daemons[name] = Process(
+                f"daemon {name}", [FAILOVER, "run", "--config", str(self.config_path),
+                                   "--instance", name],
+                log_path=self.workdir / f"daemon-{name}.log").start()
+        for name in INSTANCES:
+            wait_until(lambda name=name: self.get(name, "/health")[0] == 200, 20.0,
+                       f"daemon {name} serves /health")
+        self.wait_steady("dc1", 30.0)
+        return self
+
+    def stop(self) -> None:
+        for process in self.daemons.values():
+            process.stop()
+        for server in self.http.values():
+            server.stop()
+        self.bind.stop()
+        self.zk.stop()
+
+    def logs(self) -> str:
+        parts = [f"--- {p.name} ---\n{p.log_tail(30)}" for p in self.daemons.values()]
+        return "\n".join(parts + [f"--- zookeeper ---\n{self.zk.logs(20)}"])
+
+    # --- helpers for tests ----------------------------------------------------------------
+
+    def url(self, instance: str, path: str) -> str:
+        return f"http://{self.api[instance]}{path}"
+
+    def get(self, instance: str, path: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(self.url(instance, path), timeout=5) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
+
+    def status(self, instance: str = "a") -> dict[str, Any]:
+        code, body = self.get(instance, "/status")
+        assert code == 200, body
+        doc: dict[str, Any] = json.loads(body)
+        return doc
+
+    def steady_on(self, site: str) -> bool:
+        web = self.status()["groups"]["web"]
+        return (web["active"] == site and web["phase"] == "steady" and all(
+            s["in_sync"] for s in web["sites"].values())
+            and self.bind.answer("www") == [ADDRESSES[site]])
+
+    def wait_steady(self, site: str, timeout_s: float = 15.0) -> None:
+        wait_until(lambda: self.steady_on(site), timeout_s, f"web steady on {site}")
+
+    def situation(self, site: str) -> str:
+        return str(self.status()["groups"]["web"]["sites"][site]["health"]["situation"])
+
+    def healthy(self, site: str) -> bool:
+        return self.situation(site) == "healthy"
+
+    def operator(self) -> ZooKeeperCoordinator:
+        assert self.config is not None
+        return ZooKeeperCoordinator.from_config(self.config, "test-operator",
+                                                role="operator").connect(timeout_s=10.0)
+
+    def operator_audit(self) -> list[AuditEntry]:
+        client = self.operator()
+        try:
+            return client.audit()
+        finally:
+            client.close()
+
+    def daemon_client(self) -> ZooKeeperCoordinator:
+        """A client with the daemon identity (for tampering with the audit trail)."""
+        assert self.config is not None
+        return ZooKeeperCoordinator.from_config(self.config, "test-daemon-client",
+                                                role="daemon").connect(timeout_s=10.0)
+
+
+def start_cluster(workdir: Path) -> Cluster:
+    cluster = Cluster(workdir)
+    try:
+        return cluster.start()
+    except BaseException:
+        print(cluster.logs())
+        cluster.stop()
+        shutil.rmtree(workdir / "zk", ignore_errors=True)
+        raise
+
+
+def wait_for(predicate: Any, timeout_s: float, what: str) -> None:
+    wait_until(predicate, timeout_s, what, interval_s=0.1)
+
+
+def now() -> float:
+    return time.time()

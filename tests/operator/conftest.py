@@ -1,0 +1,45 @@
+"""Fixtures: one real cluster (ZooKeeper, BIND, HTTP services, three daemons) for the package.
+
+The tests run in file order and leave the cluster as they found it: `web` steady on dc1,
+automation not frozen, both services healthy. When a test fails, the daemons' logs are
+added to its report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from failover.servers.process import wait_until
+from tests.operator.cluster import Cluster, start_cluster
+
+
+@pytest.fixture(scope="package")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    running = start_cluster(Path(tmp_path_factory.mktemp("operator-cluster")))
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def steady(cluster: Cluster) -> Iterator[Cluster]:
+    """The cluster with `web` steady on dc1 and both sites healthy, before and after."""
+    cluster.wait_steady("dc1")
+    wait_until(lambda: cluster.healthy("dc1") and cluster.healthy("dc2"), 10.0, "both healthy")
+    yield cluster
+    for server in cluster.http.values():
+        server.set_health(200)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call" and report.failed:
+        running = getattr(item, "funcargs", {}).get("cluster") or getattr(
+            item, "funcargs", {}).get("steady")
+        if running is not None:
+            report.sections.append(("cluster logs", running.logs()))
