@@ -192,7 +192,8 @@ def _link(world: World, spec: LinkFault, label: str) -> Callable[[], None]:
     arrow = "->" if spec.one_way else "<->"
     what = {"link_cut": "cut", "link_latency": f"+{spec.latency_s:g} s latency",
             "probe_loss": f"{spec.loss:.0%} loss"}[spec.kind]
-    touched = tuple(s for s in (a, b) if s in serving)
+    # only a fault between the clients and a site hurts that site's serving
+    touched = tuple(s for s in (a, b) if s in serving) if CLIENTS in (a, b) else ()
     record = world.open_fault(spec.kind, label or f"link {a}{arrow}{b} {what}", touched, inter)
     for key in directions:
         link = world.links[key]

@@ -94,7 +94,7 @@ class FaultRecord:
     label: str
     start: float
     end: float | None = None
-    sites: tuple[str, ...] = ()  # the sites whose serving it touches
+    sites: tuple[str, ...] = ()  # the serving sites whose service to clients it hurts
     inter_site_cut: bool = False  # a cut between the two serving sites only
 
 

@@ -64,3 +64,11 @@ def test_the_broken_policy_is_caught_by_the_invariants() -> None:
     assert "switch_without_quorum" in names
     assert not outcome.passed
     assert all(v["trace"] for v in outcome.violations)  # each with the trace that led to it
+
+
+def test_a_failover_on_a_healthy_site_counts_as_false() -> None:
+    book = load_playbook(ROOT / "playbooks" / "inter-site-cut.yaml")
+    broken = run_playbook(book, seed=1, engine_factory=IgnoresQuorum)
+    assert broken.series["world"].checker.false_failovers >= 1
+    sound = run_playbook(load_playbook(ROOT / "playbooks" / "db-down.yaml"), seed=1)
+    assert sound.series["world"].checker.false_failovers == 0
