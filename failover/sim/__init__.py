@@ -1,0 +1,32 @@
+"""A seeded discrete-event simulation of the whole situation, driving the same core.
+
+    load_topology(path) -> Topology                 simulations/*.yaml: a Config + the world
+    World(topology, seed, engine_factory=Engine)    the world; `run_until(t)`, `trace()`
+    load_playbook(path) -> Playbook                 playbooks/*.yaml
+    run_playbook(playbook, seed) -> Outcome         a verdict per expectation, a timeline
+    load_campaign(path) -> Campaign                 simulations/chaos.yaml
+    run_campaign(campaign, runs, seed, jobs) -> list[RunResult]; summarize(...) -> dict
+"""
+
+from __future__ import annotations
+
+from failover.sim.campaign import Campaign, RunResult, load_campaign, run_campaign, summarize
+from failover.sim.playbook import Playbook, load_playbook
+from failover.sim.run import Outcome, run_playbook
+from failover.sim.topology import Topology, load_topology
+from failover.sim.world import World
+
+__all__ = [
+    "Campaign",
+    "Outcome",
+    "Playbook",
+    "RunResult",
+    "Topology",
+    "World",
+    "load_campaign",
+    "load_playbook",
+    "load_topology",
+    "run_campaign",
+    "run_playbook",
+    "summarize",
+]

@@ -103,7 +103,8 @@ class World:
 
     def __init__(self, topology: Topology, seed: int, engine_factory: EngineFactory = Engine,
                  ) -> None:
-        from failover.sim.control import Agents, Leadership, Observers
+        from failover.sim.agents import Agents
+        from failover.sim.control import Leadership, Observers
         from failover.sim.invariants import Checker
         from failover.sim.traffic import Traffic
 
