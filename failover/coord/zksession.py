@@ -99,6 +99,7 @@ class ZooKeeperSession:
         self._published = False
         self._commits = 0
         self._layout_ready = False
+        self._started = False
         self._watchers: dict[Topic, Callable[[WatchedEvent], None]] = {
             topic: self._make_watcher(topic)
             for topic in ("members", "leadership", "observations", "desired", "applied",
@@ -110,14 +111,21 @@ class ZooKeeperSession:
 
     def connect(self, timeout_s: float = 10.0) -> Self:
         """Start the session; raise CoordinatorUnavailable if not connected within `timeout_s`
-        (the client keeps trying in the background). A daemon also creates the layout."""
-        event = self._zk.start_async()
-        event.wait(timeout_s)
+        (the client keeps trying in the background). A daemon also creates the layout.
+        Calling it again only waits: kazoo is started once (restarting it while suspended would
+        tear down the connection it is re-establishing)."""
+        if not self._started:
+            self._started = True
+            self._zk.start_async()
+        deadline = time.monotonic() + timeout_s
+        while not self._zk.connected and time.monotonic() < deadline:
+            time.sleep(0.01)
         if not self._zk.connected:
             raise CoordinatorUnavailable(
                 f"{self.instance}: no ZooKeeper session within {timeout_s:g} s ({self._zk.hosts})"
             )
-        self._on_state(KazooState.CONNECTED)
+        if self._zk.state == KazooState.CONNECTED:
+            self._on_state(KazooState.CONNECTED)  # kazoo's own call to the listener may lag
         if self.role == "daemon":
             self.ensure_layout()
         return self

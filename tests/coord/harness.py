@@ -22,7 +22,7 @@ from failover.servers.process import wait_until
 
 DAEMON = Identity("failover-daemon", "test-daemon-secret")
 OPERATOR = Identity("failover-operator", "test-operator-secret")
-SESSION_S = 1.0
+SESSION_S = 2.0  # long enough that a loaded 2-core machine never expires one by accident
 
 
 class ManualClock:

@@ -15,7 +15,7 @@ from failover.coord.zklayout import Layout
 from failover.coord.zookeeper import ZooKeeperCoordinator
 from failover.core.model import Applied, Command, GroupState, Observation
 from failover.servers.zookeeper import ZooKeeperEnsemble
-from tests.coord.harness import DAEMON, OPERATOR, ZooKeeperHarness, wait_real
+from tests.coord.harness import DAEMON, OPERATOR, SESSION_S, ZooKeeperHarness, wait_real
 from tests.coord.test_contract import lead, member
 
 pytestmark = pytest.mark.zookeeper
@@ -89,7 +89,7 @@ def test_wrong_password_is_not_authorized(zk_harness: ZooKeeperHarness) -> None:
 
     intruder = ZooKeeperCoordinator(
         zk_harness.hosts, cluster=zk_harness.cluster, instance="x", role="operator",
-        chroot=zk_harness.chroot, session_timeout_s=1.0, daemon=DAEMON,
+        chroot=zk_harness.chroot, session_timeout_s=SESSION_S, daemon=DAEMON,
         operator=Identity(OPERATOR.user, "guessed"), op_timeout_s=2.0,
     )
     zk_harness.clients.append(intruder)
@@ -134,7 +134,7 @@ def test_built_from_the_config(zk_harness: ZooKeeperHarness) -> None:
     config = load_config(EXAMPLE)
     zk = config.cluster.zookeeper.model_copy(update={
         "hosts": zk_harness.hosts.split(","), "chroot": zk_harness.chroot,
-        "session_timeout_s": 1.0,
+        "session_timeout_s": SESSION_S,
     })
     config = config.model_copy(
         update={"cluster": config.cluster.model_copy(update={"zookeeper": zk})}
@@ -168,7 +168,7 @@ def test_a_daemon_started_before_zookeeper_fails_fast_then_catches_up(tmp_path: 
 
     port = free_port()
     client = ZooKeeperCoordinator(f"127.0.0.1:{port}", cluster="shop", instance="a",
-                                  session_timeout_s=1.0, daemon=DAEMON, operator=OPERATOR)
+                                  session_timeout_s=SESSION_S, daemon=DAEMON, operator=OPERATOR)
     ensemble = ZooKeeperEnsemble(tmp_path / "zk", size=1, client_port=port)
     try:
         with pytest.raises(CoordinatorError, match="no ZooKeeper session"):
@@ -236,7 +236,7 @@ def test_tls_to_zookeeper(tmp_path: Path) -> None:
     with ensemble:
         config = load_config(EXAMPLE)
         zk = config.cluster.zookeeper.model_copy(update={
-            "hosts": ensemble.secure_hosts, "chroot": "/tls", "session_timeout_s": 1.0,
+            "hosts": ensemble.secure_hosts, "chroot": "/tls", "session_timeout_s": SESSION_S,
             "tls": config.cluster.zookeeper.tls.model_copy(
                 update={"enabled": True, "ca_file": str(tls.ca_pem)}),
         })
@@ -253,7 +253,7 @@ def test_tls_to_zookeeper(tmp_path: Path) -> None:
         finally:
             daemon.close()
         untrusting = ZooKeeperCoordinator(
-            ensemble.secure_hosts, cluster="shop", instance="x", session_timeout_s=1.0,
+            ensemble.secure_hosts, cluster="shop", instance="x", session_timeout_s=SESSION_S,
             tls={"use_ssl": True, "ca": str(tmp_path / "tls" / "server.crt")},
         )
         try:
