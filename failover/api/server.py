@@ -101,7 +101,7 @@ class Api:
 
     async def write(self, request: web.Request) -> web.Response:
         kind = request.path.strip("/")
-        what = f"{request.method} {request.path} from {request.remote or 'unknown'}"
+        what = f"{request.method} {request.path_qs} from {request.remote or 'unknown'}"
         try:
             body = await request.text()
         except (web.HTTPRequestEntityTooLarge, UnicodeDecodeError) as exc:

@@ -35,7 +35,7 @@ from failover.core.model import Applied, Command, GroupState, PreCheck
 from failover.status import build_status, render_status
 
 T = TypeVar("T")
-POLL_S = 0.1
+POLL_S = 0.02
 
 config_option = click.option(
     "--config", "config_file", envvar="FAILOVER_CONFIG", required=True, metavar="FILE",
