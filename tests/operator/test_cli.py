@@ -113,11 +113,16 @@ def test_freeze_blocks_switchover_until_unfrozen(steady: Cluster) -> None:
     blocked = run(steady, "switchover", "--to", "dc2")
     assert blocked.exit_code == 1
     assert "FAIL  not_frozen" in blocked.output and "change window" in blocked.output
+    forced = run(steady, "switchover", "--to", "dc2", "--force", "--wait")
+    assert forced.exit_code == 0, forced.output
+    assert "FAIL  not_frozen" in forced.output and "(overridden by --force)" in forced.output
+    assert "switchover to dc2 started (forced past not_frozen)" in forced.output
+    assert run(steady, "switchover", "--to", "dc1", "--force", "--wait").exit_code == 0
     thawed = run(steady, "unfreeze", "--reason", "window over")
     assert thawed.exit_code == 0, thawed.output
     assert json.loads(run(steady, "status", "--json").output)["groups"]["web"]["frozen"] is False
-    entries = json.loads(run(steady, "history", "--json", "--limit", "5").output)["entries"]
-    assert [e["sentence"] for e in entries if e["code"] == "accepted"][-2:] == [
+    entries = json.loads(run(steady, "history", "--json", "--limit", "12").output)["entries"]
+    assert [e["sentence"] for e in entries if e["sentence"].startswith("automation")] == [
         f"automation frozen by {entries[-1]['by']}: change window",
         f"automation unfrozen by {entries[-1]['by']}: window over"]
 
