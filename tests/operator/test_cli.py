@@ -221,3 +221,21 @@ def test_zookeeper_unreachable_is_a_clear_failure(cluster: Cluster, tmp_path: Pa
         assert done.returncode == 1, done.stderr
         assert "ZooKeeper unreachable (127.0.0.1:1)" in done.stderr
         assert "Traceback" not in done.stderr + done.stdout
+
+
+def test_wrong_or_missing_operator_credentials(cluster: Cluster, tmp_path: Path) -> None:
+    config = tmp_path / "cluster.yaml"
+    config.write_text(cluster.config_path.read_text())
+    for secret in ("daemon.digest", "api.keys", "tsig.key"):
+        (tmp_path / secret).write_text((cluster.config_path.parent / secret).read_text())
+    (tmp_path / "operator.digest").write_text("failover-operator:guessed\n")
+    wrong = subprocess.run([FAILOVER, "status", "--config", str(config)], capture_output=True,
+                           text=True, timeout=30)
+    assert wrong.returncode == 1, wrong.stderr
+    assert "ZooKeeper refused the operator identity" in wrong.stderr
+    (tmp_path / "operator.digest").unlink()
+    missing = subprocess.run([FAILOVER, "status", "--config", str(config)],
+                             capture_output=True, text=True, timeout=30)
+    assert missing.returncode == 2, missing.stderr
+    assert "operator credentials" in missing.stderr and "cannot read" in missing.stderr
+    assert "Traceback" not in wrong.stderr + missing.stderr
