@@ -28,7 +28,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 @pytest.fixture
 def steady(cluster: Cluster) -> Cluster:
     cluster.wait_steady("dc1")
-    wait_until(lambda: cluster.healthy("dc1") and cluster.healthy("dc2"), 10.0, "both healthy")
+    wait_until(cluster.every_vote_up, 10.0, "every observer site votes up")
     return cluster
 
 

@@ -200,6 +200,12 @@ class Cluster:
     def situation(self, site: str) -> str:
         return str(self.status()["groups"]["web"]["sites"][site]["health"]["situation"])
 
+    def every_vote_up(self) -> bool:
+        """Every observer site votes up on both sites' services."""
+        services = self.status()["services"]
+        return all(vote == "up" for site in ("dc1", "dc2")
+                   for vote in services[site]["app"]["votes"].values())
+
     def healthy(self, site: str) -> bool:
         return self.situation(site) == "healthy"
 

@@ -28,7 +28,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 def steady(cluster: Cluster) -> Iterator[Cluster]:
     """The cluster with `web` steady on dc1 and both sites healthy, before and after."""
     cluster.wait_steady("dc1")
-    wait_until(lambda: cluster.healthy("dc1") and cluster.healthy("dc2"), 10.0, "both healthy")
+    wait_until(cluster.every_vote_up, 10.0, "every observer site votes up")
     yield cluster
     for server in cluster.http.values():
         server.set_health(200)

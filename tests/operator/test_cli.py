@@ -23,6 +23,9 @@ def run(cluster: Cluster, *args: str) -> Result:
 
 
 def test_status_shows_groups_sites_and_votes(steady: Cluster) -> None:
+    every_up = {"dc1": "up", "dc2": "up", "witness": "up"}
+    wait_for(lambda: steady.status()["services"]["dc2"]["app"]["votes"] == every_up, 10.0,
+             "every observer site votes")
     table = run(steady, "status")
     assert table.exit_code == 0, table.output
     assert "leader " in table.output and "members: a (dc1), b (dc2), w (witness)" in table.output
@@ -41,7 +44,7 @@ def test_status_shows_groups_sites_and_votes(steady: Cluster) -> None:
     assert group["sites"]["dc2"]["applied"] == "backup"
     assert group["budget_left"] <= group["budget"] == 30
     assert doc["leader"]["instance"] in ("a", "b", "w")
-    assert doc["services"]["dc1"]["app"]["votes"] == {"dc1": "up", "dc2": "up", "witness": "up"}
+    assert doc["services"]["dc1"]["app"]["votes"] == every_up
     assert doc["pending"] == []
 
 
@@ -135,7 +138,7 @@ def test_scheduled_switchover_runs_at_its_time(steady: Cluster) -> None:
     assert "[scheduled]" in scheduled.output and "scheduled in " in scheduled.output
     assert "web: applied and verified on dc2 in " in scheduled.output
     took = float(scheduled.output.split("applied and verified on dc2 in ")[1].split()[0])
-    assert took >= 0.9  # not before its time
+    assert took >= 0.5  # not before its time (an immediate switch takes ~0.05 s)
     override = json.loads(run(steady, "status", "--json").output)["groups"]["web"]["override"]
     assert override["site"] == "dc2" and override["until"] is not None
     back = run(steady, "switchover", "--to", "dc1", "--group", "web", "--wait")
