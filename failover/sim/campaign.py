@@ -227,7 +227,8 @@ def run_campaign(campaign: Campaign, runs: int, seed: int = 1, jobs: int = 1,
     seeds = list(range(seed, seed + runs))
     if jobs <= 1 or runs <= 1 or engine_factory is not None:
         return [run_one(campaign, s, engine_factory) for s in seeds]
-    context = multiprocessing.get_context("fork")
+    # spawn, not fork: a forked child of a process with threads (a test run, kazoo) can hang
+    context = multiprocessing.get_context("spawn")
     with context.Pool(jobs, initializer=_init, initargs=(campaign,)) as pool:
         return list(pool.imap(_work, seeds, chunksize=max(1, min(50, runs // (jobs * 8) or 1))))
 
