@@ -94,7 +94,10 @@ def _readable(outcome: object, description: str) -> str:
 @click.option("--jobs", type=click.IntRange(min=1), default=os.cpu_count() or 1,
               show_default="cores", help="Processes to run on.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def chaos(campaign: str, runs: int, seed: int, jobs: int, as_json: bool) -> None:
+@click.option("--trace", "trace_file", type=click.Path(dir_okay=False),
+              help="Write every run's event trace to this file (meant for a replay of one run).")
+def chaos(campaign: str, runs: int, seed: int, jobs: int, as_json: bool,
+          trace_file: str | None) -> None:
     """Run a chaos CAMPAIGN: many seeded random runs, summarised.
 
     Exit 0 without invariant violations, 1 with any (each failing seed is printed with the
@@ -106,7 +109,11 @@ def chaos(campaign: str, runs: int, seed: int, jobs: int, as_json: bool) -> None
         spec = load_campaign(campaign)
     except ConfigError as exc:
         _bad_input(exc)
-    results = run_campaign(spec, runs, seed, jobs)
+    results = run_campaign(spec, runs, seed, jobs, keep_trace=trace_file is not None)
+    if trace_file:
+        with open(trace_file, "w", encoding="utf-8") as handle:
+            for result in results:
+                handle.write(f"# run seed {result.seed}\n{result.trace}")
     summary = summarize(spec, results, f"failover chaos {campaign}")
     if as_json:
         click.echo(json.dumps(summary))

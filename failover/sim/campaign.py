@@ -217,20 +217,23 @@ def _init(campaign: Campaign) -> None:
     _CAMPAIGN = campaign
 
 
-def _work(seed: int) -> RunResult:
+def _work(job: tuple[int, bool]) -> RunResult:
     assert _CAMPAIGN is not None
-    return run_one(_CAMPAIGN, seed)
+    return run_one(_CAMPAIGN, job[0], keep_trace=job[1])
 
 
 def run_campaign(campaign: Campaign, runs: int, seed: int = 1, jobs: int = 1,
-                 engine_factory: EngineFactory | None = None) -> list[RunResult]:
+                 engine_factory: EngineFactory | None = None, keep_trace: bool = False,
+                 ) -> list[RunResult]:
+    """Runs `seed` .. `seed + runs - 1`, in order; over `jobs` processes when > 1."""
     seeds = list(range(seed, seed + runs))
     if jobs <= 1 or runs <= 1 or engine_factory is not None:
-        return [run_one(campaign, s, engine_factory) for s in seeds]
+        return [run_one(campaign, s, engine_factory, keep_trace) for s in seeds]
     # spawn, not fork: a forked child of a process with threads (a test run, kazoo) can hang
     context = multiprocessing.get_context("spawn")
     with context.Pool(jobs, initializer=_init, initargs=(campaign,)) as pool:
-        return list(pool.imap(_work, seeds, chunksize=max(1, min(50, runs // (jobs * 8) or 1))))
+        chunk = max(1, min(50, runs // (jobs * 8)))
+        return list(pool.imap(_work, [(s, keep_trace) for s in seeds], chunksize=chunk))
 
 
 def percentile(values: list[float], q: float) -> float | None:

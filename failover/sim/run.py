@@ -13,7 +13,7 @@ from failover.sim.world import EngineFactory, World
 ROLLBACK_S = 60.0  # how long the world runs after the rollbacks
 TIMELINE_KINDS = ("fault", "desired", "bgp", "clients", "alert", "command", "leader", "route",
                   "dns", "zk",
-                  "VIOLATION", "false", "daemon", "power", "abort", "rollback", "step",
+                  "VIOLATION", "false", "daemon", "power", "abort", "rollback", "step", "info",
                   "operator")
 
 
