@@ -128,7 +128,10 @@ class Agents:
             if announced == "primary" and session != "connected":
                 ends = core_agent.lease_ends_at(daemon.disconnected_at, lease)
                 if ends is not None:
-                    world.at(ends, self.evaluate, site)
+                    # At exactly `ends` the rule may still say primary: (lost + lease) - lost
+                    # can round below lease. Look again a microsecond later then.
+                    world.at(ends if ends > world.now else world.now + 1e-6, self.evaluate,
+                             site)
             epoch = state.epoch if state else 0
             if self.bgp[group]:
                 if self.route[key] != announced:
@@ -153,6 +156,8 @@ class Agents:
         if daemon is None or daemon.gen != gen or not daemon.alive or not world.power[site]:
             return
         self.applying[key] = False
+        if daemon.paused:
+            return  # frozen mid-call: it applies again when it resumes
         if self.bgp[group]:
             self._set_route(key, announced, why)
         elif self.dns[group][1] < epoch:  # the update's prerequisite: an older epoch

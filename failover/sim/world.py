@@ -22,7 +22,11 @@ EngineFactory = Callable[..., Engine]
 
 
 class ClockError(RuntimeError):
-    """The virtual clock was asked to go backwards: a bug in the simulator."""
+    """The virtual clock went backwards, or stood still for an endless storm of events:
+    a bug in the simulator."""
+
+
+STORM = 200_000  # events at one instant that mean the world loops instead of moving on
 
 
 @dataclass(slots=True)
@@ -166,10 +170,14 @@ class World:
     def run_until(self, end: float) -> None:
         heap = self._heap
         pop = heapq.heappop
+        same = 0
         while heap and heap[0][0] <= end:
             when, _, fn, arg = pop(heap)
             if when < self.now:
                 raise ClockError(f"event at {when} is before now ({self.now})")
+            same = same + 1 if when == self.now else 0
+            if same > STORM:
+                raise ClockError(f"{STORM} events at {when} s without the clock moving")
             self.now = when
             fn(arg)
             self.after_event()

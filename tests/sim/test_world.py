@@ -70,3 +70,15 @@ def test_session_expires_only_with_a_quorum_and_after_the_timeout() -> None:
     assert "witness-a session 3 expired" not in world.trace()
     world.run_until(14.5)
     assert "witness-a session 3 expired" in world.trace()
+
+
+def test_lease_expiry_is_reached_even_when_the_rule_rounds_at_its_deadline() -> None:
+    # (511.993 + 6) - 511.993 < 6 in floating point: at the deadline the rule still says
+    # primary; the agent must look again rather than loop at one instant or stay primary.
+    world = _world()
+    _at(world, 511.993, lambda: inject(world, LinkFault(kind="link_cut", between=("dc1", "dc2"))))
+    _at(world, 511.993, lambda: inject(world, LinkFault(kind="link_cut",
+                                                        between=("dc1", "witness"))))
+    world.run_until(530.0)
+    assert world.agents.route[("web", "dc1")] == "backup"
+    assert world._seq < 5000
