@@ -36,12 +36,18 @@ class Agent:
         self.desired: dict[str, GroupState] = {}
         self.in_effect: dict[str, InEffect] = {}
         self.unreported: dict[str, SteerResult] = {}
+
+    def _read_in_effect(self) -> None:
+        """What the kernel tables hold, once, from the cycle's worker thread: pyroute2's
+        synchronous netlink cannot run in a thread whose asyncio loop is running."""
         for group, steerer in self.steerers.items():
-            seen = steerer.read()
-            self.in_effect[group] = InEffect(seen.announcement, 0, seen.verified)
+            if group not in self.in_effect:
+                seen = steerer.read()
+                self.in_effect[group] = InEffect(seen.announcement, 0, seen.verified)
 
     def cycle(self, coordinator: Coordinator, now: float) -> float | None:
         """One agent cycle; returns when the lease would run out (None: no timer)."""
+        self._read_in_effect()
         session = coordinator.session_state()
         lost_at = coordinator.disconnected_since()
         if session == "connected":
