@@ -94,6 +94,9 @@ class Api:
                 problem = ""
             except CoordinatorError as exc:
                 doc, problem = None, str(exc) or type(exc).__name__
+            except Exception as exc:  # a bug or an untranslated client error: say it, once
+                log.exception("status read failed")
+                doc, problem = None, f"{type(exc).__name__}: {exc}"
             self._status = (time.monotonic(), doc, problem)
             return doc, problem
 
@@ -118,9 +121,9 @@ class Api:
             return self._refuse(kind, what, Outcome(400, key_id, str(exc)))
         try:
             command_id = await asyncio.to_thread(self.daemon.coordinator.submit, command)
-        except CoordinatorError as exc:
+        except Exception as exc:  # CoordinatorError, or anything else: the caller must know
             return self._refuse(kind, what, Outcome(503, key_id, f"the command could not be "
-                                                     f"queued: {exc}"))
+                                                     f"queued: {exc or type(exc).__name__}"))
         self._note(key_id, f"{what}: accepted as {command_id} ({_describe(command)})")
         self.metrics.api_requests.labels(kind, "accepted").inc()
         log.info(f"API {kind} by {key_id} accepted as {command_id}",
@@ -150,9 +153,9 @@ class Api:
             note = await self.notes.get()
             try:
                 await asyncio.to_thread(self.daemon.coordinator.submit, note)
-            except CoordinatorError as exc:
-                log.error(f"could not queue an API note for the audit trail: {exc}: "
-                          f"{note.reason}")
+            except Exception as exc:  # the worker must outlive any failure
+                log.error(f"could not queue an API note for the audit trail: "
+                          f"{exc or type(exc).__name__}: {note.reason}")
             finally:
                 self.notes.task_done()
 

@@ -242,3 +242,17 @@ def test_wrong_or_missing_operator_credentials(cluster: Cluster, tmp_path: Path)
     assert missing.returncode == 2, missing.stderr
     assert "operator credentials" in missing.stderr and "cannot read" in missing.stderr
     assert "Traceback" not in wrong.stderr + missing.stderr
+
+
+def test_a_cluster_no_daemon_has_run(cluster: Cluster, tmp_path: Path) -> None:
+    config = tmp_path / "empty.yaml"
+    config.write_text(cluster.config_path.read_text().replace("name: ops", "name: empty"))
+    for secret in ("daemon.digest", "operator.digest", "api.keys", "tsig.key"):
+        (tmp_path / secret).write_text((cluster.config_path.parent / secret).read_text())
+    shown = CliRunner().invoke(cli, ["status", "--config", str(config)])
+    assert shown.exit_code == 0, shown.output
+    assert "leader NONE" in shown.output and "no desired state written yet" in shown.output
+    frozen = CliRunner().invoke(cli, ["freeze", "--config", str(config)])
+    assert frozen.exit_code == 1
+    assert "cluster 'empty' has no nodes under /failover yet" in frozen.output
+    assert "Traceback" not in shown.output + frozen.output
