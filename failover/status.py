@@ -204,4 +204,12 @@ def render_status(doc: dict[str, Any], config: Config) -> str:
                         + [s["votes"].get(o, "unknown") for o in observers])
     if len(rows) > 1:
         lines += table(rows)
+    for site, services in doc["services"].items():
+        for name, s in services.items():
+            for target, by in s["targets"].items():
+                bad = [f"{observer} {seen['verdict']}"
+                       + (f" ({seen['reason']})" if seen["reason"] else "")
+                       for observer, seen in by.items() if seen["verdict"] != "up"]
+                if bad:
+                    lines.append(f"  {site}/{name}/{target}: " + "; ".join(bad))
     return "\n".join(lines)

@@ -57,6 +57,8 @@ def test_switchover_refused_when_the_target_is_down(steady: Cluster) -> None:
     assert "pass  target " in refused.output
     assert "switchover refused: web: target_healthy: dc2 is site_down" in refused.output
     assert "submitted" not in refused.output
+    table = run(steady, "status").output
+    assert "a down (HTTP 503 from" in table and "w down (HTTP 503 from" in table
     queued = [e for e in steady.operator_audit() if "should not happen" in str(e.payload)]
     assert queued == []  # refused locally: nothing was queued
     steady.http["dc2"].set_health(200)
