@@ -191,12 +191,18 @@ def run_one(campaign: Campaign, seed: int, engine_factory: EngineFactory | None 
 
     for item in schedule.items:
         world.at(item[0], start, item)
-    world.run_until(campaign.spec.duration_s)
+    crashed = []
+    try:
+        world.run_until(campaign.spec.duration_s)
+    except Exception as exc:  # a simulator bug: report the seed that replays it
+        crashed.append({"at": round(world.now, 3), "name": "simulator_error",
+                        "message": f"{type(exc).__name__}: {exc}",
+                        "trace": world.lines[-40:]})
     world.traffic.finish(world.now)
     episodes = world.traffic.episodes
     return RunResult(
         seed=seed,
-        violations=[v.as_dict() for v in world.checker.violations],
+        violations=[v.as_dict() for v in world.checker.violations] + crashed,
         switches=world.leadership.switches,
         false_failovers=world.checker.false_failovers,
         rto_s=[e.rto_s(world.now) for e in episodes if e.end is not None],

@@ -82,3 +82,16 @@ def test_lease_expiry_is_reached_even_when_the_rule_rounds_at_its_deadline() -> 
     world.run_until(530.0)
     assert world.agents.route[("web", "dc1")] == "backup"
     assert world._seq < 5000
+
+
+def test_a_one_one_one_ensemble_keeps_its_quorum_when_a_site_dies() -> None:
+    from failover.sim.topology import parse_topology
+
+    text = REFERENCE.read_text().replace("servers: {dc1: 2, dc2: 2, witness: 1}",
+                                         "servers: {dc1: 1, dc2: 1, witness: 1}")
+    world = World(parse_topology(text, "small.yaml"), 1)
+    _at(world, 10.0, lambda: world.set_power("dc1", False))
+    world.run_until(60.0)
+    assert world.quorum_ready and world.quorum_sites == ("dc2", "witness")
+    assert world.leadership.desired["web"].active == "dc2"
+    assert world.leadership.desired["web"].phase == "steady"
