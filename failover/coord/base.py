@@ -146,6 +146,9 @@ class Coordinator(ABC):
     inside the call that caused them (memory) and must only wake the caller's loop, never call
     back into the coordinator.
 
+    Consistency: reads are linearizable: a read sees every write (by anyone) that completed
+    before the call began.
+
     Atomicity: each write is one atomic operation of the service. Fenced writes (`commit`,
     `write_desired`, `complete_command`) succeed only if, at the moment the service applies
     them, the caller's election node still exists, the term is still the caller's, and every

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import signal
 import sys
 import threading
@@ -166,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="keep writing with the last leadership won (tests the fence)")
     parser.add_argument("--commands", action="store_true")
     parser.add_argument("--command-delay-s", type=float, default=0.0)
+    logging.basicConfig(level=logging.ERROR, stream=sys.stderr)  # events only, no chatter
     try:
         return run(parser.parse_args(argv))
     except KeyboardInterrupt:

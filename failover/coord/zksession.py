@@ -237,6 +237,10 @@ class ZooKeeperSession:
         session_id = self._session_id
         if write and not self._layout_ready:
             self.ensure_layout()
+        # A server may lag the ensemble's leader. A sync queued ahead of this call's requests
+        # (one session's requests are served in order) makes its reads see every write that
+        # completed before it began, as the in-memory coordinator's do.
+        self._zk.sync_async("/")
         return session_id
 
     def _get(self, path: str, topic: Topic | None) -> tuple[bytes, Any] | None:

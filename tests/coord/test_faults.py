@@ -180,11 +180,13 @@ def test_zookeeper_server_faults(
 
 def test_command_runs_once_when_the_leader_dies_handling_it(contenders: Contenders) -> None:
     contenders.start("a", "b", "c", options=("--commands", "--command-delay-s", "1.5"))
-    old = contenders.leader()
+    contenders.leader()
     operator = contenders.client("alice", role="operator")
     _, version_before = operator.desired("web")
     command_id = operator.submit(Command("", "switchover", "alice", "test", "web", "dc2"))
-    wait_real(lambda: bool(old.events("command-start")), 5.0, "the leader starts the command")
+    wait_real(lambda: any(c.events("command-start") for c in contenders.contenders),
+              SESSION_S + 8.0, "the leader starts the command")
+    old = next(c for c in contenders.contenders if c.events("command-start"))
     old.process.kill()
     wait_real(lambda: operator.command_result(command_id) is not None, SESSION_S + 8.0,
               "the command's result")
