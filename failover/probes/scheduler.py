@@ -55,6 +55,11 @@ def settle_memory() -> None:
     gc.freeze()
 
 
+def _report_crash(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("%s stopped: %r", task.get_name(), task.exception())
+
+
 class ProbeScheduler:
     """Runs `targets` until `stop()` (or cancellation), calling `on_result` after every probe.
 
@@ -113,6 +118,8 @@ class ProbeScheduler:
             )
             for i, target in enumerate(self.targets)
         ]
+        for task in tasks:
+            task.add_done_callback(_report_crash)
         try:
             await self._stopping.wait()
         finally:
