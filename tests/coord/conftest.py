@@ -95,6 +95,21 @@ def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
     yield zk
 
 
+@pytest.fixture(params=["memory", pytest.param("zookeeper", marks=pytest.mark.zookeeper)])
+def quorum_harness(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """Like `harness`, but on an ensemble of its own, whose quorum the test may take away."""
+    if request.param == "memory":
+        memory = MemoryHarness()
+        yield memory
+        memory.close()
+        return
+    ensemble = request.getfixturevalue("fresh_ensemble")
+    zk = ZooKeeperHarness(ensemble.connect_string, tmp_path, ensemble)
+    zk.logs = ensemble.logs
+    yield zk
+    zk.close()
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     outcome = yield

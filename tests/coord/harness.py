@@ -19,6 +19,7 @@ from failover.coord.base import Role
 from failover.coord.zklayout import Identity, Layout
 from failover.coord.zookeeper import ZooKeeperCoordinator
 from failover.servers.process import wait_until
+from failover.servers.zookeeper import ZooKeeperEnsemble
 
 DAEMON = Identity("failover-daemon", "test-daemon-secret")
 OPERATOR = Identity("failover-operator", "test-operator-secret")
@@ -71,6 +72,17 @@ class MemoryHarness:
         assert isinstance(client, MemoryCoordinator)
         self.store.expire(client)
 
+    def wait(self, seconds: float) -> None:
+        for _ in range(round(seconds / 0.05)):
+            self.clock.advance(0.05)
+            self.store.tick()
+
+    def lose_quorum(self) -> None:
+        self.store.lose_quorum()
+
+    def restore_quorum(self) -> None:
+        self.store.restore_quorum()
+
     def tamper_audit(self, seq: int, payload: dict[str, Any]) -> None:
         self.store.tamper_audit(seq, payload)
 
@@ -83,7 +95,10 @@ class ZooKeeperHarness:
     name = "zookeeper"
     session_timeout_s = SESSION_S
 
-    def __init__(self, hosts: str, workdir: Path) -> None:
+    def __init__(
+        self, hosts: str, workdir: Path, ensemble: ZooKeeperEnsemble | None = None
+    ) -> None:
+        self.ensemble = ensemble  # needed only to lose and restore quorum
         self.hosts = hosts
         self.workdir = workdir
         self.chroot = f"/t-{uuid.uuid4().hex[:12]}"
@@ -116,6 +131,21 @@ class ZooKeeperHarness:
         twin.start(timeout=10.0)
         twin.stop()
         twin.close()
+
+    def wait(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+    def lose_quorum(self) -> None:
+        """Kill two of the three servers."""
+        assert self.ensemble is not None
+        for index in (0, 1):
+            self.ensemble.kill(index)
+
+    def restore_quorum(self) -> None:
+        assert self.ensemble is not None
+        for index in (0, 1):
+            self.ensemble.restart(index, wait=False)
+        self.ensemble.wait_ready(timeout_s=30.0)
 
     def raw(self, identity: Identity | None = DAEMON) -> KazooClient:
         """A plain kazoo client (with the daemon identity unless None): for tampering tests."""

@@ -262,3 +262,31 @@ def test_anonymous_gets_nothing(harness: Any) -> None:
                  lambda: anonymous.submit(Command("", "freeze", "nobody"))):
         with pytest.raises(NotAuthorized):
             call()
+
+
+def test_without_quorum_nothing_changes_and_then_everything_comes_back(
+    quorum_harness: Any,
+) -> None:
+    harness = quorum_harness
+    a, b = harness.client("a"), harness.client("b")
+    a.register(member("a"))
+    leader = lead(harness, a)
+    assert b.campaign() is None
+    version = a.write_desired(leader, GroupState("web", "dc1", epoch=1), NO_NODE)
+    harness.lose_quorum()
+    harness.settle(lambda: a.session_state() == b.session_state() == "suspended",
+                   2 * harness.session_timeout_s, "both suspended")
+    assert a.leadership() is None  # suspended: the leader issues no writes
+    assert a.disconnected_since() is not None
+    with pytest.raises(CoordinatorUnavailable):
+        a.write_desired(leader, GroupState("web", "dc2", epoch=2), version)
+    with pytest.raises(CoordinatorUnavailable):
+        b.members()
+    harness.wait(harness.session_timeout_s + 0.5)  # no session expires without a quorum
+    harness.restore_quorum()
+    harness.settle(lambda: a.session_state() == b.session_state() == "connected", 20.0,
+                   "both connected again")
+    assert a.leadership() == leader and a.disconnected_since() is None
+    assert b.campaign() is None
+    assert set(b.members()) == {"a"}
+    assert a.write_desired(leader, GroupState("web", "dc2", epoch=2), version) == version + 1
