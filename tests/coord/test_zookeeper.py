@@ -261,3 +261,24 @@ def test_tls_to_zookeeper(tmp_path: Path) -> None:
                 untrusting.connect(timeout_s=1.0)
         finally:
             untrusting.close()
+
+
+def test_launcher_runs_a_node_inside_a_network_namespace(tmp_path: Path) -> None:
+    import os
+    import subprocess
+
+    netns = f"fo-zk-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", netns], check=True, timeout=10)
+    try:
+        subprocess.run(["ip", "-n", netns, "link", "set", "lo", "up"], check=True, timeout=10)
+        ensemble = ZooKeeperEnsemble(tmp_path / "zk", size=1, netns=[netns])
+        with ensemble:
+            assert ensemble.mode(0) == "standalone"  # asked inside the namespace
+            assert ensemble.nodes[0].netns == netns
+            from failover.servers.zookeeper import _four_letter
+
+            node = ensemble.nodes[0]
+            assert _four_letter(node.host, node.client_port, "srvr", 0.5) == ""  # not out here
+        assert not ensemble.alive(0)
+    finally:
+        subprocess.run(["ip", "netns", "del", netns], check=False, timeout=10)
