@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import time
 from typing import Any
@@ -50,8 +51,29 @@ def dns_steerers(config: Config) -> dict[str, Steerer]:
 
 
 def bgp_steerers(config: Config, site: str) -> dict[str, BirdSteerer]:
-    return {group: BirdSteerer(group, site, g.steering) for group, g in config.groups.items()
+    return {group: BirdSteerer(group, site, _local(g.steering, site))
+            for group, g in config.groups.items()
             if isinstance(g.steering, BgpSteering) and site in g.steering.sites}
+
+
+def _local(steering: BgpSteering, site: str) -> BgpSteering:
+    """The steering without the site's `netns` when this process already lives in it.
+
+    pyroute2 enters another namespace through a forked helper; a helper forked from the
+    daemon shares the asyncio loop's signal wake-up socket, and the signal that ends it
+    reaches the daemon's loop as a SIGTERM of its own (the daemon stopped at its first cycle).
+    """
+    bgp = steering.sites[site]
+    if bgp.netns is None:
+        return steering
+    try:
+        mine, there = os.stat("/proc/self/ns/net"), os.stat(f"/run/netns/{bgp.netns}")
+    except OSError:
+        return steering
+    if (mine.st_dev, mine.st_ino) != (there.st_dev, there.st_ino):
+        return steering
+    sites = {**steering.sites, site: bgp.model_copy(update={"netns": None})}
+    return steering.model_copy(update={"sites": sites})
 
 
 class Daemon:
