@@ -145,7 +145,10 @@ class ZooKeeperCoordinator(ZooKeeperSession, Coordinator):
                                       sequence=True),
                 "join the election",
             )
-            won = not contenders
+            # Look again: a contender that joined just before may hold a lower number.
+            names = self._children(leader_dir, "leadership")
+            seqs = [parse_contender(name)[0] for name in names]
+            won = bool(seqs) and min(seqs) == parse_contender(own)[0]
         self._contender = own
         self._call(self._zk.exists_async(own, watch=self._own_node_watch), "watch own node")
         if not won:
