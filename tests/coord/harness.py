@@ -51,8 +51,9 @@ class MemoryHarness:
         self.clients: list[MemoryCoordinator] = []
 
     def client(self, instance: str, role: Role = "daemon", **options: Any) -> MemoryCoordinator:
-        if "audit_keep" in options:
-            self.store.audit_keep = options.pop("audit_keep")
+        for name in ("audit_keep", "commands_keep"):  # the store's, in memory
+            if name in options:
+                setattr(self.store, name, options.pop(name))
         client = MemoryCoordinator(
             self.store, instance, role, session_timeout_s=self.session_timeout_s, **options
         )

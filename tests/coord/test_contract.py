@@ -290,3 +290,17 @@ def test_without_quorum_nothing_changes_and_then_everything_comes_back(
     assert b.campaign() is None
     assert set(b.members()) == {"a"}
     assert a.write_desired(leader, GroupState("web", "dc2", epoch=2), version) == version + 1
+
+
+def test_finished_commands_are_dropped_beyond_retention(harness: Any) -> None:
+    a = harness.client("a", commands_keep=2)
+    leader = lead(harness, a)
+    ids = []
+    for index in range(33):
+        command_id = a.submit(Command("", "freeze", "alice", f"#{index}"))
+        a.complete_command(leader, CommandResult(command_id, True, "ok", "", 1.0, "a", 1))
+        ids.append(command_id)
+    pending = a.submit(Command("", "unfreeze", "alice"))
+    assert [c.id for c in a.pending_commands()] == [pending]  # never dropped while pending
+    assert a.command_result(ids[-1]) is not None
+    assert a.command_result(ids[0]) is None  # dropped with its command
