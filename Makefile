@@ -28,7 +28,7 @@ lint: venv
 	$(PY) -m mypy
 
 demo: system venv
-	$(VENV)/bin/failover validate --explain examples/two-dc.yaml
+	$(VENV)/bin/failover demo
 
 clean:
 	rm -rf $(VENV) .coverage .pytest_cache .mypy_cache .ruff_cache

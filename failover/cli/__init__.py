@@ -24,11 +24,13 @@ def main() -> None:
 
 def _register() -> None:
     from failover.cli import daemon, probe, validate
+    from failover.cli import demo as demo_commands
     from failover.cli import lab as lab_commands
     from failover.cli import operator as operator_commands
     from failover.cli import sim as sim_commands
 
-    for module in (validate, probe, lab_commands, daemon, sim_commands, operator_commands):
+    for module in (validate, probe, lab_commands, daemon, sim_commands, operator_commands,
+                   demo_commands):
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -1,0 +1,485 @@
+"""The whole system in the lab: ZooKeeper, real services in both sites, three daemons.
+
+On top of `Lab` (namespaces, BIRD, BIND):
+- a ZooKeeper ensemble of three, one node in each of dc1, dc2 and witness (at 10.x.0.2:2181);
+- in each serving site the services of `failover.lab.sites` (nginx, HAProxy, PostgreSQL with
+  dc2 a standby of dc1, SMTP, an nftables edge firewall);
+- one daemon per site (`dc1-a`, `dc2-a`, `witness-a`) inside its site's namespace, under
+  `failover supervise` with the stop hook `failover demote`, as systemd would run it.
+
+The config is the example's (`examples/two-dc.yaml`) with `overrides` merged in, written to the
+run dir for the daemons. By default the `mail` group also needs the database (a mail platform
+that keeps its mailboxes there), so one database failure moves both the BGP and the DNS group.
+The test process reaches the ensemble from inside the `client` namespace through one thread
+that lives there (`operator`). `down()` leaves nothing: every process is stopped by its PID and
+the lab removes what is left.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import copy
+import ctypes
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import dns.message
+import dns.query
+import dns.rdatatype
+import yaml
+
+from failover.config import BgpSteering, Config, DnsSteering, parse_config
+from failover.coord import Coordinator
+from failover.core.model import GroupState
+from failover.lab.lab import EXAMPLE_CONFIG, Lab
+from failover.lab.netns import LabError
+from failover.lab.sites import SiteServices, check_layout
+from failover.lab.topology import NAME_SERVERS, RUN_DIR, UPLINKS, netns
+from failover.servers.process import Process, wait_until
+from failover.servers.zookeeper import ZooKeeperEnsemble
+from failover.steer.netns import netns_socket
+
+T = TypeVar("T")
+FAILOVER = str(Path(sys.executable).parent / "failover")
+OPERATOR_LOCATION = "client"
+ZOOKEEPER_SITES = ("dc1", "dc2", "witness")
+STACK_OVERRIDES: dict[str, Any] = {"groups": {"mail": {"services": ["mail", "db"]}}}
+CLONE_NEWNET = 0x40000000
+
+
+def merged(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """`base` with `overrides` merged in: mappings merge key by key, anything else replaces."""
+    out = copy.deepcopy(dict(base))
+    for key, value in overrides.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = merged(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _absolute_files(data: Any, base: Path) -> Any:
+    """Every `*_file` reference made absolute against `base` (the derived file lives elsewhere)."""
+    if isinstance(data, dict):
+        return {key: (str(base / value) if key.endswith("_file") and isinstance(value, str)
+                      and not value.startswith("/") else _absolute_files(value, base))
+                for key, value in data.items()}
+    if isinstance(data, list):
+        return [_absolute_files(item, base) for item in data]
+    return data
+
+
+def _enter_netns(ns: str) -> None:
+    """Move the calling thread (and the threads it starts later) into `ns` for good."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = os.open(f"/run/netns/{ns}", os.O_RDONLY)
+    try:
+        if libc.setns(fd, CLONE_NEWNET) != 0:
+            errno = ctypes.get_errno()
+            raise OSError(errno, f"setns {ns}: {os.strerror(errno)}")
+    finally:
+        os.close(fd)
+
+
+class SupervisedDaemon:
+    """`failover supervise ... -- failover run` inside a site's namespace."""
+
+    def __init__(self, lab: Lab, instance: str, site: str, config_path: Path,
+                 watchdog_s: float) -> None:
+        self.instance = instance
+        self.site = site
+        self.watchdog_s = watchdog_s
+        hook = f"{FAILOVER} demote --config {config_path} --instance {instance}"
+        argv = [FAILOVER, "supervise", "--watchdog-s", f"{watchdog_s:g}", "--stop-hook", hook,
+                "--", FAILOVER, "run", "--config", str(config_path), "--instance", instance]
+        self.process: Process = lab.process(site, f"daemon-{instance}", argv)
+
+    @property
+    def log_path(self) -> Path:
+        return self.process.log_path
+
+    @property
+    def alive(self) -> bool:
+        return self.process.alive
+
+    def start(self) -> None:
+        if not self.process.alive:
+            self.process.start()
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        """SIGTERM to supervisor and daemon: the daemon resigns, the stop hook runs."""
+        self.process.stop(timeout_s)
+
+    def child_pid(self) -> int | None:
+        """The daemon's PID (the supervisor's child), None while it has none."""
+        pid = self.process.pid
+        if pid is None or not self.process.alive:
+            return None
+        try:
+            words = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        except OSError:
+            return None
+        return int(words[0]) if words else None
+
+    def wait_child(self, timeout_s: float = 10.0) -> int:
+        wait_until(lambda: self.child_pid() is not None, timeout_s,
+                   f"{self.instance}'s daemon process")
+        pid = self.child_pid()
+        assert pid is not None
+        return pid
+
+    def signal_daemon(self, signum: int) -> int:
+        """Send `signum` to the daemon only (not to its supervisor); the daemon's PID."""
+        pid = self.wait_child()
+        os.kill(pid, signum)
+        return pid
+
+    def events(self) -> list[dict[str, Any]]:
+        """The supervisor's own records (started, ready, watchdog, exited, stop_hook...)."""
+        found = []
+        with contextlib.suppress(OSError):
+            for line in self.log_path.read_text(errors="replace").splitlines():
+                if '"component": "supervisor"' in line:
+                    with contextlib.suppress(ValueError):
+                        found.append(json.loads(line))
+        return found
+
+    def log_tail(self, lines: int = 40) -> str:
+        return self.process.log_tail(lines)
+
+
+class Stack:
+    def __init__(self, overrides: Mapping[str, Any] | None = None, *,
+                 run_dir: str | Path = RUN_DIR, base_config: str | Path = EXAMPLE_CONFIG,
+                 zookeeper_tick_ms: int = 200) -> None:
+        base = Path(base_config).resolve()
+        raw = yaml.safe_load(base.read_text())
+        data = merged(merged(raw, STACK_OVERRIDES), overrides or {})
+        self.data = _absolute_files(data, base.parent)
+        self.text = yaml.safe_dump(self.data, sort_keys=False)
+        self.config: Config = parse_config(self.text, source=f"{base} (with overrides)")
+        problems = check_layout(self.config)
+        if problems:
+            raise LabError("the config does not match the lab's services: " + "; ".join(problems))
+        self.lab = Lab(self.config, run_dir)
+        self.dir = self.lab.run_dir / "stack"
+        self.config_path = self.dir / "failover.yaml"
+        self.tick_ms = zookeeper_tick_ms
+        self.sites: dict[str, SiteServices] = {}
+        self.zookeeper: ZooKeeperEnsemble | None = None
+        self.daemons: dict[str, SupervisedDaemon] = {}
+        self._operator: concurrent.futures.ThreadPoolExecutor | None = None
+        self._coordinator: Coordinator | None = None
+
+    # --- names ---------------------------------------------------------------------------------
+
+    @property
+    def bgp_group(self) -> str:
+        return next(g for g, group in self.config.groups.items()
+                    if isinstance(group.steering, BgpSteering))
+
+    @property
+    def dns_group(self) -> str:
+        return next(g for g, group in self.config.groups.items()
+                    if isinstance(group.steering, DnsSteering))
+
+    @property
+    def prefix(self) -> str:
+        steering = self.config.groups[self.bgp_group].steering
+        assert isinstance(steering, BgpSteering)
+        return steering.prefix
+
+    def instance_of(self, site: str) -> str:
+        return next(name for name, i in self.config.instances.items() if i.site == site)
+
+    # --- up ------------------------------------------------------------------------------------
+
+    def up(self, timeout_s: float = 90.0, say: Callable[[str], None] = lambda _: None) -> None:
+        """Build everything from scratch (whatever an earlier run left is removed first) and
+        wait until every group is steady on its preferred site, applied and verified."""
+        started = time.monotonic()
+        self.lab.down()
+        say("lab: namespaces, BIRD (isp, dc1, dc2), BIND (primary, secondary)")
+        self.lab.up()
+        self.lab.add_service_addresses()
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.config_path.write_text(self.text)
+        zk_sites = list(ZOOKEEPER_SITES)
+        self.zookeeper = ZooKeeperEnsemble(
+            self.dir / "zookeeper", 3, tick_ms=self.tick_ms,
+            hosts=[UPLINKS[site].lan_addresses[1].split("/")[0] for site in zk_sites],
+            netns=[netns(site) for site in zk_sites], client_port=2181)
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            say("zookeeper: 3 nodes in dc1, dc2 and witness")
+            zk_ready = pool.submit(self.zookeeper.start, 60.0)
+            primary = None
+            for site in self.config.serving_sites:
+                say(f"{site}: app (nginx), lb (HAProxy), db (PostgreSQL"
+                    f"{', standby of dc1' if primary else ''}), mail (SMTP), firewall (nftables)")
+                services = SiteServices(site, self.dir / site, primary)
+                self.sites[site] = services
+                services.start_all()
+                primary = primary or services.db
+            zk_ready.result(timeout=90.0)
+        watchdog_s = self.config.cluster.daemon.watchdog_s
+        for instance, placed in self.config.instances.items():
+            self.daemons[instance] = SupervisedDaemon(self.lab, instance, placed.site,
+                                                      self.config_path, watchdog_s)
+        order = sorted(self.daemons, key=lambda i: self.config.instances[i].site != "witness")
+        say(f"daemons: {', '.join(order)} under `failover supervise` "
+            f"(watchdog {watchdog_s:g} s, stop hook `failover demote`)")
+        for instance in order:  # the witness first: it usually leads, away from the agents
+            self.daemons[instance].start()
+            if self.config.instances[instance].site == "witness":
+                with contextlib.suppress(TimeoutError):
+                    wait_until(lambda: self.leader() is not None, 10.0, "a leader", 0.1)
+        left = max(10.0, timeout_s - (time.monotonic() - started))
+        self.wait_steady(self.config.preferred_site(self.bgp_group), left)
+        self.wait_healthy(timeout_s=max(10.0, timeout_s - (time.monotonic() - started)))
+
+    # --- down ----------------------------------------------------------------------------------
+
+    def down(self) -> list[str]:
+        """Stop everything by PID (daemons first, so their stop hooks run), then the lab."""
+        problems: list[str] = []
+        for daemon in self.daemons.values():
+            with contextlib.suppress(Exception):
+                daemon.process.resume()
+        stoppers = [threading.Thread(target=d.stop) for d in self.daemons.values()]
+        for thread in stoppers:
+            thread.start()
+        for thread in stoppers:
+            thread.join(30.0)
+        self.close_operator()
+        for services in self.sites.values():
+            try:
+                services.stop_all()
+            except Exception as exc:  # keep going: the lab removes what is left
+                problems.append(f"{services.site}: {exc}")
+        if self.zookeeper is not None:
+            self.zookeeper.stop()
+        removed = self.lab.down()
+        self.sites.clear()
+        self.daemons.clear()
+        self.zookeeper = None
+        return problems + removed
+
+    # --- the operator's view (a ZooKeeper session from inside the client namespace) ----------
+
+    def operator(self, call: Callable[[Coordinator], T], timeout_s: float = 10.0) -> T:
+        """Run `call(coordinator)` in the operator thread, as the operator identity."""
+        if self._operator is None:
+            self._operator = concurrent.futures.ThreadPoolExecutor(
+                1, thread_name_prefix="operator", initializer=_enter_netns,
+                initargs=(netns(OPERATOR_LOCATION),))
+        return self._operator.submit(self._call, call).result(timeout_s)
+
+    def _call(self, call: Callable[[Coordinator], T]) -> T:
+        if self._coordinator is None:
+            from failover.coord.zookeeper import ZooKeeperCoordinator
+
+            coordinator = ZooKeeperCoordinator.from_config(self.config, "lab-operator",
+                                                           role="operator")
+            coordinator.connect(timeout_s=5.0)
+            self._coordinator = coordinator
+        return call(self._coordinator)
+
+    def close_operator(self) -> None:
+        if self._operator is not None:
+            if self._coordinator is not None:
+                coordinator = self._coordinator
+                with contextlib.suppress(Exception):
+                    self._operator.submit(coordinator.close).result(10.0)
+            self._operator.shutdown(wait=False)
+        self._operator = None
+        self._coordinator = None
+
+    def leader(self) -> str | None:
+        """The leading daemon's instance, None without one (or without ZooKeeper)."""
+        try:
+            found = self.operator(lambda c: c.leader(), 5.0)
+        except Exception:
+            return None
+        return found.instance if found else None
+
+    def desired(self, group: str) -> GroupState | None:
+        return self.operator(lambda c: c.desired(group)[0])
+
+    def cli(self, *args: str, timeout_s: float = 90.0) -> subprocess.CompletedProcess[str]:
+        """`failover ARGS --config <the stack's>` as an operator types it, from the client."""
+        argv = ["ip", "netns", "exec", netns(OPERATOR_LOCATION), FAILOVER, *args,
+                "--config", str(self.config_path)]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s,
+                              check=False, stdin=subprocess.DEVNULL)
+
+    # --- traffic: the isp's best route and the name servers' answers ------------------------
+
+    def route(self) -> tuple[str, str] | None:
+        """(site, primary|backup) of the isp's best route for the BGP prefix, or None."""
+        best = self.lab.best_route(self.prefix)
+        if best is None or not best.as_path:
+            return None
+        site = next((s for s, u in UPLINKS.items() if u.asn == best.as_path[0]), "?")
+        return site, "primary" if len(best.as_path) == 1 else "backup"
+
+    def dns_answers(self, timeout_s: float = 0.5) -> dict[str, list[str]]:
+        """Per name server (primary, secondary): the addresses it answers for the DNS name."""
+        steering = self.config.groups[self.dns_group].steering
+        assert isinstance(steering, DnsSteering)
+        name = next(iter(steering.names))
+        fqdn = name if name.endswith(".") else f"{name}.{steering.zone}"
+        answers: dict[str, list[str]] = {}
+        for role, address in NAME_SERVERS.items():
+            query = dns.message.make_query(fqdn, "A")
+            try:
+                with netns_socket(netns("dns"), socket.AF_INET, socket.SOCK_DGRAM) as sock:
+                    reply = dns.query.udp(query, address, timeout=timeout_s, sock=sock)
+            except Exception:
+                answers[role] = []
+                continue
+            answers[role] = sorted(item.address for rrset in reply.answer
+                                   if rrset.rdtype == dns.rdatatype.A for item in rrset)
+        return answers
+
+    def dns_site(self, answers: Mapping[str, list[str]] | None = None) -> str | None:
+        """The site every name server answers with, None while they disagree or fail."""
+        steering = self.config.groups[self.dns_group].steering
+        assert isinstance(steering, DnsSteering)
+        per_site = next(iter(steering.names.values()))
+        answers = self.dns_answers() if answers is None else answers
+        sites = {next((s for s, a in per_site.items() if sorted(a) == found), None)
+                 for found in answers.values()}
+        return sites.pop() if len(sites) == 1 else None
+
+    def announcement(self, site: str) -> str:
+        """What `site`'s kernel table announces for the BGP group (primary/backup/withdrawn)."""
+        from failover.steer.bird import BirdSteerer
+
+        steering = self.config.groups[self.bgp_group].steering
+        assert isinstance(steering, BgpSteering)
+        steerer = BirdSteerer(self.bgp_group, site, steering)
+        try:
+            return steerer.read().announcement
+        finally:
+            steerer.close()
+
+    # --- waiting -------------------------------------------------------------------------------
+
+    def steady_on(self, site: str) -> bool:
+        """Every group steady on `site`, applied and verified at its epoch by every serving
+        site, the isp's best route a primary via `site`, and every name server answering it."""
+        def done(c: Coordinator) -> bool:
+            for group in self.config.groups:
+                state, _ = c.desired(group)
+                if state is None or state.active != site or state.phase != "steady":
+                    return False
+                applied = c.applied(group)
+                for serving in self.config.serving_sites:
+                    item = applied.get(serving)
+                    if item is None or item.epoch < state.epoch or not item.verified:
+                        return False
+            return True
+
+        return (self.route() == (site, "primary") and self.dns_site() == site
+                and self.operator(done))
+
+    def wait_steady(self, site: str, timeout_s: float = 30.0) -> float:
+        """Until `steady_on(site)`; the seconds it took. TimeoutError says what was seen."""
+        started = time.monotonic()
+        try:
+            wait_until(lambda: self.steady_on(site), timeout_s, f"steady on {site}", 0.1)
+        except TimeoutError:
+            raise TimeoutError(f"not steady on {site} within {timeout_s:g} s: "
+                               f"{self.describe()}") from None
+        return time.monotonic() - started
+
+    def status(self) -> dict[str, Any]:
+        """The status document (`failover status --json`), read as the operator."""
+        from failover.status import build_status
+
+        return self.operator(lambda c: build_status(c, self.config))
+
+    def healthy(self, site: str, every_vote: bool = False) -> bool:
+        """Is `site` healthy for every group (and, with `every_vote`, has every observer site
+        decided on every service of it)?"""
+        doc = self.status()
+        if not all(g["sites"][site]["health"]["situation"] == "healthy"
+                   for g in doc["groups"].values()):
+            return False
+        return not every_vote or all(
+            vote != "unknown" for service in doc["services"][site].values()
+            for vote in service["votes"].values())
+
+    def wait_healthy(self, sites: list[str] | None = None, timeout_s: float = 30.0,
+                     every_vote: bool = False) -> float:
+        """Until every site in `sites` (default: the serving ones) is healthy; seconds taken."""
+        started = time.monotonic()
+        for site in sites or self.config.serving_sites:
+            left = max(0.1, timeout_s - (time.monotonic() - started))
+            wait_until(lambda s=site: self.healthy(s, every_vote), left,  # type: ignore[misc]
+                       f"{site} healthy", 0.2)
+        return time.monotonic() - started
+
+    def describe(self) -> str:
+        """One line: the leader, each group's desired state, the route and the DNS answers."""
+        parts = [f"leader {self.leader()}"]
+        for group in self.config.groups:
+            try:
+                state = self.desired(group)
+            except Exception as exc:
+                parts.append(f"{group}: unreadable ({exc})")
+                continue
+            parts.append(f"{group}: " + (f"{state.active} {state.phase} epoch {state.epoch}"
+                                         if state else "no desired state"))
+        parts.append(f"isp route {self.route()}")
+        parts.append(f"DNS {self.dns_answers()}")
+        return "; ".join(parts)
+
+    # --- faults --------------------------------------------------------------------------------
+
+    def stop_service(self, site: str, service: str) -> None:
+        self.sites[site].stop(service)
+
+    def start_service(self, site: str, service: str) -> None:
+        self.sites[site].start(service)
+
+    def kill_daemon(self, instance: str) -> int:
+        """kill -9 the daemon (its supervisor stays and runs the stop hook); its PID."""
+        return self.daemons[instance].signal_daemon(signal.SIGKILL)
+
+    def freeze_daemon(self, instance: str) -> int:
+        """SIGSTOP the daemon: silent, so the supervisor's watchdog ends it."""
+        return self.daemons[instance].signal_daemon(signal.SIGSTOP)
+
+    def restart_daemon(self, instance: str, timeout_s: float = 15.0) -> None:
+        """Start the supervised daemon again once its supervisor has finished."""
+        daemon = self.daemons[instance]
+        if daemon.process.wait(timeout_s) is None:
+            daemon.stop()
+        daemon.start()
+
+    # --- reports -------------------------------------------------------------------------------
+
+    def log_tails(self, lines: int = 25) -> str:
+        """The end of every daemon's, ZooKeeper node's and server's log."""
+        parts = [f"--- {d.instance} ({d.log_path}) ---\n{d.log_tail(lines)}"
+                 for d in self.daemons.values()]
+        if self.zookeeper is not None:
+            parts.append(self.zookeeper.logs(lines))
+        for path in sorted(self.lab.run_dir.glob("*/*.log")):
+            if path.name.startswith("daemon-"):
+                continue
+            with contextlib.suppress(OSError):
+                tail = path.read_text(errors="replace").splitlines()[-lines:]
+                parts.append(f"--- {path} ---\n" + "\n".join(tail))
+        return "\n".join(parts)
