@@ -324,6 +324,8 @@ class Leadership:
                 if old is not None and state.last_switch_at != old.last_switch_at:
                     self.switches += 1
                     self.switch_log.append((world.now, group))
+            elif state.phase != old.phase:
+                self.history.append((world.now, state.code, state))  # suspect and back
         if changed:
             world.agents.desired_changed()
         self._schedule_wake(step)

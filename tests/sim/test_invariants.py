@@ -82,3 +82,16 @@ expectations:
     promoted = next(float(x.split()[0]) for x in lines if "dc2 steady epoch 3" in x)
     frozen = next(float(x.split()[0]) for x in lines if " step " in x and "freeze" in x)
     assert abs(frozen - (promoted + 2.0)) < 1e-6
+
+
+def test_phase_history_includes_the_hold_down(tmp_path: Path) -> None:
+    book = load_playbook(_book(tmp_path, """title: suspect
+duration_s: 30
+method:
+  - {name: db, at_s: 5, fault: {kind: service_down, site: dc1, service: db}, duration_s: 20}
+expectations:
+  - phase == suspect within 5 s
+  - phase == switching within 7 s
+"""))
+    outcome = run_playbook(book)
+    assert [v.passed for v in outcome.expectations] == [True, True], outcome.expectations
