@@ -21,12 +21,10 @@ import concurrent.futures
 import contextlib
 import copy
 import ctypes
-import json
 import os
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -41,16 +39,16 @@ import yaml
 from failover.config import BgpSteering, Config, DnsSteering, parse_config
 from failover.coord import Coordinator
 from failover.core.model import GroupState
+from failover.lab.daemons import FAILOVER, SupervisedDaemon
 from failover.lab.lab import EXAMPLE_CONFIG, Lab
 from failover.lab.netns import LabError
-from failover.lab.sites import SiteServices, check_layout
+from failover.lab.sites import SERVICES, SiteServices, check_layout
 from failover.lab.topology import NAME_SERVERS, RUN_DIR, UPLINKS, netns
-from failover.servers.process import Process, wait_until
+from failover.servers.process import wait_until
 from failover.servers.zookeeper import ZooKeeperEnsemble
 from failover.steer.netns import netns_socket
 
 T = TypeVar("T")
-FAILOVER = str(Path(sys.executable).parent / "failover")
 OPERATOR_LOCATION = "client"
 ZOOKEEPER_SITES = ("dc1", "dc2", "witness")
 STACK_OVERRIDES: dict[str, Any] = {"groups": {"mail": {"services": ["mail", "db"]}}}
@@ -89,73 +87,6 @@ def _enter_netns(ns: str) -> None:
             raise OSError(errno, f"setns {ns}: {os.strerror(errno)}")
     finally:
         os.close(fd)
-
-
-class SupervisedDaemon:
-    """`failover supervise ... -- failover run` inside a site's namespace."""
-
-    def __init__(self, lab: Lab, instance: str, site: str, config_path: Path,
-                 watchdog_s: float) -> None:
-        self.instance = instance
-        self.site = site
-        self.watchdog_s = watchdog_s
-        hook = f"{FAILOVER} demote --config {config_path} --instance {instance}"
-        argv = [FAILOVER, "supervise", "--watchdog-s", f"{watchdog_s:g}", "--stop-hook", hook,
-                "--", FAILOVER, "run", "--config", str(config_path), "--instance", instance]
-        self.process: Process = lab.process(site, f"daemon-{instance}", argv)
-
-    @property
-    def log_path(self) -> Path:
-        return self.process.log_path
-
-    @property
-    def alive(self) -> bool:
-        return self.process.alive
-
-    def start(self) -> None:
-        if not self.process.alive:
-            self.process.start()
-
-    def stop(self, timeout_s: float = 15.0) -> None:
-        """SIGTERM to supervisor and daemon: the daemon resigns, the stop hook runs."""
-        self.process.stop(timeout_s)
-
-    def child_pid(self) -> int | None:
-        """The daemon's PID (the supervisor's child), None while it has none."""
-        pid = self.process.pid
-        if pid is None or not self.process.alive:
-            return None
-        try:
-            words = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        except OSError:
-            return None
-        return int(words[0]) if words else None
-
-    def wait_child(self, timeout_s: float = 10.0) -> int:
-        wait_until(lambda: self.child_pid() is not None, timeout_s,
-                   f"{self.instance}'s daemon process")
-        pid = self.child_pid()
-        assert pid is not None
-        return pid
-
-    def signal_daemon(self, signum: int) -> int:
-        """Send `signum` to the daemon only (not to its supervisor); the daemon's PID."""
-        pid = self.wait_child()
-        os.kill(pid, signum)
-        return pid
-
-    def events(self) -> list[dict[str, Any]]:
-        """The supervisor's own records (started, ready, watchdog, exited, stop_hook...)."""
-        found = []
-        with contextlib.suppress(OSError):
-            for line in self.log_path.read_text(errors="replace").splitlines():
-                if '"component": "supervisor"' in line:
-                    with contextlib.suppress(ValueError):
-                        found.append(json.loads(line))
-        return found
-
-    def log_tail(self, lines: int = 40) -> str:
-        return self.process.log_tail(lines)
 
 
 class Stack:
@@ -467,6 +398,51 @@ class Stack:
         if daemon.process.wait(timeout_s) is None:
             daemon.stop()
         daemon.start()
+
+    def reset(self, site: str | None = None, timeout_s: float = 60.0) -> None:
+        """Back to a known state: no cuts, every server, ZooKeeper node and daemon running,
+        automation not frozen, and every group steady on `site` (default: the preferred)."""
+        site = site or self.config.preferred_site(self.bgp_group)
+        started = time.monotonic()
+        self.lab.heal_all()
+        for services in self.sites.values():
+            for name in SERVICES:
+                services.start(name)
+        if self.zookeeper is not None:
+            down = [i for i in range(self.zookeeper.size) if not self.zookeeper.alive(i)]
+            for index in down:
+                self.zookeeper.restart(index, wait=False)
+            self.zookeeper.wait_ready(down, timeout_s=30.0)
+        for daemon in self.daemons.values():
+            pid = daemon.child_pid()
+            if pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGCONT)
+            if not daemon.alive:
+                daemon.start()
+        def left() -> float:
+            return max(5.0, timeout_s - (time.monotonic() - started))
+
+        wait_until(lambda: len(self.operator(lambda c: c.members())) == len(self.daemons),
+                   left(), "every daemon a member", 0.2)
+        self.wait_healthy(timeout_s=left())
+        if any((self.desired(g) or GroupState(g, site)).frozen for g in self.config.groups):
+            self._must(self.cli("unfreeze", "--reason", "reset"))
+        if not self.steady_on(site):
+            with contextlib.suppress(TimeoutError):  # a switch in flight ends by itself
+                wait_until(lambda: all((self.desired(g) or GroupState(g, site)).phase
+                                       != "switching" for g in self.config.groups),
+                           left(), "no switch in flight", 0.2)
+            if any((self.desired(g) or GroupState(g, site)).active != site
+                   for g in self.config.groups):
+                self._must(self.cli("switchover", "--to", site, "--reason", "reset", "--wait",
+                                    "--timeout", f"{left():.0f}s"))
+        self.wait_steady(site, left())
+
+    @staticmethod
+    def _must(done: subprocess.CompletedProcess[str]) -> None:
+        if done.returncode != 0:
+            raise LabError(f"`{' '.join(done.args[4:])}` failed: {done.stdout}{done.stderr}")
 
     # --- reports -------------------------------------------------------------------------------
 
