@@ -24,7 +24,6 @@ from failover.coord.base import (
     Topic,
     VersionConflict,
 )
-from failover.coord.lease import hold_or_demote, lease_remaining_s
 from failover.coord.memory import MemoryCoordinator, MemoryStore
 
 __all__ = [
@@ -50,7 +49,5 @@ __all__ = [
     "SessionState",
     "Topic",
     "VersionConflict",
-    "hold_or_demote",
-    "lease_remaining_s",
     "verify_chain",
 ]

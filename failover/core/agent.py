@@ -22,7 +22,7 @@ def announcement(desired: GroupState | None, site: str, *, backup: bool, session
     wanted = desired.announcement(site, backup)
     if wanted != "primary" or session == "connected":
         return wanted, f"desired state at epoch {desired.epoch}"
-    if lost_at is not None and now - lost_at >= lease_s:
+    if lost_at is not None and now >= lost_at + lease_s:  # the same sum as lease_ends_at
         return "backup", (f"coordinator session {session} for {now - lost_at:.1f} s; lease of "
                           f"{lease_s:g} s expired: demoted to backup")
     return "primary", f"coordinator session {session}; holding primary within the lease"

@@ -126,14 +126,14 @@ def assess_site(layout: Layout, group: str, site: str,
         detail = "; ".join(
             _evidence(site, name, votes[name], len(voters)) for name in critical_down)
     elif down_voters:
-        others = up_voters - {layout.other(site)}
+        others = up_voters - down_voters
         isolated = down_voters == {layout.other(site)} and bool(others)
         situation = "site_isolated" if isolated else "observers_disagree"
         detail = (f"only {layout.other(site)} sees {site} down; "
                   f"{', '.join(sorted(others))} see{'s' if len(others) == 1 else ''} it up"
-                  if isolated else
-                  f"down for {', '.join(sorted(down_voters))}, up for "
-                  f"{', '.join(sorted(up_voters)) or 'nobody'}; quorum is {quorum}")
+                  if isolated else "; ".join(
+                      _split_vote(site, name, vote) for name, vote in votes.items()
+                      if "down" in vote.values()) + f"; quorum is {quorum}")
     elif undecided:
         situation = "no_quorum"
         detail = f"fewer than {quorum} observer sites agree on every service"
@@ -142,6 +142,12 @@ def assess_site(layout: Layout, group: str, site: str,
         detail = f"every critical service up by at least {quorum} observer sites"
     return SiteHealth(site, situation, tuple(critical_down), tuple(degraded_down), votes,
                       len(voters), detail)
+
+
+def _split_vote(site: str, service: str, votes: dict[str, Verdict]) -> str:
+    down = sorted(s for s, v in votes.items() if v == "down")
+    up = sorted(s for s, v in votes.items() if v == "up")
+    return f"{site} {service} down for {', '.join(down)}, up for {', '.join(up) or 'nobody'}"
 
 
 def _evidence(site: str, service: str, votes: dict[str, Verdict], voters: int) -> str:

@@ -194,4 +194,5 @@ class Step:
     states: dict[str, GroupState]
     decisions: tuple[Decision, ...]
     health: dict[str, dict[str, SiteHealth]]  # group -> site -> health
-    wake_at: float | None  # the earliest time a timer may change a decision
+    wake_at: float | None  # the earliest time a policy timer may change a decision
+    stale_at: float | None = None  # the next time an observation goes stale (its vote lapses)

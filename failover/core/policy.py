@@ -94,9 +94,7 @@ class Engine:
             decisions += cycle.decisions
             wakes += cycle.wakes
         stale = stale_at(view.observations, view.now, self.layout.stale_after_s)
-        if stale is not None:
-            wakes.append(stale)
-        return Step(new_states, tuple(decisions), health, min(wakes) if wakes else None)
+        return Step(new_states, tuple(decisions), health, min(wakes) if wakes else None, stale)
 
     def command(self, states: Mapping[str, GroupState], command: Command, view: View) -> Step:
         """Carry out one operator command; its outcome is a `command` decision per group."""

@@ -128,10 +128,7 @@ class Agents:
             if announced == "primary" and session != "connected":
                 ends = core_agent.lease_ends_at(daemon.disconnected_at, lease)
                 if ends is not None:
-                    # At exactly `ends` the rule may still say primary: (lost + lease) - lost
-                    # can round below lease. Look again a microsecond later then.
-                    world.at(ends if ends > world.now else world.now + 1e-6, self.evaluate,
-                             site)
+                    world.at(ends, self.evaluate, site)
             epoch = state.epoch if state else 0
             if self.bgp[group]:
                 if self.route[key] != announced:

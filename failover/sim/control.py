@@ -331,15 +331,14 @@ class Leadership:
         self._schedule_wake(step)
 
     def _schedule_wake(self, step: Step) -> None:
-        wake = step.wake_at
         world = self.world
-        if wake is None:
+        # An observation going stale matters only while some group is not quiet: with no
+        # policy timer pending, a lapsing vote alone cannot move anything.
+        stale = None if all(_quiet(s) for s in self.desired.values()) else step.stale_at
+        times = [t for t in (step.wake_at, stale) if t is not None]
+        if not times:
             return
-        # Observers that heartbeat now make the engine wake at now + stale_after_s; with no
-        # policy timer pending (every group quiet) that wake could change nothing.
-        if abs(wake - (world.now + world.engine.layout.stale_after_s)) < 1e-9 and all(
-                _quiet(s) for s in self.desired.values()):
-            return
+        wake = min(times)
         if self._wake is not None and self._wake <= wake and self._wake > world.now:
             return
         self._wake = wake

@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 
-from failover.coord import Leadership, hold_or_demote
+from failover.coord import Leadership
 from failover.coord.contender import Contender
 from failover.coord.zookeeper import ZooKeeperCoordinator
-from failover.core.model import Command
+from failover.core.agent import announcement
+from failover.core.model import Command, GroupState
 from failover.servers.zookeeper import ZooKeeperEnsemble
 from tests.coord.harness import DAEMON, OPERATOR, SESSION_S, wait_real
 
@@ -159,8 +160,8 @@ def test_zookeeper_server_faults(
     assert [e for e in leader.events("write") if e["t"] > lost_at + 0.2] == []
     since = agent.disconnected_since()
     assert since is not None
-    assert hold_or_demote("primary", since, time.monotonic(), lease_s=10.0) == "primary"
-    assert hold_or_demote("primary", since, since + 10.0, lease_s=10.0) == "backup"
+    assert held(since, time.monotonic(), 10.0) == "primary"
+    assert held(since, since + 10.0, 10.0) == "backup"
 
     # Quorum back: everything recovers by itself.
     restored_at = time.monotonic()
@@ -200,3 +201,11 @@ def test_command_runs_once_when_the_leader_dies_handling_it(contenders: Contende
     records = [e for e in operator.audit() if e.kind == "command"]
     assert [e.payload["id"] for e in records] == [command_id]
     assert operator.pending_commands() == []
+
+
+def held(since: float | None, now: float, lease_s: float) -> str:
+    """What a primary whose session went away at `since` announces now (core.agent's rule)."""
+    primary = GroupState("web", "dc1")
+    session = "connected" if since is None else "suspended"
+    return announcement(primary, "dc1", backup=True, session=session,  # type: ignore[arg-type]
+                        lost_at=since, now=now, lease_s=lease_s)[0]

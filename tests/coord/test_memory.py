@@ -10,9 +10,8 @@ from failover.coord import (
     MemoryCoordinator,
     MemoryStore,
     NotLeader,
-    hold_or_demote,
-    lease_remaining_s,
 )
+from failover.core.agent import announcement, lease_ends_at
 from failover.core.model import GroupState
 from tests.coord.harness import ManualClock
 
@@ -45,7 +44,7 @@ def test_without_quorum_every_call_fails_and_no_session_expires() -> None:
     with pytest.raises(CoordinatorUnavailable):
         b.members()
     run(clock, store, 5.0)
-    assert hold_or_demote("primary", since, clock(), lease_s=10.0) == "primary"
+    assert held(since, clock(), 10.0) == "primary"
     store.restore_quorum()
     assert a.session_state() == "connected" and a.disconnected_since() is None
     assert a.leadership() == leader  # same session: same leadership, same term
@@ -78,19 +77,16 @@ def test_a_cut_off_agent_holds_primary_for_its_lease_then_demotes_to_backup() ->
     assert since is not None and agent.session_state() == "suspended"
     seen = []
     for _ in range(30):
-        seen.append(hold_or_demote("primary", agent.disconnected_since(), clock(), lease_s=2.0))
+        seen.append(held(agent.disconnected_since(), clock(), 2.0))
         run(clock, store, 0.1)
     assert seen[:20] == ["primary"] * 20 and set(seen[20:]) == {"backup"}
     assert agent.session_state() == "suspended"  # nobody expires it from its side
-    assert hold_or_demote("withdrawn", since, clock(), 2.0) == "withdrawn"
-    assert hold_or_demote("backup", since, clock(), 2.0) == "backup"
-    assert lease_remaining_s(since, since + 0.5, 2.0) == 1.5
-    assert lease_remaining_s(None, clock(), 2.0) is None
+    assert lease_ends_at(since, 2.0) == since + 2.0
     agent.heal()
     assert agent.session_state() == "lost"  # the service expired it meanwhile
     store.tick()
     assert agent.session_state() == "connected"
-    assert hold_or_demote("primary", agent.disconnected_since(), clock(), 2.0) == "primary"
+    assert held(agent.disconnected_since(), clock(), 2.0) == "primary"
 
 
 def trace(seed_names: tuple[str, ...]) -> list[str]:
@@ -117,3 +113,11 @@ def trace(seed_names: tuple[str, ...]) -> list[str]:
 def test_same_calls_give_the_same_trace() -> None:
     first, second = trace(("a", "b", "c")), trace(("a", "b", "c"))
     assert first == second and len(first) > 10
+
+
+def held(since: float | None, now: float, lease_s: float) -> str:
+    """What a primary whose session went away at `since` announces now (core.agent's rule)."""
+    primary = GroupState("web", "dc1")
+    session = "connected" if since is None else "suspended"
+    return announcement(primary, "dc1", backup=True, session=session,  # type: ignore[arg-type]
+                        lost_at=since, now=now, lease_s=lease_s)[0]

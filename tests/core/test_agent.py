@@ -56,3 +56,12 @@ def test_only_newer_epochs_apply() -> None:
 def test_lease_end() -> None:
     assert lease_ends_at(None, 6.0) is None
     assert lease_ends_at(10.0, 6.0) == 16.0
+
+
+def test_the_lease_ends_exactly_when_lease_ends_at_says() -> None:
+    lost, lease = 511.993, 6.0  # (lost + lease) - lost rounds below lease
+    end = lease_ends_at(lost, lease)
+    assert end is not None
+    got = announcement(STEADY, "dc1", backup=True, session="lost", lost_at=lost, now=end,
+                       lease_s=lease)[0]
+    assert got == "backup"

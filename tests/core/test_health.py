@@ -122,3 +122,11 @@ def test_min_up_endpoints(min_up: int, down_endpoints: int, expected: str) -> No
 
 
 EXAMPLE_TEXT = EXAMPLE.read_text()
+
+
+def test_disagreement_names_each_services_split() -> None:
+    health = web(down=[("witness", "dc1", "db"), ("dc2", "dc1", "app")])
+    assert health["dc1"].situation == "observers_disagree"
+    assert health["dc1"].detail == (
+        "dc1 app down for dc2, up for dc1, witness; "
+        "dc1 db down for witness, up for dc1, dc2; quorum is 2")

@@ -320,7 +320,8 @@ def test_transition_table_is_enforced() -> None:
 def test_wake_at_names_the_next_timer() -> None:
     run = Run()
     run.step(0)
-    assert run.last.wake_at == CONFIG.policy.stale_after_s  # observations go stale then
+    assert run.last.wake_at is None  # nothing pending
+    assert run.last.stale_at == CONFIG.policy.stale_after_s  # observations go stale then
     run.step(10, down=DB_DOWN)
     assert run.last.wake_at == 10 + CONFIG.policy.hold_down_s
 

@@ -73,8 +73,8 @@ def test_session_expires_only_with_a_quorum_and_after_the_timeout() -> None:
 
 
 def test_lease_expiry_is_reached_even_when_the_rule_rounds_at_its_deadline() -> None:
-    # (511.993 + 6) - 511.993 < 6 in floating point: at the deadline the rule still says
-    # primary; the agent must look again rather than loop at one instant or stay primary.
+    # (511.993 + 6) - 511.993 < 6 in floating point: the rule must still say backup at the
+    # deadline lease_ends_at names, so the agent neither loops there nor stays primary.
     world = _world()
     _at(world, 511.993, lambda: inject(world, LinkFault(kind="link_cut", between=("dc1", "dc2"))))
     _at(world, 511.993, lambda: inject(world, LinkFault(kind="link_cut",
