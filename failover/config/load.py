@@ -9,7 +9,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from failover.config.model import Config, cross_field_problems
+from failover.config.model import Config
+from failover.config.rules import cross_field_problems
 
 
 @dataclass(frozen=True)

@@ -389,6 +389,8 @@ class Config(Strict):
     def _cross_fields(self, info: ValidationInfo) -> Config:
         if info.context and info.context.get("defer_cross_field_rules"):
             return self  # the loader reports them one by one, each with its path
+        from failover.config.rules import cross_field_problems
+
         problems = cross_field_problems(self)
         if problems:
             raise ValueError("; ".join(problems))
@@ -418,101 +420,6 @@ class Config(Strict):
     def lease_s(self, group: str) -> float:
         steering = self.groups[group].steering
         return steering.lease_s if isinstance(steering, BgpSteering) else 0.0
-
-
-# --- cross-field rules ---------------------------------------------------------------------
-
-
-def cross_field_problems(config: Config) -> list[str]:
-    """Rules that span several fields, each as 'dotted.path: what is wrong (the value)'."""
-    problems: list[str] = []
-    serving = config.serving_sites
-    if len(serving) != 2:
-        problems.append(
-            f"sites: exactly two serving sites are required, found {len(serving)} ({serving})"
-        )
-    for name, instance in config.instances.items():
-        if instance.site not in config.sites:
-            problems.append(f"instances.{name}.site: unknown site {instance.site!r}")
-    apis = [instance.api for instance in config.instances.values()]
-    for api in sorted({a for a in apis if apis.count(a) > 1}):
-        problems.append(f"instances: api address {api!r} is used by more than one instance")
-    problems += _duplicate_endpoints(config)
-    quorum = config.policy.observer_quorum
-    if quorum is not None and quorum > len(config.observer_sites):
-        problems.append(
-            f"policy.observer_quorum: {quorum} exceeds the {len(config.observer_sites)} "
-            "observer sites"
-        )
-    for label, site in (("policy.preferred_site", config.policy.preferred_site),) + tuple(
-        (f"groups.{g}.preferred_site", group.preferred_site)
-        for g, group in config.groups.items()
-    ):
-        if site is not None and site not in serving:
-            problems.append(f"{label}: {site!r} is not a serving site")
-    for name, group in config.groups.items():
-        problems += _group_problems(config, name, group)
-    daemon = config.cluster.daemon
-    if daemon.heartbeat_s >= config.policy.stale_after_s:
-        problems.append(
-            f"cluster.daemon.heartbeat_s: {daemon.heartbeat_s:g} must be less than "
-            f"policy.stale_after_s ({config.policy.stale_after_s:g})")
-    for name in config.groups:
-        bound = config.cluster.zookeeper.session_timeout_s + config.lease_s(name)
-        if config.lease_s(name) and daemon.watchdog_s > bound:
-            problems.append(
-                f"cluster.daemon.watchdog_s: {daemon.watchdog_s:g} exceeds session timeout + "
-                f"lease of group {name} ({bound:g}): a frozen primary would outlive the wait")
-    return problems
-
-
-def _duplicate_endpoints(config: Config) -> list[str]:
-    seen: dict[tuple[str, str], str] = {}
-    problems = []
-    for site_name, site in config.sites.items():
-        for service_name, service in site.services.items():
-            for endpoint in service.endpoints:
-                key = (service.check.type, endpoint)
-                here = f"sites.{site_name}.services.{service_name}"
-                if key in seen:
-                    problems.append(
-                        f"{here}.endpoints: {endpoint!r} is already probed by {seen[key]}"
-                    )
-                seen.setdefault(key, here)
-    return problems
-
-
-def _group_problems(config: Config, name: str, group: Group) -> list[str]:
-    problems = []
-    where = f"groups.{name}"
-    for service in group.services:
-        for site in config.serving_sites:
-            if service not in config.sites[site].services:
-                problems.append(f"{where}.services: {service!r} is not a service of site {site}")
-    steering = group.steering
-    if isinstance(steering, BgpSteering):
-        for site in config.serving_sites:
-            if site not in steering.sites:
-                problems.append(f"{where}.steering.sites: serving site {site!r} is missing")
-        for site in steering.sites:
-            if site not in config.serving_sites:
-                problems.append(f"{where}.steering.sites: {site!r} is not a serving site")
-    else:
-        for record, per_site in steering.names.items():
-            for site in config.serving_sites:
-                if site not in per_site:
-                    problems.append(f"{where}.steering.names.{record}: no addresses for {site}")
-            for site in per_site:
-                if site not in config.serving_sites:
-                    problems.append(
-                        f"{where}.steering.names.{record}: {site!r} is not a serving site"
-                    )
-            flat = [a for addresses in per_site.values() for a in addresses]
-            for address in sorted({a for a in flat if flat.count(a) > 1}):
-                problems.append(
-                    f"{where}.steering.names.{record}: address {address} is given twice"
-                )
-    return problems
 
 
 def _split_host_port(text: str) -> tuple[str, int]:
