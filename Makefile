@@ -21,7 +21,7 @@ venv: $(STAMP)
 test: system venv
 	$(PY) -m pytest -q -p no:cacheprovider --cov=failover --cov-branch --cov-report= $(PYTEST_ARGS)
 	$(PY) -m coverage report --include='failover/core/*' --fail-under=90
-	$(PY) -m coverage report --skip-covered --skip-empty | tail -n 1
+	$(PY) -m coverage report | tail -n 1
 
 lint: venv
 	$(PY) -m ruff check failover tests benchmarks
