@@ -15,7 +15,7 @@ from failover.servers.process import wait_until
 from tests.e2e.conftest import epochs, watch
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
-HOOK_S = 3.0  # the stop hook is a fresh `failover demote` process (Python start-up included)
+HOOK_S = 4.0  # the stop hook is a fresh `failover demote` process (Python start-up included)
 
 
 def session_timeout_s(stack: Stack) -> float:
