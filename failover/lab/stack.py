@@ -21,6 +21,7 @@ import concurrent.futures
 import contextlib
 import copy
 import ctypes
+import ipaddress
 import os
 import signal
 import socket
@@ -37,6 +38,7 @@ import dns.rdatatype
 import yaml
 
 from failover.config import BgpSteering, Config, DnsSteering, parse_config
+from failover.config.model import split_host_port
 from failover.coord import Coordinator
 from failover.core.model import GroupState
 from failover.lab.daemons import FAILOVER, SupervisedDaemon
@@ -50,7 +52,6 @@ from failover.steer.netns import netns_socket
 
 T = TypeVar("T")
 OPERATOR_LOCATION = "client"
-ZOOKEEPER_SITES = ("dc1", "dc2", "witness")
 STACK_OVERRIDES: dict[str, Any] = {"groups": {"mail": {"services": ["mail", "db"]}}}
 CLONE_NEWNET = 0x40000000
 
@@ -145,11 +146,7 @@ class Stack:
         self.lab.add_service_addresses()
         self.dir.mkdir(parents=True, exist_ok=True)
         self.config_path.write_text(self.text)
-        zk_sites = list(ZOOKEEPER_SITES)
-        self.zookeeper = ZooKeeperEnsemble(
-            self.dir / "zookeeper", 3, tick_ms=self.tick_ms,
-            hosts=[UPLINKS[site].lan_addresses[1].split("/")[0] for site in zk_sites],
-            netns=[netns(site) for site in zk_sites], client_port=2181)
+        self.zookeeper = self._ensemble()
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
             say("zookeeper: 3 nodes in dc1, dc2 and witness")
             zk_ready = pool.submit(self.zookeeper.start, 60.0)
@@ -177,6 +174,24 @@ class Stack:
         left = max(10.0, timeout_s - (time.monotonic() - started))
         self.wait_steady(self.config.preferred_site(self.bgp_group), left)
         self.wait_healthy(timeout_s=max(10.0, timeout_s - (time.monotonic() - started)))
+
+    def _ensemble(self) -> ZooKeeperEnsemble:
+        """The config's ZooKeeper hosts, each node inside the site whose LAN holds it."""
+        hosts, spaces, ports = [], [], set()
+        for entry in self.config.cluster.zookeeper.hosts:
+            host, port = split_host_port(entry)
+            site = next((name for name, uplink in UPLINKS.items() if uplink.lan
+                         and ipaddress.ip_address(host) in ipaddress.ip_network(uplink.lan)),
+                        None)
+            if site is None:
+                raise LabError(f"cluster.zookeeper.hosts: {entry} is in no site's LAN")
+            hosts.append(host)
+            spaces.append(netns(site))
+            ports.add(port)
+        if len(hosts) not in (1, 3) or len(ports) != 1:
+            raise LabError("cluster.zookeeper.hosts: the lab runs 1 or 3 nodes on one port")
+        return ZooKeeperEnsemble(self.dir / "zookeeper", len(hosts), tick_ms=self.tick_ms,
+                                 hosts=hosts, netns=list(spaces), client_port=ports.pop())
 
     # --- down ----------------------------------------------------------------------------------
 
