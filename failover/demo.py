@@ -120,9 +120,9 @@ class Demo:
         bound = check.interval_s * (check.fall - 1) + check.timeout_s
         hold_down = stack.config.policy.hold_down_s
         self.heading(f"the fault: {FAULT_SITE}'s database (PostgreSQL) stops")
-        self.echo(f"  detection bound {bound:g} s (interval {check.interval_s:g} s x "
+        self.echo(f"  detection within {bound:g} s (interval {check.interval_s:g} s x "
                   f"(fall {check.fall} - 1) + timeout {check.timeout_s:g} s), then hold-down "
-                  f"{hold_down:g} s, then demote {FAULT_SITE} before promoting {other}")
+                  f"{hold_down:g} s, then {FAULT_SITE} demoted before {other} is promoted")
         stack.stop_service(FAULT_SITE, FAULT_SERVICE)
         timeline = Timeline(time.monotonic())
         self.say(f"stopped {FAULT_SITE}'s database")
@@ -162,6 +162,6 @@ class Demo:
         self.echo(f"  BGP: the isp's best route via the other site after {timeline.bgp_s:.2f} s")
         self.echo(f"  DNS: both name servers answering the other site after "
                   f"{timeline.dns_s:.2f} s")
-        self.echo(f"  (detection bound {bound:g} s + hold-down {hold_down:g} s = "
-                  f"{bound + hold_down:g} s before steering starts)")
+        self.echo(f"  (detection takes at most {bound:g} s, then the hold-down {hold_down:g} s: "
+                  f"steering starts within {bound + hold_down:g} s of the fault)")
         self.echo("  switched back to dc1 by hand with `failover switchover`")
