@@ -10,6 +10,7 @@ dir; their tails are printed when something fails.
 from __future__ import annotations
 
 import contextlib
+import shlex
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -45,7 +46,7 @@ class Demo:
         self.echo(f"== {text}")
 
     def show_cli(self, *args: str) -> bool:
-        self.echo(f"$ failover {' '.join(args)}")
+        self.echo(f"$ failover {shlex.join(args)}")
         done = self.stack.cli(*args)
         for line in (done.stdout + done.stderr).rstrip().splitlines():
             self.echo(f"  {line}")
@@ -149,7 +150,9 @@ class Demo:
                     timeline.dns_s = now
             time.sleep(0.02)
         stack.wait_steady(other, 30.0)
-        self.say(f"steady on {other}: {stack.describe()}")
+        epochs = ", ".join(f"{g} epoch {s.epoch}" for g in stack.config.groups
+                           if (s := stack.desired(g)) is not None)
+        self.say(f"steady on {other} ({epochs}), applied and verified by both sites")
         self.echo(f"  measured failover: BGP {timeline.bgp_s:.2f} s, DNS {timeline.dns_s:.2f} s "
                   "after the fault")
         return timeline
