@@ -1,0 +1,98 @@
+"""`failover supervise` and the daemon's notifier speaking systemd's protocol, for real.
+
+A child process sends READY=1 and WATCHDOG=1 with `failover.daemon.notify.Notifier` at the
+interval it reads from $WATCHDOG_USEC, as the daemon does; the supervisor runs the stop hook
+however the child ends (clean exit, frozen and killed by the watchdog, stopped), with
+SERVICE_RESULT and EXIT_STATUS as systemd gives ExecStopPost=. No lab needed.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from failover.lab.daemons import FAILOVER
+from failover.servers.process import wait_until
+
+CHILD = """
+import sys, time
+from failover.daemon.notify import Notifier, watchdog_interval_s
+notifier = Notifier()
+notifier.ready("child")
+interval = watchdog_interval_s()
+assert interval is not None, "no WATCHDOG_USEC"
+beats = int(sys.argv[1])
+while beats != 0:
+    notifier.watchdog()
+    time.sleep(interval)
+    beats -= 1
+"""
+
+
+def supervise(tmp_path: Path, beats: int, watchdog_s: float = 1.0) -> subprocess.Popen[str]:
+    hook = f"sh -c 'echo $SERVICE_RESULT $EXIT_STATUS >> {tmp_path / 'hook'}'"
+    argv = [FAILOVER, "supervise", "--watchdog-s", str(watchdog_s), "--stop-hook", hook, "--",
+            sys.executable, "-c", CHILD, str(beats)]
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def child_of(process: subprocess.Popen[str]) -> int:
+    path = Path(f"/proc/{process.pid}/task/{process.pid}/children")
+    wait_until(lambda: bool(path.read_text().split()), 10.0, "the supervised child")
+    return int(path.read_text().split()[0])
+
+
+def hook_runs(tmp_path: Path) -> list[str]:
+    path = tmp_path / "hook"
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def finish(process: subprocess.Popen[str], timeout_s: float = 15.0) -> tuple[int, str]:
+    try:
+        _, stderr = process.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        _, stderr = process.communicate()
+        raise AssertionError(f"the supervisor did not end: {stderr}") from None
+    return process.returncode, stderr
+
+
+def test_keepalives_hold_the_watchdog_off_and_a_clean_exit_runs_the_hook(tmp_path: Path) -> None:
+    started = time.monotonic()
+    process = supervise(tmp_path, beats=6, watchdog_s=1.0)  # 6 x 0.5 s: longer than 1 s
+    code, stderr = finish(process)
+    assert code == 0, stderr
+    assert time.monotonic() - started >= 2.5
+    assert '"event": "ready"' in stderr and '"event": "watchdog"' not in stderr
+    assert hook_runs(tmp_path) == ["success 0"]
+
+
+def test_a_frozen_child_is_killed_by_the_watchdog_and_the_hook_runs(tmp_path: Path) -> None:
+    process = supervise(tmp_path, beats=-1, watchdog_s=1.0)  # beats forever...
+    pid = child_of(process)
+    wait_until(lambda: Path(f"/proc/{pid}").exists(), 5.0, "the child")
+    time.sleep(1.5)  # ...past the first watchdog period, then freezes
+    os.kill(pid, signal.SIGSTOP)
+    frozen_at = time.monotonic()
+    wait_until(lambda: bool(hook_runs(tmp_path)), 10.0, "the stop hook")
+    took_s = time.monotonic() - frozen_at
+    code, stderr = finish(process)
+    assert '"event": "watchdog"' in stderr, stderr
+    assert hook_runs(tmp_path)[0].startswith("watchdog "), hook_runs(tmp_path)
+    assert took_s < 1.0 + 3.0, f"the hook ran {took_s:.1f} s after the child froze"
+    assert code != 0
+
+
+def test_stopping_the_supervisor_stops_the_child_and_runs_the_hook(tmp_path: Path) -> None:
+    process = supervise(tmp_path, beats=-1, watchdog_s=1.0)
+    pid = child_of(process)
+    time.sleep(0.5)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = finish(process)
+    assert not Path(f"/proc/{pid}").exists(), "the child outlived its supervisor"
+    assert hook_runs(tmp_path) == ["signal -15"], stderr
+    assert '"event": "stop_hook"' in stderr, stderr
