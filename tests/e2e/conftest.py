@@ -78,7 +78,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     outcome = yield
     report = outcome.get_result()
     if report.when in ("setup", "call") and report.failed:
-        running = getattr(item, "funcargs", {}).get("stack")
+        funcargs = getattr(item, "funcargs", {})
+        running = funcargs.get("stack") or funcargs.get("stack_module")
         if isinstance(running, Stack):
             try:
                 seen = running.describe()
