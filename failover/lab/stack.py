@@ -236,7 +236,12 @@ class Stack:
 
             coordinator = ZooKeeperCoordinator.from_config(self.config, "lab-operator",
                                                            role="operator")
-            coordinator.connect(timeout_s=5.0)
+            try:
+                coordinator.connect(timeout_s=5.0)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    coordinator.close()
+                raise
             self._coordinator = coordinator
         return call(self._coordinator)
 
