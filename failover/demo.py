@@ -57,7 +57,8 @@ class Demo:
         answers = self.stack.dns_answers()
         where = f"via {route[0]} ({route[1]})" if route else "none"
         names = ", ".join(f"{role} {' '.join(a) or '-'}" for role, a in answers.items())
-        return f"isp best route {self.stack.prefix}: {where}; DNS answers: {names}"
+        return (f"isp best route {self.stack.prefix}: {where}; DNS answers: {names}; "
+                f"client GET http://{self.stack.front}/: {self.stack.client_get()}")
 
     # --- the scenario --------------------------------------------------------------------------
 
@@ -129,6 +130,7 @@ class Demo:
         self.say(f"stopped {FAULT_SITE}'s database")
         last_route = stack.route()
         last_dns = stack.dns_answers()
+        last_answer = stack.client_get()
         deadline = timeline.fault_at + 60.0
         while timeline.bgp_s is None or timeline.dns_s is None:
             if time.monotonic() > deadline:
@@ -142,6 +144,10 @@ class Demo:
                 last_route = route
                 if route == (other, "primary") and timeline.bgp_s is None:
                     timeline.bgp_s = now
+            answer = stack.client_get()
+            if answer != last_answer:
+                self.say(f"client GET http://{stack.front}/: {answer}")
+                last_answer = answer
             if answers != last_dns:
                 names = ", ".join(f"{role} {' '.join(a) or '-'}" for role, a in answers.items())
                 self.say(f"DNS answers: {names}")

@@ -29,6 +29,7 @@ OFFSETS = {"app": 10, "lb": 11, "db": 12, "mail": 13, "firewall": 14}
 PORTS = {"app": 8080, "lb": 80, "db": 5432, "mail": 25, "firewall": 443}
 FIREWALL_BACKEND_PORT = 8443
 FIREWALL_TABLE = "fo_edge"
+FRONT_PORT = 80
 
 
 def service_address(site: str, service: str) -> str:
@@ -76,9 +77,12 @@ class EdgeFirewall:
 
 
 class SiteServices:
-    """Every service of one serving site; `primary_db` makes this site's database a standby."""
+    """Every service of one serving site; `primary_db` makes this site's database a standby.
+    `front` (an address of the BGP prefix) adds the site's front door: HAProxy there in front
+    of the site's lb, which is what a client reaches when the isp routes the prefix here."""
 
-    def __init__(self, site: str, workdir: Path, primary_db: PostgresServer | None = None) -> None:
+    def __init__(self, site: str, workdir: Path, primary_db: PostgresServer | None = None,
+                 front: str | None = None) -> None:
         self.site = site
         ns = netns(site)
         at = {name: service_address(site, name) for name in SERVICES}
@@ -94,6 +98,8 @@ class SiteServices:
                                             FIREWALL_BACKEND_PORT, netns=ns,
                                             name=f"behind the firewall of {site}")
         self.firewall = EdgeFirewall(site, at["firewall"])
+        self.front = (HaproxyServer(workdir / "front", [f"{at['lb']}:{PORTS['lb']}"], front,
+                                    FRONT_PORT, netns=ns, name="front") if front else None)
 
     def start_all(self) -> None:
         self.db.start()
@@ -102,9 +108,13 @@ class SiteServices:
         self.mail.start()
         self.firewall_backend.start()
         self.firewall.start()
+        if self.front is not None:
+            self.front.start()
 
     def stop_all(self) -> None:
         self.firewall.stop()
+        if self.front is not None:
+            self.front.stop()
         for server in (self.firewall_backend, self.mail, self.lb, self.app):
             server.stop()
         self.db.stop()
@@ -125,10 +135,6 @@ class SiteServices:
         if service == "firewall":
             return self.firewall.running
         return bool(getattr(self, service).process.alive)
-
-    def processes(self) -> list[object]:
-        return [self.app.process, self.lb.process, self.db.process, self.mail.process,
-                self.firewall_backend.process]
 
     def _check(self, service: str) -> None:
         if service not in SERVICES:

@@ -44,7 +44,8 @@ from failover.core.model import GroupState
 from failover.lab.daemons import FAILOVER, SupervisedDaemon
 from failover.lab.lab import EXAMPLE_CONFIG, Lab
 from failover.lab.netns import LabError
-from failover.lab.sites import SERVICES, SiteServices, check_layout
+from failover.lab.sites import FRONT_PORT, SERVICES, SiteServices, check_layout
+from failover.lab.testing import fetch
 from failover.lab.topology import NAME_SERVERS, RUN_DIR, UPLINKS, netns
 from failover.servers.process import wait_until
 from failover.servers.zookeeper import ZooKeeperEnsemble
@@ -131,6 +132,11 @@ class Stack:
         assert isinstance(steering, BgpSteering)
         return steering.prefix
 
+    @property
+    def front(self) -> str:
+        """The address both sites serve inside the BGP prefix (the client's way in)."""
+        return self.lab.service_addresses()[0]
+
     def instance_of(self, site: str) -> str:
         return next(name for name, i in self.config.instances.items() if i.site == site)
 
@@ -153,8 +159,9 @@ class Stack:
             primary = None
             for site in self.config.serving_sites:
                 say(f"{site}: app (nginx), lb (HAProxy), db (PostgreSQL"
-                    f"{', standby of dc1' if primary else ''}), mail (SMTP), firewall (nftables)")
-                services = SiteServices(site, self.dir / site, primary)
+                    f"{', standby of dc1' if primary else ''}), mail (SMTP), firewall (nftables), "
+                    f"front door {self.front}:{FRONT_PORT} (HAProxy)")
+                services = SiteServices(site, self.dir / site, primary, front=self.front)
                 self.sites[site] = services
                 services.start_all()
                 primary = primary or services.db
@@ -282,6 +289,14 @@ class Stack:
             return None
         site = next((s for s, u in UPLINKS.items() if u.asn == best.as_path[0]), "?")
         return site, "primary" if len(best.as_path) == 1 else "backup"
+
+    def client_get(self, timeout_s: float = 1.0) -> str:
+        """What the client gets for `GET http://<front>/`: the answering app's text, or why
+        not (the request goes wherever the isp's best route leads)."""
+        try:
+            return fetch("client", self.front, FRONT_PORT, "/", timeout_s).strip()
+        except OSError as exc:
+            return f"no answer ({exc})"
 
     def dns_answers(self, timeout_s: float = 0.5) -> dict[str, list[str]]:
         """Per name server (primary, secondary): the addresses it answers for the DNS name."""

@@ -25,6 +25,7 @@ def detection_bound_s(stack: Stack, site: str, service: str) -> float:
 
 
 def test_database_failure_moves_both_groups_and_the_operator_switches_back(stack: Stack) -> None:
+    assert stack.client_get() == "ok app dc1"
     before = epochs(stack)
     bound_s = (detection_bound_s(stack, "dc1", "db") + stack.config.policy.hold_down_s
                + 5.0)  # steering, on a busy machine
@@ -38,6 +39,7 @@ def test_database_failure_moves_both_groups_and_the_operator_switches_back(stack
     assert all(route is None or route[0] == "dc1" or route == ("dc2", "primary")
                for _, route, _ in samples), "dc2 carried traffic before it was promoted"
     stack.wait_steady("dc2", 15.0)
+    assert stack.client_get() == "ok app dc2", "the client's request must reach dc2 now"
     assert stack.announcement("dc1") == "backup"
     assert stack.announcement("dc2") == "primary"
     after = epochs(stack)
@@ -57,6 +59,7 @@ def test_database_failure_moves_both_groups_and_the_operator_switches_back(stack
     assert done.returncode == 0, done.stdout + done.stderr
     assert "web: applied and verified on dc1" in done.stdout
     stack.wait_steady("dc1", 15.0)
+    assert stack.client_get() == "ok app dc1"
 
 
 def test_manual_switchover_and_back(stack: Stack) -> None:
