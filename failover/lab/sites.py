@@ -6,6 +6,7 @@
     mail      an SMTP server (aiosmtpd) on .13:25
     firewall  nftables on the site's edge: TCP .14:443 is forwarded to a server on .14:8443,
               which nothing reaches directly; stopping the firewall removes that forwarding
+    front     HAProxy on the BGP prefix's service address, port 80, in front of the lb
 
 Each service stops and starts on its own (`stop`, `start`), as a failure and a repair do.
 """
