@@ -13,7 +13,8 @@ Verdict = Literal["up", "down", "unknown"]
 Announcement = Literal["primary", "backup", "withdrawn"]
 Phase = Literal["steady", "suspect", "switching"]
 Situation = Literal[
-    "healthy", "service_down", "site_down", "site_isolated", "observers_disagree", "no_quorum"
+    "healthy", "service_down", "site_down", "site_isolated", "observers_disagree", "no_quorum",
+    "agent_lost",  # the site's agent has no coordinator session: it cannot hold primary
 ]
 CommandKind = Literal["switchover", "freeze", "unfreeze", "note"]  # note: audit only
 AUTO = "auto"  # the `by` of every decision the policy takes by itself
@@ -115,6 +116,7 @@ class GroupState:
     phase: Phase = "steady"
     switch_from: str | None = None
     switch_started_at: float | None = None
+    demote_by: float | None = None  # when the old primary has surely demoted itself
     suspect_since: float | None = None
     frozen: bool = False
     frozen_by: str = ""

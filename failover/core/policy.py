@@ -29,7 +29,7 @@ from failover.core.model import (
 from failover.core.transitions import transition
 
 HOUR_S = 3600.0
-TRIGGERS = ("service_down", "site_down")
+TRIGGERS = ("service_down", "site_down", "agent_lost")
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +39,8 @@ class View:
     now: float
     observations: Sequence[Observation] = ()
     applied: Mapping[tuple[str, str], Applied] = field(default_factory=dict)
+    # Serving sites whose agent holds a coordinator session (None: not known, not judged).
+    agents: frozenset[str] | None = None
 
 
 @dataclass(slots=True)
@@ -79,7 +81,17 @@ class Engine:
 
     def assess(self, view: View) -> dict[str, dict[str, SiteHealth]]:
         fresh = index(view.observations, view.now, self.layout.stale_after_s)
-        return {group: assess(self.layout, group, fresh) for group in self.config.groups}
+        health = {group: assess(self.layout, group, fresh) for group in self.config.groups}
+        if view.agents is not None:
+            for group, sites in health.items():
+                if not self.uses_demotion(group):
+                    continue  # DNS is steered by the leader: a site's agent does not matter
+                for site in self.layout.serving:
+                    if site not in view.agents:
+                        sites[site] = replace(sites[site], situation="agent_lost", detail=(
+                            f"{site} has no agent with a coordinator session; it cannot hold "
+                            "primary"))
+        return health
 
     def step(self, states: Mapping[str, GroupState], view: View) -> Step:
         health = self.assess(view)
@@ -159,8 +171,14 @@ class Engine:
             cycle.say("alert", code, f"{evidence}; not failing over to {target}: {why}",
                       situation=active.situation, down=list(active.down))
             return
+        demote_by = None
+        if active.situation == "agent_lost":
+            # Its session expired by `since`, so its lease began before that and has run out
+            # `lease_s` after it at the latest.
+            demote_by = since + self.config.lease_s(state.group)
         self.begin_switch(cycle, target, "failover", f"{evidence}; failing over to {target}",
-                          AUTO, situation=active.situation, down=list(active.down))
+                          AUTO, demote_by=demote_by, situation=active.situation,
+                          down=list(active.down))
 
     def _auto_blocked(self, cycle: Cycle, target: str) -> tuple[str, str] | None:
         """Why an automatic switch to `target` may not happen now (None: it may)."""
@@ -191,16 +209,23 @@ class Engine:
         return sum(1 for t in state.switch_times if t > now - HOUR_S)
 
     def begin_switch(self, cycle: Cycle, target: str, code: str, sentence: str, by: str,
-                     **evidence: Any) -> None:
-        """Move the group towards `target`: demote first (BGP), or at once (DNS)."""
+                     demote_by: float | None = None, **evidence: Any) -> None:
+        """Move the group towards `target`: demote first (BGP), or at once (DNS).
+
+        `demote_by`: when the old primary has surely demoted itself if it never confirms
+        (default: its session must expire and then its lease run out, from now)."""
         state, now = cycle.state, cycle.now
         direct = not self.uses_demotion(state.group)
+        deadline = now + self.demote_wait_s(state.group)
+        if demote_by is not None:
+            deadline = min(deadline, demote_by)
         cycle.state = replace(
             state,
             phase=transition(state.phase, "switch_direct" if direct else "switch"),
             active=target,
             switch_from=None if direct else state.active,
             switch_started_at=None if direct else now,
+            demote_by=None if direct else deadline,
             epoch=state.epoch + 1,
             suspect_since=None,
             preferred_healthy_since=None,
@@ -212,7 +237,7 @@ class Engine:
                 f"demoting {state.active} first, epoch {cycle.state.epoch}")
         cycle.say("desired", code, f"{sentence}, {tail}", by=by, **evidence)
         if not direct:
-            cycle.wake(now + self.demote_wait_s(state.group))
+            cycle.wake(deadline)
 
     def _finish_switch(self, cycle: Cycle, view: View) -> None:
         state, now = cycle.state, cycle.now
@@ -221,7 +246,8 @@ class Engine:
         confirmed = (applied is not None and applied.epoch >= state.epoch
                      and applied.announcement != "primary")
         started = state.switch_started_at if state.switch_started_at is not None else now
-        deadline = started + self.demote_wait_s(state.group)
+        deadline = (state.demote_by if state.demote_by is not None
+                    else started + self.demote_wait_s(state.group))
         if not confirmed and now < deadline:
             cycle.wake(deadline)
             cycle.say("info", "awaiting_demotion",
@@ -230,9 +256,10 @@ class Engine:
             return
         why = (f"{old} confirmed backup at epoch {applied.epoch}" if confirmed and applied
                else f"{old} did not confirm; its lease surely expired after "
-                    f"{self.demote_wait_s(state.group):g} s")
+                    f"{deadline - started:g} s")
         cycle.state = replace(state, phase=transition(state.phase, "promote"),
                               epoch=state.epoch + 1, switch_from=None, switch_started_at=None,
+                              demote_by=None,
                               code="promoted", reason=f"{why}; {state.active} promoted",
                               changed_at=now)
         cycle.say("desired", "promoted",

@@ -82,7 +82,9 @@ class Leader:
                 states[group] = state
             for site, item in coordinator.applied(group).items():
                 applied[(group, site)] = item
-        view = View(now, coordinator.observations(), applied)
+        agents = frozenset(m.site for m in coordinator.members().values()
+                           if "agent" in m.roles and m.site in self.config.serving_sites)
+        view = View(now, coordinator.observations(), applied, agents)
         return Snapshot(now, states, versions, view, coordinator.pending_commands())
 
     def cycle(self, coordinator: Coordinator, leadership: Leadership, now: float

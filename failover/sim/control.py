@@ -284,8 +284,11 @@ class Leadership:
         return True
 
     def view(self) -> View:
-        now = self.world.now
-        return View(now, self.world.observers.observations(now), dict(self.applied))
+        world = self.world
+        agents = frozenset(site for site, name in world.agents.owner.items()
+                           if world.daemons[name].session in world.sessions)
+        return View(world.now, world.observers.observations(world.now), dict(self.applied),
+                    agents)
 
     def step(self) -> None:
         leader = self.acting()

@@ -125,6 +125,9 @@ class Checker:
 
     def _observer_quorum(self, old: GroupState, new: GroupState) -> None:
         world = self.world
+        agents = world.leadership.view().agents
+        if agents is not None and old.active not in agents:
+            return  # its agent's session is gone, as the ZooKeeper quorum says: not a vote
         critical = {name for name, service in world.config.sites[old.active].services.items()
                     if service.role == "critical" and name in world.config.groups[
                         new.group].services}

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from failover.config import Config, ConfigError, Problem
 from failover.config.load import load_yaml, pydantic_problems
-from failover.config.model import cross_field_problems
+from failover.config.rules import cross_field_problems
 
 CLIENTS = "clients"  # the location the client traffic comes from
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import yaml
 
@@ -333,3 +335,45 @@ def test_a_note_changes_nothing_and_is_recorded() -> None:
     run.command(1, Command("c1", "note", "api", "refused POST /switchover: bad signature"))
     assert run.states == before
     assert run.decisions[-1].sentence == "noted from api: refused POST /switchover: bad signature"
+
+
+def test_a_lost_agent_moves_a_bgp_group_but_not_a_dns_group() -> None:
+    run = Run()
+    run.step(0)
+    view = run.view(10)
+    lost = replace(view, agents=frozenset({"dc2"}))
+    step = run.engine.step(run.states, lost)
+    assert step.health["web"]["dc1"].situation == "agent_lost"
+    assert step.health["mail"]["dc1"].situation == "healthy"
+    run.states = dict(step.states)
+    assert run.state().phase == "suspect"
+    step = run.engine.step(run.states, replace(run.view(12), agents=frozenset({"dc2"})))
+    state = step.states["web"]
+    assert (state.phase, state.active, state.code) == ("switching", "dc2", "failover")
+    assert step.decisions[-1].sentence.startswith(
+        "dc1 has no agent with a coordinator session; it cannot hold primary for 2.0 s")
+    assert step.states["mail"].active == "dc1"
+
+
+def test_no_agent_anywhere_stays_put() -> None:
+    run = Run()
+    run.step(0)
+    for t in (10, 20):
+        step = run.engine.step(run.states, replace(run.view(t), agents=frozenset()))
+        run.states = dict(step.states)
+    assert run.state().active == "dc1" and step.decisions[-1].code == "fail_open"
+
+
+def test_after_a_lost_agent_promotion_waits_only_for_the_rest_of_its_lease() -> None:
+    run = Run()
+    run.step(0)
+    lost = frozenset({"dc2"})
+    for t in (10, 12):
+        run.states = dict(run.engine.step(run.states, replace(run.view(t), agents=lost)).states)
+    state = run.state()
+    assert state.phase == "switching" and state.demote_by == 10 + 6  # suspect since 10, lease 6
+    step = run.engine.step(run.states, replace(run.view(15.9), agents=lost))
+    assert step.states["web"].phase == "switching" and step.wake_at == 16
+    step = run.engine.step(step.states, replace(run.view(16), agents=lost))
+    assert step.states["web"].phase == "steady" and step.states["web"].active == "dc2"
+    assert "its lease surely expired after 4 s" in step.decisions[-1].sentence
