@@ -240,8 +240,10 @@ def _daemon(world: World, spec: DaemonFault, label: str) -> Callable[[], None]:
         world.log("fault", f"{spec.kind}: no leader to hit")
         return lambda: None
     daemon = world.daemons[name]
+    # A site's agent is what may hold its primary announcement: losing it is a fault of the site.
+    touched = (daemon.site,) if world.agents.owner.get(daemon.site) == name else ()
     if spec.kind == "daemon_crash":
-        record = world.open_fault(spec.kind, label or f"{name} crashes")
+        record = world.open_fault(spec.kind, label or f"{name} crashes", touched)
         daemon.held_down += 1
         world.crash(name, "crashed", restart=False)
 
@@ -250,7 +252,7 @@ def _daemon(world: World, spec: DaemonFault, label: str) -> Callable[[], None]:
             if not daemon.alive and not daemon.held_down and world.power[daemon.site]:
                 world.start(name)
         return _ender(world, record, restart)
-    record = world.open_fault(spec.kind, label or f"{name} freezes")
+    record = world.open_fault(spec.kind, label or f"{name} freezes", touched)
     world.pause(name)
     return _ender(world, record, lambda: world.resume(name))
 
