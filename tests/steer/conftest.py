@@ -1,37 +1,5 @@
-"""Fixtures for the steering tests: the lab built once per module, reset before each test."""
+"""Fixtures for the steering tests: the lab's own (built once per module, reset each test)."""
 
-from __future__ import annotations
+from tests.lab.conftest import lab, lab_module, pytest_runtest_makereport
 
-from collections.abc import Iterator
-from typing import Any
-
-import pytest
-
-from failover.lab import Lab
-from failover.lab.testing import log_tails, reset_lab, running_lab, unavailable
-
-
-@pytest.fixture(scope="module")
-def lab_module() -> Iterator[Lab]:
-    reason = unavailable()
-    if reason:
-        pytest.skip(reason)
-    with running_lab() as lab:
-        yield lab
-
-
-@pytest.fixture
-def lab(lab_module: Lab, request: pytest.FixtureRequest) -> Iterator[Lab]:
-    """The module's lab with no steering routes, no cuts and every server running."""
-    reset_lab(lab_module)
-    yield lab_module
-    report = getattr(request.node, "rep_call", None)
-    if report is not None and report.failed:
-        print(log_tails(lab_module))
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
-    outcome = yield
-    report = outcome.get_result()
-    setattr(item, f"rep_{report.when}", report)
+__all__ = ["lab", "lab_module", "pytest_runtest_makereport"]
