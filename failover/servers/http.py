@@ -12,72 +12,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import ipaddress
 import signal
 import ssl
-import subprocess
-import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
-from failover.servers.process import Process, free_port, port_open
+from failover.servers.base import READY_FILE, ModuleServer
 
 HEALTH_FILE = "health"  # "STATUS [DELAY_S]"
-READY_FILE = "ready"
+HEALTH_FILE = "health"  # "STATUS [DELAY_S]"
 
 
-def listening(address: str, port: int, netns: str | None) -> bool:
-    """Is something listening on address:port (inside `netns` when given)?"""
-    if netns is None:
-        return port_open(address, port)
-    try:
-        out = subprocess.run(
-            ["ip", "netns", "exec", netns, "ss", "-Hltn", f"sport = :{port}"],
-            capture_output=True, text=True, timeout=3.0, check=False,
-        ).stdout
-    except subprocess.TimeoutExpired:
-        return False
-    return bool(out.strip())
-
-
-def wait_ready(
-    process: Process,
-    ready: Callable[[], bool],
-    timeout_s: float,
-    what: str,
-    interval_s: float = 0.05,
-) -> None:
-    """Poll `ready()` until true; fail with the log tail if the process dies or time runs out."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        if not process.alive:
-            raise process.fail(f"exited before {what}")
-        with contextlib.suppress(Exception):
-            if ready():
-                return
-        if time.monotonic() >= deadline:
-            process.stop()
-            raise process.fail(f"{what}: not within {timeout_s:g} s")
-        time.sleep(interval_s)
-
-
-def pick_port(address: str, port: int | None, netns: str | None) -> int:
-    """`port`, or a free one on `address` (only knowable outside a namespace)."""
-    if port is not None:
-        return port
-    if netns is not None:
-        raise ValueError("a server inside a network namespace needs an explicit port")
-    return free_port(address)
-
-
-def url_host(address: str) -> str:
-    return f"[{address}]" if ipaddress.ip_address(address).version == 6 else address
-
-
-class HttpServer:
+class HttpServer(ModuleServer):
     """One HTTP(S) server process bound to `address:port` (inside `netns` when given)."""
+
+    kind = "http"
+    module = "failover.servers.http"
 
     def __init__(
         self,
@@ -89,36 +38,11 @@ class HttpServer:
         tls: tuple[str, str] | None = None,
         name: str = "app",
     ) -> None:
-        self.workdir = Path(workdir)
-        self.address = address
-        self.port = pick_port(address, port, netns)
-        self.netns = netns
-        self.tls = tls
-        self.name = name
-        argv = [sys.executable, "-m", "failover.servers.http",
-                "--listen", f"{address}:{self.port}", "--dir", str(self.workdir), "--name", name]
-        if tls is not None:
-            argv += ["--tls-cert", tls[0], "--tls-key", tls[1]]
-        self.process = Process(f"http {name}", argv, log_path=self.workdir / "http.log",
-                               netns=netns)
-
-    @property
-    def endpoint(self) -> str:
-        return f"{url_host(self.address)}:{self.port}"
+        super().__init__(workdir, address, port, netns=netns, tls=tls, name=name)
 
     @property
     def url(self) -> str:
         return f"{'https' if self.tls else 'http'}://{self.endpoint}"
-
-    def start(self, timeout_s: float = 10.0) -> HttpServer:
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        (self.workdir / READY_FILE).unlink(missing_ok=True)
-        self.process.start()
-        wait_ready(self.process, (self.workdir / READY_FILE).exists, timeout_s, "ready")
-        return self
-
-    def stop(self) -> None:
-        self.process.stop()
 
     def set_health(self, status: int = 200, delay_s: float = 0.0) -> None:
         """What `/health` answers from now on (and after how long)."""

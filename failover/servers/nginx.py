@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from failover.servers.http import listening, pick_port, url_host, wait_ready
+from failover.servers.base import listening, pick_port, url_host, wait_ready
 from failover.servers.process import Process
 
 NGINX = "/usr/sbin/nginx"

@@ -14,7 +14,7 @@ import signal
 import subprocess
 from pathlib import Path
 
-from failover.servers.http import pick_port, url_host, wait_ready
+from failover.servers.base import pick_port, url_host, wait_ready
 from failover.servers.process import Process, ProcessError
 
 BIN = Path("/usr/lib/postgresql/15/bin")

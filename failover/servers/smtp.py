@@ -13,14 +13,15 @@ import argparse
 import asyncio
 import signal
 import ssl
-import sys
 from pathlib import Path
 
-from failover.servers.http import READY_FILE, pick_port, url_host, wait_ready
-from failover.servers.process import Process
+from failover.servers.base import READY_FILE, ModuleServer
 
 
-class SmtpServer:
+class SmtpServer(ModuleServer):
+    kind = "smtp"
+    module = "failover.servers.smtp"
+
     def __init__(
         self,
         workdir: str | Path,
@@ -32,34 +33,9 @@ class SmtpServer:
         banner_code: int = 220,
         name: str = "mail",
     ) -> None:
-        self.workdir = Path(workdir)
-        self.address = address
-        self.port = pick_port(address, port, netns)
-        self.netns = netns
-        self.tls = tls
         self.banner_code = banner_code
-        self.name = name
-        argv = [sys.executable, "-m", "failover.servers.smtp", "--listen",
-                f"{address}:{self.port}", "--dir", str(self.workdir), "--name", name,
-                "--banner-code", str(banner_code)]
-        if tls is not None:
-            argv += ["--tls-cert", tls[0], "--tls-key", tls[1]]
-        self.process = Process(f"smtp {name}", argv, log_path=self.workdir / "smtp.log",
-                               netns=netns)
-
-    @property
-    def endpoint(self) -> str:
-        return f"{url_host(self.address)}:{self.port}"
-
-    def start(self, timeout_s: float = 10.0) -> SmtpServer:
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        (self.workdir / READY_FILE).unlink(missing_ok=True)
-        self.process.start()
-        wait_ready(self.process, (self.workdir / READY_FILE).exists, timeout_s, "ready")
-        return self
-
-    def stop(self) -> None:
-        self.process.stop()
+        super().__init__(workdir, address, port, netns=netns, tls=tls, name=name,
+                         extra=["--banner-code", str(banner_code)])
 
 
 async def _serve(args: argparse.Namespace) -> None:

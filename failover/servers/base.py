@@ -1,0 +1,101 @@
+"""What the project's server launchers share: ports, readiness, and our own Python servers."""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from failover.servers.process import Process, free_port, port_open
+
+READY_FILE = "ready"
+
+
+def listening(address: str, port: int, netns: str | None) -> bool:
+    """Is something listening on address:port (inside `netns` when given)?"""
+    if netns is None:
+        return port_open(address, port)
+    try:
+        out = subprocess.run(
+            ["ip", "netns", "exec", netns, "ss", "-Hltn", f"sport = :{port}"],
+            capture_output=True, text=True, timeout=3.0, check=False,
+        ).stdout
+    except subprocess.TimeoutExpired:
+        return False
+    return bool(out.strip())
+
+
+def wait_ready(
+    process: Process,
+    ready: Callable[[], bool],
+    timeout_s: float,
+    what: str,
+    interval_s: float = 0.05,
+) -> None:
+    """Poll `ready()` until true; fail with the log tail if the process dies or time runs out."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if not process.alive:
+            raise process.fail(f"exited before {what}")
+        with contextlib.suppress(Exception):
+            if ready():
+                return
+        if time.monotonic() >= deadline:
+            process.stop()
+            raise process.fail(f"{what}: not within {timeout_s:g} s")
+        time.sleep(interval_s)
+
+
+def pick_port(address: str, port: int | None, netns: str | None) -> int:
+    """`port`, or a free one on `address` (only knowable outside a namespace)."""
+    if port is not None:
+        return port
+    if netns is not None:
+        raise ValueError("a server inside a network namespace needs an explicit port")
+    return free_port(address)
+
+
+def url_host(address: str) -> str:
+    return f"[{address}]" if ipaddress.ip_address(address).version == 6 else address
+
+
+class ModuleServer:
+    """One of our own Python servers (`python -m MODULE --listen A:P --dir D --name N ...`),
+    in its own process (inside `netns` when given); it writes READY_FILE once it listens."""
+
+    kind = "server"
+    module = ""
+
+    def __init__(self, workdir: str | Path, address: str, port: int | None, *,
+                 netns: str | None, tls: tuple[str, str] | None, name: str,
+                 extra: Sequence[str] = ()) -> None:
+        self.workdir = Path(workdir)
+        self.address = address
+        self.port = pick_port(address, port, netns)
+        self.netns = netns
+        self.tls = tls
+        self.name = name
+        argv = [sys.executable, "-m", self.module, "--listen", f"{address}:{self.port}",
+                "--dir", str(self.workdir), "--name", name, *extra]
+        if tls is not None:
+            argv += ["--tls-cert", tls[0], "--tls-key", tls[1]]
+        self.process = Process(f"{self.kind} {name}", argv,
+                               log_path=self.workdir / f"{self.kind}.log", netns=netns)
+
+    @property
+    def endpoint(self) -> str:
+        return f"{url_host(self.address)}:{self.port}"
+
+    def start(self, timeout_s: float = 10.0) -> ModuleServer:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        (self.workdir / READY_FILE).unlink(missing_ok=True)
+        self.process.start()
+        wait_ready(self.process, (self.workdir / READY_FILE).exists, timeout_s, "ready")
+        return self
+
+    def stop(self) -> None:
+        self.process.stop()
