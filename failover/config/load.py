@@ -33,19 +33,28 @@ class ConfigError(Exception):
 
 def load_config(path: str | Path) -> Config:
     """Read and validate a config file; relative file references resolve against its folder."""
-    source = str(path)
+    return parse_config(read_text(path), source=str(path), base=Path(path).resolve().parent)
+
+
+def read_text(path: str | Path) -> str:
+    """A file's text, or a ConfigError naming the file and why it cannot be read."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        return Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         problem = Problem("", f"cannot read the file: {_os_reason(exc)}")
-        raise ConfigError(source, [problem]) from None
-    return parse_config(text, source=source, base=Path(path).resolve().parent)
+        raise ConfigError(str(path), [problem]) from None
 
 
-def parse_config(text: str, source: str = "<config>", base: Path | None = None) -> Config:
+def load_mapping(text: str, source: str) -> dict[str, Any]:
+    """YAML text whose top level must be a mapping (every file of ours is one)."""
     data = load_yaml(text, source)
     if not isinstance(data, dict):
         raise ConfigError(source, [Problem("", "the top level must be a mapping")])
+    return data
+
+
+def parse_config(text: str, source: str = "<config>", base: Path | None = None) -> Config:
+    data = load_mapping(text, source)
     if base is not None:
         data = _resolve_files(data, base)
     try:

@@ -19,7 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from failover.config import ConfigError, Problem
-from failover.config.load import load_yaml, pydantic_problems
+from failover.config.load import load_mapping, pydantic_problems, read_text
 from failover.sim import faults
 from failover.sim.faults import DaemonFault, inject
 from failover.sim.playbook import FAULT_ADAPTER
@@ -71,13 +71,7 @@ class Campaign:
 
 def load_campaign(path: str | Path) -> Campaign:
     source = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(source, [Problem("", f"cannot read the file: {exc}")]) from None
-    data = load_yaml(text, source)
-    if not isinstance(data, dict):
-        raise ConfigError(source, [Problem("", "the top level must be a mapping")])
+    data = load_mapping(read_text(path), source)
     try:
         spec = CampaignFile.model_validate(data)
     except ValidationError as exc:

@@ -25,7 +25,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from failover.config import ConfigError, Problem
-from failover.config.load import load_yaml, pydantic_problems
+from failover.config.load import load_mapping, pydantic_problems, read_text
 from failover.sim import faults
 from failover.sim.faults import FaultSpec
 from failover.sim.topology import Topology, load_topology
@@ -184,13 +184,7 @@ class Playbook:
 
 def load_playbook(path: str | Path) -> Playbook:
     source = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(source, [Problem("", f"cannot read the file: {exc}")]) from None
-    data = load_yaml(text, source)
-    if not isinstance(data, dict):
-        raise ConfigError(source, [Problem("", "the top level must be a mapping")])
+    data = load_mapping(read_text(path), source)
     problems: list[Problem] = []
     try:
         outline = _Outline.model_validate(data)

@@ -14,7 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from failover.config import Config, ConfigError, Problem
-from failover.config.load import load_yaml, pydantic_problems
+from failover.config.load import load_mapping, pydantic_problems, read_text
 from failover.config.rules import cross_field_problems
 
 CLIENTS = "clients"  # the location the client traffic comes from
@@ -118,18 +118,11 @@ class Topology:
 
 
 def load_topology(path: str | Path) -> Topology:
-    source = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(source, [Problem("", f"cannot read the file: {exc}")]) from None
-    return parse_topology(text, source, Path(path).resolve().parent)
+    return parse_topology(read_text(path), str(path), Path(path).resolve().parent)
 
 
 def parse_topology(text: str, source: str = "<topology>", base: Path | None = None) -> Topology:
-    data = load_yaml(text, source)
-    if not isinstance(data, dict):
-        raise ConfigError(source, [Problem("", "the top level must be a mapping")])
+    data = load_mapping(text, source)
     try:
         top = TopologyFile.model_validate(data)
     except ValidationError as exc:
