@@ -1,0 +1,86 @@
+"""The daemon's signals against a real cluster: SIGTERM hands leadership over at once and
+changes no steering; SIGHUP reloads a valid config, or keeps the old one and says why."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from failover.servers.process import wait_until
+from tests.operator.cluster import FAILOVER, Cluster, start_cluster
+
+pytestmark = pytest.mark.zookeeper
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    running = start_cluster(Path(tmp_path_factory.mktemp("signals")))
+    yield running
+    running.stop()
+
+
+def log_lines(cluster: Cluster, instance: str) -> list[dict[str, object]]:
+    text = cluster.daemons[instance].log_path.read_text(errors="replace")
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+def leader_of(cluster: Cluster, asking: str) -> str | None:
+    leader = cluster.status(asking)["leader"]
+    return None if leader is None else str(leader["instance"])
+
+
+def test_sighup_keeps_the_old_config_on_errors_and_takes_a_valid_one(cluster: Cluster) -> None:
+    good = cluster.config_path.read_text()
+    cluster.config_path.write_text(good.replace("hold_down_s: 1", "hold_down_s: -5"))
+    try:
+        cluster.daemons["b"].signal(signal.SIGHUP)
+        wait_until(lambda: any("reload refused" in str(line["msg"])
+                               for line in log_lines(cluster, "b")), 10.0, "refusal logged")
+    finally:
+        cluster.config_path.write_text(good)
+    refusal = next(line for line in log_lines(cluster, "b") if "reload refused" in str(line["msg"]))
+    assert "policy.hold_down_s" in str(refusal["msg"]) and "(got -5)" in str(refusal["msg"])
+    assert cluster.get("b", "/health")[0] == 200  # still running, on the old config
+
+    changed = yaml.safe_load(good)
+    changed["policy"]["hold_down_s"] = 1.5
+    cluster.config_path.write_text(yaml.safe_dump(changed))
+    try:
+        cluster.daemons["b"].signal(signal.SIGHUP)
+        wait_until(lambda: any(line["msg"] == "config reloaded"
+                               for line in log_lines(cluster, "b")), 10.0, "reload logged")
+    finally:
+        cluster.config_path.write_text(good)
+    assert cluster.get("b", "/health")[0] == 200
+    cluster.wait_steady("dc1")
+
+
+def test_sigterm_hands_leadership_over_at_once_and_changes_no_steering(
+        cluster: Cluster) -> None:
+    from failover.servers.process import Process
+
+    leader = leader_of(cluster, "a")
+    assert leader is not None
+    before = cluster.status("a")["groups"]["web"]
+    process = cluster.daemons[leader]
+    others = [name for name in cluster.daemons if name != leader]
+    stopped_at = time.monotonic()
+    process.signal(signal.SIGTERM)
+    assert process.wait(10.0) == 0
+    wait_until(lambda: leader_of(cluster, others[0]) in others, 5.0, "a new leader")
+    took_s = time.monotonic() - stopped_at
+    assert took_s < 1.5  # at once: a crash would take the 2 s session timeout
+    after = cluster.status(others[0])["groups"]["web"]
+    assert (after["active"], after["epoch"]) == (before["active"], before["epoch"])
+    assert any(line["msg"] == "stopped" for line in log_lines(cluster, leader))
+    # bring it back as it was
+    cluster.daemons[leader] = Process(
+        process.name, [FAILOVER, "run", "--config", str(cluster.config_path), "--instance",
+                       leader], log_path=process.log_path).start()
+    wait_until(lambda: cluster.get(leader, "/health")[0] == 200, 20.0, "restarted daemon")
