@@ -20,13 +20,12 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-import dns.message
-import dns.query
 import yaml
 
 from failover.config import Config, load_config
 from failover.coord import AuditEntry
 from failover.coord.zookeeper import ZooKeeperCoordinator
+from failover.servers.bind import LoopbackBind
 from failover.servers.http import HttpServer
 from failover.servers.process import Process, free_port, wait_until
 from failover.servers.zookeeper import ZooKeeperEnsemble
@@ -42,48 +41,6 @@ ADDRESSES = {"dc1": "10.1.0.1", "dc2": "10.2.0.1"}
 INSTANCES = {"a": "dc1", "b": "dc2", "w": "witness"}
 
 
-class Bind:
-    """BIND 9 as the zone's only primary, on 127.0.0.1 and a free port."""
-
-    def __init__(self, workdir: Path, secret: str) -> None:
-        self.workdir = workdir
-        self.port = free_port()
-        workdir.mkdir(parents=True, exist_ok=True)
-        (workdir / "named.conf").write_text(f"""
-options {{
-  directory "{workdir}";
-  pid-file "{workdir / 'named.pid'}";
-  listen-on port {self.port} {{ 127.0.0.1; }};
-  listen-on-v6 {{ none; }};
-  recursion no;
-  dnssec-validation no;
-}};
-controls {{ }};
-key "failover" {{ algorithm hmac-sha256; secret "{secret}"; }};
-zone "example.test" {{ type primary; file "example.test.zone";
-  allow-update {{ key "failover"; }}; }};
-""")
-        (workdir / "example.test.zone").write_text(
-            f"$ORIGIN {ZONE}\n$TTL 30\n@ IN SOA ns1 hostmaster ( 1 60 10 3600 30 )\n"
-            "@ IN NS ns1\nns1 IN A 127.0.0.1\n")
-        self.process = Process("named", ["named", "-g", "-n", "1", "-c",
-                                         str(workdir / "named.conf")],
-                               log_path=workdir / "named.log")
-
-    def start(self) -> Bind:
-        self.process.start()
-        wait_until(lambda: self.answer("ns1") == ["127.0.0.1"], 15.0, "named answers")
-        return self
-
-    def answer(self, name: str) -> list[str]:
-        query = dns.message.make_query(f"{name}.{ZONE}", "A")
-        response = dns.query.udp(query, "127.0.0.1", port=self.port, timeout=0.5)
-        return sorted(item.to_text() for rrset in response.answer for item in rrset)
-
-    def stop(self) -> None:
-        self.process.stop(timeout_s=5.0)
-
-
 class Cluster:
     """ZooKeeper, BIND, two HTTP services and three daemons; `start()` waits for steady."""
 
@@ -97,7 +54,10 @@ class Cluster:
         (workdir / "operator.digest").write_text("failover-operator:operator-secret\n")
         (workdir / "api.keys").write_text(
             f"# test keys\n{KEY_ID}:{KEY_SECRET}\n{LOCK_KEY_ID}:{LOCK_KEY_SECRET}\n")
-        self.bind = Bind(workdir / "bind", secret)
+        self.bind = LoopbackBind(
+            workdir / "bind", ZONE,
+            f"$ORIGIN {ZONE}\n$TTL 30\n@ IN SOA ns1 hostmaster ( 1 60 10 3600 30 )\n"
+            "@ IN NS ns1\nns1 IN A 127.0.0.1\n", tsig=("failover", secret))
         self.http = {site: HttpServer(workdir / f"http-{site}", name=f"app-{site}")
                      for site in ("dc1", "dc2")}
         self.api = {name: f"127.0.0.1:{free_port()}" for name in INSTANCES}

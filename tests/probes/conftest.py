@@ -16,19 +16,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import dns.message
-import dns.query
-import dns.rcode
 import pytest
 import trustme
 
 from failover.config.model import CheckBase
 from failover.core.model import CheckResult
 from failover.probes import ProbeContext, make_probe, run_check
+from failover.servers.bind import LoopbackBind
 from failover.servers.haproxy import HaproxyServer
 from failover.servers.http import HttpServer
 from failover.servers.postgres import PostgresServer
-from failover.servers.process import Process, free_port, wait_until
+from failover.servers.process import wait_until
 from failover.servers.smtp import SmtpServer
 
 TLS_NAME = "app.example.test"
@@ -158,47 +156,12 @@ mail IN A 192.0.2.25
 """
 
 
-@dataclass(frozen=True)
-class Bind:
-    endpoint: str
-    process: Process
-
-
 @pytest.fixture(scope="session")
-def bind(workdir: Path) -> Iterator[Bind]:
+def bind(workdir: Path) -> Iterator[LoopbackBind]:
     """named on 127.0.0.1 at a free port, authoritative for example.test, no recursion."""
-    directory = workdir / "bind"
-    directory.mkdir()
-    port = free_port()
-    (directory / "example.test.zone").write_text(ZONE)
-    (directory / "named.conf").write_text(f"""options {{
-  directory "{directory}";
-  pid-file "{directory}/named.pid";
-  listen-on port {port} {{ 127.0.0.1; }};
-  listen-on-v6 {{ none; }};
-  recursion no;
-  dnssec-validation no;
-  session-keyfile "{directory}/session.key";
-  managed-keys-directory "{directory}";
-}};
-controls {{ }};
-zone "example.test" {{ type primary; file "example.test.zone"; }};
-""")
-    process = Process("named", ["named", "-g", "-n", "1", "-c", str(directory / "named.conf")],
-                      log_path=directory / "named.log").start()
-
-    def answers() -> bool:
-        query = dns.message.make_query("www.example.test", "A")
-        response = dns.query.udp(query, "127.0.0.1", port=port, timeout=0.3)
-        return response.rcode() == dns.rcode.NOERROR
-
-    try:
-        wait_until(answers, 15.0, "named answering")
-    except TimeoutError:
-        process.stop()
-        raise process.fail("named did not answer") from None
-    yield Bind(f"127.0.0.1:{port}", process)
-    process.stop(timeout_s=10.0)
+    server = LoopbackBind(workdir / "bind", "example.test.", ZONE).start()
+    yield server
+    server.stop()
 
 
 # --- a TCP service behind nftables, inside a network namespace -----------------------------

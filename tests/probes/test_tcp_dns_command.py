@@ -7,9 +7,10 @@ import time
 from pathlib import Path
 
 from failover.config.model import CommandCheck, DnsCheck, TcpCheck
+from failover.servers.bind import LoopbackBind as Bind
 from failover.servers.http import HttpServer
 from failover.servers.process import free_port
-from tests.probes.conftest import Bind, probe
+from tests.probes.conftest import probe
 
 
 def tcp(**fields: object) -> TcpCheck:
