@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Self
 
 from failover.servers.process import Process, free_port, port_open
 
@@ -90,11 +91,50 @@ class ModuleServer:
     def endpoint(self) -> str:
         return f"{url_host(self.address)}:{self.port}"
 
-    def start(self, timeout_s: float = 10.0) -> ModuleServer:
+    def start(self, timeout_s: float = 10.0) -> Self:
         self.workdir.mkdir(parents=True, exist_ok=True)
         (self.workdir / READY_FILE).unlink(missing_ok=True)
         self.process.start()
         wait_ready(self.process, (self.workdir / READY_FILE).exists, timeout_s, "ready")
+        return self
+
+    def stop(self) -> None:
+        self.process.stop()
+
+
+class ConfiguredServer:
+    """A native server (nginx, HAProxy) run in the foreground from a config file we write;
+    ready once something listens on its address and port."""
+
+    kind = "server"
+
+    def __init__(self, workdir: str | Path, address: str, port: int | None, *,
+                 netns: str | None, name: str, config_name: str) -> None:
+        self.workdir = Path(workdir)
+        self.address = address
+        self.port = pick_port(address, port, netns)
+        self.netns = netns
+        self.name = name
+        self.config_path = self.workdir / config_name
+        self.process = Process(f"{self.kind} {name}", self.argv(),
+                               log_path=self.workdir / f"{self.kind}.log", netns=netns)
+
+    def argv(self) -> list[str]:
+        raise NotImplementedError
+
+    def config(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def endpoint(self) -> str:
+        return f"{url_host(self.address)}:{self.port}"
+
+    def start(self, timeout_s: float = 10.0) -> Self:
+        (self.workdir / "tmp").mkdir(parents=True, exist_ok=True)
+        self.config_path.write_text(self.config())
+        self.process.start()
+        wait_ready(self.process, lambda: listening(self.address, self.port, self.netns),
+                   timeout_s, "listening")
         return self
 
     def stop(self) -> None:

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from failover.servers.base import listening, pick_port, url_host, wait_ready
-from failover.servers.process import Process
+from failover.servers.base import ConfiguredServer
 
 HAPROXY = "/usr/sbin/haproxy"
 
 
-class HaproxyServer:
+class HaproxyServer(ConfiguredServer):
+    kind = "haproxy"
+
     def __init__(
         self,
         workdir: str | Path,
@@ -29,24 +30,15 @@ class HaproxyServer:
     ) -> None:
         if not backends:
             raise ValueError("HAProxy needs at least one backend")
-        self.workdir = Path(workdir)
         self.backends = backends
-        self.address = address
-        self.port = pick_port(address, port, netns)
-        self.netns = netns
-        self.name = name
         self.check_path = check_path
         self.inter_ms = inter_ms
-        self.config_path = self.workdir / "haproxy.cfg"
-        self.stats_socket = self.workdir / "haproxy.sock"
-        self.process = Process(
-            f"haproxy {name}", [HAPROXY, "-db", "-f", str(self.config_path)],
-            log_path=self.workdir / "haproxy.log", netns=netns,
-        )
+        self.stats_socket = Path(workdir) / "haproxy.sock"
+        super().__init__(workdir, address, port, netns=netns, name=name,
+                         config_name="haproxy.cfg")
 
-    @property
-    def endpoint(self) -> str:
-        return f"{url_host(self.address)}:{self.port}"
+    def argv(self) -> list[str]:
+        return [HAPROXY, "-db", "-f", str(self.config_path)]
 
     @property
     def url(self) -> str:
@@ -77,13 +69,3 @@ backend {self.name}_servers
   http-check expect status 200
 {servers}"""
 
-    def start(self, timeout_s: float = 10.0) -> HaproxyServer:
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self.config_path.write_text(self.config())
-        self.process.start()
-        wait_ready(self.process, lambda: listening(self.address, self.port, self.netns),
-                   timeout_s, "listening")
-        return self
-
-    def stop(self) -> None:
-        self.process.stop()

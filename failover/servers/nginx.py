@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from failover.servers.base import listening, pick_port, url_host, wait_ready
-from failover.servers.process import Process
+from failover.servers.base import ConfiguredServer
 
 NGINX = "/usr/sbin/nginx"
 
 
-class NginxServer:
+class NginxServer(ConfiguredServer):
+    kind = "nginx"
+
     def __init__(
         self,
         workdir: str | Path,
@@ -26,22 +27,13 @@ class NginxServer:
         workers: int = 1,
         tls: tuple[str, str] | None = None,
     ) -> None:
-        self.workdir = Path(workdir)
-        self.address = address
-        self.port = pick_port(address, port, netns)
-        self.netns = netns
-        self.name = name
         self.workers = workers
         self.tls = tls
-        self.config_path = self.workdir / "nginx.conf"
-        self.process = Process(
-            f"nginx {name}", [NGINX, "-c", str(self.config_path), "-p", str(self.workdir)],
-            log_path=self.workdir / "nginx.log", netns=netns,
-        )
+        super().__init__(workdir, address, port, netns=netns, name=name,
+                         config_name="nginx.conf")
 
-    @property
-    def endpoint(self) -> str:
-        return f"{url_host(self.address)}:{self.port}"
+    def argv(self) -> list[str]:
+        return [NGINX, "-c", str(self.config_path), "-p", str(self.workdir)]
 
     @property
     def url(self) -> str:
@@ -73,16 +65,6 @@ http {{
 }}
 """
 
-    def start(self, timeout_s: float = 10.0) -> NginxServer:
-        (self.workdir / "tmp").mkdir(parents=True, exist_ok=True)
-        self.config_path.write_text(self.config())
-        self.process.start()
-        wait_ready(self.process, lambda: listening(self.address, self.port, self.netns),
-                   timeout_s, "listening")
-        return self
-
-    def stop(self) -> None:
-        self.process.stop()
 
     def set_down(self, down: bool) -> None:
         """While down, `/health` answers 503."""
