@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import os
 import ssl
 import time
@@ -75,36 +76,22 @@ def make_probe(check: CheckBase, context: ProbeContext) -> Probe:
         return BrokenProbe(f"cannot set up the {getattr(check, 'type', 'check')} check: {what}")
 
 
+# check type -> (module under failover.probes, class); imported on first use
+_PROBES: dict[type[CheckBase], tuple[str, str]] = {
+    HttpCheck: ("http", "HttpProbe"), TcpCheck: ("tcp", "TcpProbe"),
+    SmtpCheck: ("smtp", "SmtpProbe"), PostgresCheck: ("postgres", "PostgresProbe"),
+    DnsCheck: ("dns", "DnsProbe"), IcmpCheck: ("icmp", "IcmpProbe"),
+    CommandCheck: ("command", "CommandProbe"),
+}
+
+
 def _make_probe(check: CheckBase, context: ProbeContext) -> Probe:
-    if isinstance(check, HttpCheck):
-        from failover.probes.http import HttpProbe
-
-        return HttpProbe(check, context)
-    if isinstance(check, TcpCheck):
-        from failover.probes.tcp import TcpProbe
-
-        return TcpProbe(check, context)
-    if isinstance(check, SmtpCheck):
-        from failover.probes.smtp import SmtpProbe
-
-        return SmtpProbe(check, context)
-    if isinstance(check, PostgresCheck):
-        from failover.probes.postgres import PostgresProbe
-
-        return PostgresProbe(check, context)
-    if isinstance(check, DnsCheck):
-        from failover.probes.dns import DnsProbe
-
-        return DnsProbe(check, context)
-    if isinstance(check, IcmpCheck):
-        from failover.probes.icmp import IcmpProbe
-
-        return IcmpProbe(check, context)
-    if isinstance(check, CommandCheck):
-        from failover.probes.command import CommandProbe
-
-        return CommandProbe(check, context)
-    raise TypeError(f"no probe for {type(check).__name__}")
+    try:
+        module, name = _PROBES[type(check)]
+    except KeyError:
+        raise TypeError(f"no probe for {type(check).__name__}") from None
+    kind: type[Probe] = getattr(importlib.import_module(f"failover.probes.{module}"), name)
+    return kind(check, context)  # type: ignore[call-arg]
 
 
 async def run_check(probe: Probe, check: CheckBase, endpoint: str) -> CheckResult:
