@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 import click
-from kazoo.exceptions import KazooException, NoNodeError
+from kazoo.exceptions import KazooException
 
 from failover.api.commands import BadRequest, parse_at, parse_duration
 from failover.cli.common import EXIT_FAILED, EXIT_USAGE, fail, load_or_exit
@@ -79,9 +79,6 @@ def connected(config: Config) -> Iterator[Coordinator]:
         fail(f"ZooKeeper unreachable ({', '.join(zk.hosts)}): {exc}")
     except CoordinatorError as exc:
         fail(f"ZooKeeper: {exc}")
-    except NoNodeError:
-        fail(f"ZooKeeper: the cluster {config.cluster.name!r} has no nodes under "
-             f"{zk.chroot} yet: no daemon has run against this ensemble")
     except KazooException as exc:  # not translated by the coordinator: still no traceback
         fail(f"ZooKeeper: {type(exc).__name__}: {exc}")
     finally:

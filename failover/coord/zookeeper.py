@@ -355,11 +355,17 @@ class ZooKeeperCoordinator(ZooKeeperSession, Coordinator):
 
     def submit(self, command: Command) -> str:
         self._enter()
-        path = self._call(
-            self._zk.create_async(self.layout.command("cmd-"), encode(replace(command, id="")),
-                                  acl=self.acls.node, sequence=True),
-            "submit a command",
-        )
+        try:
+            path = self._call(
+                self._zk.create_async(self.layout.command("cmd-"),
+                                      encode(replace(command, id="")), acl=self.acls.node,
+                                      sequence=True),
+                "submit a command",
+            )
+        except NoNodeError:
+            raise CoordinatorError(
+                f"submit a command: {self.layout.dir('commands')} does not exist: no daemon "
+                "has run against this ensemble yet") from None
         return str(path).rsplit("/", 1)[1]
 
     def pending_commands(self) -> list[Command]:

@@ -282,3 +282,9 @@ def test_launcher_runs_a_node_inside_a_network_namespace(tmp_path: Path) -> None
         assert not ensemble.alive(0)
     finally:
         subprocess.run(["ip", "netns", "del", netns], check=False, timeout=10)
+
+
+def test_an_operator_before_any_daemon_gets_a_clear_error(zk_harness: ZooKeeperHarness) -> None:
+    operator = zk_harness.client("alice", role="operator")
+    with pytest.raises(CoordinatorError, match="no daemon has run against this ensemble yet"):
+        operator.submit(Command("", "freeze", "alice"))
