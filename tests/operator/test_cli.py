@@ -257,5 +257,6 @@ def test_a_cluster_no_daemon_has_run(cluster: Cluster, tmp_path: Path) -> None:
     assert "leader NONE" in shown.output and "no desired state written yet" in shown.output
     frozen = CliRunner().invoke(cli, ["freeze", "--config", str(config)])
     assert frozen.exit_code == 1
-    assert "cluster 'empty' has no nodes under /failover yet" in frozen.output
+    assert ("/failover/empty/commands does not exist: no daemon has run against this "
+            "ensemble yet") in frozen.output
     assert "Traceback" not in shown.output + frozen.output
