@@ -95,3 +95,8 @@ class Agent:
             except CoordinatorUnavailable:
                 return
             del self.unreported[group]
+
+    def close(self) -> None:
+        """Release the steerers' handles; the routes stay as they are."""
+        for steerer in self.steerers.values():
+            steerer.close()

@@ -114,16 +114,21 @@ class Daemon:
             return
         try:
             config = load_config(self.config_path)
-            if self.instance not in config.instances:
-                raise ConfigError(self.config_path, [])
         except ConfigError as exc:
-            why = str(exc) or f"instance {self.instance} is not in the new config"
-            log.error(f"reload refused, keeping the old config: {why}")
+            log.error(f"reload refused, keeping the old config: {exc}")
             return
-        old_observer = self.observer
+        if self.instance not in config.instances:
+            log.error(f"reload refused, keeping the old config: {self.config_path}: "
+                      f"instances: no instance {self.instance!r}")
+            return
+        old_observer, old_leader, old_agent = self.observer, self.leader, self.agent
         self._configure(config)
         if old_observer is not None:
             await old_observer.stop()
+        if old_leader is not None:
+            old_leader.close()
+        if old_agent is not None:
+            old_agent.close()
         if self.observer is not None:
             self.observer.start()
         log.info("config reloaded", extra={"fields": {"path": self.config_path}})
@@ -161,6 +166,8 @@ class Daemon:
             await asyncio.to_thread(self._release)
             if self.leader is not None:
                 self.leader.close()
+            if self.agent is not None:
+                self.agent.close()
             if self.observer is not None:
                 await self.observer.stop()
             if api is not None:

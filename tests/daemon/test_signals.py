@@ -84,3 +84,17 @@ def test_sigterm_hands_leadership_over_at_once_and_changes_no_steering(
         process.name, [FAILOVER, "run", "--config", str(cluster.config_path), "--instance",
                        leader], log_path=process.log_path).start()
     wait_until(lambda: cluster.get(leader, "/health")[0] == 200, 20.0, "restarted daemon")
+
+
+def test_sighup_refuses_a_config_without_this_instance(cluster: Cluster) -> None:
+    good = cluster.config_path.read_text()
+    other = yaml.safe_load(good)
+    del other["instances"]["b"]
+    cluster.config_path.write_text(yaml.safe_dump(other))
+    try:
+        cluster.daemons["b"].signal(signal.SIGHUP)
+        wait_until(lambda: any("instances: no instance 'b'" in str(line["msg"])
+                               for line in log_lines(cluster, "b")), 10.0, "refusal logged")
+    finally:
+        cluster.config_path.write_text(good)
+    assert cluster.get("b", "/health")[0] == 200
