@@ -56,7 +56,7 @@ def load_mapping(text: str, source: str) -> dict[str, Any]:
 def parse_config(text: str, source: str = "<config>", base: Path | None = None) -> Config:
     data = load_mapping(text, source)
     if base is not None:
-        data = _resolve_files(data, base)
+        data = resolve_files(data, base)
     try:
         config = Config.model_validate(data, context={"defer_cross_field_rules": True})
     except ValidationError as exc:
@@ -118,20 +118,14 @@ def _os_reason(exc: Exception) -> str:
     return str(exc)
 
 
-_FILE_KEYS = {
-    "credentials_file", "ca_file", "cert_file", "key_file", "secret_file", "password_file",
-    "disable_file", "keys_file",
-}
-
-
-def _resolve_files(data: Any, base: Path) -> Any:
-    """File references in the config are relative to the config file's folder."""
+def resolve_files(data: Any, base: Path) -> Any:
+    """Every relative `*_file` reference made absolute against `base` (the config's folder)."""
     if isinstance(data, dict):
         return {
-            key: (str(base / value) if key in _FILE_KEYS and isinstance(value, str)
-                  and not value.startswith("/") else _resolve_files(value, base))
+            key: (str(base / value) if key.endswith("_file") and isinstance(value, str)
+                  and not value.startswith("/") else resolve_files(value, base))
             for key, value in data.items()
         }
     if isinstance(data, list):
-        return [_resolve_files(item, base) for item in data]
+        return [resolve_files(item, base) for item in data]
     return data

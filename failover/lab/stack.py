@@ -38,6 +38,7 @@ import dns.rdatatype
 import yaml
 
 from failover.config import BgpSteering, Config, DnsSteering, parse_config
+from failover.config.load import resolve_files
 from failover.config.model import split_host_port
 from failover.coord import Coordinator
 from failover.core.model import GroupState
@@ -68,17 +69,6 @@ def merged(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, A
     return out
 
 
-def _absolute_files(data: Any, base: Path) -> Any:
-    """Every `*_file` reference made absolute against `base` (the derived file lives elsewhere)."""
-    if isinstance(data, dict):
-        return {key: (str(base / value) if key.endswith("_file") and isinstance(value, str)
-                      and not value.startswith("/") else _absolute_files(value, base))
-                for key, value in data.items()}
-    if isinstance(data, list):
-        return [_absolute_files(item, base) for item in data]
-    return data
-
-
 def _enter_netns(ns: str) -> None:
     """Move the calling thread (and the threads it starts later) into `ns` for good."""
     libc = ctypes.CDLL(None, use_errno=True)
@@ -98,7 +88,7 @@ class Stack:
         base = Path(base_config).resolve()
         raw = yaml.safe_load(base.read_text())
         data = merged(merged(raw, STACK_OVERRIDES), overrides or {})
-        self.data = _absolute_files(data, base.parent)
+        self.data = resolve_files(data, base.parent)
         self.text = yaml.safe_dump(self.data, sort_keys=False)
         self.config: Config = parse_config(self.text, source=f"{base} (with overrides)")
         problems = check_layout(self.config)

@@ -14,7 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from failover.config import Config, ConfigError, Problem
-from failover.config.load import load_mapping, pydantic_problems, read_text
+from failover.config.load import load_mapping, pydantic_problems, read_text, resolve_files
 from failover.config.rules import cross_field_problems
 
 CLIENTS = "clients"  # the location the client traffic comes from
@@ -136,8 +136,6 @@ def parse_topology(text: str, source: str = "<topology>", base: Path | None = No
 
 def _config(raw: dict[str, Any] | str, source: str, base: Path | None) -> Config:
     from failover.config import load_config
-    from failover.config.load import _resolve_files
-
     if isinstance(raw, str):
         path = Path(raw) if base is None or Path(raw).is_absolute() else base / raw
         try:
@@ -145,7 +143,7 @@ def _config(raw: dict[str, Any] | str, source: str, base: Path | None) -> Config
         except ConfigError as exc:
             raise ConfigError(source, [Problem(f"config ({raw})", str(p))
                                        for p in exc.problems]) from None
-    data = _resolve_files(raw, base) if base is not None else raw
+    data = resolve_files(raw, base) if base is not None else raw
     try:
         config = Config.model_validate(data, context={"defer_cross_field_rules": True})
     except ValidationError as exc:
