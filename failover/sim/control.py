@@ -172,15 +172,24 @@ class Observers:
         check = target.check
         return observe(state, result, self.world.now, check.rise, check.fall) is not state
 
+    def _live_pair(self, name: str, gen: int, target: Target) -> Pair | None:
+        """The probing pair if the daemon that scheduled this event still runs (same life),
+        else None; a stopped daemon of the same life frees the pair."""
+        daemon = self.world.daemons[name]
+        pair = self.pairs[name][target.key]
+        if daemon.gen == gen and daemon.running:
+            return pair
+        if daemon.gen == gen:
+            pair.busy = False
+        return None
+
     def _probe(self, arg: tuple[str, int, Target]) -> None:
         name, gen, target = arg
         world = self.world
-        daemon = world.daemons[name]
-        pair = self.pairs[name][target.key]
-        if daemon.gen != gen or not daemon.running:
-            if daemon.gen == gen:
-                pair.busy = False
+        pair = self._live_pair(name, gen, target)
+        if pair is None:
             return
+        daemon = world.daemons[name]
         pair.last = world.now
         chance, reason, took = self.outcome(daemon.site, target)
         ok = chance >= 1.0 or (chance > 0.0 and world.rng.random() < chance)
@@ -191,12 +200,10 @@ class Observers:
     def _result(self, arg: tuple[str, int, Target, CheckResult]) -> None:
         name, gen, target, result = arg
         world = self.world
-        daemon = world.daemons[name]
-        pair = self.pairs[name][target.key]
-        if daemon.gen != gen or not daemon.running:
-            if daemon.gen == gen:
-                pair.busy = False
+        pair = self._live_pair(name, gen, target)
+        if pair is None:
             return
+        daemon = world.daemons[name]
         check = target.check
         old = pair.state
         state = observe(old, result, world.now, check.rise, check.fall)

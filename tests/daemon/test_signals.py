@@ -30,6 +30,20 @@ def log_lines(cluster: Cluster, instance: str) -> list[dict[str, object]]:
     return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
 
 
+def hup_with(cluster: Cluster, text: str, logged: str) -> dict[str, object]:
+    """Give b `text` as its config and SIGHUP it; return the log line containing `logged`.
+    The original config is put back whatever happens."""
+    good = cluster.config_path.read_text()
+    cluster.config_path.write_text(text)
+    try:
+        cluster.daemons["b"].signal(signal.SIGHUP)
+        wait_until(lambda: any(logged in str(line["msg"]) for line in log_lines(cluster, "b")),
+                   10.0, f"{logged!r} logged")
+    finally:
+        cluster.config_path.write_text(good)
+    return next(line for line in log_lines(cluster, "b") if logged in str(line["msg"]))
+
+
 def leader_of(cluster: Cluster, asking: str) -> str | None:
     leader = cluster.status(asking)["leader"]
     return None if leader is None else str(leader["instance"])
@@ -37,26 +51,14 @@ def leader_of(cluster: Cluster, asking: str) -> str | None:
 
 def test_sighup_keeps_the_old_config_on_errors_and_takes_a_valid_one(cluster: Cluster) -> None:
     good = cluster.config_path.read_text()
-    cluster.config_path.write_text(good.replace("hold_down_s: 1", "hold_down_s: -5"))
-    try:
-        cluster.daemons["b"].signal(signal.SIGHUP)
-        wait_until(lambda: any("reload refused" in str(line["msg"])
-                               for line in log_lines(cluster, "b")), 10.0, "refusal logged")
-    finally:
-        cluster.config_path.write_text(good)
-    refusal = next(line for line in log_lines(cluster, "b") if "reload refused" in str(line["msg"]))
+    refusal = hup_with(cluster, good.replace("hold_down_s: 1", "hold_down_s: -5"),
+                       "reload refused")
     assert "policy.hold_down_s" in str(refusal["msg"]) and "(got -5)" in str(refusal["msg"])
     assert cluster.get("b", "/health")[0] == 200  # still running, on the old config
 
     changed = yaml.safe_load(good)
     changed["policy"]["hold_down_s"] = 1.5
-    cluster.config_path.write_text(yaml.safe_dump(changed))
-    try:
-        cluster.daemons["b"].signal(signal.SIGHUP)
-        wait_until(lambda: any(line["msg"] == "config reloaded"
-                               for line in log_lines(cluster, "b")), 10.0, "reload logged")
-    finally:
-        cluster.config_path.write_text(good)
+    hup_with(cluster, yaml.safe_dump(changed), "config reloaded")
     assert cluster.get("b", "/health")[0] == 200
     cluster.wait_steady("dc1")
 
@@ -87,14 +89,7 @@ def test_sigterm_hands_leadership_over_at_once_and_changes_no_steering(
 
 
 def test_sighup_refuses_a_config_without_this_instance(cluster: Cluster) -> None:
-    good = cluster.config_path.read_text()
-    other = yaml.safe_load(good)
+    other = yaml.safe_load(cluster.config_path.read_text())
     del other["instances"]["b"]
-    cluster.config_path.write_text(yaml.safe_dump(other))
-    try:
-        cluster.daemons["b"].signal(signal.SIGHUP)
-        wait_until(lambda: any("instances: no instance 'b'" in str(line["msg"])
-                               for line in log_lines(cluster, "b")), 10.0, "refusal logged")
-    finally:
-        cluster.config_path.write_text(good)
+    hup_with(cluster, yaml.safe_dump(other), "instances: no instance 'b'")
     assert cluster.get("b", "/health")[0] == 200
