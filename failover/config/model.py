@@ -96,7 +96,9 @@ class ApiOptions(Strict):
 class DaemonOptions(Strict):
     cycle_s: Seconds = 1.0  # the longest a daemon waits between cycles when nothing wakes it
     heartbeat_s: Seconds = 2.0  # observations are republished at least this often
-    watchdog_s: Seconds = 3.0  # the supervisor kills a daemon silent for this long
+    watchdog_s: Seconds = 3.0  # the supervisor kills a daemon whose cycles stall this long
+    # The longest the supervisor's stop hook takes to start and demote the site to held.
+    stop_hook_s: Seconds = 2.0
 
 
 class Cluster(Strict):
@@ -298,6 +300,7 @@ class BgpSteering(Strict):
     lease_s: Seconds = 10.0
     backup: bool = True
     metric_primary: int = Field(default=10, ge=0)
+    metric_held: int = Field(default=15, ge=0)
     metric_backup: int = Field(default=20, ge=0)
     sites: dict[SiteName, BgpSite]
 
@@ -312,8 +315,9 @@ class BgpSteering(Strict):
 
     @model_validator(mode="after")
     def _metrics(self) -> BgpSteering:
-        if self.metric_primary >= self.metric_backup:
-            raise ValueError("metric_primary must be lower (preferred) than metric_backup")
+        if not self.metric_primary < self.metric_held < self.metric_backup:
+            raise ValueError("metrics must be ordered metric_primary < metric_held < "
+                             "metric_backup (lower is preferred)")
         return self
 
 

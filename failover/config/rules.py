@@ -39,12 +39,17 @@ def cross_field_problems(config: Config) -> list[str]:
         problems.append(
             f"cluster.daemon.heartbeat_s: {daemon.heartbeat_s:g} must be less than "
             f"policy.stale_after_s ({config.policy.stale_after_s:g})")
+    if daemon.watchdog_s <= 2 * daemon.cycle_s:
+        problems.append(
+            f"cluster.daemon.watchdog_s: {daemon.watchdog_s:g} must be more than twice "
+            f"cluster.daemon.cycle_s ({daemon.cycle_s:g}): the watchdog is fed once a cycle")
     for name in config.groups:
-        bound = config.cluster.zookeeper.session_timeout_s + config.lease_s(name)
-        if config.lease_s(name) and daemon.watchdog_s > bound:
+        lease = config.lease_s(name)
+        if lease and lease <= 2 * daemon.cycle_s:
             problems.append(
-                f"cluster.daemon.watchdog_s: {daemon.watchdog_s:g} exceeds session timeout + "
-                f"lease of group {name} ({bound:g}): a frozen primary would outlive the wait")
+                f"groups.{name}.steering.lease_s: {lease:g} must be more than twice "
+                f"cluster.daemon.cycle_s ({daemon.cycle_s:g}): an agent confirms its primary "
+                "once a cycle")
     return problems
 
 

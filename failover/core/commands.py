@@ -86,9 +86,13 @@ def _freeze(cycle: Cycle, command: Command, frozen: bool) -> None:
         cycle.say("command", "accepted", f"already {word}", command_id=command.id,
                   by=command.by)
         return
-    cycle.state = replace(state, frozen=frozen, frozen_by=command.by if frozen else "",
-                          frozen_reason=command.reason if frozen else "",
-                          scheduled=state.scheduled)
+    # a freeze blocks automatic switches: a running hold-down or failback wait starts again
+    # from zero once unfrozen (safety rule 7)
+    cycle.state = replace(
+        state, frozen=frozen, frozen_by=command.by if frozen else "",
+        frozen_reason=command.reason if frozen else "", scheduled=state.scheduled,
+        hold_down_from=None if frozen else state.hold_down_from,
+        preferred_healthy_since=None if frozen else state.preferred_healthy_since)
     cycle.say("command", "accepted", f"automation {word} by {command.by}"
               + (f": {command.reason}" if command.reason else ""),
               command_id=command.id, by=command.by)

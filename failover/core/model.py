@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Verdict = Literal["up", "down", "unknown"]
-Announcement = Literal["primary", "backup", "withdrawn"]
+# `held`: a former primary that can no longer confirm it may be one (its lease ran out, or the
+# supervisor's stop hook demoted it): still preferred over any backup, never over a primary.
+Announcement = Literal["primary", "held", "backup", "withdrawn"]
 Phase = Literal["steady", "suspect", "switching"]
 Situation = Literal[
     "healthy", "service_down", "site_down", "site_isolated", "observers_disagree", "no_quorum",
@@ -117,7 +119,10 @@ class GroupState:
     switch_from: str | None = None
     switch_started_at: float | None = None
     demote_by: float | None = None  # when the old primary has surely demoted itself
-    suspect_since: float | None = None
+    suspect_since: float | None = None  # when the active site last turned down
+    # When the running hold-down began (None: not running, because an automatic switch is
+    # blocked now). It restarts whenever a switch stops being blocked (safety rule 7).
+    hold_down_from: float | None = None
     frozen: bool = False
     frozen_by: str = ""
     frozen_reason: str = ""

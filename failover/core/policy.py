@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from failover.config.model import BgpSteering, Config
+from failover.core import agent as agent_rule
 from failover.core import commands
 from failover.core.health import Layout, assess, index, stale_at
 from failover.core.model import (
@@ -41,6 +42,9 @@ class View:
     applied: Mapping[tuple[str, str], Applied] = field(default_factory=dict)
     # Serving sites whose agent holds a coordinator session (None: not known, not judged).
     agents: frozenset[str] | None = None
+    # Serving sites without one -> when the reader first saw it gone (`core.agent.sessions_gone`;
+    # a site missing here counts from `now`).
+    agents_gone_at: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -71,7 +75,6 @@ class Engine:
         self.config = config
         self.layout = Layout(config)
         self.policy = config.policy
-        self.session_timeout_s = config.cluster.zookeeper.session_timeout_s
 
     # --- public -------------------------------------------------------------------------
 
@@ -88,9 +91,10 @@ class Engine:
                     continue  # DNS is steered by the leader: a site's agent does not matter
                 for site in self.layout.serving:
                     if site not in view.agents:
+                        gone = view.now - view.agents_gone_at.get(site, view.now)
                         sites[site] = replace(sites[site], situation="agent_lost", detail=(
-                            f"{site} has no agent with a coordinator session; it cannot hold "
-                            "primary"))
+                            f"{site} has had no agent with a coordinator session for "
+                            f"{gone:.1f} s; it cannot hold primary"))
         return health
 
     def step(self, states: Mapping[str, GroupState], view: View) -> Step:
@@ -113,9 +117,12 @@ class Engine:
         return commands.apply(self, states, command, view)
 
     def demote_wait_s(self, group: str) -> float:
-        """How long the leader waits for an unconfirmed demotion: the old agent's session
-        must expire and then its lease run out before it surely announces backup."""
-        return self.session_timeout_s + self.config.lease_s(group)
+        """How long after the switch's commit the leader waits for an unconfirmed demotion
+        (`core.agent`: the old primary surely ended by then)."""
+        daemon = self.config.cluster.daemon
+        return agent_rule.stale_primary_s(
+            lease_s=self.config.lease_s(group), watchdog_s=daemon.watchdog_s,
+            stop_hook_s=daemon.stop_hook_s, cycle_s=daemon.cycle_s)
 
     def uses_demotion(self, group: str) -> bool:
         return isinstance(self.config.groups[group].steering, BgpSteering)
@@ -128,19 +135,20 @@ class Engine:
             self._finish_switch(cycle, view)
             return
         if state.override and state.override.until is not None:
-            if cycle.now >= state.override.until:
-                self._override_lapsed(cycle)
-                return
-            cycle.wake(state.override.until)
-        if state.scheduled is not None and commands.run_scheduled(self, cycle):
+            if cycle.now < state.override.until:
+                cycle.wake(state.override.until)
+            else:
+                self._override_lapsed(cycle)  # the policy decides from here, as always
+        if cycle.state.scheduled is not None and commands.run_scheduled(self, cycle):
             return
+        state = cycle.state
         active = cycle.health[state.active]
         if active.situation in TRIGGERS:
-            self._active_down(cycle, active)
+            self._active_down(cycle, active, view)
             return
         if state.phase == "suspect":
             cycle.state = replace(state, phase=transition(state.phase, "recover"),
-                                  suspect_since=None)
+                                  suspect_since=None, hold_down_from=None)
             cycle.say("info", "recovered",
                       f"{state.active} no longer down ({active.situation}: {active.detail}); "
                       "hold-down cancelled")
@@ -151,38 +159,49 @@ class Engine:
                       f"({active.detail}); nothing moves")
         self._failback(cycle)
 
-    def _active_down(self, cycle: Cycle, active: SiteHealth) -> None:
+    def _active_down(self, cycle: Cycle, active: SiteHealth, view: View) -> None:
+        """The active site is down: hold down, then fail over, unless the switch is blocked.
+
+        The hold-down runs only while a switch could happen: a blocked cycle stops it, and it
+        starts again from zero once the switch is no longer blocked, so the target has been
+        healthy for the whole hold-down when the switch is written (safety rule 7)."""
         state, now = cycle.state, cycle.now
         if state.phase == "steady":
-            cycle.state = state = replace(state, phase=transition(state.phase, "suspect"),
-                                          suspect_since=now)
+            state = replace(state, phase=transition(state.phase, "suspect"),
+                            suspect_since=now, hold_down_from=None)
         since = state.suspect_since if state.suspect_since is not None else now
-        evidence = f"{active.detail} for {now - since:.1f} s"
-        if now - since < self.policy.hold_down_s:
-            cycle.wake(since + self.policy.hold_down_s)
-            cycle.say("info", "hold_down",
-                      f"{evidence}; hold-down {self.policy.hold_down_s:g} s",
-                      situation=active.situation, down=list(active.down))
-            return
+        evidence = (active.detail if active.situation == "agent_lost"
+                    else f"{active.detail} for {now - since:.1f} s")
         target = self.layout.other(state.active)
-        blocked = self._auto_blocked(cycle, target)
+        blocked = self._auto_blocked(cycle, target, state)
         if blocked is not None:
+            cycle.state = replace(state, hold_down_from=None)
             code, why = blocked
             cycle.say("alert", code, f"{evidence}; not failing over to {target}: {why}",
                       situation=active.situation, down=list(active.down))
             return
-        demote_by = None
+        if state.hold_down_from is None:
+            state = replace(state, hold_down_from=now)
+        cycle.state = state
+        held = now - (state.hold_down_from or now)
+        if held < self.policy.hold_down_s:
+            cycle.wake((state.hold_down_from or now) + self.policy.hold_down_s)
+            cycle.say("info", "hold_down",
+                      f"{evidence}; hold-down {self.policy.hold_down_s:g} s "
+                      f"({held:.1f} s with {target} healthy)",
+                      situation=active.situation, down=list(active.down))
+            return
+        gone_at = None
         if active.situation == "agent_lost":
-            # Its session expired by `since`, so its lease began before that and has run out
-            # `lease_s` after it at the latest.
-            demote_by = since + self.config.lease_s(state.group)
+            gone_at = view.agents_gone_at.get(state.active, now)
         self.begin_switch(cycle, target, "failover", f"{evidence}; failing over to {target}",
-                          AUTO, demote_by=demote_by, situation=active.situation,
+                          AUTO, gone_at=gone_at, situation=active.situation,
                           down=list(active.down))
 
-    def _auto_blocked(self, cycle: Cycle, target: str) -> tuple[str, str] | None:
+    def _auto_blocked(self, cycle: Cycle, target: str, state: GroupState | None = None
+                      ) -> tuple[str, str] | None:
         """Why an automatic switch to `target` may not happen now (None: it may)."""
-        state, now = cycle.state, cycle.now
+        state, now = state or cycle.state, cycle.now
         health = cycle.health[target]
         if not health.healthy:
             if cycle.health[state.active].situation in TRIGGERS and health.situation in TRIGGERS:
@@ -209,16 +228,15 @@ class Engine:
         return sum(1 for t in state.switch_times if t > now - HOUR_S)
 
     def begin_switch(self, cycle: Cycle, target: str, code: str, sentence: str, by: str,
-                     demote_by: float | None = None, **evidence: Any) -> None:
+                     gone_at: float | None = None, **evidence: Any) -> None:
         """Move the group towards `target`: demote first (BGP), or at once (DNS).
 
-        `demote_by`: when the old primary has surely demoted itself if it never confirms
-        (default: its session must expire and then its lease run out, from now)."""
+        Unless the old site confirms its demotion, its promotion waits until the old primary
+        has surely ended (`core.agent.surely_demoted_at`): counted from this commit, or from
+        `gone_at`, when the leader first saw the old agent's session gone, if earlier."""
         state, now = cycle.state, cycle.now
         direct = not self.uses_demotion(state.group)
-        deadline = now + self.demote_wait_s(state.group)
-        if demote_by is not None:
-            deadline = min(deadline, demote_by)
+        deadline = agent_rule.surely_demoted_at(now, gone_at, self.demote_wait_s(state.group))
         cycle.state = replace(
             state,
             phase=transition(state.phase, "switch_direct" if direct else "switch"),
@@ -228,6 +246,7 @@ class Engine:
             demote_by=None if direct else deadline,
             epoch=state.epoch + 1,
             suspect_since=None,
+            hold_down_from=None,
             preferred_healthy_since=None,
             switch_times=tuple(t for t in state.switch_times if t > now - HOUR_S) + (now,),
             last_switch_at=now,
@@ -252,11 +271,11 @@ class Engine:
             cycle.wake(deadline)
             cycle.say("info", "awaiting_demotion",
                       f"waiting for {old} to confirm its demotion (epoch {state.epoch}); "
-                      f"its lease surely ends in {deadline - now:.1f} s")
+                      f"it surely stops announcing primary in {deadline - now:.1f} s")
             return
         why = (f"{old} confirmed backup at epoch {applied.epoch}" if confirmed and applied
-               else f"{old} did not confirm; its lease surely expired after "
-                    f"{deadline - started:g} s")
+               else f"{old} did not confirm; it surely stopped announcing primary "
+                    f"{deadline - started:.1f} s after the switch began")
         cycle.state = replace(state, phase=transition(state.phase, "promote"),
                               epoch=state.epoch + 1, switch_from=None, switch_started_at=None,
                               demote_by=None,
@@ -267,46 +286,45 @@ class Engine:
                   confirmed=confirmed)
 
     def _override_lapsed(self, cycle: Cycle) -> None:
+        """An expiring override lapses; from then on the policy decides as it always does: a
+        move back to the preferred site is an automatic failback (failback `auto`, preferred
+        site healthy for the failback wait, not blocked) and never happens with `manual`."""
         state = cycle.state
         assert state.override is not None
         lapsed = state.override
-        cycle.state = state = replace(state, override=None)
+        cycle.state = replace(state, override=None, preferred_healthy_since=None)
         preferred = self.config.preferred_site(state.group)
         if state.active == preferred:
-            cycle.say("info", "override_lapsed", f"override to {lapsed.site} lapsed")
-            return
-        blocked = self._auto_blocked(cycle, preferred)
-        if blocked is not None and blocked[0] != "cooldown":
-            cycle.say("alert", blocked[0],
-                      f"override to {lapsed.site} lapsed; staying on {state.active}: {blocked[1]}")
-            return
-        self.begin_switch(cycle, preferred, "override_lapsed",
-                          f"override to {lapsed.site} by {lapsed.by} lapsed; back to {preferred}",
-                          AUTO)
+            then = "the preferred site stays active"
+        elif self.policy.failback == "auto":
+            then = f"failback to {preferred} follows the failback rule"
+        else:
+            then = f"failback is manual: {state.active} stays active"
+        cycle.say("info", "override_lapsed",
+                  f"override to {lapsed.site} by {lapsed.by} lapsed; {then}")
 
     def _failback(self, cycle: Cycle) -> None:
+        """Automatic failback: the preferred site healthy, and a switch unblocked, for the
+        whole failback wait (at least the hold-down); a blocked cycle restarts the wait."""
         state, now = cycle.state, cycle.now
         preferred = self.config.preferred_site(state.group)
-        if (self.policy.failback != "auto" or state.active == preferred or state.override
-                or state.frozen):
+        idle = (self.policy.failback != "auto" or state.active == preferred
+                or state.override is not None)
+        blocked = None if idle else self._auto_blocked(cycle, preferred)
+        if idle or blocked is not None:
             if state.preferred_healthy_since is not None:
                 cycle.state = replace(state, preferred_healthy_since=None)
-            return
-        if not cycle.health[preferred].healthy:
-            if state.preferred_healthy_since is not None:
-                cycle.state = replace(state, preferred_healthy_since=None)
+            if blocked is not None and blocked[0] != "target_unhealthy":
+                cycle.say("info", f"failback_{blocked[0]}",
+                          f"failback to {preferred} waits: {blocked[1]}")
             return
         since = state.preferred_healthy_since
         if since is None:
             cycle.state = state = replace(state, preferred_healthy_since=now)
             since = now
-        if now - since < self.policy.failback_after_s:
-            cycle.wake(since + self.policy.failback_after_s)
-            return
-        blocked = self._auto_blocked(cycle, preferred)
-        if blocked is not None:
-            cycle.say("info", f"failback_{blocked[0]}", f"failback to {preferred} waits: "
-                      f"{blocked[1]}")
+        wait = max(self.policy.failback_after_s, self.policy.hold_down_s)
+        if now - since < wait:
+            cycle.wake(since + wait)
             return
         self.begin_switch(cycle, preferred, "failback",
                           f"{preferred} healthy for {now - since:.1f} s; failing back", AUTO)

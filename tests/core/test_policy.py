@@ -12,6 +12,7 @@ from failover.core.transitions import IllegalTransition, transition
 from .world import EXAMPLE, Run, everyone_sees, example
 
 CONFIG = example()
+HOLD_DOWN_S = CONFIG.policy.hold_down_s
 DB_DOWN = everyone_sees(CONFIG, "dc1", "db")
 DC1_DOWN = [k for s in ("app", "lb", "db", "firewall") for k in everyone_sees(CONFIG, "dc1", s)]
 DC2_DOWN = [k for s in ("app", "lb", "db", "firewall") for k in everyone_sees(CONFIG, "dc2", s)]
@@ -83,7 +84,8 @@ def test_promotion_after_lease_surely_expired() -> None:
     run = Run()
     t = failed_over(run)
     wait = run.engine.demote_wait_s("web")
-    assert wait == CONFIG.cluster.zookeeper.session_timeout_s + 6
+    daemon = CONFIG.cluster.daemon  # max(lease, watchdog) + stop hook + cycle
+    assert wait == max(6, daemon.watchdog_s) + daemon.stop_hook_s + daemon.cycle_s
     run.step(t + wait - 0.01, down=DB_DOWN)
     assert run.state().phase == "switching"
     run.step(t + wait, down=DB_DOWN)
@@ -149,7 +151,11 @@ def test_frozen_blocks_automatic_failover() -> None:
     run.step(20, down=DB_DOWN)
     assert run.state().active == "dc1" and run.codes()[-1] == "frozen"
     run.command(21, Command("c2", "unfreeze", "alice"), down=DB_DOWN)
-    run.step(22, down=DB_DOWN)
+    run.step(22, down=DB_DOWN)  # no longer blocked: the hold-down starts again from here
+    assert run.state().active == "dc1" and run.codes()[-1] == "hold_down"
+    run.step(22 + HOLD_DOWN_S - 0.01, down=DB_DOWN)
+    assert run.state().active == "dc1"
+    run.step(22 + HOLD_DOWN_S, down=DB_DOWN)
     assert run.state().active == "dc2"
 
 
@@ -161,7 +167,9 @@ def test_cooldown_blocks_a_second_switch() -> None:
     assert run.state().active == "dc2" and run.state().phase == "steady"
     run.step(t + 2)
     assert run.state().active == "dc2" and run.codes()[-1] == "failback_cooldown"
-    run.step(t + CONFIG.policy.cooldown_s)
+    run.step(t + CONFIG.policy.cooldown_s)  # unblocked: the failback wait starts from here
+    assert run.state().active == "dc2"
+    run.step(t + CONFIG.policy.cooldown_s + HOLD_DOWN_S)
     assert run.state().active == "dc1" and run.codes()[-1] == "failback"
 
 
@@ -174,6 +182,8 @@ def test_budget_per_hour() -> None:
     run.step(t + 300, down=down)
     assert run.state().active == "dc2" and run.codes()[-1] == "budget"
     run.step(t + 3601, down=down)
+    assert run.state().active == "dc2" and run.codes()[-1] == "hold_down"
+    run.step(t + 3601 + HOLD_DOWN_S, down=down)
     assert run.state().active == "dc1"
 
 
@@ -277,7 +287,7 @@ def test_scheduled_switchover_refused_when_due_if_target_unhealthy() -> None:
     assert run.state().active == "dc1" and run.codes()[-1] == "refused"
 
 
-def test_expiring_override_returns_to_the_preferred_site() -> None:
+def test_an_expired_override_with_manual_failback_stays() -> None:
     run = configured(cooldown_s=0)
     run.step(0)
     run.command(1, Command("c1", "switchover", "bob", group="web", site="dc2", expires_s=600))
@@ -287,7 +297,24 @@ def test_expiring_override_returns_to_the_preferred_site() -> None:
     run.step(598)
     assert run.last.wake_at == 601
     run.step(601)
-    assert run.state().active == "dc1" and run.codes()[-1] == "override_lapsed"
+    assert run.state().override is None and run.codes()[-1] == "override_lapsed"
+    assert "failback is manual" in run.decisions[-1].sentence
+    run.step(5000)
+    assert run.state().active == "dc2"
+
+
+def test_an_expired_override_fails_back_as_an_automatic_switch() -> None:
+    run = configured(failback="auto", failback_after_s=30, cooldown_s=700)
+    run.step(0)
+    run.command(1, Command("c1", "switchover", "bob", group="web", site="dc2", expires_s=600))
+    run.confirm("web", "dc1", 2)
+    run.step(2)
+    run.step(601)  # lapsed, but the cooldown of the switchover still runs until 701
+    assert run.state().override is None and run.state().active == "dc2"
+    run.step(701)  # unblocked: the failback wait starts now
+    assert run.state().active == "dc2"
+    run.step(731)
+    assert run.state().active == "dc1" and run.codes()[-1] == "failback"
 
 
 def test_override_suppresses_automatic_failback() -> None:
@@ -337,21 +364,26 @@ def test_a_note_changes_nothing_and_is_recorded() -> None:
     assert run.decisions[-1].sentence == "noted from api: refused POST /switchover: bad signature"
 
 
+def lost_view(run: Run, now: float, gone_at: float, **kwargs: object):  # type: ignore[no-untyped-def]
+    """dc1's agent has had no session since `gone_at` (as the leader saw it)."""
+    return replace(run.view(now, **kwargs), agents=frozenset({"dc2"}),
+                   agents_gone_at={"dc1": gone_at})
+
+
 def test_a_lost_agent_moves_a_bgp_group_but_not_a_dns_group() -> None:
     run = Run()
     run.step(0)
-    view = run.view(10)
-    lost = replace(view, agents=frozenset({"dc2"}))
-    step = run.engine.step(run.states, lost)
+    step = run.engine.step(run.states, lost_view(run, 10, 10))
     assert step.health["web"]["dc1"].situation == "agent_lost"
     assert step.health["mail"]["dc1"].situation == "healthy"
     run.states = dict(step.states)
     assert run.state().phase == "suspect"
-    step = run.engine.step(run.states, replace(run.view(12), agents=frozenset({"dc2"})))
+    step = run.engine.step(run.states, lost_view(run, 12, 10))
     state = step.states["web"]
     assert (state.phase, state.active, state.code) == ("switching", "dc2", "failover")
     assert step.decisions[-1].sentence.startswith(
-        "dc1 has no agent with a coordinator session; it cannot hold primary for 2.0 s")
+        "dc1 has had no agent with a coordinator session for 2.0 s; it cannot hold primary; "
+        "failing over to dc2")
     assert step.states["mail"].active == "dc1"
 
 
@@ -364,16 +396,29 @@ def test_no_agent_anywhere_stays_put() -> None:
     assert run.state().active == "dc1" and step.decisions[-1].code == "fail_open"
 
 
-def test_after_a_lost_agent_promotion_waits_only_for_the_rest_of_its_lease() -> None:
+def test_after_a_lost_agent_promotion_waits_from_when_its_session_was_seen_gone() -> None:
     run = Run()
     run.step(0)
-    lost = frozenset({"dc2"})
     for t in (10, 12):
-        run.states = dict(run.engine.step(run.states, replace(run.view(t), agents=lost)).states)
+        run.states = dict(run.engine.step(run.states, lost_view(run, t, 10)).states)
     state = run.state()
-    assert state.phase == "switching" and state.demote_by == 10 + 6  # suspect since 10, lease 6
-    step = run.engine.step(run.states, replace(run.view(15.9), agents=lost))
-    assert step.states["web"].phase == "switching" and step.wake_at == 16
-    step = run.engine.step(step.states, replace(run.view(16), agents=lost))
+    wait = run.engine.demote_wait_s("web")
+    assert state.phase == "switching" and state.demote_by == 10 + wait
+    step = run.engine.step(run.states, lost_view(run, 10 + wait - 0.1, 10))
+    assert step.states["web"].phase == "switching" and step.wake_at == 10 + wait
+    step = run.engine.step(step.states, lost_view(run, 10 + wait, 10))
     assert step.states["web"].phase == "steady" and step.states["web"].active == "dc2"
-    assert "its lease surely expired after 4 s" in step.decisions[-1].sentence
+    assert "did not confirm" in step.decisions[-1].sentence
+
+
+def test_an_agent_lost_during_the_hold_down_counts_from_its_loss_not_the_suspicion() -> None:
+    """The defect: a service fails at 10, the agent's session goes at 11.5, in the hold-down.
+    Counting the lease from the suspicion (10) would promote dc2 while dc1 is still primary."""
+    run = Run()
+    run.step(0)
+    run.step(10, down=DB_DOWN)
+    assert run.state().phase == "suspect"
+    run.states = dict(run.engine.step(run.states, lost_view(run, 12, 11.5, down=DB_DOWN)).states)
+    state = run.state()
+    assert state.phase == "switching"
+    assert state.demote_by == 11.5 + run.engine.demote_wait_s("web")

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from failover.config import parse_config
+from failover.core import Engine
 from failover.core.model import Command, Decision, GroupState, Observation
 
 from .world import EXAMPLE, Run
@@ -88,8 +89,10 @@ class Trace:
     decisions: list[tuple[float, Decision, list[Observation]]] = field(default_factory=list)
 
 
-def play(history: list[Step]) -> Trace:
+def play(history: list[Step], engine: Engine | None = None) -> Trace:
     run, trace, now = Run(CONFIG), Trace(), 0.0
+    if engine is not None:
+        run.engine = engine
     run.step(now)
     trace.states.append((now, dict(run.states), []))
     for item in history:
@@ -212,3 +215,67 @@ def held_down_since(trace: Trace, group: str, t: float) -> float:
             break
         since = when
     return since
+
+
+def target_healthy_since(trace: Trace, group: str, t: float, target: str) -> float:
+    """When the target's current unbroken run of 'healthy by quorum, not frozen' began,
+    looking back from the policy cycle at t (commands do not break it unless they freeze)."""
+    since = t
+    for when, states, observations in reversed([s for s in trace.states if s[0] <= t]):
+        if states[group].frozen:
+            break
+        if not observations:
+            continue  # a command: the policy did not look at health then
+        if not healthy(observations, group, target):
+            break
+        since = when
+    return since
+
+
+@EXAMPLES
+@given(histories(triples()))
+def test_the_target_is_healthy_and_unblocked_for_the_whole_hold_down(
+        history: list[Step]) -> None:
+    """Safety rule 7: an automatic failover happens only after a whole hold-down in which the
+    target was healthy and automation not frozen; a blocked period restarts it."""
+    assert hold_down_violations(play(history)) == []
+
+
+def hold_down_violations(trace: Trace) -> list[str]:
+    found = []
+    for t, decision in switches(trace):
+        if decision.code != "failover":
+            continue
+        states = next(s for when, s, _ in trace.states if when == t)
+        target = states[decision.group].active
+        since = target_healthy_since(trace, decision.group, t, target)
+        if since > t - CONFIG.policy.hold_down_s:
+            found.append(f"{decision.group}: failover to {target} at {t:.2f}; healthy and "
+                         f"unblocked only since {since:.2f}")
+    return found
+
+
+def test_the_hold_down_property_catches_a_hold_down_that_survives_a_blocked_period() -> None:
+    """The defect: both databases fail (fail-open blocks the switch), dc2's recovery is seen
+    just before dc1's: the old rule failed over at once, its hold-down having run all along."""
+    both = profile(("dc1", "dc2"), ("db",))
+    history = [Step(10, both), Step(30, both), Step(60, profile(("dc1",), ("db",))),
+               Step(0.1, frozenset())]
+    assert hold_down_violations(play(history)) == []
+    broken = play(history, engine=StickyHoldDown(CONFIG))
+    assert hold_down_violations(broken) != []
+
+
+class StickyHoldDown(Engine):
+    """The old rule: the hold-down counts from the first suspicion, blocked or not."""
+
+    def _active_down(self, cycle, active, view):  # type: ignore[no-untyped-def]
+        state = cycle.state
+        if state.suspect_since is not None:
+            cycle.state = replace(state, hold_down_from=state.suspect_since)
+            blocked = self._auto_blocked(cycle, self.layout.other(state.active))
+            if blocked is None and cycle.now - state.suspect_since >= self.policy.hold_down_s:
+                self.begin_switch(cycle, self.layout.other(state.active), "failover",
+                                  "sticky hold-down", "auto")
+                return
+        super()._active_down(cycle, active, view)
