@@ -1,8 +1,9 @@
 """The agents in the simulated world: one per serving site, driving `failover.core.agent`.
 
 An agent follows desired state only through `should_apply` (newer epochs) and announces what
-`announcement` says for its session and lease; a route outlives its process, and the
-supervisor's stop hook demotes a dead or frozen agent's site to backup.
+`announcement` says for its last confirmation and lease (a connected agent confirms every
+cycle; a disconnected one last did when it lost its connection); a route outlives its process,
+and the supervisor's stop hook holds a dead or frozen agent's primary within `stop_hook_s`.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class Agents:
                        for g, s in ((g, world.config.groups[g].steering) for g in self.groups)}
         self.cached: dict[str, dict[str, GroupState | None]] = {}
         self.route: dict[tuple[str, str], Announcement] = {}  # (group, site): in effect
+        self.epoch: dict[tuple[str, str], int] = {}  # (group, site): epoch of the route's steering
         self.dns: dict[str, tuple[str, int]] = {}  # group -> (site, epoch) at the name servers
         self.applying: dict[tuple[str, str], bool] = {}
         self.unreported: dict[tuple[str, str], Applied] = {}
@@ -45,6 +47,7 @@ class Agents:
                 state = desired[group]
                 announced = state.announcement(site, self.backup[group])
                 self.route[(group, site)] = announced
+                self.epoch[(group, site)] = state.epoch
                 self.world.leadership.applied[(group, site)] = Applied(
                     group, site, state.epoch, announced, 0.0, True, "bootstrap")
         for group in self.groups:
@@ -75,14 +78,41 @@ class Agents:
         self.world.after(self.world.model.daemons.react_s, self.evaluate, site)
 
     def stop_hook(self, daemon: Daemon) -> None:
-        """The supervisor's stop hook: a dead or frozen agent's site is demoted to backup."""
+        """The supervisor's stop hook, run when an agent's process ends: it holds the site's
+        primary (never demotes further) within `cluster.daemon.stop_hook_s`."""
         if self.owner.get(daemon.site) != daemon.name:
             return
         for group in self.groups:
+            self.applying[(group, daemon.site)] = False
+        hook_s = self.world.config.cluster.daemon.stop_hook_s
+        self.world.after(hook_s, self._stop_hook_ran, (daemon.name, daemon.gen))
+
+    def _stop_hook_ran(self, arg: tuple[str, int]) -> None:
+        name, gen = arg
+        daemon = self.world.daemons[name]
+        if daemon.gen != gen or not self.world.power[daemon.site]:
+            return  # restarted already (it took over its routes), or the routers are off
+        for group in self.groups:
             key = (group, daemon.site)
-            self.applying[key] = False
             if self.bgp[group] and self.route[key] == "primary":
-                self._set_route(key, "backup", "stop hook demotes to backup")
+                self._set_route(key, "held", "stop hook holds the primary")
+
+    def confirmed_at(self, daemon: Daemon) -> float | None:
+        """The start of the agent's last read of desired state on a live session: now while
+        connected (it reads every cycle), else when it lost the connection."""
+        return self.world.now if daemon.connected else daemon.disconnected_at
+
+    def keep_alive_until(self, daemon: Daemon) -> float:
+        """The last instant the daemon may feed its watchdog (`core.agent`): unbounded unless
+        its site's primary stands on the lease alone."""
+        if self.owner.get(daemon.site) != daemon.name or daemon.connected:
+            return float("inf")
+        cluster = self.world.config.cluster.daemon
+        limits = [core_agent.keep_alive_until(
+            daemon.disconnected_at, lease_s=self.world.config.lease_s(group),
+            watchdog_s=cluster.watchdog_s, cycle_s=cluster.cycle_s)
+            for group in self.groups if self.route[(group, daemon.site)] == "primary"]
+        return min(limits, default=float("inf"))
 
     def power_changed(self, site: str, on: bool) -> None:
         """A site's routers lose power (their routes go) or boot (announcing nothing yet)."""
@@ -92,15 +122,22 @@ class Agents:
             key = (group, site)
             self.applying[key] = False
             if self.bgp[group] and not on:
-                self._set_route(key, "withdrawn", "routers lost power")
+                self._set_route(key, "withdrawn", "routers lost power", fault=True)
 
-    def _set_route(self, key: tuple[str, str], announced: Announcement, why: str) -> None:
+    def _set_route(self, key: tuple[str, str], announced: Announcement, why: str,
+                   epoch: int | None = None, fault: bool = False) -> None:
+        """Change what a site's router announces. `epoch`: the desired state's epoch an agent
+        applied (None: the stop hook or a fault, which keep the epoch); `fault`: not steering
+        at all (the routers lost power)."""
+        if epoch is not None and epoch > self.epoch.get(key, 0):
+            self.epoch[key] = epoch
         if self.route[key] == announced:
             return
+        old = self.route[key]
         self.route[key] = announced
         self.world.log("route", f"{key[1]} {key[0]} {announced}: {why}")
         self.world.traffic.route_changed(key, announced)
-        self.world.checker.route_changed()
+        self.world.checker.route_changed(key, old, announced, epoch, fault)
 
     # --- the agent's cycle -----------------------------------------------------------------
 
@@ -117,19 +154,24 @@ class Agents:
                 if core_agent.should_apply(desired[group].epoch,
                                            known.epoch if known else None):
                     cached[group] = desired[group]
-        session = world.session_state(daemon)
+        confirmed = self.confirmed_at(daemon)
         for group in self.groups:
             state = cached.get(group)
             lease = world.config.lease_s(group)
-            announced, why = core_agent.announcement(
-                state, site, backup=self.backup[group], session=session,  # type: ignore[arg-type]
-                lost_at=daemon.disconnected_at, now=world.now, lease_s=lease)
             key = (group, site)
-            if announced == "primary" and session != "connected":
-                ends = core_agent.lease_ends_at(daemon.disconnected_at, lease)
+            if self.bgp[group]:
+                announced, why = core_agent.announcement(
+                    state, site, backup=self.backup[group], in_effect=self.route[key],
+                    confirmed_at=confirmed, now=world.now, lease_s=lease)
+            elif state is not None and daemon.connected:  # DNS: updates need a session
+                announced, why = state.announcement(site, False), f"epoch {state.epoch}"
+            else:
+                announced, why = self.route[key], "no session: DNS stays as it is"
+            if self.bgp[group] and announced == "primary" and not daemon.connected:
+                ends = core_agent.lease_ends_at(confirmed, lease)
                 if ends is not None:
                     world.at(ends, self.evaluate, site)
-            epoch = state.epoch if state else 0
+            epoch = state.epoch if state else self.epoch.get(key, 0)
             if self.bgp[group]:
                 if self.route[key] != announced:
                     if not self.applying.get(key):
@@ -156,10 +198,11 @@ class Agents:
         if daemon.paused:
             return  # frozen mid-call: it applies again when it resumes
         if self.bgp[group]:
-            self._set_route(key, announced, why)
+            self._set_route(key, announced, why, epoch)
         elif self.dns[group][1] < epoch:  # the update's prerequisite: an older epoch
             self.dns[group] = (site, epoch)
             world.log("dns", f"{group} -> {site} (epoch {epoch})")
+            world.checker.dns_changed(group, site, epoch)
             world.traffic.dns_changed(group, site)
         self.evaluate(site)
 

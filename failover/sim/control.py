@@ -26,6 +26,8 @@ from failover.core.model import (
     Step,
     target_key,
 )
+from failover.core.agent import sessions_gone
+from failover.core.freshness import Arrival, restamp
 from failover.core.policy import View
 
 if TYPE_CHECKING:
@@ -222,15 +224,19 @@ class Observers:
 
     # --- what the leader reads ---------------------------------------------------------------
 
-    def observations(self, now: float) -> list[Observation]:
+    def observations(self, now: float, *, true_time: bool = False) -> list[Observation]:
+        """What the observers published, stamped by their own (maybe skewed) clocks, or with
+        `true_time` on the world's clock (for the checker's ground truth)."""
         out = []
         sites = self.world.daemons
+        clock = (lambda _site, t: t) if true_time else self.world.site_clock
         for name, published in self.published.items():
             hb = self.heartbeat[name]
-            at = now if hb is None else hb
             site = sites[name].site
+            at = clock(site, now if hb is None else hb)  # stamped by the observer's own clock
             for key, (verdict, since, reason) in published.items():
-                out.append(Observation(name, site, key, verdict, since, at, reason))  # type: ignore[arg-type]
+                out.append(Observation(name, site, key, verdict, clock(site, since), at,  # type: ignore[arg-type]
+                                       reason))
         return out
 
 
@@ -246,6 +252,9 @@ class Leadership:
         self._pending = False
         self._wake: float | None = None
         self._said: dict[str, str] = {}
+        self._reader: tuple[str | None, int | None] = (None, None)
+        self._gone_at: dict[str, float] = {}
+        self._arrivals: dict[str, Arrival] = {}
         self.switches = 0
         self.switch_log: list[tuple[float, str]] = []  # (time, group) of every switch started
         self.history: list[tuple[float, str, GroupState]] = []  # (time, code, state)
@@ -290,12 +299,25 @@ class Leadership:
         self.changed()
         return True
 
-    def view(self) -> View:
+    def agents(self) -> frozenset[str]:
+        """Serving sites whose agent holds a session (its ephemeral member node exists)."""
         world = self.world
-        agents = frozenset(site for site, name in world.agents.owner.items()
-                           if world.daemons[name].session in world.sessions)
-        return View(world.now, world.observers.observations(world.now), dict(self.applied),
-                    agents)
+        return frozenset(site for site, name in world.agents.owner.items()
+                         if world.daemons[name].session in world.sessions)
+
+    def view(self) -> View:
+        """What the acting leader reads: observations restamped on its own clock, and when it
+        first saw each site's agent gone (both forgotten when another daemon leads)."""
+        world = self.world
+        now = world.now
+        reader = (world.leader, world.leader_session())
+        if reader != self._reader:
+            self._reader, self._gone_at, self._arrivals = reader, {}, {}
+        agents = self.agents()
+        self._gone_at = sessions_gone(self._gone_at, agents, world.serving, now)
+        self._arrivals, observations = restamp(self._arrivals,
+                                               world.observers.observations(now), now)
+        return View(now, observations, dict(self.applied), agents, dict(self._gone_at))
 
     def step(self) -> None:
         leader = self.acting()

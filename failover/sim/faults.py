@@ -54,6 +54,16 @@ class ZooKeeperFault(Strict):
     group: str | None = None
 
 
+class ClockSkew(Strict):
+    """A site's wall clock runs off (its NTP failed): `offset_s` at once, then `drift_ppm`."""
+
+    kind: Literal["clock_skew"]
+    site: str
+    offset_s: float = Field(default=30.0, allow_inf_nan=False, ge=-86400, le=86400)
+    drift_ppm: float = Field(default=0.0, allow_inf_nan=False, ge=-1e5, le=1e5)
+    group: str | None = None
+
+
 class DaemonFault(Strict):
     kind: Literal["daemon_crash", "daemon_pause"]
     instance: str = Field(description="an instance name, or `leader`")
@@ -77,7 +87,8 @@ class Freeze(Strict):
 
 
 FaultSpec = Annotated[
-    ServiceFault | PowerLoss | LinkFault | ZooKeeperFault | DaemonFault | Switchover | Freeze,
+    ServiceFault | PowerLoss | LinkFault | ZooKeeperFault | ClockSkew | DaemonFault | Switchover
+    | Freeze,
     Field(discriminator="kind"),
 ]
 OPERATOR_KINDS = ("switchover", "freeze", "unfreeze")
@@ -103,7 +114,7 @@ def problems(spec: FaultSpec, sites: list[str], serving: list[str], services: li
             found.append(("site", f"{spec.site!r} is not a serving site"))
         if spec.service not in services:
             found.append(("service", f"unknown service {spec.service!r}"))
-    elif isinstance(spec, PowerLoss | ZooKeeperFault) and spec.site not in any_site:
+    elif isinstance(spec, PowerLoss | ZooKeeperFault | ClockSkew) and spec.site not in any_site:
         found.append(("site", f"unknown site {spec.site!r}"))
     elif isinstance(spec, LinkFault):
         for end in spec.between:
@@ -127,11 +138,14 @@ def inject(world: World, spec: FaultSpec, label: str = "") -> Callable[[], None]
         return _service(world, spec, label)
     if isinstance(spec, PowerLoss):
         site = resolve_site(world, spec.site, spec.group)
-        record = world.open_fault(spec.kind, label or f"{site} loses power", (site,))
+        record = world.open_fault(spec.kind, label or f"{site} loses power", (site,),
+                                  places=(site,))
         world.set_power(site, False)
         return _ender(world, record, lambda: world.set_power(site, True))
     if isinstance(spec, LinkFault):
         return _link(world, spec, label)
+    if isinstance(spec, ClockSkew):
+        return _clock(world, spec, label)
     if isinstance(spec, ZooKeeperFault):
         return _zookeeper(world, spec, label)
     return _daemon(world, spec, label)
@@ -151,7 +165,7 @@ def _service(world: World, spec: ServiceFault, label: str) -> Callable[[], None]
     words = {"service_down": "stops", "service_flap": "flaps", "service_slow": "slows down",
              "service_partial": f"fails {spec.fraction:.0%} of requests"}
     record = world.open_fault(spec.kind, label or f"{site} {spec.service} {words[spec.kind]}",
-                              (site,))
+                              (site,), places=(site,), service=spec.service)
     fid = record.id
     if spec.kind == "service_down":
         service.down += 1
@@ -194,7 +208,8 @@ def _link(world: World, spec: LinkFault, label: str) -> Callable[[], None]:
             "probe_loss": f"{spec.loss:.0%} loss"}[spec.kind]
     # only a fault between the clients and a site hurts that site's serving
     touched = tuple(s for s in (a, b) if s in serving) if CLIENTS in (a, b) else ()
-    record = world.open_fault(spec.kind, label or f"link {a}{arrow}{b} {what}", touched, inter)
+    record = world.open_fault(spec.kind, label or f"link {a}{arrow}{b} {what}", touched, inter,
+                              places=tuple(end for end in (a, b) if end != CLIENTS))
     for key in directions:
         link = world.links[key]
         if spec.kind == "link_cut":
@@ -216,6 +231,19 @@ def _link(world: World, spec: LinkFault, label: str) -> Callable[[], None]:
     return _ender(world, record, undo)
 
 
+def _clock(world: World, spec: ClockSkew, label: str) -> Callable[[], None]:
+    site = resolve_site(world, spec.site, spec.group)
+    record = world.open_fault(spec.kind, label or f"{site}'s clock {spec.offset_s:+g} s"
+                              + (f", {spec.drift_ppm:+g} ppm" if spec.drift_ppm else ""),
+                              places=(site,))
+    world.clock_skew[site] = (spec.offset_s, spec.drift_ppm * 1e-6, world.now)
+    world.observers.version += 1
+
+    def undo() -> None:
+        world.clock_skew.pop(site, None)
+    return _ender(world, record, undo)
+
+
 def _zookeeper(world: World, spec: ZooKeeperFault, label: str) -> Callable[[], None]:
     site = resolve_site(world, spec.site, spec.group)
     stopped: list[int] = []
@@ -224,7 +252,7 @@ def _zookeeper(world: World, spec: ZooKeeperFault, label: str) -> Callable[[], N
             world.zk_servers[index] = (where, False)
             stopped.append(index)
     record = world.open_fault(spec.kind, label or f"{len(stopped)} ZooKeeper server(s) in "
-                                                   f"{site} stop")
+                                                   f"{site} stop", places=(site,))
     world.refresh_coordination()
 
     def undo() -> None:
@@ -243,7 +271,8 @@ def _daemon(world: World, spec: DaemonFault, label: str) -> Callable[[], None]:
     # A site's agent is what may hold its primary announcement: losing it is a fault of the site.
     touched = (daemon.site,) if world.agents.owner.get(daemon.site) == name else ()
     if spec.kind == "daemon_crash":
-        record = world.open_fault(spec.kind, label or f"{name} crashes", touched)
+        record = world.open_fault(spec.kind, label or f"{name} crashes", touched,
+                                  places=(daemon.site,))
         daemon.held_down += 1
         world.crash(name, "crashed", restart=False)
 
@@ -252,7 +281,8 @@ def _daemon(world: World, spec: DaemonFault, label: str) -> Callable[[], None]:
             if not daemon.alive and not daemon.held_down and world.power[daemon.site]:
                 world.start(name)
         return _ender(world, record, restart)
-    record = world.open_fault(spec.kind, label or f"{name} freezes", touched)
+    record = world.open_fault(spec.kind, label or f"{name} freezes", touched,
+                              places=(daemon.site,))
     world.pause(name)
     return _ender(world, record, lambda: world.resume(name))
 

@@ -44,7 +44,6 @@ class DaemonWorld(Strict):
     """How the daemons behave and are supervised."""
 
     react_s: float = Field(default=0.05, gt=0, description="watch to action")
-    watchdog_s: float = Field(default=3.0, gt=0, description="a frozen daemon is killed after")
     restart_s: float = Field(default=5.0, gt=0, description="the supervisor restarts after")
 
 

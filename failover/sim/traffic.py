@@ -7,6 +7,7 @@ from the fault that preceded it to the moment the rate is back.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -18,6 +19,19 @@ if TYPE_CHECKING:
     from failover.sim.world import World
 
 DNS_STEPS = 6  # a TTL's worth of caches expiring, in this many steps
+# AS-path length of each announcement, as the lab's edge routers prepend (failover.lab.bird)
+PATH_LENGTH: dict[Announcement, int] = {"primary": 0, "held": 1, "backup": 3}
+
+
+def best_path(seen: Mapping[str, Announcement], order: Sequence[str]) -> str | None:
+    """The site whose route the upstream router picks, as BGP does: the shortest AS path,
+    ties to the first site of `order` (the lab's BIRD: the lowest router id, dc1's); None when
+    nobody announces. Never a split."""
+    ranked = [(PATH_LENGTH[a], order.index(site)) for site, a in seen.items()
+              if a != "withdrawn"]
+    if not ranked:
+        return None
+    return order[min(ranked)[1]]
 
 
 @dataclass(slots=True)
@@ -130,9 +144,8 @@ class Traffic:
         if not self.bgp[group]:
             return self.share[group]
         sites = self.world.serving
-        chosen = [s for s in sites if self.seen.get((group, s)) == "primary"]
-        chosen = chosen or [s for s in sites if self.seen.get((group, s)) == "backup"]
-        return {s: 1 / len(chosen) for s in chosen}
+        best = best_path({s: self.seen.get((group, s), "withdrawn") for s in sites}, sites)
+        return {} if best is None else {best: 1.0}
 
     def top(self, group: str) -> str:
         """The site that most of the group's clients reach, `split` or `none`."""

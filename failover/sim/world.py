@@ -100,6 +100,8 @@ class FaultRecord:
     end: float | None = None
     sites: tuple[str, ...] = ()  # the serving sites whose service to clients it hurts
     inter_site_cut: bool = False  # a cut between the two serving sites only
+    places: tuple[str, ...] = ()  # every site it touches in any way (links, servers, daemons)
+    service: str | None = None  # the service a service fault acts on
 
 
 class World:
@@ -148,6 +150,8 @@ class World:
         self.daemons = {name: Daemon(name, inst.site, tuple(inst.roles))
                         for name, inst in self.config.instances.items()}
         self.faults: list[FaultRecord] = []
+        # site -> (offset s, drift s/s, since): how far its wall clock is off (clock_skew)
+        self.clock_skew: dict[str, tuple[float, float, float]] = {}
         self._fault_ids = 0
         self.observers = Observers(self)
         self.leadership = Leadership(self)
@@ -195,6 +199,14 @@ class World:
 
     def trace(self) -> str:
         return "\n".join(self.lines) + "\n"
+
+    def site_clock(self, site: str, t: float) -> float:
+        """What `site`'s wall clock reads at true time `t`."""
+        skew = self.clock_skew.get(site)
+        if skew is None:
+            return t
+        offset, drift, since = skew
+        return t + offset + drift * (t - since)
 
     # --- the network ---------------------------------------------------------------------
 
@@ -327,6 +339,7 @@ class World:
         self.log("session", f"{name} session {session} expired")
         self.election = [(d, s) for d, s in self.election if s != session]
         self._elect()
+        self.leadership.changed()  # its ephemeral member node is gone: the leader's watch
         daemon = self.daemons.get(name)
         if daemon is not None and daemon.session == session:
             self.agents.session_changed(daemon)
@@ -387,18 +400,20 @@ class World:
         daemon = self.daemons[name]
         if not daemon.running:
             return
+        last_keep_alive = min(self.now, self.agents.keep_alive_until(daemon))
         daemon.paused = True
         daemon.paused_at = self.now
         self.log("daemon", f"{name} frozen")
         self.refresh_coordination()
-        self.at(self.now + self.model.daemons.watchdog_s, self._watchdog, (name, daemon.gen))
+        self.at(last_keep_alive + self.config.cluster.daemon.watchdog_s, self._watchdog,
+                (name, daemon.gen))
 
     def _watchdog(self, arg: tuple[str, int]) -> None:
         name, gen = arg
         daemon = self.daemons[name]
         if daemon.paused and daemon.gen == gen:
-            self.crash(name, f"killed by the watchdog after {self.model.daemons.watchdog_s:g} s "
-                             "without a keep-alive")
+            self.crash(name, "killed by the watchdog after "
+                             f"{self.config.cluster.daemon.watchdog_s:g} s without a keep-alive")
 
     def resume(self, name: str) -> None:
         daemon = self.daemons[name]
@@ -413,9 +428,11 @@ class World:
     # --- faults' ground truth ------------------------------------------------------------
 
     def open_fault(self, kind: str, label: str, sites: tuple[str, ...] = (),
-                   inter_site_cut: bool = False) -> FaultRecord:
+                   inter_site_cut: bool = False, places: tuple[str, ...] = (),
+                   service: str | None = None) -> FaultRecord:
         self._fault_ids += 1
-        record = FaultRecord(self._fault_ids, kind, label, self.now, None, sites, inter_site_cut)
+        record = FaultRecord(self._fault_ids, kind, label, self.now, None, sites, inter_site_cut,
+                             places, service)
         self.faults.append(record)
         self.log("operator" if kind == "operator" else "fault",
                  label if kind == "operator" else f"#{record.id} {label}")

@@ -26,10 +26,15 @@ def test_two_primaries_longer_than_the_bound_are_a_violation() -> None:
     assert any("both primary" in line for line in world.checker.violations[0].trace)
 
 
+def test_the_bound_is_one_steering_apply() -> None:
+    world = _world()
+    assert world.checker.bound_s["web"] == world.model.steering.apply_s
+
+
 def test_a_short_overlap_within_the_bound_is_not_a_violation() -> None:
     world = _world()
     world.at(10.0, lambda _: world.agents._set_route(("web", "dc2"), "primary", "test"))
-    world.at(11.0, lambda _: world.agents._set_route(("web", "dc1"), "backup", "test"))
+    world.at(10.15, lambda _: world.agents._set_route(("web", "dc1"), "backup", "test"))
     world.run_until(60.0)
     assert world.checker.violations == []
 

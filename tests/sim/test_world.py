@@ -34,7 +34,7 @@ def test_a_fault_is_probed_at_the_check_interval_then_goes_quiet() -> None:
     assert world.leadership.switches == 0  # the standby site failing moves nothing
 
 
-def test_without_quorum_the_primary_demotes_to_backup_after_the_lease_never_withdrawn() -> None:
+def test_without_quorum_the_primary_is_held_after_the_lease_never_withdrawn() -> None:
     world = _world()
     _at(world, 10.0, lambda: inject(world, ZooKeeperFault(kind="zookeeper_server_down",
                                                           site="dc2", count=2)))
@@ -44,7 +44,7 @@ def test_without_quorum_the_primary_demotes_to_backup_after_the_lease_never_with
     assert not world.quorum_ready
     assert world.agents.route[("web", "dc1")] == "primary"  # within the lease (6 s)
     world.run_until(20.0)
-    assert world.agents.route[("web", "dc1")] == "backup"
+    assert world.agents.route[("web", "dc1")] == "held"
     assert world.agents.route[("web", "dc2")] == "backup"
     world.run_until(120.0)
     assert world.leadership.switches == 0
@@ -73,14 +73,14 @@ def test_session_expires_only_with_a_quorum_and_after_the_timeout() -> None:
 
 
 def test_lease_expiry_is_reached_even_when_the_rule_rounds_at_its_deadline() -> None:
-    # (511.993 + 6) - 511.993 < 6 in floating point: the rule must still say backup at the
+    # (511.993 + 6) - 511.993 < 6 in floating point: the rule must still say held at the
     # deadline lease_ends_at names, so the agent neither loops there nor stays primary.
     world = _world()
     _at(world, 511.993, lambda: inject(world, LinkFault(kind="link_cut", between=("dc1", "dc2"))))
     _at(world, 511.993, lambda: inject(world, LinkFault(kind="link_cut",
                                                         between=("dc1", "witness"))))
     world.run_until(530.0)
-    assert world.agents.route[("web", "dc1")] == "backup"
+    assert world.agents.route[("web", "dc1")] == "held"
     assert world._seq < 5000
 
 
@@ -95,3 +95,15 @@ def test_a_one_one_one_ensemble_keeps_its_quorum_when_a_site_dies() -> None:
     assert world.quorum_ready and world.quorum_sites == ("dc2", "witness")
     assert world.leadership.desired["web"].active == "dc2"
     assert world.leadership.desired["web"].phase == "steady"
+
+
+def test_the_upstream_picks_one_path_never_a_split() -> None:
+    from failover.sim.traffic import best_path
+
+    order = ["dc1", "dc2"]
+    assert best_path({"dc1": "backup", "dc2": "backup"}, order) == "dc1"  # lowest router id
+    assert best_path({"dc1": "backup", "dc2": "held"}, order) == "dc2"
+    assert best_path({"dc1": "held", "dc2": "primary"}, order) == "dc2"
+    assert best_path({"dc1": "primary", "dc2": "primary"}, order) == "dc1"
+    assert best_path({"dc1": "withdrawn", "dc2": "backup"}, order) == "dc2"
+    assert best_path({"dc1": "withdrawn", "dc2": "withdrawn"}, order) is None
