@@ -23,7 +23,10 @@ def _instance(config_file: str, instance: str):  # type: ignore[no-untyped-def]
 @click.option("--instance", required=True, help="This daemon's name under `instances`.")
 @click.option("--log-level", default="INFO",
               type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]))
-def run(config_file: str, instance: str, log_level: str) -> None:
+@click.option("--clock-offset-s", type=click.FloatRange(-86400, 86400), default=0.0,
+              hidden=True, help="Testing only: stamp observations with a wall clock this far "
+              "off, as a site whose NTP failed would.")
+def run(config_file: str, instance: str, log_level: str, clock_offset_s: float) -> None:
     """Run one daemon instance: observer, leader and agent roles."""
     from failover.daemon import log
     from failover.daemon.runner import Daemon
@@ -32,7 +35,9 @@ def run(config_file: str, instance: str, log_level: str) -> None:
     log.setup(instance, log_level)
 
     async def main() -> int:
-        return await Daemon(config, instance, config_path=config_file).run()
+        daemon = Daemon(config, instance, config_path=config_file)
+        daemon.clock_offset_s = clock_offset_s
+        return await daemon.run()
 
     sys.exit(asyncio.run(main()))
 
@@ -41,9 +46,11 @@ def run(config_file: str, instance: str, log_level: str) -> None:
 @click.option("--config", "config_file", required=True, type=click.Path(dir_okay=False))
 @click.option("--instance", required=True)
 def demote(config_file: str, instance: str) -> None:
-    """Stop hook: demote this instance's site from primary to backup (never withdraw).
+    """Stop hook: demote this instance's site from primary to held (never withdraw).
 
     Run by the supervisor (systemd ExecStopPost=) after the daemon ends, however it ended.
+    A held site stays preferred over a backup: until a leader promotes the other site the
+    traffic stays where it is, and a daemon restarted soon takes primary back.
     """
     from failover.daemon.runner import bgp_steerers
 
@@ -56,7 +63,7 @@ def demote(config_file: str, instance: str) -> None:
             click.echo(f"{group} at {site}: {seen.announcement}; nothing to demote")
             continue
         announce = steerer.announce
-        result = announce("backup", 0)
+        result = announce("held", 0)
         failed |= result.outcome == "failed"
         click.echo(f"{group} at {site}: primary -> {result.announcement} ({result.outcome})")
     sys.exit(1 if failed else 0)

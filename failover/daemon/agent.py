@@ -1,8 +1,9 @@
 """The agent role: make this site's BGP announcements match the desired state.
 
-It reads the desired state while it has a session, and remembers the last one it saw. Without
-a session it keeps steering as it is, except that a primary demotes itself to backup once the
-lease runs out (core.agent). It reports what it applied whenever it can.
+Every cycle it reads the desired state while it has a session; the start of the last read that
+succeeded is its confirmation. A primary it cannot confirm for `lease_s` is held (core.agent):
+preferred over any backup, never withdrawn. It reports what it applied whenever it can.
+`primary_on_lease` tells the runner whether a primary is only held up by the lease.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ class Agent:
         self.desired: dict[str, GroupState] = {}
         self.in_effect: dict[str, InEffect] = {}
         self.unreported: dict[str, SteerResult] = {}
+        self.confirmed_at: float | None = None  # start of the last successful read
+        self.cycle_started_at = 0.0
 
     def _read_in_effect(self) -> None:
         """What the kernel tables hold, once, from the cycle's worker thread: pyroute2's
@@ -48,29 +51,29 @@ class Agent:
     def cycle(self, coordinator: Coordinator, now: float) -> float | None:
         """One agent cycle; returns when the lease would run out (None: no timer)."""
         self._read_in_effect()
-        session = coordinator.session_state()
-        lost_at = coordinator.disconnected_since()
-        if session == "connected":
+        self.cycle_started_at = now
+        if coordinator.session_state() == "connected":
             try:
                 for group in self.steerers:
                     state, _ = coordinator.desired(group)
                     if state is not None:
                         self.desired[group] = state
+                self.confirmed_at = now
             except CoordinatorUnavailable:
-                session = coordinator.session_state()
-                lost_at = coordinator.disconnected_since() or now
+                pass  # the last confirmation stands; the lease counts from it
         wakes: list[float] = []
         for group, steerer in self.steerers.items():
             steering = self.config.groups[group].steering
             assert isinstance(steering, BgpSteering)
             desired = self.desired.get(group)
-            want, why = rule.announcement(desired, self.site, backup=steering.backup,
-                                          session=session, lost_at=lost_at, now=now,
-                                          lease_s=steering.lease_s)
             current = self.in_effect[group]
-            epoch = desired.epoch if desired else 0
-            if want == "primary" and session != "connected":
-                end = rule.lease_ends_at(lost_at, steering.lease_s)
+            want, why = rule.announcement(desired, self.site, backup=steering.backup,
+                                          in_effect=current.announcement,
+                                          confirmed_at=self.confirmed_at, now=now,
+                                          lease_s=steering.lease_s)
+            epoch = desired.epoch if desired else current.epoch
+            if want == "primary":
+                end = rule.lease_ends_at(self.confirmed_at, steering.lease_s)
                 if end is not None:
                     wakes.append(end)
             if want == current.announcement and current.verified and (
@@ -85,6 +88,20 @@ class Agent:
                                        "outcome": result.outcome, "epoch": epoch}})
         self._report(coordinator, now)
         return min(wakes) if wakes else None
+
+    def may_keep_alive(self, now: float) -> bool:
+        """Whether the daemon may feed the watchdog now: yes, unless a primary in effect was
+        not confirmed by the last cycle and has stood on its lease for too long."""
+        daemon = self.config.cluster.daemon
+        for group, effect in self.in_effect.items():
+            if effect.announcement != "primary" or (
+                    self.confirmed_at is not None and self.confirmed_at >= self.cycle_started_at):
+                continue
+            until = rule.keep_alive_until(self.confirmed_at, lease_s=self.config.lease_s(group),
+                                          watchdog_s=daemon.watchdog_s, cycle_s=daemon.cycle_s)
+            if now > until:
+                return False
+        return True
 
     def _report(self, coordinator: Coordinator, now: float) -> None:
         if coordinator.session_state() != "connected":

@@ -25,6 +25,8 @@ from failover.coord import (
     Leadership,
 )
 from failover.core import Engine, View
+from failover.core import agent as agent_rule
+from failover.core.freshness import Arrival, restamp
 from failover.core.codec import to_dict
 from failover.core.model import Applied, Command, Decision, GroupState, SiteHealth, Step
 from failover.steer.base import Steerer
@@ -67,6 +69,10 @@ class Leader:
         self.dns = dict(dns or {})
         self.recorded: dict[str, tuple[str, str]] = {}  # group -> (kind, code) last audited
         self.last_step: Step | None = None
+        # On this leader's own clock: when it first saw each observer's latest stamp, and
+        # when it first saw each serving site without an agent session.
+        self.arrivals: dict[str, Arrival] = {}
+        self.gone_at: dict[str, float] = {}
         # DNS updates run beside the cycle (they retry for seconds); one at a time.
         self._dns_worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dns")
         self._dns_job: Future[None] | None = None
@@ -84,7 +90,10 @@ class Leader:
                 applied[(group, site)] = item
         agents = frozenset(m.site for m in coordinator.members().values()
                            if "agent" in m.roles and m.site in self.config.serving_sites)
-        view = View(now, coordinator.observations(), applied, agents)
+        self.gone_at = agent_rule.sessions_gone(self.gone_at, agents,
+                                                self.config.serving_sites, now)
+        self.arrivals, observations = restamp(self.arrivals, coordinator.observations(), now)
+        view = View(now, observations, applied, agents, dict(self.gone_at))
         return Snapshot(now, states, versions, view, coordinator.pending_commands())
 
     def cycle(self, coordinator: Coordinator, leadership: Leadership, now: float
@@ -96,12 +105,14 @@ class Leader:
         step = self.engine.step(snap.states, snap.view)
         self.last_step = step
         changed = [g for g, s in step.states.items() if snap.states.get(g) != s]
-        keep = [d for d in step.decisions if self._worth_keeping(d)]
+        recorded = dict(self.recorded)
+        keep = [d for d in step.decisions if self._worth_keeping(d, recorded)]
         if changed or keep:
             result = coordinator.commit(
                 leadership, desired=[(step.states[g], snap.versions[g]) for g in changed],
                 audit=[decision_record(d, step, leadership, now) for d in keep])
             snap.versions.update(result.versions)
+        self.recorded = recorded  # only once the decisions are in the audit trail
         for decision in keep:
             log.info(decision.sentence, extra={"fields": {
                 "group": decision.group, "kind": decision.kind, "code": decision.code,
@@ -114,12 +125,14 @@ class Leader:
     def close(self) -> None:
         self._dns_worker.shutdown(wait=False, cancel_futures=True)
 
-    def _worth_keeping(self, decision: Decision) -> bool:
-        """Desired changes always; alerts and info once per change of code (no audit spam)."""
+    @staticmethod
+    def _worth_keeping(decision: Decision, recorded: dict[str, tuple[str, str]]) -> bool:
+        """Desired changes always; alerts and info once per change of code (no audit spam).
+        `recorded` (group -> last audited kind and code) is updated as if this were kept."""
         key = (decision.kind, decision.code)
-        if decision.kind != "desired" and self.recorded.get(decision.group) == key:
+        if decision.kind != "desired" and recorded.get(decision.group) == key:
             return False
-        self.recorded[decision.group] = key
+        recorded[decision.group] = key
         return True
 
     def _command(self, coordinator: Coordinator, leadership: Leadership, snap: Snapshot,

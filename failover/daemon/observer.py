@@ -22,10 +22,16 @@ class Observer:
         self.scheduler = ProbeScheduler(targets_of(config), self._on_result)
         self.results: dict[str, CheckResult] = {}
         self.verdicts: dict[str, str] = {}
-        self.dirty = True
+        self.changes = 1  # verdict changes seen (by the probe loop's thread)
+        self.published_changes = 0  # ... of which the last publish included
         self.published_at = 0.0
         self.on_result: Callable[[str, CheckResult], None] | None = None  # e.g. metrics
         self._task: asyncio.Task[None] | None = None
+
+    @property
+    def running(self) -> bool:
+        """The probe loop is alive (started and not ended)."""
+        return self._task is not None and not self._task.done()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self.scheduler.run(), name="probes")
@@ -41,7 +47,7 @@ class Observer:
             self.on_result(target, result)
         if self.verdicts.get(target) != state.verdict:
             self.verdicts[target] = state.verdict
-            self.dirty = True
+            self.changes += 1
             self.on_change()
 
     def observations(self, now: float) -> list[Observation]:
@@ -51,11 +57,18 @@ class Observer:
                             now - (loop_now - state.since), now, state.reason)
                 for target, state in self.scheduler.states.items()]
 
+    @property
+    def dirty(self) -> bool:
+        """A verdict changed since what the last publish read."""
+        return self.changes != self.published_changes
+
     def publish_due(self, now: float) -> bool:
         return self.dirty or now - self.published_at >= self.config.cluster.daemon.heartbeat_s
 
-    def publish(self, coordinator: Coordinator, now: float) -> None:
-        coordinator.publish(self.observations(now))
-        self.dirty = False
+    def publish(self, coordinator: Coordinator, now: float, clock_offset_s: float = 0.0
+                ) -> None:
+        changes = self.changes  # read before the verdicts: a change after it stays dirty
+        coordinator.publish(self.observations(now + clock_offset_s))
+        self.published_changes = changes
         self.published_at = now
 

@@ -4,7 +4,12 @@ The loop wakes on coordinator watches, on verdict changes and on the core's time
 least every `cycle_s`. Coordinator and steering calls are blocking and bounded: they run in a
 worker thread so that probes, the API and the watchdog keep going. SIGTERM releases the
 leadership at once and leaves steering as it is (the supervisor's stop hook demotes);
-SIGHUP reloads a valid config or keeps the old one and says why.
+SIGHUP reloads a valid config or keeps the old one and says why, between two cycles.
+
+The watchdog is fed after each cycle that completed (so a cycle stuck in a blocking call is
+killed by the supervisor), while the probe loop runs, and, while a primary stands on its lease
+alone, only as long as `core.agent.keep_alive_until` allows: a stale primary then ends within
+the bound the leader waits for.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from failover.coord import (
 )
 from failover.daemon.agent import Agent
 from failover.daemon.leader import Leader
-from failover.daemon.notify import Notifier, watchdog_interval_s
+from failover.daemon.notify import Notifier
 from failover.daemon.observer import Observer
 from failover.steer.base import Steerer
 from failover.steer.bird import BirdSteerer
@@ -85,6 +90,8 @@ class Daemon:
         self.notifier = Notifier()
         self.wake = asyncio.Event()
         self.stopping = False
+        self.reload_requested = False
+        self.clock_offset_s = 0.0  # testing only: how far off this site's wall clock is
         self.leadership: Leadership | None = None
         self.started_at = time.time()
         self.cycles = 0
@@ -109,7 +116,13 @@ class Daemon:
         if self.observer is not None:
             self.observer.on_result = self.metrics.probe
 
+    def request_reload(self) -> None:
+        """SIGHUP: reload between two cycles, never while a cycle uses the roles."""
+        self.reload_requested = True
+        self.wake.set()
+
     async def reload(self) -> None:
+        self.reload_requested = False
         if not self.config_path:
             return
         try:
@@ -140,7 +153,7 @@ class Daemon:
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, self.stop)
         loop.add_signal_handler(signal.SIGINT, self.stop)
-        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self.reload()))
+        loop.add_signal_handler(signal.SIGHUP, self.request_reload)
         def wake(_topic: str) -> None:
             loop.call_soon_threadsafe(self.wake.set)
 
@@ -150,19 +163,21 @@ class Daemon:
         api = await self._start_api()
         await asyncio.to_thread(self._connect)
         self.notifier.ready(f"{self.instance} in {self.site}")
-        pinger = asyncio.create_task(self._keepalive(), name="watchdog")
         log.info("started", extra={"fields": {"site": self.site, "roles": list(self.roles)}})
         try:
             while not self.stopping:
+                if self.reload_requested:
+                    await self.reload()
                 try:
                     wake_at = await asyncio.to_thread(self.cycle_once, time.time())
-                except Exception:  # a bug must not stop probes, steering or the watchdog
+                except Exception:  # the agent's part failed: no progress, no keep-alive
                     log.exception("cycle failed")
                     wake_at = None
+                else:
+                    self.keep_alive(time.time())
                 await self._sleep_until(wake_at)
         finally:
             self.notifier.stopping()
-            pinger.cancel()
             await asyncio.to_thread(self._release)
             if self.leader is not None:
                 self.leader.close()
@@ -187,11 +202,16 @@ class Daemon:
             await asyncio.wait_for(self.wake.wait(), timeout)
         self.wake.clear()
 
-    async def _keepalive(self) -> None:
-        interval = watchdog_interval_s() or 1.0
-        while True:
-            self.notifier.watchdog()
-            await asyncio.sleep(interval)
+    def keep_alive(self, now: float) -> bool:
+        """Feed the watchdog after a completed cycle, if the probe loop runs and no primary
+        has outlived what its lease allows (`core.agent.keep_alive_until`)."""
+        observer = self.observer
+        if observer is not None and not observer.running:
+            return False
+        if self.agent is not None and not self.agent.may_keep_alive(now):
+            return False
+        self.notifier.watchdog()
+        return True
 
     def _connect(self) -> None:
         connect = getattr(self.coordinator, "connect", None)  # a ZooKeeper session, if any
@@ -220,6 +240,8 @@ class Daemon:
                 self._problem(f"coordinator unavailable: {exc}")
             except CoordinatorError as exc:
                 self._problem(f"{type(exc).__name__}: {exc}")
+            except Exception:  # a bug in the leader's part must not stop this site's agent
+                log.exception("leader or observer cycle failed")
         elif self.leadership is not None:
             log.warning("session not connected: acting as leader no more")
             self.leadership = None
@@ -236,7 +258,7 @@ class Daemon:
     def _coordinated(self, now: float) -> float | None:
         self.coordinator.register(self.member)
         if self.observer is not None and self.observer.publish_due(now):
-            self.observer.publish(self.coordinator, now)
+            self.observer.publish(self.coordinator, now, self.clock_offset_s)
         if self.leader is None:
             return None
         leadership = self.coordinator.campaign()

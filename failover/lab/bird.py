@@ -2,8 +2,8 @@
 
 An edge router learns the service prefix from a dedicated kernel table (the agent's route,
 `failover.steer.BirdSteerer`) and exports it to the isp: clean while the route's metric is below
-the group's backup metric (primary), with AS-path prepends otherwise (backup), and not at all
-without the route (withdrawn). The isp imports every site's announcement and installs its best
+the group's held metric (primary), with one AS-path prepend below the backup metric (held),
+with three at or above it (backup), and not at all without the route (withdrawn). The isp imports every site's announcement and installs its best
 route into its kernel, so packets from the client follow it.
 """
 
@@ -15,7 +15,9 @@ from pathlib import Path
 from failover.lab import netns as nets
 from failover.lab.topology import ISP_AS, ISP_ROUTER_ID, UPLINKS
 
-PREPENDS = 3
+# AS-path prepends per announcement: the isp prefers the shortest path, so a primary (none)
+# wins over a held former primary (one), which wins over a backup (three).
+PREPENDS = {"primary": 0, "held": 1, "backup": 3}
 TIMERS = ("hold time 3; keepalive time 1; connect delay time 1; connect retry time 2; "
           "error wait time 1, 5;")
 
@@ -26,6 +28,7 @@ class Export:
 
     prefix: str
     table: int
+    metric_held: int
     metric_backup: int
 
 
@@ -62,10 +65,13 @@ def site_config(run_dir: Path, site: str, exports: list[Export], protocol: str) 
           export none; }};
 }}""" for table in tables
     )
-    prepends = " ".join(f"bgp_path.prepend({uplink.asn});" for _ in range(PREPENDS))
+    def prepend(kind: str) -> str:
+        return " ".join(f"bgp_path.prepend({uplink.asn});" for _ in range(PREPENDS[kind]))
+
     rules = "\n".join(
         f"  if net = {e.prefix} && proto = \"steer{e.table}\" then {{\n"
-        f"    if krt_metric >= {e.metric_backup} then {{ {prepends} }}\n"
+        f"    if krt_metric >= {e.metric_backup} then {{ {prepend('backup')} }}\n"
+        f"    else if krt_metric >= {e.metric_held} then {{ {prepend('held')} }}\n"
         f"    accept;\n  }}" for e in exports
     )
     return f"""# failover lab: the edge router of {site}

@@ -216,7 +216,7 @@ class Lab:
             nets.kill_pids([pid], grace_s=0.0)
 
     def _exports(self, site: str) -> list[birds.Export]:
-        return [birds.Export(g.prefix, g.sites[site].table, g.metric_backup)
+        return [birds.Export(g.prefix, g.sites[site].table, g.metric_held, g.metric_backup)
                 for g in self._bgp_groups() if site in g.sites]
 
     def _protocol(self, site: str) -> str:

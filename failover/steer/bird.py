@@ -1,9 +1,10 @@
 """BGP steering through BIRD: the agent's kernel route is the announcement.
 
 The site's BIRD learns one dedicated kernel table (`learn` in a `kernel` protocol) and exports
-the group's prefix to the upstream: clean while the route's metric is below the group's backup
-metric (primary), with AS-path prepends at or above it (backup), not at all without a route
-(withdrawn). When several routes for the prefix exist BIRD uses the lowest metric, so a change
+the group's prefix to the upstream: clean while the route's metric is below the group's held
+metric (primary), with one AS-path prepend below the backup metric (held: a former primary
+that cannot confirm it still is one), with more at or above it (backup), not at all without a
+route (withdrawn). When several routes for the prefix exist BIRD uses the lowest metric, so a change
 adds the new route before it deletes the old one: the prefix is never absent in between.
 """
 
@@ -113,7 +114,7 @@ class BirdSteerer(Steerer):
 
     def _converge(self, announcement: Announcement, deadline: float) -> bool:
         metrics = self._metrics(deadline)
-        target = {"primary": self.steering.metric_primary,
+        target = {"primary": self.steering.metric_primary, "held": self.steering.metric_held,
                   "backup": self.steering.metric_backup}.get(announcement)
         changed = False
         if target is None and self._in_effect(metrics) == "primary":
@@ -180,7 +181,10 @@ class BirdSteerer(Steerer):
     def _in_effect(self, metrics: set[int]) -> Announcement:
         if not metrics:
             return "withdrawn"
-        return "primary" if min(metrics) < self.steering.metric_backup else "backup"
+        best = min(metrics)
+        if best < self.steering.metric_held:
+            return "primary"
+        return "held" if best < self.steering.metric_backup else "backup"
 
     def _safe_in_effect(self, deadline: float) -> Announcement:
         try:
@@ -249,4 +253,4 @@ def _as_seen(path: tuple[int, ...] | None) -> Announcement:
     """An exported route's AS path (without the sender's own AS) -> what it announces."""
     if path is None:
         return "withdrawn"
-    return "backup" if path else "primary"
+    return "primary" if not path else "held" if len(path) == 1 else "backup"
