@@ -10,7 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from failover.core.model import Applied, Command, GroupState, Observation
 
@@ -163,6 +163,12 @@ class Coordinator(ABC):
     role: Role
 
     # --- session ---------------------------------------------------------------------------
+
+    @abstractmethod
+    def connect(self, timeout_s: float = 10.0) -> Self:
+        """Start the session (once; calling again only waits) and return self; raise
+        `CoordinatorUnavailable` if not connected within `timeout_s`. The client keeps trying
+        in the background after that, so a caller may go on and retry its calls later."""
 
     @abstractmethod
     def session_state(self) -> SessionState:

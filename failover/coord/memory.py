@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import Self
 
 from failover.coord.audit import GENESIS, chain
 from failover.coord.base import (
@@ -205,6 +206,13 @@ class MemoryCoordinator(Coordinator):
         self._observe(self.store.clock())
 
     # --- session -------------------------------------------------------------------------------
+
+    def connect(self, timeout_s: float = 10.0) -> Self:
+        """The in-memory session starts with the client: nothing to start, nothing to wait for
+        (time is the store's clock); says only whether it is connected now."""
+        if self._state != "connected":
+            raise CoordinatorUnavailable(f"{self.instance}: session {self._state}")
+        return self
 
     def session_state(self) -> SessionState:
         return self._state
