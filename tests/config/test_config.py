@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -12,8 +13,9 @@ from failover.config import ConfigError, load_config, parse_config
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "two-dc.yaml"
 
 
-def example_data() -> dict:  # type: ignore[type-arg]
-    return yaml.safe_load(EXAMPLE.read_text())
+def example_data() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load(EXAMPLE.read_text())
+    return data
 
 
 def problems(data: object) -> list[str]:

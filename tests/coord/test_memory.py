@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from failover.coord import (
@@ -92,9 +94,11 @@ def test_a_cut_off_agent_holds_primary_for_its_lease_then_demotes_to_backup() ->
 def trace(seed_names: tuple[str, ...]) -> list[str]:
     clock, store, clients = world(*seed_names)
     events: list[str] = []
+    def recorder(name: str) -> Callable[[str], None]:
+        return lambda topic: events.append(f"{clock():.2f} {name} {topic}")
+
     for client in clients:
-        client.subscribe(lambda topic, name=client.instance: events.append(
-            f"{clock():.2f} {name} {topic}"))
+        client.subscribe(recorder(client.instance))
     for round_no in range(6):
         for client in clients:
             try:

@@ -42,7 +42,8 @@ def test_without_quorum_the_primary_demotes_to_backup_after_the_lease_never_with
                                                           site="witness")))
     world.run_until(15.0)
     assert not world.quorum_ready
-    assert world.agents.route[("web", "dc1")] == "primary"  # within the lease (6 s)
+    route = world.agents.route
+    assert route[("web", "dc1")] == "primary"  # within the lease (6 s)
     world.run_until(20.0)
     assert world.agents.route[("web", "dc1")] == "backup"
     assert world.agents.route[("web", "dc2")] == "backup"
