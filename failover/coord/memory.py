@@ -1,4 +1,4 @@
-"""`MemoryCoordinator`: the `Coordinator` contract in memory, for unit tests and the simulator.
+"""`MemoryCoordinator`: the `Coordinator` contract in memory, on an injected clock, for unit tests.
 
 No threads, no real time: time comes from the injected `clock`. Several clients (one per
 instance) share one `MemoryStore`, which plays the ZooKeeper ensemble: sessions expire when a

@@ -1,7 +1,8 @@
 """End to end under faults: daemons killed or frozen, ZooKeeper's quorum lost, the witness cut off.
 
 The daemons run under `failover supervise` with the stop hook `failover demote`: a killed or
-frozen daemon cannot demote its own site, so its supervisor does (DESIGN.md safety rule 2).
+frozen daemon cannot demote its own site, and the kernel route it set outlives it, so its
+supervisor does (see docs/failover@.service).
 """
 
 from __future__ import annotations
