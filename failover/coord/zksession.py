@@ -220,9 +220,9 @@ class ZooKeeperSession:
         self._callbacks.append(callback)
 
     def close(self) -> None:
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(KazooException, OSError):  # a connection already broken
             self._zk.stop()
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(KazooException, OSError):
             self._zk.close()
         self._on_state(KazooState.LOST)
 

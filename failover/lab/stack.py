@@ -190,7 +190,7 @@ class Stack:
         """Stop everything by PID (daemons first, so their stop hooks run), then the lab."""
         problems: list[str] = []
         for daemon in self.daemons.values():
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(OSError):  # SIGCONT to a process that may be gone
                 daemon.process.resume()
         stoppers = [threading.Thread(target=d.stop) for d in self.daemons.values()]
         for thread in stoppers:
@@ -230,8 +230,7 @@ class Stack:
             try:
                 coordinator.connect(timeout_s=5.0)
             except BaseException:
-                with contextlib.suppress(Exception):
-                    coordinator.close()
+                coordinator.close()  # idempotent, and it never raises
                 raise
             self._coordinator = coordinator
         return call(self._coordinator)
@@ -240,7 +239,7 @@ class Stack:
         if self._operator is not None:
             if self._coordinator is not None:
                 coordinator = self._coordinator
-                with contextlib.suppress(Exception):
+                with contextlib.suppress(*OPERATOR_ERRORS, concurrent.futures.BrokenExecutor):
                     self._operator.submit(coordinator.close).result(10.0)
             self._operator.shutdown(wait=False)
         self._operator = None
