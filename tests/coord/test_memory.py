@@ -12,6 +12,7 @@ from failover.coord import (
     MemoryCoordinator,
     MemoryStore,
     NotLeader,
+    SessionState,
 )
 from failover.core.agent import announcement, lease_ends_at
 from failover.core.model import GroupState
@@ -122,6 +123,6 @@ def test_same_calls_give_the_same_trace() -> None:
 def held(since: float | None, now: float, lease_s: float) -> str:
     """What a primary whose session went away at `since` announces now (core.agent's rule)."""
     primary = GroupState("web", "dc1")
-    session = "connected" if since is None else "suspended"
-    return announcement(primary, "dc1", backup=True, session=session,  # type: ignore[arg-type]
+    session: SessionState = "connected" if since is None else "suspended"
+    return announcement(primary, "dc1", backup=True, session=session,
                         lost_at=since, now=now, lease_s=lease_s)[0]

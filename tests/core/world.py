@@ -104,5 +104,5 @@ class Run:
     def codes(self, group: str = "web") -> list[str]:
         return [d.code for d in self.decisions if d.group == group]
 
-    def state(self, group: str = "web"):  # type: ignore[no-untyped-def]
+    def state(self, group: str = "web") -> GroupState:
         return self.states[group]
