@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 import click
-from kazoo.exceptions import KazooException
 
 from failover.api.commands import BadRequest, parse_at, parse_duration
 from failover.cli.common import EXIT_FAILED, EXIT_USAGE, fail, load_or_exit
@@ -51,7 +50,7 @@ def timeout_option(default: str) -> Callable[[Callable[..., None]], Callable[...
 def operator_name() -> str:
     try:
         user = getpass.getuser()
-    except Exception:  # no user name in this environment
+    except (OSError, KeyError):  # no user name in this environment (no passwd entry)
         user = "unknown"
     return f"{user}@{socket.gethostname()}"
 
@@ -79,8 +78,6 @@ def connected(config: Config) -> Iterator[Coordinator]:
         fail(f"ZooKeeper unreachable ({', '.join(zk.hosts)}): {exc}")
     except CoordinatorError as exc:
         fail(f"ZooKeeper: {exc}")
-    except KazooException as exc:  # not translated by the coordinator: still no traceback
-        fail(f"ZooKeeper: {type(exc).__name__}: {exc}")
     finally:
         coordinator.close()
 

@@ -148,7 +148,7 @@ class CheckBase(Strict):
 
     @property
     def recheck_s(self) -> float:
-        """The interval while a verdict is changing (STYLE.md: a faster re-check)."""
+        """The interval while a verdict is changing: a faster re-check, as keepalived does."""
         if self.fast_interval_s is not None:
             return self.fast_interval_s
         return max(self.timeout_s, self.interval_s / 2)

@@ -2,7 +2,7 @@
 
 Two implementations keep the same contract and run the same contract tests:
 `ZooKeeperCoordinator` (kazoo, a real ensemble) and `MemoryCoordinator` (in memory, driven by an
-injected clock, for unit tests and the simulator).
+injected clock, for unit tests; the simulator models coordination itself, in `failover.sim`).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from failover.core.model import Applied, Command, GroupState, Observation
 
@@ -135,9 +135,13 @@ class Coordinator(ABC):
     connected every call raises `CoordinatorUnavailable` and no write is sent. After `lost` the
     coordinator makes a new session by itself; the caller then calls `register()` and
     `campaign()` again (both are idempotent and cheap when nothing changed).
-    Rules (DESIGN, STYLE 7): suspended → the leader issues no writes and no steering changes;
-    lost → leadership is gone, campaign again; agents keep steering as it is, and demote a
-    primary to backup only after `lease_s` without a session (see `coord.lease`).
+    Rules: suspended → the leader issues no writes and no steering changes; lost → leadership
+    is gone, campaign again; agents keep steering as it is, and demote a primary to backup
+    (never withdrawn) only after `lease_s` without a session, measured from
+    `disconnected_since()` (`failover.core.agent.announcement` and `lease_ends_at`).
+
+    Errors: every error a method raises is a `CoordinatorError` (the subclasses below); no
+    error of the underlying client (kazoo) ever leaves a coordinator.
 
     Wake-ups: `subscribe(callback)` registers a plain callable that receives a `Topic`. It is
     called on any session state change and when something read earlier may have changed
@@ -163,6 +167,12 @@ class Coordinator(ABC):
     role: Role
 
     # --- session ---------------------------------------------------------------------------
+
+    @abstractmethod
+    def connect(self, timeout_s: float = 10.0) -> Self:
+        """Start the session (once; calling again only waits) and return self; raise
+        `CoordinatorUnavailable` if not connected within `timeout_s`. The client keeps trying
+        in the background after that, so a caller may go on and retry its calls later."""
 
     @abstractmethod
     def session_state(self) -> SessionState:

@@ -1,4 +1,4 @@
-"""`MemoryCoordinator`: the `Coordinator` contract in memory, for unit tests and the simulator.
+"""`MemoryCoordinator`: the `Coordinator` contract in memory, on an injected clock, for unit tests.
 
 No threads, no real time: time comes from the injected `clock`. Several clients (one per
 instance) share one `MemoryStore`, which plays the ZooKeeper ensemble: sessions expire when a
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import Self
 
 from failover.coord.audit import GENESIS, chain
 from failover.coord.base import (
@@ -205,6 +206,13 @@ class MemoryCoordinator(Coordinator):
         self._observe(self.store.clock())
 
     # --- session -------------------------------------------------------------------------------
+
+    def connect(self, timeout_s: float = 10.0) -> Self:
+        """The in-memory session starts with the client: nothing to start, nothing to wait for
+        (time is the store's clock); says only whether it is connected now."""
+        if self._state != "connected":
+            raise CoordinatorUnavailable(f"{self.instance}: session {self._state}")
+        return self
 
     def session_state(self) -> SessionState:
         return self._state

@@ -117,27 +117,35 @@ class Layout:
         return f"{self.base}/term"
 
     def member(self, instance: str) -> str:
+        _name("instance", instance)
         return f"{self.base}/members/{instance}"
 
     def contender_prefix(self, instance: str, session_id: int) -> str:
         return f"{self.base}/leader/{instance}@{session_id:x}#"
 
     def observation(self, instance: str) -> str:
+        _name("instance", instance)
         return f"{self.base}/observations/{instance}"
 
     def state(self, group: str) -> str:
+        _name("group", group)
         return f"{self.base}/state/{group}"
 
     def applied_dir(self, group: str) -> str:
+        _name("group", group)
         return f"{self.base}/applied/{group}"
 
     def applied(self, group: str, site: str) -> str:
+        _name("group", group)
+        _name("site", site)
         return f"{self.base}/applied/{group}/{site}"
 
     def command(self, command_id: str) -> str:
+        _name("command id", command_id)
         return f"{self.base}/commands/{command_id}"
 
     def result(self, command_id: str) -> str:
+        _name("command id", command_id)
         return f"{self.base}/results/{command_id}"
 
     @property
@@ -146,6 +154,13 @@ class Layout:
 
     def audit_entry(self, seq: int) -> str:
         return f"{self.base}/audit/entry-{seq:0{SEQ_DIGITS}d}"
+
+
+def _name(kind: str, value: str) -> None:
+    """Refuse a name that ZooKeeper would refuse (or read as another node) as a path element."""
+    if (not value or value in (".", "..") or "/" in value
+            or any(ord(char) < 0x20 or 0x7F <= ord(char) <= 0x9F for char in value)):
+        raise CoordinatorError(f"{kind} {value!r} cannot name a ZooKeeper node")
 
 
 def parse_contender(name: str) -> tuple[int, str, int]:

@@ -3,30 +3,47 @@
 Every call is a kazoo `*_async(...)` bounded by `op_timeout_s` (plain kazoo calls block forever
 while disconnected). Session changes arrive on kazoo's thread and only update local state and
 wake subscribers.
+
+Errors: no kazoo exception leaves the coordinator. `_call` turns the session's failures into
+`CoordinatorUnavailable` and refusals into `NotAuthorized`, and lets `NoNodeError` and
+`NodeExistsError` through to the code that expects them; every public method is wrapped by
+`edge`, which translates whatever kazoo error is left (`translate`). Malformed node contents
+are a `CoordinatorError` naming the node (`decoded`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Self
+from typing import Any, ParamSpec, Self, TypeVar
 
 from kazoo.client import KazooClient, KazooState
 from kazoo.exceptions import (
-    ConnectionClosedError,
+    AuthFailedError,
+    BadVersionError,
+    ConnectionDropped,
     ConnectionLoss,
+    KazooException,
     NoAuthError,
     NodeExistsError,
     NoNodeError,
+    NotReadOnlyCallError,
+    OperationTimeoutError,
+    RequestTimeoutError,
     SessionExpiredError,
+    SessionMovedError,
+    ThrottledOpError,
+    ZookeeperStoppedError,
 )
 from kazoo.protocol.states import EventType, WatchedEvent
 
 from failover.coord.base import (
     Callback,
+    CoordinatorError,
     CoordinatorUnavailable,
     Leadership,
     Member,
@@ -34,6 +51,7 @@ from failover.coord.base import (
     Role,
     SessionState,
     Topic,
+    VersionConflict,
 )
 from failover.coord.zklayout import (
     DIRS,
@@ -43,7 +61,52 @@ from failover.coord.zklayout import (
 )
 
 log = logging.getLogger("failover.coord.zookeeper")
-_UNAVAILABLE = (ConnectionLoss, SessionExpiredError, ConnectionClosedError)
+P = ParamSpec("P")
+R = TypeVar("R")
+T = TypeVar("T")
+# No usable session, or no answer in time (ConnectionClosedError is a SessionExpiredError).
+_UNAVAILABLE = (ConnectionLoss, SessionExpiredError, ConnectionDropped, OperationTimeoutError,
+                RequestTimeoutError, SessionMovedError, NotReadOnlyCallError, ThrottledOpError,
+                ZookeeperStoppedError)
+_REFUSED = (NoAuthError, AuthFailedError)
+_MALFORMED = (ValueError, KeyError, TypeError, AttributeError)  # what decoding bad JSON raises
+
+
+def translate(what: str, error: KazooException) -> CoordinatorError:
+    """The `CoordinatorError` that stands for a kazoo error."""
+    kind = type(error).__name__
+    if isinstance(error, _UNAVAILABLE):
+        return CoordinatorUnavailable(f"{what}: {kind}")
+    if isinstance(error, _REFUSED):
+        return NotAuthorized(f"{what}: not authorized ({kind})")
+    if isinstance(error, BadVersionError):
+        return VersionConflict(f"{what}: the node changed meanwhile ({kind})")
+    detail = f": {error}" if str(error) else ""
+    return CoordinatorError(f"{what}: ZooKeeper refused it ({kind}{detail})")
+
+
+def edge(method: Callable[P, R]) -> Callable[P, R]:
+    """Wrap a public method: a kazoo error still unhandled inside becomes a CoordinatorError."""
+
+    @functools.wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except KazooException as exc:
+            raise translate(method.__name__, exc) from exc
+
+    return wrapper
+
+
+def decoded(what: str, decoder: Callable[[bytes], T], data: bytes) -> T:
+    """`decoder(data)`, with malformed contents (a bug or tampering) a CoordinatorError."""
+    try:
+        return decoder(data)
+    except _MALFORMED as exc:
+        kind = type(exc).__name__
+        raise CoordinatorError(f"{what}: malformed contents ({kind}: {exc})") from None
+
+
 _STATES: dict[str, SessionState] = {
     KazooState.CONNECTED: "connected", KazooState.SUSPENDED: "suspended", KazooState.LOST: "lost",
 }
@@ -79,14 +142,18 @@ class ZooKeeperSession:
         self.audit_keep = audit_keep
         self.commands_keep = commands_keep
         own = {"daemon": daemon, "operator": operator}.get(role)
-        self._zk = KazooClient(
-            hosts=hosts if isinstance(hosts, str) else ",".join(hosts),
-            timeout=session_timeout_s,
-            auth_data=[own.auth] if own else None,
-            connection_retry={"max_tries": -1, "delay": 0.05, "backoff": 1.5, "max_delay": 0.5},
-            logger=log,
-            **(tls or {}),
-        )
+        try:
+            self._zk = KazooClient(
+                hosts=hosts if isinstance(hosts, str) else ",".join(hosts),
+                timeout=session_timeout_s,
+                auth_data=[own.auth] if own else None,
+                connection_retry={"max_tries": -1, "delay": 0.05, "backoff": 1.5,
+                                  "max_delay": 0.5},
+                logger=log,
+                **(tls or {}),
+            )
+        except (KazooException, ValueError) as exc:
+            raise CoordinatorError(f"{instance}: ZooKeeper client settings: {exc}") from None
         self._lock = threading.Lock()
         self._callbacks: list[Callback] = []
         self._state: SessionState = "lost"
@@ -109,6 +176,7 @@ class ZooKeeperSession:
 
     # --- session -------------------------------------------------------------------------------
 
+    @edge
     def connect(self, timeout_s: float = 10.0) -> Self:
         """Start the session; raise CoordinatorUnavailable if not connected within `timeout_s`
         (the client keeps trying in the background). A daemon also creates the layout.
@@ -130,6 +198,7 @@ class ZooKeeperSession:
             self.ensure_layout()
         return self
 
+    @edge
     def ensure_layout(self) -> None:
         """Create the base path and its folders with their ACLs (idempotent). A daemon does it
         at its first write if `connect()` could not (the ensemble was down at start)."""
@@ -151,9 +220,9 @@ class ZooKeeperSession:
         self._callbacks.append(callback)
 
     def close(self) -> None:
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(KazooException, OSError):  # a connection already broken
             self._zk.stop()
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(KazooException, OSError):
             self._zk.close()
         self._on_state(KazooState.LOST)
 
@@ -202,10 +271,11 @@ class ZooKeeperSession:
         return watcher
 
     def _own_node_watch(self, event: WatchedEvent) -> None:
-        if event.type == EventType.DELETED and event.path == self._contender:
+        if event.type == EventType.DELETED:
             with self._lock:
-                self._leadership = None
-                self._contender = None
+                if event.path == self._contender:
+                    self._leadership = None
+                    self._contender = None
         self._wake("leadership")
 
     def _wake(self, topic: Topic) -> None:
@@ -224,10 +294,8 @@ class ZooKeeperSession:
             raise CoordinatorUnavailable(
                 f"{what}: no answer within {self.op_timeout_s:g} s"
             ) from None
-        except _UNAVAILABLE as exc:
-            raise CoordinatorUnavailable(f"{what}: {type(exc).__name__}") from None
-        except NoAuthError:
-            raise NotAuthorized(f"{what}: not authorized as {self.role}") from None
+        except (*_UNAVAILABLE, *_REFUSED) as exc:
+            raise translate(f"{what} as {self.role}", exc) from None
 
     def _enter(self, write: bool = False) -> int:
         if self._state != "connected" or self._session_id is None:

@@ -54,7 +54,7 @@ from failover.coord.zklayout import (
     parse_contender,
     read_identity,
 )
-from failover.coord.zksession import ZooKeeperSession
+from failover.coord.zksession import ZooKeeperSession, decoded, edge
 from failover.core.codec import decode, encode
 from failover.core.model import Applied, Command, GroupState, Observation
 
@@ -96,6 +96,7 @@ class ZooKeeperCoordinator(ZooKeeperSession, Coordinator):
 
     # --- membership ----------------------------------------------------------------------------
 
+    @edge
     def register(self, member: Member) -> None:
         session_id = self._enter(write=True)
         if self._member_done == member:
@@ -116,19 +117,22 @@ class ZooKeeperCoordinator(ZooKeeperSession, Coordinator):
             self._call(self._zk.set_async(path, encode_member(member)), f"register {path}")
         self._member_done = member
 
+    @edge
     def members(self) -> dict[str, Member]:
         self._enter()
         names = self._children(self.layout.dir("members"), "members")
         found = self._get_many([self.layout.member(name) for name in names], "members")
-        return {decode_member(data).instance: decode_member(data) for data in found.values()}
+        members = [decoded(path, decode_member, data) for path, data in found.items()]
+        return {member.instance: member for member in members}
 
     # --- election ------------------------------------------------------------------------------
 
+    @edge
     def campaign(self) -> Leadership | None:
         session_id = self._enter(write=True)
         leader_dir = self.layout.dir("leader")
         names = self._children(leader_dir, "leadership")
-        contenders = sorted(parse_contender(name) + (name,) for name in names)
+        contenders = sorted(_contender(name) + (name,) for name in names)
         mine = [c for c in contenders if c[1] == self.instance and c[2] == session_id]
         if mine:
             for extra in mine[1:]:  # left by a create whose answer was lost
@@ -137,8 +141,6 @@ class ZooKeeperCoordinator(ZooKeeperSession, Coordinator):
             own = f"{leader_dir}/{mine[0][3]}"
             won = contenders[0] == mine[0]
         else:
-            with self._lock:
-                self._leadership = None
             prefix = self.layout.contender_prefix(self.instance, session_id)
             own = self._call(
                 self._zk.create_async(prefix, b"", acl=self.acls.node, ephemeral=True,
@@ -147,17 +149,30 @@ class ZooKeeperCoordinator(ZooKeeperSession, Coordinator):
             )
             # Look again: a contender that joined just before may hold a lower number.
             names = self._children(leader_dir, "leadership")
-            seqs = [parse_contender(name)[0] for name in names]
-            won = bool(seqs) and min(seqs) == parse_contender(own)[0]
-        self._contender = own
-        self._call(self._zk.exists_async(own, watch=self._own_node_watch), "watch own node")
-        if not won:
-            with self._lock:
+            seqs = [_contender(name)[0] for name in names]
+            won = bool(seqs) and min(seqs) == _contender(own.rsplit("/", 1)[1])[0]
+        with self._lock:  # kazoo's thread writes these too (session changes, the node's watch)
+            if self._session_id != session_id:
+                raise CoordinatorUnavailable(f"{self.instance}: the session changed meanwhile")
+            if self._contender != own:  # a new election node: what the old one won is gone
                 self._leadership = None
-            return None
-        if self._leadership is None:
-            self._leadership = self._take_term(own)
-        return self._leadership
+            self._contender = own
+        stat = self._call(self._zk.exists_async(own, watch=self._own_node_watch),
+                          "watch own node")
+        with self._lock:
+            if stat is None and self._contender == own:  # gone before the watch was armed
+                self._contender = None
+            if stat is None or not won or self._contender != own:
+                self._leadership = None
+                return None
+            held = self._leadership
+        if held is None:
+            held = self._take_term(own)
+            with self._lock:
+                if self._contender != own or self._session_id != session_id:
+                    return None  # the node went while the term was taken
+                self._leadership = held
+        return held
 
     def _take_term(self, own: str) -> Leadership:
         """Bump the term, fenced by this instance's election node."""
@@ -165,7 +180,7 @@ class ZooKeeperCoordinator(ZooKeeperSession, Coordinator):
             found = self._get(self.layout.term, None)
             if found is None:
                 raise CoordinatorError(f"{self.layout.term} is missing: run a daemon first")
-            term = int(found[0] or b"0") + 1
+            term = _term(found[0]) + 1
             transaction = self._zk.transaction()
             transaction.check(own, 0)
             transaction.set_data(self.layout.term, str(term).encode(), found[1].version)
@@ -179,28 +194,31 @@ class ZooKeeperCoordinator(ZooKeeperSession, Coordinator):
         raise CoordinatorUnavailable(f"{self.instance}: could not take a term")
 
     def leadership(self) -> Leadership | None:
-        return self._leadership if self._state == "connected" else None
+        with self._lock:
+            return self._leadership if self._state == "connected" else None
 
+    @edge
     def leader(self) -> Leadership | None:
         self._enter()
         names = self._children(self.layout.dir("leader"), "leadership")
         if not names:
             return None
-        _, instance, _ = min(parse_contender(name) for name in names)
+        _, instance, _ = min(_contender(name) for name in names)
         found = self._get(self.layout.term, None)
-        return Leadership(instance, int(found[0] or b"0") if found else 0)
+        return Leadership(instance, _term(found[0]) if found else 0)
 
+    @edge
     def resign(self) -> None:
         self._enter(write=True)
-        own, self._contender = self._contender, None
         with self._lock:
-            self._leadership = None
+            own, self._contender, self._leadership = self._contender, None, None
         if own is not None:
             with contextlib.suppress(NoNodeError):
                 self._call(self._zk.delete_async(own), "resign")
 
     # --- observations --------------------------------------------------------------------------
 
+    @edge
     def publish(self, observations: Sequence[Observation]) -> None:
         session_id = self._enter(write=True)
         path = self.layout.observation(self.instance)
@@ -214,21 +232,26 @@ class ZooKeeperCoordinator(ZooKeeperSession, Coordinator):
         self._put(path, data, ephemeral=True)
         self._published = True
 
+    @edge
     def observations(self) -> list[Observation]:
         self._enter()
         names = self._children(self.layout.dir("observations"), "observations")
         found = self._get_many([self.layout.observation(name) for name in names], "observations")
-        return [item for path in sorted(found) for item in decode_observations(found[path])]
+        return [item for path in sorted(found)
+                for item in decoded(path, decode_observations, found[path])]
 
     # --- desired and applied state -------------------------------------------------------------
 
+    @edge
     def desired(self, group: str) -> tuple[GroupState | None, int]:
         self._enter()
-        found = self._get(self.layout.state(group), "desired")
+        path = self.layout.state(group)
+        found = self._get(path, "desired")
         if found is None:
             return None, NO_NODE
-        return decode(GroupState, found[0]), int(found[1].version)
+        return decoded(path, _group_state, found[0]), int(found[1].version)
 
+    @edge
     def commit(
         self,
         leadership: Leadership,
@@ -238,7 +261,8 @@ class ZooKeeperCoordinator(ZooKeeperSession, Coordinator):
         audit: Sequence[AuditRecord] = (),
     ) -> CommitResult:
         self._enter(write=True)
-        own, held = self._contender, self._leadership
+        with self._lock:
+            own, held = self._contender, self._leadership
         if own is None or held != leadership:
             raise NotLeader(f"{self.instance}: does not hold {leadership} (holds {held})")
         self._check_epochs(desired)
@@ -296,7 +320,9 @@ class ZooKeeperCoordinator(ZooKeeperSession, Coordinator):
                 raise VersionConflict(
                     f"desired state of {state.group}: version {held_version}, expected {version}"
                 )
-            if data is not None and state.epoch < decode(GroupState, data).epoch:
+            held = None if data is None else decoded(f"desired state of {state.group}",
+                                                     _group_state, data)
+            if held is not None and state.epoch < held.epoch:
                 raise VersionConflict(
                     f"desired state of {state.group}: epoch {state.epoch} would go backwards"
                 )
@@ -322,7 +348,7 @@ class ZooKeeperCoordinator(ZooKeeperSession, Coordinator):
         data, stat = found
         if not data:
             return (0, GENESIS), int(stat.version)
-        head = json_loads(data)
+        head = decoded(self.layout.audit, json_loads, data)
         return (int(head["seq"]), str(head["hash"])), int(stat.version)
 
     def _prune(self, own: str) -> None:
@@ -340,19 +366,22 @@ class ZooKeeperCoordinator(ZooKeeperSession, Coordinator):
                     transaction.delete(path)
                 self._call(transaction.commit_async(), "prune")
 
+    @edge
     def report_applied(self, applied: Applied) -> None:
         self._enter(write=True)
         self._put(self.layout.applied(applied.group, applied.site), encode(applied))
 
+    @edge
     def applied(self, group: str) -> dict[str, Applied]:
         self._enter()
         sites = self._children(self.layout.applied_dir(group), "applied")
         found = self._get_many([self.layout.applied(group, site) for site in sites], "applied")
-        values = [decode(Applied, data) for data in found.values()]
+        values = [decoded(path, _applied, data) for path, data in found.items()]
         return {value.site: value for value in sorted(values, key=lambda value: value.site)}
 
     # --- operator commands ---------------------------------------------------------------------
 
+    @edge
     def submit(self, command: Command) -> str:
         self._enter()
         try:
@@ -368,6 +397,7 @@ class ZooKeeperCoordinator(ZooKeeperSession, Coordinator):
                 "has run against this ensemble yet") from None
         return str(path).rsplit("/", 1)[1]
 
+    @edge
     def pending_commands(self) -> list[Command]:
         self._enter()
         ids = self._children(self.layout.dir("commands"), "commands")
@@ -375,31 +405,34 @@ class ZooKeeperCoordinator(ZooKeeperSession, Coordinator):
         pending = [cid for cid in ids if cid not in done]
         found = self._get_many([self.layout.command(cid) for cid in pending], None)
         return [
-            replace(decode(Command, found[self.layout.command(cid)]), id=cid)
+            replace(decoded(self.layout.command(cid), _command, found[self.layout.command(cid)]),
+                    id=cid)
             for cid in pending
             if self.layout.command(cid) in found
         ]
 
+    @edge
     def command_result(self, command_id: str) -> CommandResult | None:
         self._enter()
-        found = self._get(self.layout.result(command_id), None)
-        return None if found is None else decode_result(found[0])
+        path = self.layout.result(command_id)
+        found = self._get(path, None)
+        return None if found is None else decoded(path, decode_result, found[0])
 
     # --- audit ---------------------------------------------------------------------------------
 
+    @edge
     def audit(self, limit: int | None = None) -> list[AuditEntry]:
         self._enter()
         names = self._children(self.layout.audit, "audit")
         if limit is not None:
             names = names[-limit:] if limit > 0 else []
         found = self._get_many([f"{self.layout.audit}/{name}" for name in names], None)
-        return [decode_entry(found[path]) for path in sorted(found)]
+        return [decoded(path, decode_entry, found[path]) for path in sorted(found)]
 
+    @edge
     def audit_head(self) -> tuple[int, str]:
         self._enter()
         return self._audit_head()[0]
-
-
 
 
 def _first_failure(results: list[Any]) -> tuple[int, Exception] | None:
@@ -413,8 +446,35 @@ def _first_failure(results: list[Any]) -> tuple[int, Exception] | None:
 def json_loads(data: bytes) -> dict[str, Any]:
     value = json.loads(data)
     if not isinstance(value, dict):
-        raise CoordinatorError("malformed audit head")
+        raise ValueError("not a JSON object")
     return value
+
+
+def _group_state(data: bytes) -> GroupState:
+    return decode(GroupState, data)
+
+
+def _applied(data: bytes) -> Applied:
+    return decode(Applied, data)
+
+
+def _command(data: bytes) -> Command:
+    return decode(Command, data)
+
+
+def _term(data: bytes) -> int:
+    try:
+        return int(data or b"0")
+    except ValueError:
+        raise CoordinatorError(f"the term node holds {data[:20]!r}, not a number") from None
+
+
+def _contender(name: str) -> tuple[int, str, int]:
+    """`parse_contender`, with a stranger's node in the election folder a CoordinatorError."""
+    try:
+        return parse_contender(name)
+    except ValueError:
+        raise CoordinatorError(f"election node {name!r} is not one of ours") from None
 
 
 __all__ = ["ZooKeeperCoordinator"]

@@ -13,6 +13,7 @@ a crash, by their fixed `fo-` names and by the PIDs living in those namespaces.
 from __future__ import annotations
 
 import base64
+import functools
 import ipaddress
 import shutil
 import socket
@@ -21,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import dns.exception
 import dns.message
 import dns.query
 import dns.rcode
@@ -158,12 +160,12 @@ class Lab:
         """Until every BGP session is established and every name server answers (bounded)."""
         isp_socket = self.bird_socket("isp")
         for site in ROUTER_SITES:
-            wait_until(lambda s=site: protocol_state(isp_socket, s) == "Established",  # type: ignore[misc]
-                       timeout_s, f"BGP session isp-{site}")
+            wait_until(functools.partial(_established, isp_socket, site), timeout_s,
+                       f"BGP session isp-{site}", retry_on=(OSError, BirdError))
         for role in NAME_SERVERS:
             if self._dns_groups():
-                wait_until(lambda r=role: self._zone_loaded(r), timeout_s,  # type: ignore[misc]
-                           f"{role} name server")
+                wait_until(functools.partial(self._zone_loaded, role), timeout_s,
+                           f"{role} name server", retry_on=(OSError, dns.exception.DNSException))
 
     def _zone_loaded(self, role: str) -> bool:
         zone = self._dns_groups()[0][1].zone
@@ -387,3 +389,7 @@ def _owner(name: str, zone: str) -> str:
     if not name.endswith("."):
         return name
     return "@" if name == zone else name.removesuffix("." + zone)
+
+
+def _established(socket_path: str, site: str) -> bool:
+    return protocol_state(socket_path, site) == "Established"

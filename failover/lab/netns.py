@@ -58,10 +58,11 @@ def delete_namespace(ns: str) -> None:
     run(["ip", "netns", "delete", ns], check=False)
 
 
-def batch(ns: str, commands: Iterable[str]) -> None:
-    """Several `ip` commands inside `ns` in one call (`ip -batch`), stopping at the first error."""
+def batch(ns: str | None, commands: Iterable[str]) -> None:
+    """Several `ip` commands inside `ns` (None: the host's namespace) in one call (`ip -batch`),
+    stopping at the first error."""
     text = "\n".join(commands) + "\n"
-    run(["ip", "-n", ns, "-batch", "-"], input_text=text)
+    run(["ip", *(["-n", ns] if ns is not None else []), "-batch", "-"], input_text=text)
 
 
 def link_exists(ns: str, name: str) -> bool:

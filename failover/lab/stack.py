@@ -20,7 +20,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import copy
-import ctypes
+import functools
 import ipaddress
 import os
 import signal
@@ -32,6 +32,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+import dns.exception
 import dns.message
 import dns.query
 import dns.rdatatype
@@ -40,7 +41,7 @@ import yaml
 from failover.config import BgpSteering, Config, DnsSteering, parse_config
 from failover.config.load import resolve_files
 from failover.config.model import split_host_port
-from failover.coord import Coordinator
+from failover.coord import Coordinator, CoordinatorError
 from failover.core.model import GroupState
 from failover.lab.daemons import FAILOVER, SupervisedDaemon
 from failover.lab.lab import EXAMPLE_CONFIG, Lab
@@ -48,14 +49,19 @@ from failover.lab.netns import LabError
 from failover.lab.sites import FRONT_PORT, SERVICES, SiteServices, check_layout
 from failover.lab.testing import fetch
 from failover.lab.topology import NAME_SERVERS, RUN_DIR, UPLINKS, netns
-from failover.servers.process import wait_until
+from failover.servers.process import attempt, wait_until
 from failover.servers.zookeeper import ZooKeeperEnsemble
-from failover.steer.netns import netns_socket
+from failover.steer.netns import enter_netns, netns_socket
 
 T = TypeVar("T")
 OPERATOR_LOCATION = "client"
+# What the operator's view may raise while the lab settles: the coordinator's errors, and the
+# operator thread's TimeoutError (an OSError). Anything else is a bug and propagates.
+OPERATOR_ERRORS = (CoordinatorError, OSError)
+DNS_ERRORS = (OSError, dns.exception.DNSException)
+# Reading the status document while daemons start: also a key not there yet.
+STATUS_ERRORS = (*OPERATOR_ERRORS, KeyError)
 STACK_OVERRIDES: dict[str, Any] = {"groups": {"mail": {"services": ["mail", "db"]}}}
-CLONE_NEWNET = 0x40000000
 
 
 def merged(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
@@ -67,18 +73,6 @@ def merged(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, A
         else:
             out[key] = copy.deepcopy(value)
     return out
-
-
-def _enter_netns(ns: str) -> None:
-    """Move the calling thread (and the threads it starts later) into `ns` for good."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    fd = os.open(f"/run/netns/{ns}", os.O_RDONLY)
-    try:
-        if libc.setns(fd, CLONE_NEWNET) != 0:
-            errno = ctypes.get_errno()
-            raise OSError(errno, f"setns {ns}: {os.strerror(errno)}")
-    finally:
-        os.close(fd)
 
 
 class Stack:
@@ -196,7 +190,7 @@ class Stack:
         """Stop everything by PID (daemons first, so their stop hooks run), then the lab."""
         problems: list[str] = []
         for daemon in self.daemons.values():
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(OSError):  # SIGCONT to a process that may be gone
                 daemon.process.resume()
         stoppers = [threading.Thread(target=d.stop) for d in self.daemons.values()]
         for thread in stoppers:
@@ -223,7 +217,7 @@ class Stack:
         """Run `call(coordinator)` in the operator thread, as the operator identity."""
         if self._operator is None:
             self._operator = concurrent.futures.ThreadPoolExecutor(
-                1, thread_name_prefix="operator", initializer=_enter_netns,
+                1, thread_name_prefix="operator", initializer=enter_netns,
                 initargs=(netns(OPERATOR_LOCATION),))
         return self._operator.submit(self._call, call).result(timeout_s)
 
@@ -236,8 +230,7 @@ class Stack:
             try:
                 coordinator.connect(timeout_s=5.0)
             except BaseException:
-                with contextlib.suppress(Exception):
-                    coordinator.close()
+                coordinator.close()  # idempotent, and it never raises
                 raise
             self._coordinator = coordinator
         return call(self._coordinator)
@@ -246,7 +239,7 @@ class Stack:
         if self._operator is not None:
             if self._coordinator is not None:
                 coordinator = self._coordinator
-                with contextlib.suppress(Exception):
+                with contextlib.suppress(*OPERATOR_ERRORS, concurrent.futures.BrokenExecutor):
                     self._operator.submit(coordinator.close).result(10.0)
             self._operator.shutdown(wait=False)
         self._operator = None
@@ -254,10 +247,7 @@ class Stack:
 
     def leader(self) -> str | None:
         """The leading daemon's instance, None without one (or without ZooKeeper)."""
-        try:
-            found = self.operator(lambda c: c.leader(), 5.0)
-        except Exception:
-            return None
+        found = attempt(lambda: self.operator(lambda c: c.leader(), 5.0), OPERATOR_ERRORS, None)
         return found.instance if found else None
 
     def desired(self, group: str) -> GroupState | None:
@@ -297,14 +287,15 @@ class Stack:
         answers: dict[str, list[str]] = {}
         for role, address in NAME_SERVERS.items():
             query = dns.message.make_query(fqdn, "A")
-            try:
+
+            def ask(query: dns.message.Message = query, address: str = address) -> Any:
                 with netns_socket(netns("dns"), socket.AF_INET, socket.SOCK_DGRAM) as sock:
-                    reply = dns.query.udp(query, address, timeout=timeout_s, sock=sock)
-            except Exception:
-                answers[role] = []
-                continue
-            answers[role] = sorted(item.address for rrset in reply.answer
-                                   if rrset.rdtype == dns.rdatatype.A for item in rrset)
+                    return dns.query.udp(query, address, timeout=timeout_s, sock=sock)
+
+            reply = attempt(ask, DNS_ERRORS, None)  # no answer: the server is down or cut off
+            answers[role] = [] if reply is None else sorted(
+                item.address for rrset in reply.answer
+                if rrset.rdtype == dns.rdatatype.A for item in rrset)
         return answers
 
     def dns_site(self, answers: Mapping[str, list[str]] | None = None) -> str | None:
@@ -353,7 +344,8 @@ class Stack:
         """Until `steady_on(site)`; the seconds it took. TimeoutError says what was seen."""
         started = time.monotonic()
         try:
-            wait_until(lambda: self.steady_on(site), timeout_s, f"steady on {site}", 0.1)
+            wait_until(lambda: self.steady_on(site), timeout_s, f"steady on {site}", 0.1,
+                       retry_on=(*STATUS_ERRORS, *DNS_ERRORS, LabError))
         except TimeoutError:
             raise TimeoutError(f"not steady on {site} within {timeout_s:g} s: "
                                f"{self.describe()}") from None
@@ -382,8 +374,8 @@ class Stack:
         started = time.monotonic()
         for site in sites or self.config.serving_sites:
             left = max(0.1, timeout_s - (time.monotonic() - started))
-            wait_until(lambda s=site: self.healthy(s, every_vote), left,  # type: ignore[misc]
-                       f"{site} healthy", 0.2)
+            wait_until(functools.partial(self.healthy, site, every_vote), left,
+                       f"{site} healthy", 0.2, retry_on=STATUS_ERRORS)
         return time.monotonic() - started
 
     def describe(self) -> str:
@@ -392,7 +384,7 @@ class Stack:
         for group in self.config.groups:
             try:
                 state = self.desired(group)
-            except Exception as exc:
+            except OPERATOR_ERRORS as exc:
                 parts.append(f"{group}: unreadable ({exc})")
                 continue
             parts.append(f"{group}: " + (f"{state.active} {state.phase} epoch {state.epoch}"
@@ -449,7 +441,7 @@ class Stack:
             return max(5.0, timeout_s - (time.monotonic() - started))
 
         wait_until(lambda: len(self.operator(lambda c: c.members())) == len(self.daemons),
-                   left(), "every daemon a member", 0.2)
+                   left(), "every daemon a member", 0.2, retry_on=OPERATOR_ERRORS)
         self.wait_healthy(timeout_s=left())
         if any((self.desired(g) or GroupState(g, site)).frozen for g in self.config.groups):
             self._must(self.cli("unfreeze", "--reason", "reset"))
@@ -457,7 +449,7 @@ class Stack:
             with contextlib.suppress(TimeoutError):  # a switch in flight ends by itself
                 wait_until(lambda: all((self.desired(g) or GroupState(g, site)).phase
                                        != "switching" for g in self.config.groups),
-                           left(), "no switch in flight", 0.2)
+                           left(), "no switch in flight", 0.2, retry_on=OPERATOR_ERRORS)
             if any((self.desired(g) or GroupState(g, site)).active != site
                    for g in self.config.groups):
                 self._must(self.cli("switchover", "--to", site, "--reason", "reset", "--wait",

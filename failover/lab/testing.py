@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import socket
@@ -12,6 +13,7 @@ from pathlib import Path
 
 from failover.config import BgpSteering
 from failover.lab.lab import COMPONENTS, TOOLS, Lab
+from failover.lab.netns import LabError
 from failover.lab.topology import ROUTER_SITES
 from failover.servers.process import Process, wait_until
 from failover.steer.netns import netns_socket
@@ -72,7 +74,8 @@ def serve_text(lab: Lab, location: str, address: str, port: int, text: str) -> P
                            "--directory", str(root)])
     process.start()
     try:
-        wait_until(lambda: _listening(lab, location, port), 5.0, f"http server in {location}")
+        wait_until(lambda: _listening(lab, location, port), 5.0, f"http server in {location}",
+                   retry_on=(OSError, LabError))
     except TimeoutError:
         process.stop()
         raise process.fail("did not listen") from None
@@ -82,6 +85,10 @@ def serve_text(lab: Lab, location: str, address: str, port: int, text: str) -> P
 def _listening(lab: Lab, location: str, port: int) -> bool:
     done = lab.exec(location, ["ss", "-Htln", f"sport = :{port}"], timeout_s=2.0)
     return bool(done.stdout.strip())
+
+
+def _forgotten(lab: Lab, prefix: str) -> bool:
+    return not lab.routes(prefix)
 
 
 def reset_lab(lab: Lab, timeout_s: float = 10.0) -> None:
@@ -97,7 +104,7 @@ def reset_lab(lab: Lab, timeout_s: float = 10.0) -> None:
             lab.exec(site, ["ip", "route", "flush", "table", str(table)])  # may not exist yet
     lab.wait_ready(timeout_s)
     for prefix in lab.prefixes():
-        wait_until(lambda p=prefix: not lab.routes(p), timeout_s,  # type: ignore[misc]
+        wait_until(functools.partial(_forgotten, lab, prefix), timeout_s,
                    f"the isp forgetting {prefix}")
 
 

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Self
 
-from failover.servers.process import Process, free_port, port_open
+from failover.servers.process import Errors, Process, free_port, port_open, wait_until
 
 READY_FILE = "ready"
 
@@ -36,19 +34,25 @@ def wait_ready(
     timeout_s: float,
     what: str,
     interval_s: float = 0.05,
+    *,
+    retry_on: Errors = (OSError, subprocess.SubprocessError),
 ) -> None:
-    """Poll `ready()` until true; fail with the log tail if the process dies or time runs out."""
-    deadline = time.monotonic() + timeout_s
-    while True:
+    """Poll `ready()` until true; fail with the log tail if the process dies or time runs out.
+    Only the errors in `retry_on` mean "not ready yet" (see `wait_until`)."""
+
+    def up() -> bool:
         if not process.alive:
             raise process.fail(f"exited before {what}")
-        with contextlib.suppress(Exception):
-            if ready():
-                return
-        if time.monotonic() >= deadline:
-            process.stop()
-            raise process.fail(f"{what}: not within {timeout_s:g} s")
-        time.sleep(interval_s)
+        return ready()
+
+    try:
+        wait_until(up, timeout_s, what, interval_s, retry_on=retry_on)
+    except TimeoutError as exc:
+        process.stop()
+        raise process.fail(str(exc)) from None
+    except BaseException:  # not ready, and never will be: leave no process behind
+        process.stop()
+        raise
 
 
 def pick_port(address: str, port: int | None, netns: str | None) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import dns.exception
 import dns.message
 import dns.query
 import dns.rcode
@@ -61,7 +62,8 @@ zone "{bare}" {{ type primary; file "{bare}.zone";{update} }};
         (self.workdir / "named.conf").write_text(self.config())
         self.process.start()
         try:
-            wait_until(self._answers, timeout_s, "named answering")
+            wait_until(self._answers, timeout_s, "named answering",
+                       retry_on=(OSError, dns.exception.DNSException))
         except TimeoutError:
             self.process.stop()
             raise self.process.fail("named did not answer") from None

@@ -14,6 +14,7 @@ import subprocess
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 
 class ProcessError(RuntimeError):
@@ -108,18 +109,46 @@ class Process:
         return ProcessError(f"{self.name}: {why}\n--- {self.log_path} ---\n{self.log_tail()}")
 
 
+Errors = tuple[type[BaseException], ...]
+T = TypeVar("T")
+D = TypeVar("D")
+
+
 def wait_until(
-    predicate: Callable[[], bool], timeout_s: float, what: str, interval_s: float = 0.05
+    predicate: Callable[[], object],
+    timeout_s: float,
+    what: str,
+    interval_s: float = 0.05,
+    *,
+    retry_on: Errors = (OSError,),
 ) -> None:
-    """Poll `predicate` until true; raise TimeoutError naming `what` after `timeout_s`."""
+    """Poll `predicate` until it returns something true; raise TimeoutError naming `what` (and
+    the last error retried) after `timeout_s`.
+
+    Only the errors in `retry_on` mean "not yet" (by default OSError: nothing listens yet, a
+    file is not written yet, a timeout); any other error is a bug or a real failure and ends
+    the wait at once, with its own traceback, instead of turning into a timeout."""
     deadline = time.monotonic() + timeout_s
+    last: BaseException | None = None
     while True:
-        with contextlib.suppress(Exception):
+        try:
             if predicate():
                 return
+        except retry_on as exc:
+            last = exc
         if time.monotonic() >= deadline:
-            raise TimeoutError(f"{what}: not within {timeout_s:g} s")
+            why = f" (last: {type(last).__name__}: {last})" if last is not None else ""
+            raise TimeoutError(f"{what}: not within {timeout_s:g} s{why}")
         time.sleep(interval_s)
+
+
+def attempt(call: Callable[[], T], expected: Errors, default: D) -> T | D:
+    """One try of what `wait_until` polls: `call()`, or `default` if it raised one of the
+    `expected` errors; any other error propagates."""
+    try:
+        return call()
+    except expected:
+        return default
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -12,7 +12,6 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -222,7 +221,8 @@ class ZooKeeperEnsemble:
                 return self.mode(index) is not None
 
             try:
-                _wait_raising(serving, timeout_s, f"zookeeper node {index + 1} serving")
+                wait_until(serving, timeout_s, f"zookeeper node {index + 1} serving",
+                           retry_on=())
             except TimeoutError as exc:
                 raise process.fail(str(exc)) from None
 
@@ -329,17 +329,6 @@ def _four_letter(host: str, port: int, word: str, timeout_s: float) -> str:
     except OSError:
         pass
     return b"".join(chunks).decode(errors="replace")
-
-
-def _wait_raising(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
-    """Like `wait_until`, but an error raised by the predicate ends the wait at once."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        if predicate():
-            return
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"{what}: not within {timeout_s:g} s")
-        time.sleep(0.05)
 
 
 __all__ = [

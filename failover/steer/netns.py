@@ -23,14 +23,28 @@ def _setns(fd: int) -> None:
         raise OSError(errno, f"setns: {os.strerror(errno)}")
 
 
+def enter_netns(netns: str) -> None:
+    """Move the calling thread (and the threads it starts later) into `netns` for good: for a
+    worker thread that must do everything from inside it (a kazoo client's connections)."""
+    target = _open(netns)
+    try:
+        _setns(target)
+    finally:
+        os.close(target)
+
+
+def _open(netns: str) -> int:
+    try:
+        return os.open(os.path.join(NETNS_DIR, netns), os.O_RDONLY)
+    except OSError as exc:
+        raise OSError(exc.errno, f"network namespace {netns}: {exc.strerror}") from None
+
+
 def netns_socket(netns: str | None, family: int, kind: int) -> socket.socket:
     """A new socket in `netns` (None: the current namespace)."""
     if netns is None:
         return socket.socket(family, kind)
-    try:
-        target = os.open(os.path.join(NETNS_DIR, netns), os.O_RDONLY)
-    except OSError as exc:
-        raise OSError(exc.errno, f"network namespace {netns}: {exc.strerror}") from None
+    target = _open(netns)
     with _lock:
         own = os.open(f"/proc/self/task/{threading.get_native_id()}/ns/net", os.O_RDONLY)
         try:

@@ -15,7 +15,7 @@ import pytest
 
 from failover.api.auth import signed_headers
 from failover.servers.process import wait_until
-from tests.operator.cluster import KEY_ID, KEY_SECRET, SCOPE, Cluster, start_cluster
+from tests.operator.cluster import KEY_ID, KEY_SECRET, SCOPE, SETTLING, Cluster, start_cluster
 
 
 @pytest.fixture(scope="package")
@@ -28,7 +28,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 @pytest.fixture
 def steady(cluster: Cluster) -> Cluster:
     cluster.wait_steady("dc1")
-    wait_until(cluster.every_vote_up, 10.0, "every observer site votes up")
+    wait_until(cluster.every_vote_up, 10.0, "every observer site votes up", retry_on=SETTLING)
     return cluster
 
 
@@ -73,20 +73,9 @@ def wait_noted(cluster: Cluster, *fragments: str, timeout_s: float = 10.0) -> li
         found[:] = [n for n in notes(cluster) if all(f in n for f in fragments)]
         return bool(found)
 
-    wait_until(seen, timeout_s, f"an audit note with {fragments}")
+    wait_until(seen, timeout_s, f"an audit note with {fragments}", retry_on=SETTLING)
     return found
 
 
 def now() -> float:
     return time.time()
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
-    outcome = yield
-    report = outcome.get_result()
-    if report.when == "call" and report.failed:
-        args = getattr(item, "funcargs", {})
-        running = args.get("cluster") or args.get("steady")
-        if running is not None:
-            report.sections.append(("cluster logs", running.logs()))

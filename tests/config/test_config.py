@@ -1,19 +1,22 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 from click.testing import CliRunner
 
 from failover.cli import cli
-from failover.config import ConfigError, load_config, parse_config
+from failover.config import ConfigError, DnsSteering, load_config, parse_config
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "two-dc.yaml"
 
 
-def example_data() -> dict:  # type: ignore[type-arg]
-    return yaml.safe_load(EXAMPLE.read_text())
+def example_data() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load(EXAMPLE.read_text())
+    return data
 
 
 def problems(data: object) -> list[str]:
@@ -84,7 +87,7 @@ def test_every_error_is_reported_with_its_path_and_value() -> None:
     (lambda d: d["sites"]["dc1"].update(role="witness", services={}),
      "sites: exactly two serving sites are required, found 1 (['dc2'])"),
 ])
-def test_cross_field_rules(change, expected: str) -> None:  # type: ignore[no-untyped-def]
+def test_cross_field_rules(change: Callable[[dict[str, Any]], object], expected: str) -> None:
     data = example_data()
     change(data)
     assert expected in problems(data)
@@ -148,7 +151,9 @@ def test_cli_lists_every_error_and_exits_2(tmp_path: Path) -> None:
 
 def test_relative_file_references_resolve_against_the_config_folder(tmp_path: Path) -> None:
     config = load_config(EXAMPLE)
-    tsig = config.groups["mail"].steering.tsig  # type: ignore[union-attr]
+    steering = config.groups["mail"].steering
+    assert isinstance(steering, DnsSteering)
+    tsig = steering.tsig
     assert Path(tsig.secret_file).parent == EXAMPLE.parent / "secrets"
 
 

@@ -108,19 +108,3 @@ def quorum_harness(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[A
     zk.logs = ensemble.logs
     yield zk
     zk.close()
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    outcome = yield
-    report = outcome.get_result()
-    if report.when != "call" or not report.failed:
-        return
-    funcargs = getattr(item, "funcargs", {})
-    for name, value in funcargs.items():
-        logs = getattr(value, "logs", None)
-        if callable(logs):
-            report.sections.append((f"zookeeper logs ({name})", logs()))
-    for value in funcargs.values():
-        for contender in getattr(value, "contenders", []):
-            report.sections.append((f"contender {contender.instance}", contender.log_tail()))

@@ -14,7 +14,7 @@ from typing import Any
 
 from kazoo.client import KazooClient
 
-from failover.coord import Coordinator, MemoryCoordinator, MemoryStore
+from failover.coord import Coordinator, CoordinatorError, MemoryCoordinator, MemoryStore
 from failover.coord.base import Role
 from failover.coord.zklayout import Identity, Layout
 from failover.coord.zookeeper import ZooKeeperCoordinator
@@ -24,6 +24,8 @@ from failover.servers.zookeeper import ZooKeeperEnsemble
 DAEMON = Identity("failover-daemon", "test-daemon-secret")
 OPERATOR = Identity("failover-operator", "test-operator-secret")
 SESSION_S = 2.0  # long enough that a loaded 2-core machine never expires one by accident
+# What a coordinator's call may raise while a test waits for it to settle (no session yet).
+SETTLING = (CoordinatorError, OSError)
 
 
 class ManualClock:
@@ -121,7 +123,7 @@ class ZooKeeperHarness:
         return client
 
     def settle(self, predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
-        wait_until(predicate, timeout_s + 2.0, what, interval_s=0.02)
+        wait_until(predicate, timeout_s + 2.0, what, interval_s=0.02, retry_on=SETTLING)
 
     def expire(self, client: Coordinator) -> None:
         """Expire the session from outside: a second client joins it and closes it."""
@@ -177,12 +179,12 @@ class ZooKeeperHarness:
 def _holds(predicate: Callable[[], bool]) -> bool:
     try:
         return bool(predicate())
-    except Exception:
+    except SETTLING:
         return False
 
 
 def wait_real(predicate: Callable[[], bool], timeout_s: float, what: str) -> float:
     """Wait in real time; returns the seconds it took."""
     started = time.monotonic()
-    wait_until(predicate, timeout_s, what, interval_s=0.02)
+    wait_until(predicate, timeout_s, what, interval_s=0.02, retry_on=SETTLING)
     return time.monotonic() - started

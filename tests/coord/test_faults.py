@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from failover.coord import Leadership
+from failover.coord import Leadership, SessionState
 from failover.coord.contender import Contender
 from failover.coord.zookeeper import ZooKeeperCoordinator
 from failover.core.agent import announcement
@@ -206,6 +206,6 @@ def test_command_runs_once_when_the_leader_dies_handling_it(contenders: Contende
 def held(since: float | None, now: float, lease_s: float) -> str:
     """What a primary whose session went away at `since` announces now (core.agent's rule)."""
     primary = GroupState("web", "dc1")
-    session = "connected" if since is None else "suspended"
-    return announcement(primary, "dc1", backup=True, session=session,  # type: ignore[arg-type]
+    session: SessionState = "connected" if since is None else "suspended"
+    return announcement(primary, "dc1", backup=True, session=session,
                         lost_at=since, now=now, lease_s=lease_s)[0]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from failover.coord import (
@@ -10,6 +12,7 @@ from failover.coord import (
     MemoryCoordinator,
     MemoryStore,
     NotLeader,
+    SessionState,
 )
 from failover.core.agent import announcement, lease_ends_at
 from failover.core.model import GroupState
@@ -92,9 +95,11 @@ def test_a_cut_off_agent_holds_primary_for_its_lease_then_demotes_to_backup() ->
 def trace(seed_names: tuple[str, ...]) -> list[str]:
     clock, store, clients = world(*seed_names)
     events: list[str] = []
+    def recorder(name: str) -> Callable[[str], None]:
+        return lambda topic: events.append(f"{clock():.2f} {name} {topic}")
+
     for client in clients:
-        client.subscribe(lambda topic, name=client.instance: events.append(
-            f"{clock():.2f} {name} {topic}"))
+        client.subscribe(recorder(client.instance))
     for round_no in range(6):
         for client in clients:
             try:
@@ -118,6 +123,6 @@ def test_same_calls_give_the_same_trace() -> None:
 def held(since: float | None, now: float, lease_s: float) -> str:
     """What a primary whose session went away at `since` announces now (core.agent's rule)."""
     primary = GroupState("web", "dc1")
-    session = "connected" if since is None else "suspended"
-    return announcement(primary, "dc1", backup=True, session=session,  # type: ignore[arg-type]
+    session: SessionState = "connected" if since is None else "suspended"
+    return announcement(primary, "dc1", backup=True, session=session,
                         lost_at=since, now=now, lease_s=lease_s)[0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -74,11 +75,14 @@ def test_operator_may_submit_commands_but_not_write_desired_state(
     created = operator.create(layout.command("cmd-"), b"{}", sequence=True,
                               acl=zk_harness.clients[0].acls.node)
     assert created.startswith(layout.dir("commands"))
-    for attempt in (lambda: operator.set(layout.state("web"), b"{}"),
-                    lambda: operator.create(layout.state("mail"), b"{}"),
-                    lambda: operator.create(layout.result("cmd-0000000099"), b"{}"),
-                    lambda: operator.set(layout.term, b"99"),
-                    lambda: operator.delete(created)):
+    refused: list[Callable[[], object]] = [
+        lambda: operator.set(layout.state("web"), b"{}"),
+        lambda: operator.create(layout.state("mail"), b"{}"),
+        lambda: operator.create(layout.result("cmd-0000000099"), b"{}"),
+        lambda: operator.set(layout.term, b"99"),
+        lambda: operator.delete(created),
+    ]
+    for attempt in refused:
         with pytest.raises(NoAuthError):
             attempt()
 

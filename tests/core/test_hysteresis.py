@@ -11,7 +11,8 @@ OK, BAD = CheckResult(True, 0.01, "connected"), CheckResult(False, 0.5, "refused
 
 
 def run(results: list[bool], rise: int = 2, fall: int = 3) -> list[str]:
-    state, verdicts = CheckState(), []
+    state = CheckState()
+    verdicts: list[str] = []
     for i, ok in enumerate(results):
         state = observe(state, OK if ok else BAD, float(i), rise, fall)
         verdicts.append(state.verdict)

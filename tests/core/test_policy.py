@@ -227,7 +227,8 @@ def test_manual_switchover_reports_every_precheck() -> None:
         "target", "target_healthy", "not_frozen", "nothing_in_flight", "budget"]
     assert all(c.passed for c in decision.checks)
     assert run.state().phase == "switching" and run.state().by == "bob"
-    assert run.state().override is not None and run.state().override.until is None
+    override = run.state().override
+    assert override is not None and override.until is None
 
 
 def test_switchover_refused_with_reasons_and_forced() -> None:
@@ -293,7 +294,8 @@ def test_an_expired_override_with_manual_failback_stays() -> None:
     run.command(1, Command("c1", "switchover", "bob", group="web", site="dc2", expires_s=600))
     run.confirm("web", "dc1", 2)
     run.step(2)
-    assert run.state().active == "dc2" and run.state().override.until == 601
+    override = run.state().override
+    assert run.state().active == "dc2" and override is not None and override.until == 601
     run.step(598)
     assert run.last.wake_at == 601
     run.step(601)

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from failover.config import Config, load_config
-from failover.core.model import Applied, Observation, Verdict, target_key
+from failover.core.model import Applied, Command, GroupState, Observation, Verdict, target_key
+
+if TYPE_CHECKING:
+    from failover.core import View
+    from failover.core.model import Decision, Step
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "two-dc.yaml"
 
@@ -59,28 +64,36 @@ class Run:
 
         self.config = config or example()
         self.engine = Engine(self.config)
-        self.states: dict = {}
-        self.decisions: list = []
+        self.states: dict[str, GroupState] = {}
+        self.decisions: list[Decision] = []
         self.applied: dict[tuple[str, str], Applied] = {}
-        self.last = None
+        self._last: Step | None = None
 
-    def view(self, now: float, **kwargs: object):  # type: ignore[no-untyped-def]
+    @property
+    def last(self) -> Step:
+        """The latest step's outcome."""
+        assert self._last is not None, "no step yet"
+        return self._last
+
+    def view(self, now: float, down: Iterable[tuple[str, str, str]] = (),
+             absent: Iterable[str] = ()) -> View:
         from failover.core import View
 
-        return View(now, observations(self.config, now, **kwargs),  # type: ignore[arg-type]
-                    dict(self.applied))
+        return View(now, observations(self.config, now, down, absent), dict(self.applied))
 
-    def step(self, now: float, **kwargs: object):  # type: ignore[no-untyped-def]
-        self.last = self.engine.step(self.states, self.view(now, **kwargs))
-        self.states = dict(self.last.states)
-        self.decisions += self.last.decisions
-        return self.last
+    def step(self, now: float, down: Iterable[tuple[str, str, str]] = (),
+             absent: Iterable[str] = ()) -> Step:
+        return self._took(self.engine.step(self.states, self.view(now, down, absent)))
 
-    def command(self, now: float, command, **kwargs: object):  # type: ignore[no-untyped-def]
-        self.last = self.engine.command(self.states, command, self.view(now, **kwargs))
-        self.states = dict(self.last.states)
-        self.decisions += self.last.decisions
-        return self.last
+    def command(self, now: float, command: Command, down: Iterable[tuple[str, str, str]] = (),
+                absent: Iterable[str] = ()) -> Step:
+        return self._took(self.engine.command(self.states, command, self.view(now, down, absent)))
+
+    def _took(self, step: Step) -> Step:
+        self._last = step
+        self.states = dict(step.states)
+        self.decisions += step.decisions
+        return step
 
     def confirm(self, group: str, site: str, now: float) -> None:
         """The site's agent reports it applied the current desired state."""
@@ -91,5 +104,5 @@ class Run:
     def codes(self, group: str = "web") -> list[str]:
         return [d.code for d in self.decisions if d.group == group]
 
-    def state(self, group: str = "web"):  # type: ignore[no-untyped-def]
+    def state(self, group: str = "web") -> GroupState:
         return self.states[group]

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from failover.servers.process import wait_until
-from tests.operator.cluster import FAILOVER, Cluster, start_cluster
+from tests.operator.cluster import FAILOVER, SETTLING, Cluster, start_cluster
 
 pytestmark = pytest.mark.zookeeper
 
@@ -38,7 +38,7 @@ def hup_with(cluster: Cluster, text: str, logged: str) -> dict[str, object]:
     try:
         cluster.daemons["b"].signal(signal.SIGHUP)
         wait_until(lambda: any(logged in str(line["msg"]) for line in log_lines(cluster, "b")),
-                   10.0, f"{logged!r} logged")
+                   10.0, f"{logged!r} logged", retry_on=(OSError, ValueError, KeyError))
     finally:
         cluster.config_path.write_text(good)
     return next(line for line in log_lines(cluster, "b") if logged in str(line["msg"]))
@@ -75,7 +75,8 @@ def test_sigterm_hands_leadership_over_at_once_and_changes_no_steering(
     stopped_at = time.monotonic()
     process.signal(signal.SIGTERM)
     assert process.wait(10.0) == 0
-    wait_until(lambda: leader_of(cluster, others[0]) in others, 5.0, "a new leader")
+    wait_until(lambda: leader_of(cluster, others[0]) in others, 5.0, "a new leader",
+               retry_on=SETTLING)
     took_s = time.monotonic() - stopped_at
     assert took_s < 1.5  # at once: a crash would take the 2 s session timeout
     after = cluster.status(others[0])["groups"]["web"]
@@ -85,7 +86,8 @@ def test_sigterm_hands_leadership_over_at_once_and_changes_no_steering(
     cluster.daemons[leader] = Process(
         process.name, [FAILOVER, "run", "--config", str(cluster.config_path), "--instance",
                        leader], log_path=process.log_path).start()
-    wait_until(lambda: cluster.get(leader, "/health")[0] == 200, 20.0, "restarted daemon")
+    wait_until(lambda: cluster.get(leader, "/health")[0] == 200, 20.0, "restarted daemon",
+               retry_on=SETTLING)
 
 
 def test_sighup_refuses_a_config_without_this_instance(cluster: Cluster) -> None:

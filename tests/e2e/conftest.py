@@ -71,18 +71,3 @@ def audit_codes(stack: Stack) -> list[tuple[str, str]]:
     entries = stack.operator(lambda c: c.audit())
     return [(e.payload.get("decision", {}).get("group", ""),
              e.payload.get("decision", {}).get("code", "")) for e in entries]
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
-    outcome = yield
-    report = outcome.get_result()
-    if report.when in ("setup", "call") and report.failed:
-        funcargs = getattr(item, "funcargs", {})
-        running = funcargs.get("stack") or funcargs.get("stack_module")
-        if isinstance(running, Stack):
-            try:
-                seen = running.describe()
-            except Exception as exc:  # the report must not hide the failure
-                seen = f"cannot describe the stack: {exc}"
-            report.sections.append(("stack", seen + "\n" + running.log_tails()))

@@ -1,7 +1,8 @@
 """End to end under faults: daemons killed or frozen, ZooKeeper's quorum lost, the witness cut off.
 
 The daemons run under `failover supervise` with the stop hook `failover demote`: a killed or
-frozen daemon cannot demote its own site, so its supervisor does (DESIGN.md safety rule 2).
+frozen daemon cannot demote its own site, and the kernel route it set outlives it, so its
+supervisor does (see docs/failover@.service).
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ def test_active_sites_daemon_killed_or_frozen_is_demoted_by_its_supervisor(
     took_s = time.monotonic() - started
     assert stack.announcement("dc1") == "backup", samples[-3:]
     assert took_s <= bound_s, f"dc1 still primary {took_s:.1f} s after {fault}"
-    wait_until(lambda: daemon.events()[-1]["event"] == "stop_hook", HOOK_S, "the stop hook")
+    wait_until(lambda: [e["event"] for e in daemon.events()][-1:] == ["stop_hook"], HOOK_S,
+               "the stop hook")
     events = daemon.events()
     kinds = [e["event"] for e in events]
     if fault == "SIGSTOP":

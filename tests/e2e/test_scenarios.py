@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import http.client
 import json
 import socket
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 
 from failover.api.auth import read_keys, signed_headers
-from failover.lab.stack import Stack
+from failover.lab.stack import OPERATOR_ERRORS, Stack
 from failover.servers.process import wait_until
 from failover.steer.netns import netns_socket
 from tests.e2e.conftest import audit_codes, epochs, watch
@@ -87,7 +88,7 @@ def test_freeze_blocks_automatic_failover(stack: Stack) -> None:
     before = epochs(stack)
     stack.stop_service("dc1", "db")
     wait_until(lambda: ("web", "frozen") in audit_codes(stack), 20.0,
-               "the leader refusing to fail over while frozen")
+               "the leader refusing to fail over while frozen", retry_on=OPERATOR_ERRORS)
     samples = watch(stack, 3.0)  # well past the hold-down: still nothing moves
     assert {route for _, route, _ in samples} == {("dc1", "primary")}
     assert {site for _, _, site in samples} == {"dc1"}
@@ -128,6 +129,10 @@ def signed(stack: Stack, instance: str, path: str, body: dict[str, Any],
                                          text, key_id, secret, api.credential_scope, at=at)
 
 
+def noted(stack: Stack, fragment: str) -> bool:
+    return any(fragment in note for note in notes(stack))
+
+
 def notes(stack: Stack) -> list[str]:
     return [e.payload["decision"]["sentence"] for e in stack.operator(lambda c: c.audit())
             if e.payload.get("decision", {}).get("code") == "noted"]
@@ -139,7 +144,8 @@ def test_signed_api_accepted_unsigned_expired_replayed_refused_and_audited(stack
     code, body = api_post(stack, instance, "/freeze", data, headers)
     assert code == 202, body
     wait_until(lambda: all(s is not None and s.frozen for s in
-                           (stack.desired(g) for g in stack.config.groups)), 10.0, "frozen")
+                           (stack.desired(g) for g in stack.config.groups)), 10.0, "frozen",
+               retry_on=OPERATOR_ERRORS)
     code, body = api_post(stack, instance, "/freeze", data, headers)
     assert code == 403 and "replayed" in body["error"], body
 
@@ -157,8 +163,8 @@ def test_signed_api_accepted_unsigned_expired_replayed_refused_and_audited(stack
     assert code == 202, body
     wait_until(lambda: not any(s is not None and s.frozen for s in
                                (stack.desired(g) for g in stack.config.groups)), 10.0,
-               "unfrozen")
+               "unfrozen", retry_on=OPERATOR_ERRORS)
     for fragment in ("refused 403: replayed", "refused 401: missing signature",
                      "refused 401: expired"):
-        wait_until(lambda f=fragment: any(f in note for note in notes(stack)),  # type: ignore[misc]
-                   10.0, f"an audit note with {fragment!r}")
+        wait_until(functools.partial(noted, stack, fragment), 10.0,
+                   f"an audit note with {fragment!r}", retry_on=OPERATOR_ERRORS)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
@@ -28,10 +27,3 @@ def lab(lab_module: Lab, request: pytest.FixtureRequest) -> Iterator[Lab]:
     report = getattr(request.node, "rep_call", None)
     if report is not None and report.failed:
         print(log_tails(lab_module))
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
-    outcome = yield
-    report = outcome.get_result()
-    setattr(item, f"rep_{report.when}", report)

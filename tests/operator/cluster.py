@@ -10,6 +10,8 @@ stopped by it.
 from __future__ import annotations
 
 import base64
+import functools
+import http.client
 import json
 import secrets
 import shutil
@@ -20,10 +22,11 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import dns.exception
 import yaml
 
 from failover.config import Config, load_config
-from failover.coord import AuditEntry
+from failover.coord import AuditEntry, CoordinatorError
 from failover.coord.zookeeper import ZooKeeperCoordinator
 from failover.servers.bind import LoopbackBind
 from failover.servers.http import HttpServer
@@ -39,6 +42,11 @@ LOCK_KEY_SECRET = "lockme-secret"
 SCOPE = "failover/api/escher_request"
 ADDRESSES = {"dc1": "10.1.0.1", "dc2": "10.2.0.1"}
 INSTANCES = {"a": "dc1", "b": "dc2", "w": "witness"}
+
+# What a read raises while the cluster settles: no answer yet (OSError, a name server's timeout,
+# no coordinator session), a status other than 200 (`status()` asserts it), a key not there yet.
+SETTLING = (OSError, http.client.HTTPException, dns.exception.DNSException, CoordinatorError,
+            AssertionError, KeyError)
 
 
 class Cluster:
@@ -113,8 +121,8 @@ class Cluster:
                                    "--instance", name],
                 log_path=self.workdir / f"daemon-{name}.log").start()
         for name in INSTANCES:
-            wait_until(lambda name=name: self.get(name, "/health")[0] == 200, 20.0,
-                       f"daemon {name} serves /health")
+            wait_until(functools.partial(self.serves_health, name), 20.0,
+                       f"daemon {name} serves /health", retry_on=SETTLING)
         self.wait_steady("dc1", 30.0)
         return self
 
@@ -134,6 +142,9 @@ class Cluster:
 
     def url(self, instance: str, path: str) -> str:
         return f"http://{self.api[instance]}{path}"
+
+    def serves_health(self, instance: str) -> bool:
+        return self.get(instance, "/health")[0] == 200
 
     def get(self, instance: str, path: str) -> tuple[int, str]:
         try:
@@ -155,7 +166,8 @@ class Cluster:
             and self.bind.answer("www") == [ADDRESSES[site]])
 
     def wait_steady(self, site: str, timeout_s: float = 15.0) -> None:
-        wait_until(lambda: self.steady_on(site), timeout_s, f"web steady on {site}")
+        wait_until(lambda: self.steady_on(site), timeout_s, f"web steady on {site}",
+                   retry_on=SETTLING)
 
     def situation(self, site: str) -> str:
         return str(self.status()["groups"]["web"]["sites"][site]["health"]["situation"])
@@ -200,7 +212,7 @@ def start_cluster(workdir: Path) -> Cluster:
 
 
 def wait_for(predicate: Any, timeout_s: float, what: str) -> None:
-    wait_until(predicate, timeout_s, what, interval_s=0.1)
+    wait_until(predicate, timeout_s, what, interval_s=0.1, retry_on=SETTLING)
 
 
 def now() -> float:

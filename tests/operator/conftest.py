@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from failover.servers.process import wait_until
-from tests.operator.cluster import Cluster, start_cluster
+from tests.operator.cluster import SETTLING, Cluster, start_cluster
 
 
 @pytest.fixture(scope="package")
@@ -28,18 +27,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 def steady(cluster: Cluster) -> Iterator[Cluster]:
     """The cluster with `web` steady on dc1 and both sites healthy, before and after."""
     cluster.wait_steady("dc1")
-    wait_until(cluster.every_vote_up, 10.0, "every observer site votes up")
+    wait_until(cluster.every_vote_up, 10.0, "every observer site votes up", retry_on=SETTLING)
     yield cluster
     for server in cluster.http.values():
         server.set_health(200)
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
-    outcome = yield
-    report = outcome.get_result()
-    if report.when == "call" and report.failed:
-        running = getattr(item, "funcargs", {}).get("cluster") or getattr(
-            item, "funcargs", {}).get("steady")
-        if running is not None:
-            report.sections.append(("cluster logs", running.logs()))

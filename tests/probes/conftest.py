@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ import trustme
 
 from failover.config.model import CheckBase
 from failover.core.model import CheckResult
+from failover.lab import netns as nets
 from failover.probes import ProbeContext, make_probe, run_check
 from failover.servers.bind import LoopbackBind
 from failover.servers.haproxy import HaproxyServer
@@ -167,13 +167,6 @@ def bind(workdir: Path) -> Iterator[LoopbackBind]:
 # --- a TCP service behind nftables, inside a network namespace -----------------------------
 
 
-def sh(*argv: str) -> str:
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)}: {done.stderr.strip()}")
-    return done.stdout
-
-
 @dataclass
 class Firewalled:
     """A namespace at `address` with an HTTP server on `port`, and nftables rules to set."""
@@ -189,11 +182,10 @@ class Firewalled:
 
     def rule(self, verdict: str | None, match: str = "") -> None:
         """Replace the namespace's input rules with one `match verdict` rule (None: open)."""
-        sh("ip", "netns", "exec", self.netns, "nft", "flush", "chain", "inet", "fo", "input")
+        nets.run(nets.in_netns(self.netns, ["nft", "flush", "chain", "inet", "fo", "input"]))
         if verdict is not None:
             what = match or f"tcp dport {self.port}"
-            sh("ip", "netns", "exec", self.netns, "nft",
-               f"add rule inet fo input {what} {verdict}")
+            nets.run(nets.in_netns(self.netns, ["nft", f"add rule inet fo input {what} {verdict}"]))
 
 
 @pytest.fixture(scope="module")
@@ -203,28 +195,23 @@ def firewalled(workdir: Path) -> Iterator[Firewalled]:
     index = os.getpid() % 200 + 20
     netns, host_if, ns_if = f"fo-t-fw{index}", f"fo-t{index}a", f"fo-t{index}b"
     host_address, ns_address = f"10.250.{index}.1", f"10.250.{index}.2"
-    subprocess.run(["ip", "netns", "del", netns], capture_output=True, timeout=10, check=False)
-    subprocess.run(["ip", "link", "del", host_if], capture_output=True, timeout=10, check=False)
+    nets.delete_namespace(netns)
+    nets.run(["ip", "link", "del", host_if], check=False)
     server: HttpServer | None = None
     try:
-        sh("ip", "netns", "add", netns)
-        sh("ip", "link", "add", host_if, "type", "veth", "peer", "name", ns_if, "netns", netns)
-        sh("ip", "addr", "add", f"{host_address}/24", "dev", host_if)
-        sh("ip", "link", "set", host_if, "up")
-        for command in (["ip", "addr", "add", f"{ns_address}/24", "dev", ns_if],
-                        ["ip", "link", "set", ns_if, "up"], ["ip", "link", "set", "lo", "up"]):
-            sh("ip", "netns", "exec", netns, *command)
-        sh("ip", "netns", "exec", netns, "nft",
-           "add table inet fo; add chain inet fo input { type filter hook input priority 0; }")
+        nets.add_namespace(netns)
+        nets.batch(None, [f"link add {host_if} type veth peer name {ns_if} netns {netns}",
+                          f"addr add {host_address}/24 dev {host_if}", f"link set {host_if} up"])
+        nets.batch(netns, [f"addr add {ns_address}/24 dev {ns_if}", f"link set {ns_if} up"])
+        chain = "add chain inet fo input { type filter hook input priority 0; }"
+        nets.run(nets.in_netns(netns, ["nft", f"add table inet fo; {chain}"]))
         server = HttpServer(workdir / "fw-http", ns_address, 8080, netns=netns, name="fw").start()
         yield Firewalled(netns, ns_address, 8080, server)
     finally:
         if server is not None:
             server.stop()
-        subprocess.run(["ip", "link", "del", host_if], capture_output=True, timeout=10,
-                       check=False)
-        subprocess.run(["ip", "netns", "del", netns], capture_output=True, timeout=10,
-                       check=False)
+        nets.run(["ip", "link", "del", host_if], check=False)
+        nets.delete_namespace(netns)
 
 
 def wait_for_result(

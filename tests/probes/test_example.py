@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
+from failover.lab import netns as nets
 from failover.servers.haproxy import HaproxyServer
 from failover.servers.http import HttpServer
 from failover.servers.nginx import NginxServer
 from failover.servers.postgres import PostgresServer
 from failover.servers.smtp import SmtpServer
-from tests.probes.conftest import sh
 
 pytestmark = pytest.mark.lab
 
@@ -39,18 +39,15 @@ class Sites:
 @pytest.fixture(scope="module")
 def sites(workdir: Path) -> Iterator[Sites]:
     """dc1 and dc2 as the example describes them: app, lb, db, mail, firewall, edge."""
-    subprocess.run(["ip", "netns", "del", NETNS], capture_output=True, timeout=10, check=False)
-    sh("ip", "netns", "add", NETNS)
+    nets.delete_namespace(NETNS)
+    nets.add_namespace(NETNS)
     made = Sites()
     try:
-        commands = [["ip", "link", "set", "lo", "up"],
-                    ["ip", "link", "add", "svc", "type", "bridge"]]
+        commands = ["link add svc type bridge"]
         for n in (1, 2):
-            commands += [["ip", "addr", "add", f"10.{n}.0.{host}/24", "dev", "svc"]
-                         for host in (1, 10, 11, 12, 13, 14)]
-        commands.append(["ip", "link", "set", "svc", "up"])
-        for command in commands:
-            sh("ip", "netns", "exec", NETNS, *command)
+            commands += [f"addr add 10.{n}.0.{host}/24 dev svc" for host in (1, 10, 11, 12, 13, 14)]
+        commands.append("link set svc up")
+        nets.batch(NETNS, commands)
         root = workdir / "example"
         primary: PostgresServer | None = None
         for n, site in ((1, "dc1"), (2, "dc2")):
@@ -72,8 +69,7 @@ def sites(workdir: Path) -> Iterator[Sites]:
     finally:
         for server in reversed(made.stoppable):
             server.stop()
-        subprocess.run(["ip", "netns", "del", NETNS], capture_output=True, timeout=10,
-                       check=False)
+        nets.delete_namespace(NETNS)
 
 
 def probe_example() -> tuple[int, list[dict[str, object]]]:

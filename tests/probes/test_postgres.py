@@ -8,7 +8,7 @@ import pytest
 
 from failover.config.model import PostgresCheck
 from failover.servers.postgres import PostgresServer
-from failover.servers.process import free_port, wait_until
+from failover.servers.process import ProcessError, free_port, wait_until
 from tests.probes.conftest import probe
 
 
@@ -49,7 +49,7 @@ def replay_paused(
     pg_primary.sql("CREATE TABLE IF NOT EXISTS beat (at timestamptz)")
     pg_primary.sql("INSERT INTO beat VALUES (now())")
     wait_until(lambda: pg_standby.sql("SELECT count(*) FROM beat") != "0", 10.0,
-               "standby replayed the first beat")
+               "standby replayed the first beat", retry_on=(ProcessError,))  # no table yet
     pg_standby.sql("SELECT pg_wal_replay_pause()")
     yield pg_standby
     pg_standby.sql("SELECT pg_wal_replay_resume()")

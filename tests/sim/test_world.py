@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from failover.sim.faults import LinkFault, ServiceFault, ZooKeeperFault, inject
 from failover.sim.topology import load_topology
 from failover.sim.world import World
@@ -10,8 +12,11 @@ def _world(seed: int = 1) -> World:
     return World(load_topology(REFERENCE), seed)
 
 
-def _at(world: World, when: float, action) -> None:  # type: ignore[no-untyped-def]
-    world.at(when, lambda _: action())
+def _at(world: World, when: float, action: Callable[[], object]) -> None:
+    def fire(_: object) -> None:
+        action()
+
+    world.at(when, fire)
 
 
 def test_a_quiet_world_needs_no_probe_events() -> None:
@@ -42,7 +47,8 @@ def test_without_quorum_the_primary_is_held_after_the_lease_never_withdrawn() ->
                                                           site="witness")))
     world.run_until(15.0)
     assert not world.quorum_ready
-    assert world.agents.route[("web", "dc1")] == "primary"  # within the lease (6 s)
+    route = world.agents.route
+    assert route[("web", "dc1")] == "primary"  # within the lease (6 s)
     world.run_until(20.0)
     assert world.agents.route[("web", "dc1")] == "held"
     assert world.agents.route[("web", "dc2")] == "backup"

@@ -1,5 +1,5 @@
 """Fixtures for the steering tests: the lab's own (built once per module, reset each test)."""
 
-from tests.lab.conftest import lab, lab_module, pytest_runtest_makereport
+from tests.lab.conftest import lab, lab_module
 
-__all__ = ["lab", "lab_module", "pytest_runtest_makereport"]
+__all__ = ["lab", "lab_module"]

@@ -43,7 +43,8 @@ def test_primary_and_backup_then_switch(lab: Lab) -> None:
     state = GroupState("web", active="dc1", epoch=1)
     assert apply_all(sites, state, ("dc2", "dc1")) == {"dc2": "verified", "dc1": "verified"}
     assert paths(lab) == {"dc1": ((DC1_AS,), True), "dc2": ((DC2_AS,) * 4, False)}
-    assert lab.best_route(PREFIX) is not None and lab.best_route(PREFIX).next_hop == "192.0.2.2"
+    best = lab.best_route(PREFIX)
+    assert best is not None and best.next_hop == "192.0.2.2"
 
     switched = GroupState("web", active="dc2", epoch=2)
     results = [sites["dc1"].apply(switched), sites["dc2"].apply(switched)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import dns.name
 import dns.tsig
 import dns.tsigkeyring
 import dns.update
@@ -102,7 +103,8 @@ def test_parse_routes_of_a_bird_reply() -> None:
 
 def test_a_dns_message_renders_without_what_changes_between_runs() -> None:
     keyring = dns.tsigkeyring.from_text({"failover": "c2VjcmV0LXNlY3JldC1zZWNyZXQ="})
-    update = dns.update.UpdateMessage("example.test.", keyring=keyring, keyname="failover",
+    update = dns.update.UpdateMessage("example.test.", keyring=keyring,
+                                      keyname=dns.name.from_text("failover"),
                                       keyalgorithm=dns.tsig.HMAC_SHA256)
     update.absent("_epoch.mail._failover", "TXT")
     update.replace("mail", 30, "A", "10.2.0.13")
