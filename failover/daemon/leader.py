@@ -26,8 +26,8 @@ from failover.coord import (
 )
 from failover.core import Engine, View
 from failover.core import agent as agent_rule
-from failover.core.freshness import Arrival, restamp
 from failover.core.codec import to_dict
+from failover.core.freshness import Arrival, restamp
 from failover.core.model import Applied, Command, Decision, GroupState, SiteHealth, Step
 from failover.steer.base import Steerer
 

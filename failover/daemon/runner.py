@@ -214,19 +214,16 @@ class Daemon:
         return True
 
     def _connect(self) -> None:
-        connect = getattr(self.coordinator, "connect", None)  # a ZooKeeper session, if any
-        if connect is None:
-            return
         try:
-            connect(timeout_s=self.config.cluster.zookeeper.session_timeout_s)
+            self.coordinator.connect(timeout_s=self.config.cluster.zookeeper.session_timeout_s)
         except CoordinatorError as exc:
             log.warning(f"no coordinator session yet: {exc}; retrying in the background")
 
     def _release(self) -> None:
         """A clean stop: give up leadership at once; steering stays as it is."""
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(CoordinatorError):
             self.coordinator.resign()
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(CoordinatorError):
             self.coordinator.close()
 
     def cycle_once(self, now: float) -> float | None:
@@ -276,8 +273,6 @@ class Daemon:
         self.last_error = text
 
     async def _start_api(self) -> Any:
-        try:
-            from failover.api.server import start_api
-        except ImportError:
-            return None
+        from failover.api.server import start_api
+
         return await start_api(self)

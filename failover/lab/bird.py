@@ -3,8 +3,9 @@
 An edge router learns the service prefix from a dedicated kernel table (the agent's route,
 `failover.steer.BirdSteerer`) and exports it to the isp: clean while the route's metric is below
 the group's held metric (primary), with one AS-path prepend below the backup metric (held),
-with three at or above it (backup), and not at all without the route (withdrawn). The isp imports every site's announcement and installs its best
-route into its kernel, so packets from the client follow it.
+with three at or above it (backup), and not at all without the route (withdrawn). The isp
+imports every site's announcement and installs its best route into its kernel, so packets from
+the client follow it.
 """
 
 from __future__ import annotations

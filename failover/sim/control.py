@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from failover.config.model import CheckBase
+from failover.core.agent import sessions_gone
+from failover.core.freshness import Arrival, restamp
 from failover.core.hysteresis import next_check_in_s, observe
 from failover.core.model import (
     Applied,
@@ -26,8 +28,6 @@ from failover.core.model import (
     Step,
     target_key,
 )
-from failover.core.agent import sessions_gone
-from failover.core.freshness import Arrival, restamp
 from failover.core.policy import View
 
 if TYPE_CHECKING:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from failover.coord import Leadership, SessionState
+from failover.coord import Leadership
 from failover.coord.contender import Contender
 from failover.coord.zookeeper import ZooKeeperCoordinator
 from failover.core.agent import announcement
@@ -161,7 +161,7 @@ def test_zookeeper_server_faults(
     since = agent.disconnected_since()
     assert since is not None
     assert held(since, time.monotonic(), 10.0) == "primary"
-    assert held(since, since + 10.0, 10.0) == "backup"
+    assert held(since, since + 10.0, 10.0) == "held"
 
     # Quorum back: everything recovers by itself.
     restored_at = time.monotonic()
@@ -204,8 +204,9 @@ def test_command_runs_once_when_the_leader_dies_handling_it(contenders: Contende
 
 
 def held(since: float | None, now: float, lease_s: float) -> str:
-    """What a primary whose session went away at `since` announces now (core.agent's rule)."""
+    """What a primary whose session went away at `since` announces now (core.agent's rule:
+    connected, it confirms now; else its last confirmation was when the session went)."""
     primary = GroupState("web", "dc1")
-    session: SessionState = "connected" if since is None else "suspended"
-    return announcement(primary, "dc1", backup=True, session=session,
-                        lost_at=since, now=now, lease_s=lease_s)[0]
+    return announcement(primary, "dc1", backup=True, in_effect="primary",
+                        confirmed_at=now if since is None else since, now=now,
+                        lease_s=lease_s)[0]

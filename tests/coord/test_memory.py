@@ -12,7 +12,6 @@ from failover.coord import (
     MemoryCoordinator,
     MemoryStore,
     NotLeader,
-    SessionState,
 )
 from failover.core.agent import announcement, lease_ends_at
 from failover.core.model import GroupState
@@ -121,8 +120,9 @@ def test_same_calls_give_the_same_trace() -> None:
 
 
 def held(since: float | None, now: float, lease_s: float) -> str:
-    """What a primary whose session went away at `since` announces now (core.agent's rule)."""
+    """What a primary whose session went away at `since` announces now (core.agent's rule:
+    connected, it confirms now; else its last confirmation was when the session went)."""
     primary = GroupState("web", "dc1")
-    session: SessionState = "connected" if since is None else "suspended"
-    return announcement(primary, "dc1", backup=True, session=session,
-                        lost_at=since, now=now, lease_s=lease_s)[0]
+    return announcement(primary, "dc1", backup=True, in_effect="primary",
+                        confirmed_at=now if since is None else since, now=now,
+                        lease_s=lease_s)[0]

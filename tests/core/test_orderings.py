@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from failover.config import Config, parse_config
 from failover.core import Engine, View
-from failover.core.agent import keep_alive_until, sessions_gone
+from failover.core.agent import sessions_gone
 from failover.core.model import Applied, GroupState
 
 from .world import EXAMPLE, everyone_sees, observations

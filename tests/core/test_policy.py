@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
 
 import pytest
 import yaml
 
 from failover.config import parse_config
+from failover.core import View
 from failover.core.model import Command
 from failover.core.transitions import IllegalTransition, transition
 
@@ -366,9 +368,10 @@ def test_a_note_changes_nothing_and_is_recorded() -> None:
     assert run.decisions[-1].sentence == "noted from api: refused POST /switchover: bad signature"
 
 
-def lost_view(run: Run, now: float, gone_at: float, **kwargs: object):  # type: ignore[no-untyped-def]
+def lost_view(run: Run, now: float, gone_at: float,
+              down: Iterable[tuple[str, str, str]] = ()) -> View:
     """dc1's agent has had no session since `gone_at` (as the leader saw it)."""
-    return replace(run.view(now, **kwargs), agents=frozenset({"dc2"}),
+    return replace(run.view(now, down=down), agents=frozenset({"dc2"}),
                    agents_gone_at={"dc1": gone_at})
 
 
