@@ -51,6 +51,7 @@ from failover.lab.testing import fetch
 from failover.lab.topology import NAME_SERVERS, RUN_DIR, UPLINKS, netns
 from failover.servers.process import attempt, wait_until
 from failover.servers.zookeeper import ZooKeeperEnsemble
+from failover.steer.bird import as_path_announcement
 from failover.steer.netns import enter_netns, netns_socket
 
 T = TypeVar("T")
@@ -263,12 +264,12 @@ class Stack:
     # --- traffic: the isp's best route and the name servers' answers ------------------------
 
     def route(self) -> tuple[str, str] | None:
-        """(site, primary|backup) of the isp's best route for the BGP prefix, or None."""
+        """(site, primary|held|backup) of the isp's best route for the BGP prefix, or None."""
         best = self.lab.best_route(self.prefix)
         if best is None or not best.as_path:
             return None
         site = next((s for s, u in UPLINKS.items() if u.asn == best.as_path[0]), "?")
-        return site, "primary" if len(best.as_path) == 1 else "backup"
+        return site, as_path_announcement(best.as_path[1:])
 
     def client_get(self, timeout_s: float = 1.0) -> str:
         """What the client gets for `GET http://<front>/`: the answering app's text, or why

@@ -217,7 +217,7 @@ class BirdSteerer(Steerer):
             seen = self._in_effect(set() if metric is None else {metric})
             return None if seen == announcement else f"{self.site} BIRD holds {seen}"
         exported = show_routes(socket_path, prefix, export=protocol)
-        seen = _as_seen(exported[0].as_path if exported else None)
+        seen = as_path_announcement(exported[0].as_path if exported else None)
         if seen != announcement:
             return f"{self.site} BIRD exports {prefix} to {protocol} as {seen}"
         state = protocol_state(socket_path, protocol)
@@ -235,7 +235,7 @@ class BirdSteerer(Steerer):
             self._local_as = int(local_as)
         ours = [r for r in show_routes(self.upstream_socket, self.steering.prefix)
                 if r.as_path[:1] == (self._local_as,)]
-        seen = _as_seen(ours[0].as_path[1:] if ours else None)
+        seen = as_path_announcement(ours[0].as_path[1:] if ours else None)
         if seen != announcement:
             return f"upstream holds {self.site}'s route as {seen}"
         if announcement == "primary" and not ours[0].best:
@@ -249,7 +249,7 @@ class BirdSteerer(Steerer):
                            detail=detail, changed=changed)
 
 
-def _as_seen(path: tuple[int, ...] | None) -> Announcement:
+def as_path_announcement(path: tuple[int, ...] | None) -> Announcement:
     """An exported route's AS path (without the sender's own AS) -> what it announces."""
     if path is None:
         return "withdrawn"
