@@ -36,6 +36,8 @@ def gameday(playbook: str, seed: int, as_json: bool, report_dir: str | None,
     from failover.sim.playbook import load_playbook
     from failover.sim.run import run_playbook
 
+    if report_dir:
+        _need_matplotlib()
     try:
         book = load_playbook(playbook)
     except ConfigError as exc:
@@ -56,6 +58,15 @@ def gameday(playbook: str, seed: int, as_json: bool, report_dir: str | None,
         if report_dir:
             click.echo(f"report: {data['report']}")
     sys.exit(EXIT_OK if outcome.passed else EXIT_FAILED)
+
+
+def _need_matplotlib() -> None:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        click.echo("failover: --report draws its plot with matplotlib, which is not installed: "
+                   "pip install 'failover[report]'", err=True)
+        sys.exit(EXIT_USAGE)
 
 
 def _readable(outcome: object, description: str) -> str:
