@@ -356,12 +356,3 @@ def freeze(config_file: str, group: str | None, reason: str, timeout: str) -> No
 def unfreeze(config_file: str, group: str | None, reason: str, timeout: str) -> None:
     """Let automation act again."""
     _freeze_command("unfreeze", config_file, group, reason, timeout)
-
-
-def _commands() -> list[click.Command]:
-    from failover.cli.history import explain, history
-
-    return [status, switchover, freeze, unfreeze, history, explain]
-
-
-COMMANDS = _commands()

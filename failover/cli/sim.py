@@ -153,6 +153,3 @@ def chaos(campaign: str, runs: int, seed: int, jobs: int, as_json: bool,
             click.echo(f"FAILING seed {failing['seed']}: {failing['violations'][0]}")
             click.echo(f"  replay: {failing['replay']}")
     sys.exit(EXIT_FAILED if summary["violations"] else EXIT_OK)
-
-
-COMMANDS = [gameday, chaos]

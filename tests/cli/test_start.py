@@ -88,3 +88,13 @@ def test_each_summary_is_the_commands_own_first_sentence() -> None:
         command = cli.get_command(click.Context(cli), name)
         assert command is not None
         assert summary == command.get_short_help_str(1000), name
+
+
+def test_every_command_loads_first_in_a_fresh_process() -> None:
+    """Each subcommand imports on its own (no import cycle hidden by another loading first)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for name in COMMANDS:
+        done = subprocess.run([sys.executable, "-m", "failover", name, "--help"], env=env,
+                              capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 0, (name, done.stderr)
+        assert done.stdout.startswith(f"Usage: failover {name} "), name
