@@ -12,6 +12,7 @@ import importlib
 import sys
 
 import click
+from click.shell_completion import CompletionItem
 
 from failover import __version__
 
@@ -86,6 +87,13 @@ class LazyGroup(click.Group):
         assert isinstance(command, click.Command)
         self.add_command(command, cmd_name)
         return command
+
+    def shell_complete(self, ctx: click.Context, incomplete: str) -> list[CompletionItem]:
+        """Subcommand names (with their summaries) and the group's options, importing nothing."""
+        items = [CompletionItem(name, help=self.lazy[name][2] if name in self.lazy
+                                else self.commands[name].get_short_help_str())
+                 for name in self.list_commands(ctx) if name.startswith(incomplete)]
+        return items + click.Command.shell_complete(self, ctx, incomplete)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, self.lazy[name][2] if name in self.lazy and name not in self.commands

@@ -19,15 +19,16 @@ HEAVY = ("pyroute2", "kazoo", "aiohttp", "asyncpg", "matplotlib", "failover.lab"
          "failover.sim", "failover.daemon", "failover.steer", "failover.coord")
 
 
-def loaded_after(*args: str) -> set[str]:
-    """Top-level modules in sys.modules after `failover ARGS` in a fresh interpreter."""
+def loaded_after(*args: str, **env: str) -> set[str]:
+    """Modules in sys.modules after `failover ARGS` in a fresh interpreter."""
     code = ("import sys, runpy\n"
             f"sys.argv = ['failover', *{list(args)!r}]\n"
             "try:\n    runpy.run_module('failover', run_name='__main__')\n"
             "except SystemExit as exc:\n    assert exc.code in (0, None), exc.code\n"
             "import json\nprint(json.dumps(sorted(sys.modules)))\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True, timeout=60)
+                          env={**os.environ, "PYTHONPATH": str(ROOT), **env}, check=True,
+                          timeout=60)
     return set(json.loads(done.stdout.splitlines()[-1]))
 
 
@@ -98,3 +99,10 @@ def test_every_command_loads_first_in_a_fresh_process() -> None:
                               capture_output=True, text=True, timeout=60, check=False)
         assert done.returncode == 0, (name, done.stderr)
         assert done.stdout.startswith(f"Usage: failover {name} "), name
+
+
+def test_completing_a_subcommand_name_imports_no_subcommand() -> None:
+    modules = loaded_after(_FAILOVER_COMPLETE="bash_complete", COMP_WORDS="failover s",
+                           COMP_CWORD="1")
+    assert heavy_in(modules) == [] and "failover.config" not in modules
+    assert not [m for m in modules if m.startswith("failover.cli.") and m != "failover.cli"]
