@@ -135,6 +135,8 @@ def status(config_file: str, as_json: bool, watch: bool, interval_s: float,
            count: int | None) -> None:
     """Per group: desired against applied per site, epoch, leader, frozen, budget left,
     pending commands; per site and service: the verdict of each observer site."""
+    if count is not None and not watch:
+        fail("--count N goes with --watch", EXIT_USAGE)
     config = load_or_exit(config_file)
     with connected(config) as coordinator:
         if watch:

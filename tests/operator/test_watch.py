@@ -44,3 +44,12 @@ def test_watch_table_repeats_and_ends_on_ctrl_c(steady: Cluster) -> None:
     assert "Traceback" not in err
     assert out.count("every 0.2 s (Ctrl-C ends)") >= 2
     assert out.count("cluster ") >= 2 and "\x1b[" not in out  # not a terminal: no redraw
+
+
+def test_count_without_watch_is_a_usage_error(steady: Cluster) -> None:
+    result = CliRunner().invoke(cli, ["status", "--count", "2", "--config",
+                                      str(steady.config_path)])
+    assert result.exit_code == 2 and "--count N goes with --watch" in result.output
+    result = CliRunner().invoke(cli, ["status", "--watch", "--interval", "0", "--config",
+                                      str(steady.config_path)])
+    assert result.exit_code == 2 and "--interval" in result.output
