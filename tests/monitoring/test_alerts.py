@@ -77,7 +77,7 @@ def test_every_alert_has_a_runbook_section_in_operations_md() -> None:
         runbook = rule["annotations"].get("runbook", "")
         page, _, anchor = runbook.partition("#")
         assert page == "docs/operations.md" and anchor in known, (rule["alert"], runbook)
-        assert rule["labels"]["severity"] in ("warning", "critical"), rule["alert"]
+        assert rule["labels"]["severity"] in ("info", "warning", "critical"), rule["alert"]
         assert rule["annotations"]["summary"] and rule["annotations"]["description"]
 
 

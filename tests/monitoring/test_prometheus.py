@@ -1,8 +1,9 @@
 """A real Prometheus scrapes three real daemons (tests/operator/cluster.py: ZooKeeper, BIND,
 HTTP services, all on loopback) with docs/monitoring/alerts.yml, `for:` shortened so that the
 test takes seconds: every rule evaluates without error against the real exposition, nothing
-fires while the cluster is steady, a failing check fires FailoverCheckFailing, and with
-ZooKeeper gone FailoverNoLeader and FailoverZooKeeperUnavailable fire."""
+fires while the cluster is steady, a failing check fires FailoverCheckFailing and the failover
+it causes FailoverSwitched, and with ZooKeeper gone FailoverNoLeader and
+FailoverZooKeeperUnavailable fire."""
 
 from __future__ import annotations
 
@@ -114,6 +115,9 @@ def test_alerts_fire_from_what_real_daemons_export(watched: tuple[Cluster, Prome
         labels = prometheus.firing()["FailoverCheckFailing"]
         assert {(a["site"], a["service"]) for a in labels} == {("dc1", "app")}
         cluster.wait_steady("dc2", 30.0)
+        wait_until(lambda: "FailoverSwitched" in prometheus.firing(), 30.0,
+                   "FailoverSwitched fires")
+        assert [a["group"] for a in prometheus.firing()["FailoverSwitched"]] == ["web"]
     finally:
         cluster.http["dc1"].set_health(200)
     wait_until(lambda: "FailoverCheckFailing" not in prometheus.firing(), 60.0,
