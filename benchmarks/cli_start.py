@@ -1,7 +1,8 @@
 """CLI start-up: wall time of `failover --version`, `failover --help` and
 `failover validate examples/two-dc.yaml`, each the best of several runs in a fresh process.
 
-Runs this checkout's code (`python -m failover`, PYTHONPATH set to the repository root).
+Runs this checkout's code (`python -m failover` from the repository root, which `-m` puts
+first on the path).
 Prints one JSON object as its last line: {"version_s": .., "help_s": .., "validate_s": ..}.
 """
 
@@ -28,7 +29,7 @@ def best_of(args: list[str], runs: int) -> float:
     best = float("inf")
     for _ in range(runs):
         started = time.perf_counter()
-        done = subprocess.run([sys.executable, "-m", "failover", *args], env=env,
+        done = subprocess.run([sys.executable, "-m", "failover", *args], env=env, cwd=ROOT,
                               capture_output=True, check=False)
         elapsed = time.perf_counter() - started
         if done.returncode != 0:

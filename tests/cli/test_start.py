@@ -26,7 +26,7 @@ def loaded_after(*args: str, **env: str) -> set[str]:
             "try:\n    runpy.run_module('failover', run_name='__main__')\n"
             "except SystemExit as exc:\n    assert exc.code in (0, None), exc.code\n"
             "import json\nprint(json.dumps(sorted(sys.modules)))\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
                           env={**os.environ, "PYTHONPATH": str(ROOT), **env}, check=True,
                           timeout=60)
     return set(json.loads(done.stdout.splitlines()[-1]))
@@ -77,7 +77,7 @@ def test_completion_scripts_complete_subcommands() -> None:
         assert result.exit_code == 0 and "_FAILOVER_COMPLETE" in result.output, shell
     # what the bash script asks for when the user presses TAB after `failover sw`
     done = subprocess.run(
-        [sys.executable, "-m", "failover"], capture_output=True, text=True, timeout=60,
+        [sys.executable, "-m", "failover"], capture_output=True, text=True, timeout=60, cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT), "_FAILOVER_COMPLETE": "bash_complete",
              "COMP_WORDS": "failover sw", "COMP_CWORD": "1"})
     assert done.stdout.split() == ["plain,switchover"]
@@ -95,7 +95,7 @@ def test_every_command_loads_first_in_a_fresh_process() -> None:
     """Each subcommand imports on its own (no import cycle hidden by another loading first)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     for name in COMMANDS:
-        done = subprocess.run([sys.executable, "-m", "failover", name, "--help"], env=env,
+        done = subprocess.run([sys.executable, "-m", "failover", name, "--help"], env=env, cwd=ROOT,
                               capture_output=True, text=True, timeout=60, check=False)
         assert done.returncode == 0, (name, done.stderr)
         assert done.stdout.startswith(f"Usage: failover {name} "), name

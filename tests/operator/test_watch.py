@@ -36,7 +36,7 @@ def test_watch_table_repeats_and_ends_on_ctrl_c(steady: Cluster) -> None:
     process = subprocess.Popen(
         [sys.executable, "-m", "failover", "status", "--watch", "--interval", "0.2",
          "--config", str(steady.config_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT)
     time.sleep(3.0)
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=20)
