@@ -106,3 +106,25 @@ def test_completing_a_subcommand_name_imports_no_subcommand() -> None:
                            COMP_CWORD="1")
     assert heavy_in(modules) == [] and "failover.config" not in modules
     assert not [m for m in modules if m.startswith("failover.cli.") and m != "failover.cli"]
+
+
+def test_every_command_defined_in_the_cli_package_is_reachable() -> None:
+    """A command added to a module but not to `COMMANDS` would silently not exist."""
+    import importlib
+    import pkgutil
+
+    import failover.cli as package
+
+    reachable: set[int] = set()
+    todo = [cli.get_command(click.Context(cli), name) for name in COMMANDS]
+    while todo:
+        command = todo.pop()
+        assert command is not None
+        reachable.add(id(command))
+        if isinstance(command, click.Group):
+            todo += list(command.commands.values())
+    for info in pkgutil.iter_modules(package.__path__):
+        module = importlib.import_module(f"failover.cli.{info.name}")
+        for name, value in vars(module).items():
+            if isinstance(value, click.Command) and value is not cli:
+                assert id(value) in reachable, f"failover.cli.{info.name}.{name}"
