@@ -8,6 +8,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -155,3 +156,11 @@ def test_a_tampered_audit_chain_is_reported() -> None:
 @pytest.mark.parametrize("path", ["alerts.yml", "alerts_test.yml", "prometheus.yml"])
 def test_the_monitoring_files_are_plain_yaml(path: str) -> None:
     assert isinstance(yaml.safe_load((MONITORING / path).read_text()), dict)
+
+
+def test_the_promtool_tests_are_what_the_script_writes(tmp_path: Path) -> None:
+    written = tmp_path / "alerts_test.yml"
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "make-alerts-test.py"),
+                    str(written)], check=True, timeout=60)
+    assert written.read_text() == (MONITORING / "alerts_test.yml").read_text(), (
+        "docs/monitoring/alerts_test.yml is stale: run scripts/make-alerts-test.py")
