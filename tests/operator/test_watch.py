@@ -53,3 +53,13 @@ def test_count_without_watch_is_a_usage_error(steady: Cluster) -> None:
     result = CliRunner().invoke(cli, ["status", "--watch", "--interval", "0", "--config",
                                       str(steady.config_path)])
     assert result.exit_code == 2 and "--interval" in result.output
+
+
+def test_watch_redraws_a_terminal(steady: Cluster) -> None:
+    from tests.cli.test_progress import on_terminal
+
+    code, output = on_terminal("status", "--watch", "--interval", "0.2", "--count", "2",
+                               "--config", str(steady.config_path))
+    assert code == 0, output
+    assert output.count("\x1b[2J") == 2  # cleared before each refresh
+    assert output.count("every 0.2 s (Ctrl-C ends)") == 2
