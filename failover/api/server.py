@@ -95,6 +95,9 @@ class Api:
             problems = await asyncio.to_thread(audit_problems, self.daemon.coordinator)
         except CoordinatorError:
             return  # unreadable says nothing about the chain; the last outcome stands
+        except Exception:  # a bug or an untranslated client error must not break /metrics
+            log.exception("audit chain check failed")
+            return
         if problems:
             log.error("audit chain broken: %s", "; ".join(problems[:3]))
         self.metrics.audit_checked(not problems, time.time())
