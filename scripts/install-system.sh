@@ -16,6 +16,6 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq "${missing[@]}" >/dev/null
 # The packaged daemons must not run system-wide: the lab and the tests start their own.
-for unit in bird named zookeeper nginx haproxy; do
+for unit in bird named zookeeper nginx haproxy prometheus prometheus-node-exporter; do
     service "$unit" stop >/dev/null 2>&1 || true
 done

@@ -15,6 +15,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
+from failover.coord import Coordinator, verify_chain
 from failover.core.model import CheckResult, split_target
 
 LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -41,6 +42,7 @@ class DaemonMetrics:
             ["endpoint", "outcome"], registry=self.registry)
         self.status: dict[str, Any] | None = None
         self.facts: dict[str, Any] = {}
+        self.audit: tuple[bool, float] | None = None  # (chain verified, when), once checked
         self._seen_switches: dict[str, set[float]] = {}
         self.registry.register(_Snapshot(self))
 
@@ -66,6 +68,10 @@ class DaemonMetrics:
             # switch_times keeps one hour: forget what can no longer come back
             keep = set(doc.get("switch_times", ()))
             self._seen_switches[group] = seen & keep if keep else set()
+
+    def audit_checked(self, verified: bool, at: float) -> None:
+        """Record the outcome of a verification of the audit trail's hash chain."""
+        self.audit = (verified, at)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
@@ -99,8 +105,28 @@ class _Snapshot(Collector):
                                  "1 when this scrape could read the cluster's state.")
         read.add_metric([], 0.0 if status is None else 1.0)
         yield read
+        if m.audit is not None:
+            chain = GaugeMetricFamily("failover_audit_chain_ok", "1 when the audit trail's "
+                                      "hash chain verified at its last check, 0 when broken.")
+            chain.add_metric([], 1.0 if m.audit[0] else 0.0)
+            yield chain
+            checked = GaugeMetricFamily("failover_audit_chain_checked_timestamp_seconds",
+                                        "When the audit chain was last verified (Unix time).")
+            checked.add_metric([], m.audit[1])
+            yield checked
         if status is not None:
             yield from _cluster(status)
+
+
+def audit_problems(coordinator: Coordinator) -> list[str]:
+    """Verify the retained audit chain up to the stored head (raises CoordinatorError).
+
+    The head is read first and newer entries ignored, so that an entry the leader appends
+    meanwhile is not mistaken for a cut chain.
+    """
+    head = coordinator.audit_head()
+    entries = [entry for entry in coordinator.audit() if entry.seq <= head[0]]
+    return verify_chain(entries, head)
 
 
 def _cluster(status: dict[str, Any]) -> Iterator[Metric]:

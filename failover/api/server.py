@@ -26,7 +26,7 @@ from aiohttp import web
 
 from failover.api.auth import ApiKeysError, Outcome, RequestGuard, read_keys
 from failover.api.commands import BadRequest, command_from_body
-from failover.api.metrics import CONTENT_TYPE, DaemonMetrics
+from failover.api.metrics import CONTENT_TYPE, DaemonMetrics, audit_problems
 from failover.config.model import split_host_port
 from failover.coord import CoordinatorError
 from failover.core.model import Command
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("failover.api")
 MAX_BODY = 64 * 1024
 STATUS_CACHE_S = 0.5
+AUDIT_VERIFY_S = 60.0  # the audit chain behind failover_audit_chain_ok is checked this often
 NOTE_QUEUE = 1000
 WRITES = ("switchover", "freeze", "unfreeze")
 
@@ -56,6 +57,7 @@ class Api:
         self._keys_seen: tuple[str | None, float] = (None, -1.0)
         self._keys_problem = ""
         self._status: tuple[float, dict[str, Any] | None, str] = (0.0, None, "")
+        self._audit_checked = -AUDIT_VERIFY_S
         self._status_lock = asyncio.Lock()
 
     # --- read endpoints ----------------------------------------------------------------------
@@ -80,8 +82,25 @@ class Api:
         self.metrics.update(doc, leading=daemon.leadership is not None,
                             term=daemon.leadership.term if daemon.leadership else None,
                             cycles=daemon.cycles, session=daemon.coordinator.session_state())
+        await self._verify_audit()
         return web.Response(body=self.metrics.exposition(),
                             headers={"Content-Type": CONTENT_TYPE})
+
+    async def _verify_audit(self) -> None:
+        """At most every AUDIT_VERIFY_S, verify the audit chain for `/metrics`."""
+        if time.monotonic() - self._audit_checked < AUDIT_VERIFY_S:
+            return
+        self._audit_checked = time.monotonic()
+        try:
+            problems = await asyncio.to_thread(audit_problems, self.daemon.coordinator)
+        except CoordinatorError:
+            return  # unreadable says nothing about the chain; the last outcome stands
+        except Exception:  # a bug or an untranslated client error must not break /metrics
+            log.exception("audit chain check failed")
+            return
+        if problems:
+            log.error("audit chain broken: %s", "; ".join(problems[:3]))
+        self.metrics.audit_checked(not problems, time.time())
 
     async def _read_status(self) -> tuple[dict[str, Any] | None, str]:
         async with self._status_lock:  # one read at a time; a burst shares it

@@ -86,6 +86,3 @@ def supervise(watchdog_s: float, stop_hook: str, restart_s: float | None,
     options = SupervisorOptions(command=command, watchdog_s=watchdog_s,
                                 stop_hook=shlex.split(stop_hook), restart_s=restart_s)
     sys.exit(Supervisor(options).run())
-
-
-COMMANDS = [run, demote, supervise]

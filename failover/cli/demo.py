@@ -23,6 +23,3 @@ def demo() -> None:
     if reason:
         fail(f"the lab cannot run here: {reason}", EXIT_FAILED)
     sys.exit(Demo(echo=lambda line: click.echo(line)).run())
-
-
-COMMANDS = [demo]

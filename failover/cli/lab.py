@@ -60,6 +60,3 @@ def status(config_file: str) -> None:
     except LabError as exc:
         fail(f"lab status: {exc}")
     click.echo("\n".join(lines))
-
-
-COMMANDS = [lab]

@@ -13,9 +13,10 @@ import getpass
 import json
 import logging
 import socket
+import sys
 import time
 from collections.abc import Callable, Iterator
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import click
 
@@ -121,14 +122,59 @@ def show_result(result: CommandResult) -> None:
 @click.command()
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="Print the status document as JSON.")
-def status(config_file: str, as_json: bool) -> None:
+@click.option("--watch", is_flag=True,
+              help="Refresh until interrupted (a terminal is redrawn; --json: one line each).")
+@click.option("--interval", "interval_s", type=click.FloatRange(min=0.1), default=2.0,
+              show_default=True, metavar="S", help="Seconds between refreshes with --watch.")
+@click.option("--count", type=click.IntRange(min=1), default=None, metavar="N",
+              help="With --watch: stop after N refreshes.")
+def status(config_file: str, as_json: bool, watch: bool, interval_s: float,
+           count: int | None) -> None:
     """Per group: desired against applied per site, epoch, leader, frozen, budget left,
     pending commands; per site and service: the verdict of each observer site."""
+    if count is not None and not watch:
+        fail("--count N goes with --watch", EXIT_USAGE)
     config = load_or_exit(config_file)
     with connected(config) as coordinator:
+        if watch:
+            watch_status(coordinator, config, as_json, interval_s, count)
+            return
         doc = build_status(coordinator, config)
     click.echo(json.dumps(doc, indent=2, sort_keys=True) if as_json
                else render_status(doc, config))
+
+
+def watch_status(coordinator: Coordinator, config: Config, as_json: bool, interval_s: float,
+                 count: int | None) -> None:
+    """`status --watch`: redraw every `interval_s` until Ctrl-C (exit 0) or `count` refreshes.
+
+    A read that fails (ZooKeeper away for a moment) is shown and retried, not fatal."""
+    redraw = not as_json and sys.stdout.isatty()
+    shown = 0
+    try:
+        while count is None or shown < count:
+            started = time.monotonic()
+            try:
+                doc: dict[str, Any] | None = build_status(coordinator, config)
+                problem = ""
+            except CoordinatorError as exc:
+                doc, problem = None, str(exc) or type(exc).__name__
+            if as_json:
+                click.echo(json.dumps(doc if doc is not None else
+                                      {"error": problem, "at": time.time()}, sort_keys=True))
+            else:
+                if redraw:
+                    click.clear()
+                click.echo(f"every {interval_s:g} s (Ctrl-C ends)")
+                click.echo(render_status(doc, config) if doc is not None
+                           else f"cannot read the cluster's state: {problem}; retrying")
+                if not redraw:
+                    click.echo("")
+            shown += 1
+            if count is None or shown < count:
+                time.sleep(max(0.0, interval_s - (time.monotonic() - started)))
+    except KeyboardInterrupt:
+        return
 
 
 # --- switchover --------------------------------------------------------------------------------
@@ -309,12 +355,3 @@ def freeze(config_file: str, group: str | None, reason: str, timeout: str) -> No
 def unfreeze(config_file: str, group: str | None, reason: str, timeout: str) -> None:
     """Let automation act again."""
     _freeze_command("unfreeze", config_file, group, reason, timeout)
-
-
-def _commands() -> list[click.Command]:
-    from failover.cli.history import explain, history
-
-    return [status, switchover, freeze, unfreeze, history, explain]
-
-
-COMMANDS = _commands()

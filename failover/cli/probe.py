@@ -78,6 +78,3 @@ def table(rows: list[dict[str, Any]]) -> str:
     failed = sum(r["verdict"] == "fail" for r in rows)
     lines.append(f"{len(rows)} checks: {len(rows) - failed} pass, {failed} fail")
     return "\n".join(lines)
-
-
-COMMANDS = [probe]

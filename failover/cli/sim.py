@@ -9,6 +9,7 @@ import sys
 import click
 
 from failover.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from failover.cli.progress import Progress
 from failover.config import ConfigError
 
 
@@ -36,6 +37,8 @@ def gameday(playbook: str, seed: int, as_json: bool, report_dir: str | None,
     from failover.sim.playbook import load_playbook
     from failover.sim.run import run_playbook
 
+    if report_dir:
+        _need_matplotlib()
     try:
         book = load_playbook(playbook)
     except ConfigError as exc:
@@ -56,6 +59,15 @@ def gameday(playbook: str, seed: int, as_json: bool, report_dir: str | None,
         if report_dir:
             click.echo(f"report: {data['report']}")
     sys.exit(EXIT_OK if outcome.passed else EXIT_FAILED)
+
+
+def _need_matplotlib() -> None:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        click.echo("failover: --report draws its plot with matplotlib, which is not installed: "
+                   "pip install 'failover[report]'", err=True)
+        sys.exit(EXIT_USAGE)
 
 
 def _readable(outcome: object, description: str) -> str:
@@ -101,7 +113,8 @@ def chaos(campaign: str, runs: int, seed: int, jobs: int, as_json: bool,
     """Run a chaos CAMPAIGN: many seeded random runs, summarised.
 
     Exit 0 without invariant violations, 1 with any (each failing seed is printed with the
-    command that replays it), 2 on a bad campaign file.
+    command that replays it), 2 on a bad campaign file. On a terminal (and without --json) a
+    progress line shows runs done, violations so far and the time left.
     """
     from failover.sim.campaign import load_campaign, run_campaign, summarize
 
@@ -109,7 +122,12 @@ def chaos(campaign: str, runs: int, seed: int, jobs: int, as_json: bool,
         spec = load_campaign(campaign)
     except ConfigError as exc:
         _bad_input(exc)
-    results = run_campaign(spec, runs, seed, jobs, keep_trace=trace_file is not None)
+    progress = Progress.start(runs, enabled=not as_json)
+    try:
+        results = run_campaign(spec, runs, seed, jobs, keep_trace=trace_file is not None,
+                               on_result=lambda result: progress.advance(len(result.violations)))
+    finally:
+        progress.finish()
     if trace_file:
         with open(trace_file, "w", encoding="utf-8") as handle:
             for result in results:
@@ -135,6 +153,3 @@ def chaos(campaign: str, runs: int, seed: int, jobs: int, as_json: bool,
             click.echo(f"FAILING seed {failing['seed']}: {failing['violations'][0]}")
             click.echo(f"  replay: {failing['replay']}")
     sys.exit(EXIT_FAILED if summary["violations"] else EXIT_OK)
-
-
-COMMANDS = [gameday, chaos]

@@ -47,6 +47,3 @@ def describe(config: Config) -> str:
         f"an hour, failback {policy.failback}"
     )
     return "\n".join(lines)
-
-
-COMMANDS = [validate]

@@ -67,7 +67,15 @@ def parse_config(text: str, source: str = "<config>", base: Path | None = None) 
     return config
 
 
+# libyaml's parser when PyYAML has it (ten times faster), with the same safe constructor
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def load_yaml(text: str, source: str) -> Any:
+    try:
+        return yaml.load(text, Loader=SAFE_LOADER)
+    except yaml.YAMLError:
+        pass  # parsed again below: the pure-Python parser words its errors better
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -12,6 +12,7 @@ import itertools
 import math
 import multiprocessing
 import random
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -224,16 +225,30 @@ def _work(job: tuple[int, bool]) -> RunResult:
 
 def run_campaign(campaign: Campaign, runs: int, seed: int = 1, jobs: int = 1,
                  engine_factory: EngineFactory | None = None, keep_trace: bool = False,
-                 ) -> list[RunResult]:
-    """Runs `seed` .. `seed + runs - 1`, in order; over `jobs` processes when > 1."""
+                 on_result: Callable[[RunResult], None] | None = None) -> list[RunResult]:
+    """Runs `seed` .. `seed + runs - 1`, in order; over `jobs` processes when > 1.
+
+    `on_result` is called with each run's result as it arrives, in order (for progress)."""
     seeds = list(range(seed, seed + runs))
     if jobs <= 1 or runs <= 1 or engine_factory is not None:
-        return [run_one(campaign, s, engine_factory, keep_trace) for s in seeds]
+        return _collect((run_one(campaign, s, engine_factory, keep_trace) for s in seeds),
+                        on_result)
     # spawn, not fork: a forked child of a process with threads (a test run, kazoo) can hang
     context = multiprocessing.get_context("spawn")
     with context.Pool(jobs, initializer=_init, initargs=(campaign,)) as pool:
         chunk = max(1, min(50, runs // (jobs * 8)))
-        return list(pool.imap(_work, [(s, keep_trace) for s in seeds], chunksize=chunk))
+        return _collect(pool.imap(_work, [(s, keep_trace) for s in seeds], chunksize=chunk),
+                        on_result)
+
+
+def _collect(results: Iterable[RunResult], on_result: Callable[[RunResult], None] | None
+             ) -> list[RunResult]:
+    collected = []
+    for result in results:
+        collected.append(result)
+        if on_result is not None:
+            on_result(result)
+    return collected
 
 
 def percentile(values: list[float], q: float) -> float | None:

@@ -75,6 +75,7 @@ def test_metrics_exposition(steady: Cluster) -> None:
     assert value(samples, "failover_steering_verified", group="web", site="dc1") == 1.0
     assert value(samples, "failover_applied_epoch", group="web", site="dc2") == epoch
     assert value(samples, "failover_switches_total", group="web") >= 0.0
+    assert value(samples, "failover_audit_chain_ok") == 1.0  # verified at the first scrape
     for site in ("dc1", "dc2"):
         assert value(samples, "failover_probe_latency_seconds_count", site=site,
                      service="app", result="ok") > 0
