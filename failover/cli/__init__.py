@@ -31,7 +31,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
               "verdict, latency and reason."),
     "run": ("daemon", "run", "Run one daemon instance: observer, leader and agent roles."),
     "demote": ("daemon", "demote",
-               "Stop hook: demote this instance's site from primary to backup (never "
+               "Stop hook: demote this instance's site from primary to held (never "
                "withdraw)."),
     "supervise": ("daemon", "supervise",
                   "Run COMMAND as systemd would with Type=notify, WatchdogSec= and "

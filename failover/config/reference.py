@@ -59,8 +59,10 @@ MEANINGS: dict[str, str] = {
     "DaemonOptions.cycle_s": "The longest a daemon waits between cycles when nothing wakes it.",
     "DaemonOptions.heartbeat_s": "Observations are republished at least this often; must be "
     "less than policy.stale_after_s.",
-    "DaemonOptions.watchdog_s": "The supervisor kills a daemon silent this long; must equal "
-    "the unit's WatchdogSec=.",
+    "DaemonOptions.watchdog_s": "The supervisor kills a daemon whose cycles stall this long; "
+    "must equal the unit's WatchdogSec=.",
+    "DaemonOptions.stop_hook_s": "The longest the supervisor's stop hook takes to start and "
+    "hold the site's primary; part of the bound the leader waits before promoting.",
     # instances and sites
     "Instance.site": "The site this daemon runs in (a key of sites).",
     "Instance.api": "host:port of this daemon's HTTP API (status, metrics, commands).",
@@ -128,14 +130,16 @@ MEANINGS: dict[str, str] = {
     "BgpSteering.method": "bgp: each site's routers announce the prefix as primary, backup "
     "or not at all.",
     "BgpSteering.prefix": "The provider-independent prefix that moves.",
-    "BgpSteering.lease_s": "A site without a ZooKeeper session keeps announcing primary this "
-    "long, then demotes itself to held.",
+    "BgpSteering.lease_s": "A site keeps announcing primary this long after its agent's last "
+    "confirmation on a live ZooKeeper session, then holds it (never withdrawn).",
     "BgpSteering.backup": "Announce the prefix as backup from the inactive site (else "
     "withdraw it there).",
     "BgpSteering.metric_primary": "Kernel route metric meaning primary (lower than "
-    "metric_backup).",
+    "metric_held).",
+    "BgpSteering.metric_held": "Kernel route metric meaning held: a former primary that cannot "
+    "confirm it still is one (BIRD prepends once: preferred over a backup).",
     "BgpSteering.metric_backup": "Kernel route metric meaning backup (BIRD prepends the AS "
-    "path).",
+    "path three times).",
     "BgpSteering.sites": "Per serving site: where its agent writes the route and which BIRD "
     "it checks.",
     "BgpSite.table": "The kernel routing table BIRD exports the prefix from.",

@@ -95,7 +95,8 @@ def test_cross_field_rules(change: Callable[[dict[str, Any]], object], expected:
 
 @pytest.mark.parametrize("path, value, fragment", [
     ("groups.web.steering.prefix", "203.0.113.7/24", "not a network prefix"),
-    ("groups.web.steering.metric_primary", 30, "metric_primary must be lower"),
+    ("groups.web.steering.metric_primary", 30, "metric_primary < metric_held < metric_backup"),
+    ("groups.web.steering.metric_held", 5, "metric_primary < metric_held < metric_backup"),
     ("groups.mail.steering.names", {"mail.other.test.": {"dc1": ["10.1.0.13"],
                                                           "dc2": ["10.2.0.13"]}},
      "outside zone example.test."),
@@ -170,8 +171,10 @@ def test_unknown_option_is_a_usage_error() -> None:
 
 def test_daemon_timers_must_fit_the_lease_and_staleness() -> None:
     data = example_data()
-    data["cluster"]["daemon"] = {"heartbeat_s": 6, "watchdog_s": 60}
+    data["cluster"]["daemon"] = {"heartbeat_s": 6, "watchdog_s": 1.5, "cycle_s": 3}
     found = problems(data)
     assert "cluster.daemon.heartbeat_s: 6 must be less than policy.stale_after_s (6)" in found
-    assert any(p.startswith("cluster.daemon.watchdog_s: 60 exceeds session timeout + lease "
-                            "of group web (10)") for p in found)
+    assert any(p.startswith("cluster.daemon.watchdog_s: 1.5 must be more than twice "
+                            "cluster.daemon.cycle_s (3)") for p in found)
+    assert any(p.startswith("groups.web.steering.lease_s: 6 must be more than twice "
+                            "cluster.daemon.cycle_s (3)") for p in found)
