@@ -104,7 +104,7 @@ def test_a_reload_waits_for_the_cycle_that_uses_the_roles(tmp_path: Path) -> Non
     release = threading.Event()
 
     class SlowDaemon(Daemon):
-        seen: list[object] = []
+        seen: list[tuple[object, object]] = []
 
         def cycle_once(self, now: float) -> float | None:
             used = self.leader
