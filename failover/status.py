@@ -90,8 +90,22 @@ def build_status(coordinator: Coordinator, config: Config, now: float | None = N
         "groups": groups,
         "pending": [to_dict(command) for command in pending],
         "services": service_verdicts(config, observations, now),
+        "clocks": observer_clocks(config, observations, now),
         "observations": [to_dict(o) for o in observations],
     }
+
+
+def observer_clocks(config: Config, observations: list[Observation], now: float
+                    ) -> dict[str, dict[str, Any]]:
+    """instance -> how far its newest stamp is from the reader's clock, and whether that is
+    more than a heartbeat (its clock is off, or it stopped publishing). The leader judges
+    freshness on its own clock, so such skew changes no decision; it is shown to be fixed."""
+    newest: dict[str, float] = {}
+    for obs in observations:
+        newest[obs.instance] = max(obs.at, newest.get(obs.instance, obs.at))
+    margin = config.cluster.daemon.heartbeat_s + 1.0
+    return {instance: {"offset_s": round(at - now, 3), "off": abs(at - now) > margin}
+            for instance, at in sorted(newest.items())}
 
 
 def _backup(config: Config, group: str) -> bool:
@@ -204,6 +218,14 @@ def render_status(doc: dict[str, Any], config: Config) -> str:
                         + [s["votes"].get(o, "unknown") for o in observers])
     if len(rows) > 1:
         lines += table(rows)
+    for instance, clock in doc.get("clocks", {}).items():
+        if clock["off"]:
+            ahead = clock["offset_s"] > 0
+            where = ("ahead of this clock: its clock is off" if ahead else
+                     "behind this clock: its clock is off, or it stopped publishing")
+            lines.append(f"clock: {instance}'s observations are stamped "
+                         f"{abs(clock['offset_s']):g} s {where} (freshness is judged on the "
+                         "leader's clock)")
     for site, services in doc["services"].items():
         for name, s in services.items():
             for target, by in s["targets"].items():

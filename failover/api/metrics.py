@@ -168,3 +168,9 @@ def _cluster(status: dict[str, Any]) -> Iterator[Metric]:
                     verdict.add_metric([site, service, target, observer, seen["site"]],
                                        VERDICT_VALUES.get(seen["verdict"], -1.0))
     yield verdict
+    offset = GaugeMetricFamily(
+        "failover_observer_clock_offset_seconds", "How far each observer's newest stamp is from "
+        "this daemon's clock (its clock skew, or its silence).", labels=["observer"])
+    for observer, clock in status.get("clocks", {}).items():
+        offset.add_metric([observer], float(clock["offset_s"]))
+    yield offset

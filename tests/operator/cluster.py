@@ -52,7 +52,9 @@ SETTLING = (OSError, http.client.HTTPException, dns.exception.DNSException, Coor
 class Cluster:
     """ZooKeeper, BIND, two HTTP services and three daemons; `start()` waits for steady."""
 
-    def __init__(self, workdir: Path, *, max_failures: int = 3, lockout_s: float = 2.0) -> None:
+    def __init__(self, workdir: Path, *, max_failures: int = 3, lockout_s: float = 2.0,
+                 clock_offsets: dict[str, float] | None = None) -> None:
+        self.clock_offsets = clock_offsets or {}
         self.workdir = workdir
         self.zk = ZooKeeperEnsemble(workdir / "zk", 1, tick_ms=200)
         secret = base64.b64encode(secrets.token_bytes(32)).decode()
@@ -118,7 +120,8 @@ class Cluster:
         for name in INSTANCES:
             self.daemons[name] = Process(
                 f"daemon {name}", [FAILOVER, "run", "--config", str(self.config_path),
-                                   "--instance", name],
+                                   "--instance", name, "--clock-offset-s",
+                                   str(self.clock_offsets.get(name, 0.0))],
                 log_path=self.workdir / f"daemon-{name}.log").start()
         for name in INSTANCES:
             wait_until(functools.partial(self.serves_health, name), 20.0,
@@ -200,8 +203,8 @@ class Cluster:
                                                 role="daemon").connect(timeout_s=10.0)
 
 
-def start_cluster(workdir: Path) -> Cluster:
-    cluster = Cluster(workdir)
+def start_cluster(workdir: Path, **options: Any) -> Cluster:
+    cluster = Cluster(workdir, **options)
     try:
         return cluster.start()
     except BaseException:
