@@ -222,7 +222,9 @@ def read_view(coordinator: Coordinator, config: Config, now: float
 @click.option("--at", "at_text", default=None, metavar="TIME",
               help="Schedule it: ISO 8601 time or +30s / +5m.")
 @click.option("--expires", "expires_text", default=None, metavar="DURATION",
-              help="The override lapses after this long (30m, 2h).")
+              help="The override lapses after this long (30m, 2h); then the policy decides: "
+              "with manual failback nothing moves back, with auto failback it moves back only "
+              "as an automatic failback (preferred site healthy long enough, not blocked).")
 @click.option("--wait", is_flag=True, help="Return when every site applied and verified it.")
 @timeout_option("60s")
 def switchover(config_file: str, site: str, group: str | None, reason: str, force: bool,
