@@ -132,6 +132,7 @@ class RunResult:
     violations: list[dict[str, Any]]
     switches: int
     false_failovers: int
+    max_primary_overlap_s: float
     rto_s: list[float]
     unrecovered: int
     unavailable_s: float
@@ -200,6 +201,7 @@ def run_one(campaign: Campaign, seed: int, engine_factory: EngineFactory | None 
         violations=[v.as_dict() for v in world.checker.violations] + crashed,
         switches=world.leadership.switches,
         false_failovers=world.checker.false_failovers,
+        max_primary_overlap_s=world.checker.max_overlap_s,
         rto_s=[e.rto_s(world.now) for e in episodes if e.end is not None],
         unrecovered=sum(1 for e in episodes if e.end is None),
         unavailable_s=world.traffic.lost_s(None),
@@ -270,6 +272,8 @@ def summarize(campaign: Campaign, results: list[RunResult], command: str) -> dic
         "runs": runs,
         "violations": sum(len(r.violations) for r in results),
         "false_failovers": sum(r.false_failovers for r in results),
+        "max_primary_overlap_s": round(max((r.max_primary_overlap_s for r in results),
+                                           default=0.0), 3),
         "switches": sum(r.switches for r in results),
         "rto_s": {"p50": percentile(rtos, 50), "p95": percentile(rtos, 95),
                   "p99": percentile(rtos, 99), "episodes": len(rtos),

@@ -58,6 +58,7 @@ class Checker:
         self._last_now = 0.0
         self.no_quorum_since: float | None = None
         self.false_failovers = 0
+        self.max_overlap_s = 0.0  # the longest two sites announced primary at once
         config = world.config
         checks = [s.check for site in world.serving
                   for s in config.sites[site].services.values()]
@@ -133,6 +134,7 @@ class Checker:
         elif len(primaries) <= 1 and group in self.overlap_since:
             since = self.overlap_since.pop(group)
             took = world.now - since
+            self.max_overlap_s = max(self.max_overlap_s, took)
             if took > self.bound_s[group] and (group, since) not in self._reported:
                 self._reported.add((group, since))
                 self.violate("primary_overlap", f"{group}: two sites announced primary for "
