@@ -14,6 +14,7 @@ import click
 from failover.cli.common import EXIT_FAILED, EXIT_USAGE, fail, load_or_exit
 from failover.cli.operator import config_option, connected
 from failover.coord import AuditEntry, verify_chain
+from failover.core.codes import CODES
 from failover.status import table
 
 KINDS = {"desired": "the group's desired state changed", "alert": "operators must look",
@@ -104,7 +105,9 @@ def render(entry: AuditEntry) -> str:
         lines.append(f"  {name.ljust(10)}  {value}")
 
     field("decision", decision.get("sentence", "-"))
-    field("rule", f"{decision.get('code', '-')} (reason code of the rule that fired)")
+    code = decision.get("code", "-")
+    meaning = CODES.get(code)
+    field("rule", f"{code} ({meaning[1]})" if meaning else f"{code} (reason code)")
     if decision.get("group"):
         field("group", f"{decision['group']}, epoch {decision.get('epoch', '-')}")
     if payload.get("leader"):

@@ -31,7 +31,7 @@ from failover.coord import (
     NotAuthorized,
 )
 from failover.core import Engine, View
-from failover.core.commands import FORCEABLE, prechecks
+from failover.core.commands import FORCEABLE, blocking, prechecks
 from failover.core.model import Applied, Command, GroupState, PreCheck
 from failover.status import build_status, render_status
 
@@ -191,14 +191,6 @@ def show_checks(group: str, checks: tuple[PreCheck, ...], scheduled: bool, force
         elif scheduled and check.name != "target":
             note = " (checked again at the scheduled time)"
         click.echo(f"  {mark}  {check.name.ljust(width)}  {check.detail}{note}")
-
-
-def blocking(checks: tuple[PreCheck, ...], scheduled: bool, force: bool) -> list[PreCheck]:
-    """The failed checks that stop the command (the leader applies the same rule)."""
-    failed = [check for check in checks if not check.passed]
-    if scheduled:
-        return [check for check in failed if check.name == "target"]
-    return [check for check in failed if not (force and check.name in FORCEABLE)]
 
 
 def read_view(coordinator: Coordinator, config: Config, now: float

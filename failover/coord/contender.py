@@ -139,7 +139,7 @@ def _commands(
         state, version = coordinator.desired(args.group)
         epoch = (state.epoch if state else 0) + 1
         new = GroupState(args.group, active=command.site or args.site, epoch=epoch,
-                         by=command.by, reason=f"{command.kind} {command.id}", code="command")
+                         by=command.by, reason=f"{command.kind} {command.id}", code="switchover")
         result = CommandResult(command.id, True, "done", f"executed by {args.instance}",
                                time.time(), args.instance, leader.term)
         record = AuditRecord("command", {"id": command.id, "by": args.instance,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import types
+import typing
 from typing import Any, TypeVar
 
 from failover.core.model import (
@@ -12,8 +14,6 @@ from failover.core.model import (
     Decision,
     GroupState,
     Observation,
-    Override,
-    PreCheck,
 )
 
 T = TypeVar("T")
@@ -34,17 +34,28 @@ def decode(kind: type[T], data: bytes | str | dict[str, Any]) -> T:
 
 
 def from_dict(kind: type[T], raw: dict[str, Any]) -> T:
-    names = {f.name for f in dataclasses.fields(kind)}  # type: ignore[arg-type]
-    values = {key: value for key, value in raw.items() if key in names}
-    if kind is GroupState:
-        values["switch_times"] = tuple(values.get("switch_times", ()))
-        if values.get("override"):
-            values["override"] = from_dict(Override, values["override"])
-        if values.get("scheduled"):
-            values["scheduled"] = from_dict(Command, values["scheduled"])
-    if kind is Decision:
-        values["checks"] = tuple(from_dict(PreCheck, c) for c in values.get("checks", ()))
+    """A snapshot dataclass from its JSON form, decoded by the fields' type hints (nested
+    snapshots, optional ones, tuples); unknown keys are ignored (a newer writer's fields)."""
+    hints = typing.get_type_hints(kind)
+    values = {f.name: _value(hints[f.name], raw[f.name])
+              for f in dataclasses.fields(kind)  # type: ignore[arg-type]
+              if f.name in raw}
     return kind(**values)
+
+
+def _value(hint: Any, value: Any) -> Any:
+    if value is None:
+        return None
+    origin = typing.get_origin(hint)
+    if origin in (types.UnionType, typing.Union):
+        inner = [a for a in typing.get_args(hint) if a is not type(None)]
+        return _value(inner[0], value) if len(inner) == 1 else value
+    if origin is tuple:
+        item = typing.get_args(hint)[0]
+        return tuple(_value(item, v) for v in value)
+    if dataclasses.is_dataclass(hint) and isinstance(value, dict):
+        return from_dict(hint, value)  # type: ignore[arg-type]
+    return value
 
 
 __all__ = ["Applied", "Command", "Decision", "GroupState", "Observation", "decode", "encode"]

@@ -6,15 +6,15 @@ Every switchover runs the same pre-checks and reports each one, passed or failed
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from failover.core.cycle import Cycle, View
 from failover.core.model import Command, Decision, GroupState, PreCheck, SiteHealth, Step
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-
-    from failover.core.policy import Cycle, Engine, View
+    from failover.core.policy import Engine
 
 FORCEABLE = frozenset({"target_healthy", "not_frozen", "budget"})
 
@@ -46,10 +46,18 @@ def prechecks(engine: Engine, state: GroupState, health: Mapping[str, SiteHealth
     return valid, healthy, frozen, flight, budget
 
 
+def blocking(checks: tuple[PreCheck, ...], scheduled: bool, force: bool) -> list[PreCheck]:
+    """The failed pre-checks that stop a switchover: for a scheduled one only `target` (the
+    rest run again at its time); else every failed check `force` does not override. The CLI
+    shows the operator this same rule before it submits."""
+    failed = [check for check in checks if not check.passed]
+    if scheduled:
+        return [check for check in failed if check.name == "target"]
+    return [check for check in failed if not (force and check.name in FORCEABLE)]
+
+
 def apply(engine: Engine, states: Mapping[str, GroupState], command: Command, view: View
           ) -> Step:
-    from failover.core.policy import Cycle
-
     health = engine.assess(view)
     new_states = dict(states)
     decisions: list[Decision] = []
@@ -100,7 +108,7 @@ def _freeze(cycle: Cycle, command: Command, frozen: bool) -> None:
 
 def _schedule(engine: Engine, cycle: Cycle, command: Command) -> None:
     checks = prechecks(engine, cycle.state, cycle.health, command.site, cycle.now)
-    if not checks[0].passed:
+    if blocking(checks, scheduled=True, force=command.force):
         cycle.say("command", "refused", f"switchover refused: {checks[0].detail}",
                   checks=checks, command_id=command.id, by=command.by)
         return
@@ -129,17 +137,18 @@ def switchover(engine: Engine, cycle: Cycle, command: Command) -> None:
     state, target = cycle.state, command.site or ""
     checks = prechecks(engine, state, cycle.health, target, cycle.now)
     failed = [c for c in checks if not c.passed]
-    blocking = [c for c in failed if not (command.force and c.name in FORCEABLE)]
-    if blocking:
+    stops = blocking(checks, scheduled=False, force=command.force)
+    if stops:
         cycle.say("command", "refused",
                   f"switchover to {target} refused: "
-                  + "; ".join(f"{c.name}: {c.detail}" for c in blocking),
+                  + "; ".join(f"{c.name}: {c.detail}" for c in stops),
                   checks=checks, command_id=command.id, by=command.by)
         return
     forced = (" (forced past " + ", ".join(c.name for c in failed) + ")") if failed else ""
     why = f": {command.reason}" if command.reason else ""
     engine.begin_switch(cycle, target, "switchover",
-                        f"switchover to {target} by {command.by}{why}{forced}", command.by)
+                        f"switchover to {target} by {command.by}{why}{forced}", command.by,
+                        forced=[c.name for c in failed])
     cycle.state = engine.set_override(cycle.state, target, command.by, command.reason,
                                       cycle.now, command.expires_s)
     cycle.say("command", "accepted", f"switchover to {target} started{forced}, epoch "

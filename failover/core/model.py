@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from failover.core.codes import CODES, Code, DecisionKind
+
 Verdict = Literal["up", "down", "unknown"]
 # `held`: a former primary that can no longer confirm it may be one (its lease ran out, or the
 # supervisor's stop hook demoted it): still preferred over any backup, never over a primary.
@@ -132,9 +134,26 @@ class GroupState:
     scheduled: Command | None = None
     preferred_healthy_since: float | None = None
     reason: str = "initial state"
-    code: str = "initial"
+    code: Code = "initial"
     by: str = AUTO
     changed_at: float = 0.0
+
+    def __post_init__(self) -> None:
+        """The fields must match the phase (h11's habit: an inconsistent state is a bug)."""
+        switching = self.phase == "switching"
+        if switching != (self.switch_from is not None) or (not switching and (
+                self.demote_by is not None or self.switch_started_at is not None)):
+            raise ValueError(f"{self.group}: phase {self.phase} with switch_from "
+                             f"{self.switch_from!r}, demote_by {self.demote_by!r}")
+        if self.switch_from is not None and self.switch_from == self.active:
+            raise ValueError(f"{self.group}: switching from {self.active} to itself")
+        if (self.phase == "suspect") != (self.suspect_since is not None):
+            raise ValueError(f"{self.group}: phase {self.phase} with suspect_since "
+                             f"{self.suspect_since!r}")
+        if self.phase != "suspect" and self.hold_down_from is not None:
+            raise ValueError(f"{self.group}: a hold-down outside the suspect phase")
+        if self.code not in CODES:
+            raise ValueError(f"{self.group}: unknown reason code {self.code!r}")
 
     def announcement(self, site: str, backup: bool = True) -> Announcement:
         """What `site` must announce under this desired state (never two primaries).
@@ -168,13 +187,17 @@ class Decision:
     """
 
     group: str
-    kind: Literal["desired", "alert", "command", "info"]
-    code: str
+    kind: DecisionKind
+    code: Code
     sentence: str
     epoch: int
     evidence: dict[str, Any] = field(default_factory=dict)
     checks: tuple[PreCheck, ...] = ()
     command_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.code not in CODES:
+            raise ValueError(f"unknown reason code {self.code!r}")
 
 
 @dataclass(frozen=True, slots=True)

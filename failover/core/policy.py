@@ -3,27 +3,44 @@
 `Engine.step(states, view)` is the leader's cycle: (desired states, observations, applied
 states, now) -> (new desired states, decisions, when to look again). It never reads a clock
 and does no I/O; the daemon and the simulator run this same code.
+
+The rules of one group's cycle (`_decide`), in the order they are tried; the first that
+applies decides (codes: `failover.core.codes`):
+
+1. phase `switching`: promote once the old site confirmed its demotion or surely stopped
+   announcing primary; else wait (promoted, awaiting_demotion).
+2. an expiring override's time has come: it lapses, and the rules below decide
+   (override_lapsed).
+3. a scheduled switchover is due: run it as the operator's command (command codes).
+4. the active site is down (service_down, site_down, agent_lost): if an automatic switch is
+   blocked, alert and stop the hold-down (fail_open, target_unhealthy, frozen, cooldown,
+   budget); else run the hold-down, then fail over (hold_down, failover).
+5. phase `suspect` but the active site no longer down: cancel the hold-down (recovered).
+6. the active site neither healthy nor down: say why nothing moves (active_observers_disagree,
+   active_site_isolated, active_no_quorum).
+7. failback `auto` and the preferred site not active: if blocked, stop the wait
+   (failback_*); else fail back once the preferred site was healthy for the failback wait
+   (failback).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from failover.config.model import BgpSteering, Config
 from failover.core import agent as agent_rule
 from failover.core import commands
+from failover.core.codes import ACTIVE_CODES, FAILBACK_CODES, Blocked, Code
+from failover.core.cycle import Cycle, View
 from failover.core.health import Layout, assess, index, stale_at
 from failover.core.model import (
     AUTO,
-    Applied,
     Command,
     Decision,
     GroupState,
-    Observation,
     Override,
-    PreCheck,
     SiteHealth,
     Step,
 )
@@ -31,41 +48,6 @@ from failover.core.transitions import transition
 
 HOUR_S = 3600.0
 TRIGGERS = ("service_down", "site_down", "agent_lost")
-
-
-@dataclass(frozen=True, slots=True)
-class View:
-    """What the leader knows at `now`: a snapshot, never a live client."""
-
-    now: float
-    observations: Sequence[Observation] = ()
-    applied: Mapping[tuple[str, str], Applied] = field(default_factory=dict)
-    # Serving sites whose agent holds a coordinator session (None: not known, not judged).
-    agents: frozenset[str] | None = None
-    # Serving sites without one -> when the reader first saw it gone (`core.agent.sessions_gone`;
-    # a site missing here counts from `now`).
-    agents_gone_at: Mapping[str, float] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class Cycle:
-    """Collects one cycle's decisions and timers for one group."""
-
-    state: GroupState
-    health: dict[str, SiteHealth]
-    now: float
-    decisions: list[Decision] = field(default_factory=list)
-    wakes: list[float] = field(default_factory=list)
-
-    def say(self, kind: str, code: str, sentence: str, *, checks: tuple[PreCheck, ...] = (),
-            command_id: str | None = None, **evidence: Any) -> None:
-        self.decisions.append(Decision(
-            self.state.group, kind, code, sentence, self.state.epoch,  # type: ignore[arg-type]
-            evidence=dict(evidence), checks=checks, command_id=command_id))
-
-    def wake(self, at: float | None) -> None:
-        if at is not None and at > self.now:
-            self.wakes.append(at)
 
 
 class Engine:
@@ -154,7 +136,7 @@ class Engine:
                       "hold-down cancelled")
             return
         if active.situation != "healthy":
-            cycle.say("info", f"active_{active.situation}",
+            cycle.say("info", ACTIVE_CODES[active.situation],
                       f"{state.active}: {active.situation.replace('_', ' ')} "
                       f"({active.detail}); nothing moves")
         self._failback(cycle)
@@ -199,7 +181,7 @@ class Engine:
                           down=list(active.down))
 
     def _auto_blocked(self, cycle: Cycle, target: str, state: GroupState | None = None
-                      ) -> tuple[str, str] | None:
+                      ) -> tuple[Blocked, str] | None:
         """Why an automatic switch to `target` may not happen now (None: it may)."""
         state, now = state or cycle.state, cycle.now
         health = cycle.health[target]
@@ -227,7 +209,7 @@ class Engine:
     def switches_last_hour(self, state: GroupState, now: float) -> int:
         return sum(1 for t in state.switch_times if t > now - HOUR_S)
 
-    def begin_switch(self, cycle: Cycle, target: str, code: str, sentence: str, by: str,
+    def begin_switch(self, cycle: Cycle, target: str, code: Code, sentence: str, by: str,
                      gone_at: float | None = None, **evidence: Any) -> None:
         """Move the group towards `target`: demote first (BGP), or at once (DNS).
 
@@ -315,7 +297,7 @@ class Engine:
             if state.preferred_healthy_since is not None:
                 cycle.state = replace(state, preferred_healthy_since=None)
             if blocked is not None and blocked[0] != "target_unhealthy":
-                cycle.say("info", f"failback_{blocked[0]}",
+                cycle.say("info", FAILBACK_CODES[blocked[0]],
                           f"failback to {preferred} waits: {blocked[1]}")
             return
         since = state.preferred_healthy_since

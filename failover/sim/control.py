@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from failover.config.model import CheckBase
 from failover.core.agent import sessions_gone
+from failover.core.cycle import View
 from failover.core.freshness import Arrival, restamp
 from failover.core.hysteresis import next_check_in_s, observe
 from failover.core.model import (
@@ -28,7 +29,6 @@ from failover.core.model import (
     Step,
     target_key,
 )
-from failover.core.policy import View
 
 if TYPE_CHECKING:
     from failover.sim.world import Daemon, World

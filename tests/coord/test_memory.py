@@ -72,7 +72,7 @@ def test_paused_leader_expires_and_learns_it_when_resumed() -> None:
     assert a.campaign() is None
 
 
-def test_a_cut_off_agent_holds_primary_for_its_lease_then_demotes_to_backup() -> None:
+def test_a_cut_off_agent_keeps_primary_for_its_lease_then_holds_it() -> None:
     clock, store, (agent,) = world("agent")
     agent.cut()
     since = agent.disconnected_since()
@@ -81,7 +81,7 @@ def test_a_cut_off_agent_holds_primary_for_its_lease_then_demotes_to_backup() ->
     for _ in range(30):
         seen.append(held(agent.disconnected_since(), clock(), 2.0))
         run(clock, store, 0.1)
-    assert seen[:20] == ["primary"] * 20 and set(seen[20:]) == {"backup"}
+    assert seen[:20] == ["primary"] * 20 and set(seen[20:]) == {"held"}
     assert agent.session_state() == "suspended"  # nobody expires it from its side
     assert lease_ends_at(since, 2.0) == since + 2.0
     agent.heal()

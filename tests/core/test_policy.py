@@ -92,7 +92,7 @@ def test_promotion_after_lease_surely_expired() -> None:
     assert run.state().phase == "switching"
     run.step(t + wait, down=DB_DOWN)
     assert run.state().phase == "steady" and run.state().active == "dc2"
-    assert "did not confirm" in run.decisions[-1].sentence
+    assert run.decisions[-1].evidence["confirmed"] is False
 
 
 def test_dns_group_switches_in_one_step() -> None:
@@ -244,6 +244,8 @@ def test_switchover_refused_with_reasons_and_forced() -> None:
                 down=DC2_DOWN)
     assert run.decisions[-1].code == "accepted"
     assert "forced past target_healthy" in run.decisions[-1].sentence
+    assert [d.evidence.get("forced") for d in run.decisions if d.kind == "desired"][-1] == [
+        "target_healthy"]
 
 
 def test_force_never_overrides_a_switch_in_flight_or_a_bad_target() -> None:
@@ -413,7 +415,7 @@ def test_after_a_lost_agent_promotion_waits_from_when_its_session_was_seen_gone(
     assert step.states["web"].phase == "switching" and step.wake_at == 10 + wait
     step = run.engine.step(step.states, lost_view(run, 10 + wait, 10))
     assert step.states["web"].phase == "steady" and step.states["web"].active == "dc2"
-    assert "did not confirm" in step.decisions[-1].sentence
+    assert step.decisions[-1].evidence["confirmed"] is False
 
 
 def test_an_agent_lost_during_the_hold_down_counts_from_its_loss_not_the_suspicion() -> None:

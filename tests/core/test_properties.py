@@ -196,7 +196,7 @@ def test_hold_down_cooldown_and_budget_always_hold(history: list[Step]) -> None:
     for group in CRITICAL:
         mine = [(t, d) for t, d in done if d.group == group]
         for i, (t, decision) in enumerate(mine):
-            forced = "forced past" in decision.sentence
+            forced = bool(decision.evidence.get("forced"))
             window = [s for s, _ in mine[: i + 1] if s > t - 3600]
             if not forced:
                 assert len(window) <= policy.max_switches_per_hour
