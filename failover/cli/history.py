@@ -13,9 +13,9 @@ import click
 
 from failover.cli.common import EXIT_FAILED, EXIT_USAGE, fail, load_or_exit
 from failover.cli.operator import config_option, connected
+from failover.cli.render import table
 from failover.coord import AuditEntry, verify_chain
 from failover.core.codes import CODES
-from failover.status import table
 
 KINDS = {"desired": "the group's desired state changed", "alert": "operators must look",
          "command": "an operator command's outcome", "info": "nothing changes; why"}
@@ -94,6 +94,28 @@ def find(entries: list[AuditEntry], ident: str) -> list[AuditEntry]:
     return [entry for entry in entries if summary(entry)["command_id"] == ident]
 
 
+def rule(code: str) -> str:
+    """A reason code with what it means (`failover.core.codes`)."""
+    meaning = CODES.get(code)  # type: ignore[call-overload]
+    return f"{code} ({meaning[1]})" if meaning else f"{code} (reason code)"
+
+
+def describe_command(command: dict[str, Any]) -> str:
+    """`cmd-12: switchover to dc2 for web (forced, expires after 600 s)`."""
+    what = command.get("kind", "?")
+    if command.get("site"):
+        what += f" to {command['site']}"
+    what += f" for {command.get('group') or 'every group'}"
+    extras = []
+    if command.get("force"):
+        extras.append("forced")
+    if command.get("at") is not None:
+        extras.append(f"scheduled at {when(float(command['at']))}")
+    if command.get("expires_s") is not None:
+        extras.append(f"expires after {float(command['expires_s']):g} s")
+    return f"{command.get('id') or '-'}: {what}" + (f" ({', '.join(extras)})" if extras else "")
+
+
 def render(entry: AuditEntry) -> str:
     payload = entry.payload
     decision = payload.get("decision") or {}
@@ -105,27 +127,13 @@ def render(entry: AuditEntry) -> str:
         lines.append(f"  {name.ljust(10)}  {value}")
 
     field("decision", decision.get("sentence", "-"))
-    code = decision.get("code", "-")
-    meaning = CODES.get(code)
-    field("rule", f"{code} ({meaning[1]})" if meaning else f"{code} (reason code)")
+    field("rule", rule(decision.get("code", "-")))
     if decision.get("group"):
         field("group", f"{decision['group']}, epoch {decision.get('epoch', '-')}")
     if payload.get("leader"):
         field("leader", f"{payload['leader']}, term {payload.get('term', '-')}")
     if command:
-        what = command.get("kind", "?")
-        if command.get("site"):
-            what += f" to {command['site']}"
-        what += f" for {command.get('group') or 'every group'}"
-        extras = []
-        if command.get("force"):
-            extras.append("forced")
-        if command.get("at") is not None:
-            extras.append(f"scheduled at {when(float(command['at']))}")
-        if command.get("expires_s") is not None:
-            extras.append(f"expires after {float(command['expires_s']):g} s")
-        field("command", f"{command.get('id') or '-'}: {what}"
-              + (f" ({', '.join(extras)})" if extras else ""))
+        field("command", describe_command(command))
         field("who", command.get("by") or "-")
         field("why", command.get("reason") or "(no reason given)")
         if command.get("requested_at"):

@@ -22,6 +22,7 @@ import click
 
 from failover.api.commands import BadRequest, parse_at, parse_duration
 from failover.cli.common import EXIT_FAILED, EXIT_USAGE, fail, load_or_exit
+from failover.cli.render import render_status
 from failover.config import Config
 from failover.coord import (
     CommandResult,
@@ -33,7 +34,7 @@ from failover.coord import (
 from failover.core import Engine, View
 from failover.core.commands import FORCEABLE, blocking, prechecks
 from failover.core.model import Applied, Command, GroupState, PreCheck
-from failover.status import build_status, render_status
+from failover.status import build_status
 
 T = TypeVar("T")
 POLL_S = 0.02

@@ -179,6 +179,20 @@ def _compare(left: float, op: str, right: float) -> bool:
             ">=": left >= right, "<": left < right, ">": left > right}[op]
 
 
+def _expectations(playbook: Playbook, metrics: Metrics, started: dict[str, float],
+                  base: float) -> list[Verdict]:
+    """Each expectation's verdict; `within` counts from its `from:` step (else the first
+    fault)."""
+    verdicts = []
+    for name, expr, since in playbook.expectations:
+        if expr.within_s is not None:
+            ref = started.get(since, base) if since else base
+            verdicts.append(Verdict(name, *metrics.within(expr, ref)))
+        else:
+            verdicts.append(Verdict(name, *metrics.holds(expr)))
+    return verdicts
+
+
 def run_playbook(playbook: Playbook, seed: int = 1, engine_factory: EngineFactory | None = None,
                  ) -> Outcome:
     world = World(playbook.topology, seed, **({"engine_factory": engine_factory}
@@ -243,14 +257,8 @@ def run_playbook(playbook: Playbook, seed: int = 1, engine_factory: EngineFactor
             world.at(step.at_s, start, index)
     world.run_until(spec.duration_s)
     world.traffic.finish(world.now)
-    verdicts = []
-    base = first_fault[0] if first_fault else 0.0
-    for name, expr, since in playbook.expectations:
-        if expr.within_s is not None:
-            ref = started.get(since, base) if since else base
-            verdicts.append(Verdict(name, *metrics.within(expr, ref)))
-        else:
-            verdicts.append(Verdict(name, *metrics.holds(expr)))
+    verdicts = _expectations(playbook, metrics, started,
+                             first_fault[0] if first_fault else 0.0)
     switches = world.leadership.switches
     episodes = world.traffic.episodes
     rto = max((e.rto_s(world.now) for e in episodes), default=None)
