@@ -45,3 +45,25 @@ def test_a_campaign_catches_the_broken_policy_and_names_the_seed() -> None:
     first = summary["failing"][0]
     expected = f"failover chaos simulations/chaos.yaml --seed {first['seed']} --runs 1"
     assert first["replay"] == expected
+
+
+ADVERSARIAL = CHAOS.parent / "adversarial.yaml"
+
+
+def test_the_adversarial_orderings_break_no_safety_rule() -> None:
+    """Dense faults on the active site during hold-downs, frozen or cut-off agents, freezes
+    across outages, double failures, quorum loss with either site active, clock skew."""
+    campaign = load_campaign(ADVERSARIAL)
+    results = run_campaign(campaign, 60, seed=1, jobs=2)
+    summary = summarize(campaign, results, "failover chaos simulations/adversarial.yaml")
+    assert summary["violations"] == 0, summary["failing"][:3]
+    assert summary["max_primary_overlap_s"] == 0.0
+    assert all(runs >= 6 for runs in summary["coverage"].values()), summary["coverage"]
+
+
+def test_the_adversarial_campaign_catches_a_hold_down_that_survives_a_blocked_period() -> None:
+    from failover.sim.campaign import run_one
+    from tests.sim.conftest import StickyHoldDown
+
+    result = run_one(load_campaign(ADVERSARIAL), 6, engine_factory=StickyHoldDown)
+    assert [v["name"] for v in result.violations] == ["unsettled_target"]
