@@ -43,9 +43,15 @@ log = logging.getLogger("failover.daemon")
 
 
 def make_coordinator(config: Config, instance: str) -> Coordinator:
+    """The daemon's ZooKeeper client. One call waits at most a third of the watchdog (and
+    never longer than the session timeout), so that a cycle during a ZooKeeper fail-over
+    ends, and feeds the watchdog, instead of being killed as stuck."""
     from failover.coord.zookeeper import ZooKeeperCoordinator
 
-    return ZooKeeperCoordinator.from_config(config, instance, clock=time.time)
+    op_timeout_s = min(config.cluster.zookeeper.session_timeout_s,
+                       config.cluster.daemon.watchdog_s / 3)
+    return ZooKeeperCoordinator.from_config(config, instance, clock=time.time,
+                                            op_timeout_s=op_timeout_s)
 
 
 def dns_steerers(config: Config) -> dict[str, Steerer]:
@@ -230,6 +236,11 @@ class Daemon:
         """One pass over the roles; returns the earliest timer any role asked for."""
         self.cycles += 1
         wakes: list[float | None] = []
+        if self.agent is not None:  # first: its confirmation never waits behind the leader's
+            try:
+                wakes.append(self.agent.cycle(self.coordinator, now))
+            except CoordinatorError as exc:
+                self._problem(f"agent: {exc}")
         if self.coordinator.session_state() == "connected":
             try:
                 wakes.append(self._coordinated(now))
@@ -242,11 +253,6 @@ class Daemon:
         elif self.leadership is not None:
             log.warning("session not connected: acting as leader no more")
             self.leadership = None
-        if self.agent is not None:
-            try:
-                wakes.append(self.agent.cycle(self.coordinator, now))
-            except CoordinatorError as exc:
-                self._problem(f"agent: {exc}")
         if self.observer is not None and self.observer.dirty:
             wakes.append(now)
         times = [w for w in wakes if w is not None]

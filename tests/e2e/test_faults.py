@@ -108,7 +108,10 @@ def test_witness_isolated_nothing_moves(stack: Stack) -> None:
     try:
         stale_s = stack.config.policy.stale_after_s + stack.config.policy.hold_down_s + 2.0
         samples = watch(stack, max(stale_s, session_timeout_s(stack) + 4.0), interval_s=0.2)
-        assert {route for _, route, _ in samples} == {("dc1", "primary")}, samples
+        # dc1 may hold its primary for a moment if its agent's client spends its lease trying
+        # the isolated ZooKeeper server: held still wins over dc2's backup, nothing moves
+        assert {route[0] if route else None for _, route, _ in samples} == {"dc1"}, samples
+        assert {route[1] for _, route, _ in samples if route} <= {"primary", "held"}, samples
         assert {site for _, _, site in samples} == {"dc1"}
         wait_until(lambda: stack.leader() in (stack.instance_of("dc1"),
                                               stack.instance_of("dc2")),

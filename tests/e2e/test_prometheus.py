@@ -33,9 +33,12 @@ def test_prometheus_sees_a_database_failure_and_the_failover(stack: Stack,
                    == set(stack.config.groups), 30.0, "FailoverSwitched for every group")
         failing = prometheus.firing().get("FailoverCheckFailing", [])
         assert ("dc1", "db") in {(a["site"], a["service"]) for a in failing}, failing
-        active = prometheus.value("max by (group, site) (failover_active_site) == 1")
-        assert {(r["metric"]["group"], r["metric"]["site"]) for r in active} == {
-            (group, "dc2") for group in stack.config.groups}
+        def active() -> set[tuple[str, str]]:  # every daemon's latest scrape says dc2
+            found = prometheus.value("max by (group, site) (failover_active_site) == 1")
+            return {(r["metric"]["group"], r["metric"]["site"]) for r in found}
+
+        wait_until(lambda: active() == {(group, "dc2") for group in stack.config.groups},
+                   30.0, "every daemon's metrics name dc2 active")
         assert "FailoverNoLeader" not in prometheus.firing()
     finally:
         prometheus.stop()

@@ -55,8 +55,12 @@ class Prometheus:
             with urllib.request.urlopen(url, timeout=5) as response:
                 body = response.read()
         else:
-            body = subprocess.run(["ip", "netns", "exec", self.netns, "curl", "-sSf", "-m", "5",
-                                   url], capture_output=True, check=True, timeout=10).stdout
+            try:
+                body = subprocess.run(["ip", "netns", "exec", self.netns, "curl", "-sSf", "-m",
+                                       "5", url], capture_output=True, check=True,
+                                      timeout=10).stdout
+            except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+                raise OSError(f"GET {url} in {self.netns}: {exc}") from exc  # as urlopen would
         return json.loads(body) if path.startswith("/api/") else body
 
     def firing(self) -> dict[str, list[dict[str, str]]]:
