@@ -56,6 +56,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "gameday": ("sim", "gameday",
                 "Run a game-day PLAYBOOK in the simulator: a timeline and a verdict per "
                 "expectation."),
+    "replay": ("replay", "replay",
+               "Replay recorded leader cycles (files under cluster.daemon.record_dir)."),
     "chaos": ("sim", "chaos", "Run a chaos CAMPAIGN: many seeded random runs, summarised."),
     "lab": ("lab", "lab", "Build, inspect or remove the lab (namespaces fo-*, BIRD, BIND)."),
     "demo": ("demo", "demo",

@@ -200,6 +200,8 @@ def replay(cycles: Iterable[Cycle], candidate: Config | None = None, *,
         if candidate_engine is None:
             step, _ = run_cycle(engine, cycle, cycle.start)
             check_faithful(cycle, step)
+            for group, state in cycle.states.items():
+                _timeline(outcome, cycle.now, group, state, state)
             continue
         before = own if own is not None else cycle.start
         step, said = run_cycle(candidate_engine, cycle, before)
@@ -234,10 +236,7 @@ def _compare(outcome: Outcome, cycle: Cycle, step: Step, said: list[Decision],
         cand = [(d.kind, d.code, d.sentence) for d in step.decisions if d.group == group]
         rec_key = (recorded_active, tuple((k, c) for k, c, _ in rec))
         cand_key = (state.active, tuple((k, c) for k, c, _ in cand))
-        line = outcome.timeline.setdefault(group, [])
-        here = (_where(recorded_state), _where(state))
-        if not line or line[-1][1:] != here:
-            line.append((cycle.now, *here))
+        _timeline(outcome, cycle.now, group, recorded_state, state)
         if rec_key == cand_key:
             reported[group] = None
             continue
@@ -247,6 +246,14 @@ def _compare(outcome: Outcome, cycle: Cycle, step: Step, said: list[Decision],
         outcome.differences.append(Difference(
             cycle.now, group, headline(group, rec, recorded_active),
             headline(group, cand, state.active)))
+
+
+def _timeline(outcome: Outcome, now: float, group: str, recorded: GroupState | None,
+              candidate: GroupState | None) -> None:
+    line = outcome.timeline.setdefault(group, [])
+    here = (_where(recorded), _where(candidate))
+    if not line or line[-1][1:] != here:
+        line.append((now, *here))
 
 
 def _where(state: GroupState | None) -> str:

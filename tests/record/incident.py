@@ -3,6 +3,7 @@ coordinator, observers published by hand, a `Recorder` attached as the daemon at
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,10 @@ def record_incident(config: Config, directory: Path, *, down_from: float = 10.0,
     while clock.now - start < length_s:
         offset = clock.now - start
         down = everyone_sees(config, "dc1", "db") if down_from <= offset < down_until else []
-        coordinator.publish(observations(config, clock.now, down=down))
+        changed = start + (down_from if down else down_until if offset >= down_until else 0.0)
+        coordinator.publish([replace(o, since=changed) if o.verdict == "down" or
+                             o.target.startswith("dc1/db/") else replace(o, since=start)
+                             for o in observations(config, clock.now, down=down)])
         for at in [t for t in pending if t <= offset]:
             coordinator.submit(pending.pop(at))
         store.tick()
