@@ -78,19 +78,22 @@ def replay(logs: tuple[str, ...], candidate_file: str | None, start: str | None,
         _need_matplotlib()
     candidate = load_or_exit(candidate_file) if candidate_file else None
     window = (parse_time(start, "--from"), parse_time(end, "--to"))
+    notes: list[str] = []
     try:
         found = headers(paths)
         if playbook_file:
             from failover.record.playbook import write_playbook
 
-            written = write_playbook(merged(paths), playbook_file, *window)
+            written = write_playbook(merged(paths, notes), playbook_file, *window)
             click.echo(f"playbook: {written}")
             return
-        outcome = run_replay(merged(paths), candidate, start=window[0], end=window[1])
+        outcome = run_replay(merged(paths, notes), candidate, start=window[0], end=window[1])
     except LogError as exc:
         fail(str(exc), EXIT_USAGE)
     except Mismatch as exc:
         fail(f"replay is not faithful: {exc}", EXIT_FAILED)
+    for note in notes:
+        click.echo(f"failover: note: {note}", err=True)
     data = outcome.as_dict()
     data["cluster"] = found[0].cluster
     data["files"] = [str(p) for p in paths]

@@ -24,8 +24,9 @@ class LogError(Exception):
     """A recording that cannot be replayed, with where and why."""
 
 
-def lines(path: Path) -> Iterator[tuple[int, bytes]]:
-    """(line number, line) of a gzip file, tolerating an unfinished last member."""
+def lines(path: Path, notes: list[str] | None = None) -> Iterator[tuple[int, bytes]]:
+    """(line number, line) of a gzip file. A last member that was never finished reads up
+    to its last complete line, with a note (the writer still writes it, or was stopped)."""
     try:
         handle = path.open("rb")
     except OSError as exc:
@@ -66,6 +67,9 @@ def lines(path: Path) -> Iterator[tuple[int, bytes]]:
         if pending:
             raise LogError(f"{path}: truncated: line {number + 1} is cut off "
                            f"({len(pending)} bytes without an end)")
+        if started and notes is not None:
+            notes.append(f"{path}: unfinished (still being written, or its writer was "
+                         f"stopped): read up to line {number}")
 
 
 def read_header(path: Path, raw: bytes) -> Header:
@@ -85,10 +89,10 @@ def read_header(path: Path, raw: bytes) -> Header:
                        "`failover` recording?)") from None
 
 
-def cycles(path: Path) -> Iterator[Cycle]:
+def cycles(path: Path, notes: list[str] | None = None) -> Iterator[Cycle]:
     """The cycles of one file, in order."""
     decoder: Decoder | None = None
-    for number, raw in lines(path):
+    for number, raw in lines(path, notes):
         if decoder is None:
             decoder = Decoder(read_header(path, raw))
             continue
@@ -121,8 +125,8 @@ def headers(paths: Sequence[Path]) -> list[Header]:
     return found
 
 
-def merged(paths: Sequence[Path]) -> Iterator[Cycle]:
+def merged(paths: Sequence[Path], notes: list[str] | None = None) -> Iterator[Cycle]:
     """The cycles of every file, by time (files of several leaders interleave)."""
     ordered = sorted(paths, key=lambda p: next(h.opened for h in headers([p])))
-    streams = [cycles(p) for p in ordered]
+    streams = [cycles(p, notes) for p in ordered]
     return heapq.merge(*streams, key=lambda c: c.now)
