@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.operator.cluster import FAILOVER, Cluster, start_cluster, wait_for
+from tests.operator.cluster import FAILOVER, Cluster, wait_for
 
 pytestmark = pytest.mark.zookeeper
 
