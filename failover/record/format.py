@@ -7,7 +7,8 @@ steady cluster costs a few dozen bytes per cycle; every file decodes on its own.
 
 Keys of a cycle line: `k` cluster, `f` config fingerprint, `t` now, `term` and `by` (the
 leadership), `s` start states (when not the previous line's `r`), `i` observer instances in
-order, `o` their changed observations, `a` applied states, `g` sites whose agent holds a
+order, `o` their changed observations (full rows; `{at, rows}` when they share one time; only
+the time when nothing else changed), `a` applied states, `g` sites whose agent holds a
 session, `ga` when sessions went, `c` commands, `d` decisions, `r` resulting states,
 `w` wake time.
 """
@@ -70,6 +71,7 @@ class Encoder:
         self.fingerprint = fingerprint
         self.order: list[str] | None = None
         self.observations: dict[str, tuple[Observation, ...]] = {}
+        self.rows: dict[str, list[list[Any]]] = {}  # instance -> rows without `at`
         self.applied: dict[tuple[str, str], Applied] | None = None
         self.agents: frozenset[str] | bool | None = False  # False: nothing written yet
         self.gone_at: dict[str, float] | None = None
@@ -89,14 +91,15 @@ class Encoder:
         if order != self.order:
             line["i"] = order
             self.order = order
-        changed = {}
+        changed: dict[str, Any] = {}
         for instance, seen in by_instance.items():
             now_seen = tuple(seen)
             if self.observations.get(instance) != now_seen:
-                changed[instance] = _obs_rows(now_seen)
+                changed[instance] = self._observations(instance, now_seen)
                 self.observations[instance] = now_seen
         for gone in [i for i in self.observations if i not in by_instance]:
             del self.observations[gone]
+            self.rows.pop(gone, None)
         if changed:
             line["o"] = changed
         applied = dict(view.applied)
@@ -123,6 +126,20 @@ class Encoder:
         if step.wake_at is not None:
             line["w"] = step.wake_at
         return line
+
+    def _observations(self, instance: str, seen: tuple[Observation, ...]) -> Any:
+        """An instance's observations: only their time when nothing else changed (a
+        heartbeat), their time and rows when they share one time, else full rows."""
+        stamps = {o.at for o in seen}
+        if len(stamps) != 1:
+            self.rows.pop(instance, None)
+            return _obs_rows(seen)
+        at = stamps.pop()
+        rows = [[o.site, o.target, o.verdict, o.since, o.reason] for o in seen]
+        if self.rows.get(instance) == rows:
+            return at
+        self.rows[instance] = rows
+        return {"at": at, "rows": rows}
 
 
 @dataclass(frozen=True)
@@ -184,10 +201,22 @@ class Decoder:
             self.order = [str(i) for i in raw["i"]]
             dirty = True
         for instance, rows in raw.get("o", {}).items():
-            self.observations[instance] = [
-                Observation(instance, str(site), str(target), verdict, float(since),
-                            float(at), str(reason))
-                for site, target, verdict, since, at, reason in rows]
+            if isinstance(rows, (int, float)):  # the same rows, a new time
+                at = float(rows)
+                self.observations[instance] = [
+                    Observation(o.instance, o.site, o.target, o.verdict, o.since, at, o.reason)
+                    for o in self.observations[instance]]
+            elif isinstance(rows, dict):
+                at = float(rows["at"])
+                self.observations[instance] = [
+                    Observation(instance, str(site), str(target), verdict, float(since),
+                                at, str(reason))
+                    for site, target, verdict, since, reason in rows["rows"]]
+            else:
+                self.observations[instance] = [
+                    Observation(instance, str(site), str(target), verdict, float(since),
+                                float(at), str(reason))
+                    for site, target, verdict, since, at, reason in rows]
             dirty = True
         if dirty:
             self.flat = tuple(o for i in self.order for o in self.observations[i])

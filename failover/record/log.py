@@ -111,7 +111,8 @@ class Recorder:
             name = self.directory / file_name(self.cluster, self.instance, wall)
             raw = open(name, "xb")  # noqa: SIM115 - closed by close()
             self._raw, self.path = raw, name
-            self._gzip = gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0)
+            self._gzip = gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0,
+                                       compresslevel=6)
             self._encoder = Encoder(self.cluster, self.fingerprint)
             self._gzip.write(dump(header(self.config, self.instance, __version__, wall)))
             self._gzip.flush()
