@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
+from failover.servers.process import Process, free_port
 from tests.operator.cluster import FAILOVER, Cluster, wait_for
 
 pytestmark = pytest.mark.zookeeper
@@ -39,23 +41,39 @@ def incident(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, C
         print(cluster.logs())
         cluster.stop()
         raise
+    # a shadow with a 30 s hold-down follows the live cluster through the incident
+    listen = f"127.0.0.1:{free_port()}"
+    shadow = Process("shadow", [FAILOVER, "shadow", "--config", str(
+        candidate(workdir, cluster, hold_down_s=30)), "--listen", listen, "--json"],
+        log_path=workdir / "shadow.log")
     try:
         wait_for(cluster.every_vote_up, 15.0, "every observer site votes up")
+        shadow.start()
+        wait_for(lambda: "failover_shadow_agree 1.0" in scrape(listen), 15.0,
+                 "the shadow agrees")
         time.sleep(2.0)  # some steady cycles before the incident
         cluster.http["dc1"].stop()
         cluster.wait_steady("dc2", 30.0)
         cluster.http["dc1"].start()
         wait_for(lambda: cluster.healthy("dc1"), 15.0, "dc1 healthy again")
         time.sleep(2.0)
+        (workdir / "shadow.metrics").write_text(scrape(listen))
     except BaseException:
-        print(cluster.logs())
+        print(cluster.logs(), shadow.log_tail(30))
+        shadow.stop()
         cluster.stop()
         raise
+    shadow.stop()
     for process in cluster.daemons.values():
         process.stop()  # a clean stop closes the recording
     yield workdir, cluster
     cluster.stop()
     shutil.rmtree(workdir / "zk", ignore_errors=True)
+
+
+def scrape(listen: str) -> str:
+    with urllib.request.urlopen(f"http://{listen}/metrics", timeout=5) as response:
+        return str(response.read().decode())
 
 
 def cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
@@ -131,3 +149,17 @@ def test_the_incident_as_a_playbook_has_the_same_outcome_in_the_simulator(
     run = cli("gameday", book)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "PASSED" in run.stdout
+
+
+def test_a_shadow_with_a_30_s_hold_down_reported_the_divergence(
+        incident: tuple[Path, Cluster]) -> None:
+    workdir, _ = incident
+    metrics = (workdir / "shadow.metrics").read_text()
+    assert 'failover_shadow_divergences_total{group="web",kind="active"} 1.0' in metrics
+    assert "failover_shadow_agree 0.0" in metrics
+    lines = [json.loads(line) for line in (workdir / "shadow.log").read_text().splitlines()
+             if line.startswith("{")]
+    first = next(line for line in lines if line["kind"] == "active")
+    assert first["group"] == "web"
+    assert first["live"]["active"] == "dc2" and first["live"]["code"] == "failover"
+    assert first["shadow"]["active"] == "dc1" and first["shadow"]["code"] == "hold_down"
