@@ -218,3 +218,60 @@ def test_a_full_disk_stops_recording_with_a_metric_and_it_resumes_later(
     recorder.close()
     assert recorder.ok
     assert len(list(cycles(files(tiny_disk)[0]))) == 1
+
+
+def test_two_leaders_files_replay_as_one_history_and_a_time_window(tmp_path: Path) -> None:
+    """dc1-a leads, resigns during the outage; dc2-a takes over from the states dc1-a wrote
+    and finishes the switch. Both files replay faithfully together, in time order."""
+    from failover.coord import Member, MemoryCoordinator, MemoryStore
+    from failover.daemon.leader import Leader
+    from tests.core.world import everyone_sees
+
+    config = example()
+    clock = Clock()
+    store = MemoryStore(clock)
+    clients = {name: MemoryCoordinator(store, name) for name in ("dc1-a", "dc2-a")}
+    for name, client in clients.items():
+        client.register(Member(name, config.instances[name].site, "test", ("agent",), 0.0))
+    store.tick()
+    leaders = {}
+    for name in clients:
+        leaders[name] = Leader(config)
+        leaders[name].recorder = Recorder(config, name, tmp_path, clock=clock)
+    start = clock.now
+    current = "dc1-a"
+    leadership = clients[current].campaign()
+    terms = set()
+    while clock.now - start < 60:
+        offset = clock.now - start
+        if offset == 13.0:  # the switch began at 12 s; the new leader must finish it
+            clients[current].resign()
+            current = "dc2-a"
+            store.tick()
+            leadership = clients[current].campaign()
+        assert leadership is not None
+        terms.add(leadership.term)
+        down = everyone_sees(config, "dc1", "db") if 10 <= offset < 40 else []
+        clients[current].publish(observations(config, clock.now, down=down))
+        store.tick()
+        leaders[current].cycle(clients[current], leadership, clock.now)
+        clock.now += 0.5
+    for leader in leaders.values():
+        leader.close()
+    written = files(tmp_path)
+    assert sorted(p.name.split("+")[1] for p in written) == ["dc1-a", "dc2-a"]
+    found = list(merged(written))
+    assert [c.now for c in found] == sorted(c.now for c in found) and len(found) == 120
+    assert {c.term for c in found} == terms and len(terms) == 2
+    outcome = replay(merged(written))
+    assert outcome.faithful and outcome.cycles == 120
+    codes = [d[2] for c in found if c.leader == "dc2-a" for d in c.decisions]
+    assert "promoted" in codes
+    window = replay(merged(written), start=start + 20, end=start + 29.9)
+    assert window.cycles == 20 and window.first == start + 20
+    done = cli("replay", *map(str, written), "--from", str(start + 20), "--to",
+               "1970-01-12T13:47:09.9Z", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["cycles"] == 20
+    done = cli("replay", *map(str, written), "--from", "yesterday")
+    assert done.returncode == 2 and "--from 'yesterday'" in done.stderr
