@@ -275,3 +275,22 @@ def test_two_leaders_files_replay_as_one_history_and_a_time_window(tmp_path: Pat
     assert json.loads(done.stdout)["cycles"] == 20
     done = cli("replay", *map(str, written), "--from", "yesterday")
     assert done.returncode == 2 and "--from 'yesterday'" in done.stderr
+
+
+def test_operator_commands_are_recorded_and_replayed(tmp_path: Path) -> None:
+    from failover.core.model import Command
+
+    config = example()
+    switch = Command("", "switchover", "alice", "maintenance", group="web", site="dc2")
+    freeze = Command("", "freeze", "bob", "change window")
+    record_incident(config, tmp_path, down_from=100, down_until=100,
+                    commands={5.0: switch, 45.0: freeze})
+    found = list(cycles(files(tmp_path)[0]))
+    ran = [c.commands[0] for c in found if c.commands]
+    assert [(c.kind, c.by) for c in ran] == [("switchover", "alice"), ("freeze", "bob")]
+    assert found[-1].states["web"].active == "dc2" and found[-1].states["web"].frozen
+    assert replay(merged(files(tmp_path))).faithful
+    # a candidate follows the commands too: the switchover is an operator's, not a failover
+    outcome = replay(merged(files(tmp_path)), config)
+    assert outcome.differences == []
+    assert outcome.candidate.as_dict()["switches"] == outcome.recorded.as_dict()["switches"]
