@@ -150,6 +150,13 @@ tests = [
           (f'failover_audit_chain_ok{{{B}}}', "1x8")],
          [quiet("FailoverAuditChainBroken", "45s"),
           fires("FailoverAuditChainBroken", "1m15s", {})]),
+    case("FailoverRecordingStopped: dc1-a's disk fills at 1 min; dc2-a records on",
+         [(f'failover_recording_ok{{{AD}}}', "1x4 0x60"),
+          (f'failover_recording_ok{{{BD}}}', "1x64")],
+         [quiet("FailoverRecordingStopped", "10m"),
+          fires("FailoverRecordingStopped", "11m30s",
+                {"job": "failover", "instance": "10.1.0.2:8700",
+                 "exported_instance": "dc1-a", "site": "dc1"})]),
 ]
 doc = {"rule_files": ["alerts.yml"], "evaluation_interval": "15s", "tests": tests}
 header = (

@@ -43,6 +43,7 @@ class DaemonMetrics:
         self.status: dict[str, Any] | None = None
         self.facts: dict[str, Any] = {}
         self.audit: tuple[bool, float] | None = None  # (chain verified, when), once checked
+        self.recorder: Any = None  # the leader's Recorder (its `ok`), when recording is on
         self._seen_switches: dict[str, set[float]] = {}
         self.registry.register(_Snapshot(self))
 
@@ -105,6 +106,12 @@ class _Snapshot(Collector):
                                  "1 when this scrape could read the cluster's state.")
         read.add_metric([], 0.0 if status is None else 1.0)
         yield read
+        if m.recorder is not None:
+            recording = GaugeMetricFamily(
+                "failover_recording_ok", "1 while this daemon can record its leader cycles "
+                "for `failover replay`; 0 when recording stopped on an error.", labels=own)
+            recording.add_metric([m.instance, m.site], 1.0 if m.recorder.ok else 0.0)
+            yield recording
         if m.audit is not None:
             chain = GaugeMetricFamily("failover_audit_chain_ok", "1 when the audit trail's "
                                       "hash chain verified at its last check, 0 when broken.")

@@ -56,6 +56,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "gameday": ("sim", "gameday",
                 "Run a game-day PLAYBOOK in the simulator: a timeline and a verdict per "
                 "expectation."),
+    "replay": ("replay", "replay",
+               "Replay recorded leader cycles (files under cluster.daemon.record_dir)."),
+    "shadow": ("shadow", "shadow",
+               "Follow the live cluster read-only and run a candidate config's decisions "
+               "beside it."),
     "chaos": ("sim", "chaos", "Run a chaos CAMPAIGN: many seeded random runs, summarised."),
     "lab": ("lab", "lab", "Build, inspect or remove the lab (namespaces fo-*, BIRD, BIND)."),
     "demo": ("demo", "demo",

@@ -127,10 +127,11 @@ def _os_reason(exc: Exception) -> str:
 
 
 def resolve_files(data: Any, base: Path) -> Any:
-    """Every relative `*_file` reference made absolute against `base` (the config's folder)."""
+    """Every relative `*_file` or `*_dir` reference made absolute against `base` (the
+    config's folder)."""
     if isinstance(data, dict):
         return {
-            key: (str(base / value) if key.endswith("_file") and isinstance(value, str)
+            key: (str(base / value) if key.endswith(("_file", "_dir")) and isinstance(value, str)
                   and not value.startswith("/") else resolve_files(value, base))
             for key, value in data.items()
         }

@@ -99,6 +99,10 @@ class DaemonOptions(Strict):
     watchdog_s: Seconds = 3.0  # the supervisor kills a daemon whose cycles stall this long
     # The longest the supervisor's stop hook takes to start and demote the site to held.
     stop_hook_s: Seconds = 2.0
+    # Where a leading daemon records its decisions' inputs for `failover replay` (None: off).
+    record_dir: str | None = None
+    record_max_bytes: int = Field(default=256 * 2**20, ge=2**16)
+    record_keep_s: Seconds = 31 * 86400.0
 
 
 class Cluster(Strict):

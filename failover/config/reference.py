@@ -63,6 +63,12 @@ MEANINGS: dict[str, str] = {
     "must equal the unit's WatchdogSec=.",
     "DaemonOptions.stop_hook_s": "The longest the supervisor's stop hook takes to start and "
     "hold the site's primary; part of the bound the leader waits before promoting.",
+    "DaemonOptions.record_dir": "Where a leading daemon records each cycle's inputs and "
+    "decisions (gzip JSON lines, rotated) for `failover replay`; null: no recording. A "
+    "relative path resolves against the config's folder.",
+    "DaemonOptions.record_max_bytes": "The most the recording of one instance may take on "
+    "disk; the oldest files go first.",
+    "DaemonOptions.record_keep_s": "Recorded files older than this are removed.",
     # instances and sites
     "Instance.site": "The site this daemon runs in (a key of sites).",
     "Instance.api": "host:port of this daemon's HTTP API (status, metrics, commands).",

@@ -13,7 +13,7 @@ import time
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from failover.config import Config
 from failover.coord import (
@@ -30,6 +30,9 @@ from failover.core.codec import to_dict
 from failover.core.freshness import Arrival, restamp
 from failover.core.model import Applied, Command, Decision, GroupState, SiteHealth, Step
 from failover.steer.base import Steerer
+
+if TYPE_CHECKING:
+    from failover.record.log import Recorder
 
 log = logging.getLogger("failover.leader")
 OK_CODES = {"accepted", "scheduled", "noted"}
@@ -69,6 +72,7 @@ class Leader:
         self.dns = dict(dns or {})
         self.recorded: dict[str, tuple[str, str]] = {}  # group -> (kind, code) last audited
         self.last_step: Step | None = None
+        self.recorder: Recorder | None = None  # given each cycle's inputs and step, if set
         # On this leader's own clock: when it first saw each observer's latest stamp, and
         # when it first saw each serving site without an agent session.
         self.arrivals: dict[str, Arrival] = {}
@@ -100,6 +104,7 @@ class Leader:
               ) -> float | None:
         """One leader cycle; returns when a timer wants the next one (None: no timer)."""
         snap = self.read(coordinator, now)
+        start = dict(snap.states)
         for command in snap.commands:
             self._command(coordinator, leadership, snap, command)
         step = self.engine.step(snap.states, snap.view)
@@ -120,9 +125,13 @@ class Leader:
         if self.dns and (self._dns_job is None or self._dns_job.done()):
             self._dns_job = self._dns_worker.submit(
                 self._steer_dns, coordinator, dict(step.states), snap.view, now)
+        if self.recorder is not None:
+            self.recorder.record(start, snap.view, snap.commands, step, leadership)
         return step.wake_at
 
     def close(self) -> None:
+        if self.recorder is not None:
+            self.recorder.close()
         self._dns_worker.shutdown(wait=False, cancel_futures=True)
 
     @staticmethod

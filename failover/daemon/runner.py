@@ -114,6 +114,12 @@ class Daemon:
         self.roles = tuple(placed.roles)
         self.member = Member(self.instance, self.site, __version__, self.roles, self.started_at)
         self.leader = Leader(config, dns_steerers(config)) if "leader" in self.roles else None
+        record_dir = config.cluster.daemon.record_dir
+        if self.leader is not None and record_dir:
+            from failover.record.log import Recorder
+
+            self.leader.recorder = Recorder(config, self.instance, record_dir)
+        self.metrics.recorder = self.leader.recorder if self.leader is not None else None
         serving = self.site in config.serving_sites
         self.agent = (Agent(config, self.site, bgp_steerers(config, self.site))
                       if "agent" in self.roles and serving else None)

@@ -20,6 +20,7 @@ from failover.api.metrics import DaemonMetrics, audit_problems
 from failover.config import load_config
 from failover.coord import AuditRecord, MemoryCoordinator, MemoryStore
 from failover.core.model import Observation, target_key
+from failover.record.log import Recorder
 from failover.status import build_status
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -101,6 +102,7 @@ def exported() -> set[str]:
                    term=leadership.term, cycles=7, session=coordinator.session_state())
     assert audit_problems(coordinator) == []
     metrics.audit_checked(True, clock[0])
+    metrics.recorder = Recorder(config, "dc1-a", ROOT / "no-such-record-dir")  # never opened
     names = set()
     for family in text_string_to_metric_families(metrics.exposition().decode()):
         names |= {family.name + suffix for suffix in SUFFIXES.get(family.type, ("",))}
