@@ -23,8 +23,8 @@ from typing import Any
 
 from failover.config import Config
 from failover.core.codec import from_dict, to_dict
+from failover.core.cycle import View
 from failover.core.model import Applied, Command, GroupState, Observation, Step
-from failover.core.policy import View
 
 FORMAT = 1
 DecisionKey = tuple[str, str, str, int, str]  # group, kind, code, epoch, sentence

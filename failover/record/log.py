@@ -24,8 +24,8 @@ from typing import IO
 from failover import __version__
 from failover.config import Config
 from failover.coord import Leadership
+from failover.core.cycle import View
 from failover.core.model import Command, GroupState, Step
-from failover.core.policy import View
 from failover.record.format import Encoder, dump, fingerprint, header
 
 log = logging.getLogger("failover.record")
