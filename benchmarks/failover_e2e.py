@@ -28,7 +28,7 @@ import time
 from typing import Any
 
 from failover.lab.stack import Stack
-from failover.lab.testing import unavailable
+from failover.testing.lab import unavailable
 
 SERVICE = "db"
 POLL_S = 0.005

@@ -32,7 +32,7 @@ from pathlib import Path
 from failover.config.model import CheckBase, HttpCheck, TcpCheck
 from failover.core.model import CheckResult, CheckState
 from failover.probes import ProbeContext, ProbeScheduler, ProbeTarget, make_probe, run_check
-from failover.servers.nginx import NginxServer
+from failover.testing.servers.nginx import NginxServer
 
 
 def http_check(interval_s: float = 2.0) -> HttpCheck:

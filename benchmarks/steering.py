@@ -22,9 +22,9 @@ import dns.query
 from failover.config import BgpSteering, DnsSteering
 from failover.core.model import GroupState
 from failover.lab import NAME_SERVERS, Lab
-from failover.lab.testing import running_lab, unavailable
 from failover.steer import BirdSteerer, Rfc2136Steerer
 from failover.steer.netns import netns_socket
+from failover.testing.lab import running_lab, unavailable
 
 POLL_S = 0.001
 LIMIT_S = 10.0

@@ -1,6 +1,6 @@
 """Leader takeover time on a real 3-node ZooKeeper ensemble, after a crash and after a clean stop.
 
-Three contender processes (`failover.coord.contender`) campaign. A crash trial kill -9s the
+Three contender processes (`failover.testing.contender`) campaign. A crash trial kill -9s the
 leader and measures until another one's `lead` event; a clean trial sends SIGTERM (the leader
 resigns and closes its session). Times are on the system-wide monotonic clock. The last line
 printed is one JSON object:
@@ -22,9 +22,9 @@ import time
 import uuid
 from pathlib import Path
 
-from failover.coord.contender import Contender
-from failover.servers.process import wait_until
-from failover.servers.zookeeper import ZooKeeperEnsemble
+from failover.testing.contender import Contender
+from failover.testing.servers.process import wait_until
+from failover.testing.servers.zookeeper import ZooKeeperEnsemble
 
 
 def percentile(values: list[float], fraction: float) -> float:

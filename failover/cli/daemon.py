@@ -81,7 +81,7 @@ def supervise(watchdog_s: float, stop_hook: str, restart_s: float | None,
     """Run COMMAND as systemd would with Type=notify, WatchdogSec= and ExecStopPost=."""
     import shlex
 
-    from failover.servers.supervisor import Supervisor, SupervisorOptions
+    from failover.daemon.supervisor import Supervisor, SupervisorOptions
 
     options = SupervisorOptions(command=command, watchdog_s=watchdog_s,
                                 stop_hook=shlex.split(stop_hook), restart_s=restart_s)

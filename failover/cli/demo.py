@@ -17,7 +17,7 @@ def demo() -> None:
     if os.geteuid() != 0:
         fail("the demo builds the lab in network namespaces: run it as root", EXIT_FAILED)
     from failover.demo import Demo
-    from failover.lab.testing import unavailable
+    from failover.testing.lab import unavailable
 
     reason = unavailable()
     if reason:

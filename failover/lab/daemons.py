@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from failover.lab.lab import Lab
-from failover.servers.process import Process, wait_until
+from failover.testing.servers.process import Process, wait_until
 
 FAILOVER = str(Path(sys.executable).parent / "failover")
 

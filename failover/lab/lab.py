@@ -41,9 +41,9 @@ from failover.lab.topology import (
     UPLINKS,
     netns,
 )
-from failover.servers.process import Process, wait_until
 from failover.steer.birdctl import BirdError, BirdRoute, protocol_state, show_routes
 from failover.steer.netns import netns_socket
+from failover.testing.servers.process import Process, wait_until
 
 EXAMPLE_CONFIG = Path(__file__).resolve().parents[2] / "examples" / "two-dc.yaml"
 TOOLS = ("ip", "nft", "bird", "birdc", "named")

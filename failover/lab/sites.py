@@ -20,10 +20,10 @@ from failover.config import Config
 from failover.lab import netns as nets
 from failover.lab.netns import LabError
 from failover.lab.topology import UPLINKS, netns
-from failover.servers.haproxy import HaproxyServer
-from failover.servers.nginx import NginxServer
-from failover.servers.postgres import PostgresServer
-from failover.servers.smtp import SmtpServer
+from failover.testing.servers.haproxy import HaproxyServer
+from failover.testing.servers.nginx import NginxServer
+from failover.testing.servers.postgres import PostgresServer
+from failover.testing.servers.smtp import SmtpServer
 
 SERVICES = ("app", "lb", "db", "mail", "firewall")
 OFFSETS = {"app": 10, "lb": 11, "db": 12, "mail": 13, "firewall": 14}

@@ -47,12 +47,12 @@ from failover.lab.daemons import FAILOVER, SupervisedDaemon
 from failover.lab.lab import EXAMPLE_CONFIG, Lab
 from failover.lab.netns import LabError
 from failover.lab.sites import FRONT_PORT, SERVICES, SiteServices, check_layout
-from failover.lab.testing import fetch
 from failover.lab.topology import NAME_SERVERS, RUN_DIR, UPLINKS, netns
-from failover.servers.process import attempt, wait_until
-from failover.servers.zookeeper import ZooKeeperEnsemble
 from failover.steer.bird import as_path_announcement
 from failover.steer.netns import enter_netns, netns_socket
+from failover.testing.lab import fetch
+from failover.testing.servers.process import attempt, wait_until
+from failover.testing.servers.zookeeper import ZooKeeperEnsemble
 
 T = TypeVar("T")
 OPERATOR_LOCATION = "client"

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from failover.api.auth import signed_headers
-from failover.servers.process import wait_until
+from failover.testing.servers.process import wait_until
 from tests.operator.cluster import KEY_ID, KEY_SECRET, SCOPE, SETTLING, Cluster, start_cluster
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from failover.servers.zookeeper import ZooKeeperEnsemble
+from failover.testing.servers.zookeeper import ZooKeeperEnsemble
 from tests.coord.harness import MemoryHarness, ZooKeeperHarness
 
 BACKEND = os.environ.get("FAILOVER_ZK_BACKEND", "local")

@@ -18,8 +18,8 @@ from failover.coord import Coordinator, CoordinatorError, MemoryCoordinator, Mem
 from failover.coord.base import Role
 from failover.coord.zklayout import Identity, Layout
 from failover.coord.zookeeper import ZooKeeperCoordinator
-from failover.servers.process import wait_until
-from failover.servers.zookeeper import ZooKeeperEnsemble
+from failover.testing.servers.process import wait_until
+from failover.testing.servers.zookeeper import ZooKeeperEnsemble
 
 DAEMON = Identity("failover-daemon", "test-daemon-secret")
 OPERATOR = Identity("failover-operator", "test-operator-secret")

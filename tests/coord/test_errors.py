@@ -29,7 +29,7 @@ from failover.coord import (
 from failover.coord.zklayout import Layout
 from failover.coord.zookeeper import ZooKeeperCoordinator
 from failover.core.model import Applied, Command, GroupState, Observation
-from failover.servers.zookeeper import ZooKeeperEnsemble
+from failover.testing.servers.zookeeper import ZooKeeperEnsemble
 from tests.coord.harness import (
     DAEMON,
     OPERATOR,

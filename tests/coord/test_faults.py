@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 
 from failover.coord import Leadership
-from failover.coord.contender import Contender
 from failover.coord.zookeeper import ZooKeeperCoordinator
 from failover.core.agent import announcement
 from failover.core.model import Command, GroupState
-from failover.servers.zookeeper import ZooKeeperEnsemble
+from failover.testing.contender import Contender
+from failover.testing.servers.zookeeper import ZooKeeperEnsemble
 from tests.coord.harness import DAEMON, OPERATOR, SESSION_S, wait_real
 
 pytestmark = pytest.mark.zookeeper

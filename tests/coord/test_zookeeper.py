@@ -15,7 +15,7 @@ from failover.coord import NO_NODE, AuditRecord, CoordinatorError, NotAuthorized
 from failover.coord.zklayout import Layout
 from failover.coord.zookeeper import ZooKeeperCoordinator
 from failover.core.model import Applied, Command, GroupState, Observation
-from failover.servers.zookeeper import ZooKeeperEnsemble
+from failover.testing.servers.zookeeper import ZooKeeperEnsemble
 from tests.coord.harness import DAEMON, OPERATOR, SESSION_S, ZooKeeperHarness, wait_real
 from tests.coord.test_contract import lead, member
 
@@ -168,7 +168,7 @@ def test_unreadable_credentials_are_named(tmp_path: Path) -> None:
 
 
 def test_a_daemon_started_before_zookeeper_fails_fast_then_catches_up(tmp_path: Path) -> None:
-    from failover.servers.process import free_port
+    from failover.testing.servers.process import free_port
 
     port = free_port()
     client = ZooKeeperCoordinator(f"127.0.0.1:{port}", cluster="shop", instance="a",
@@ -233,7 +233,7 @@ def test_testcontainers_back_end(request: Any) -> None:
 
 
 def test_tls_to_zookeeper(tmp_path: Path) -> None:
-    from failover.servers.zookeeper import make_test_tls
+    from failover.testing.servers.zookeeper import make_test_tls
 
     tls = make_test_tls(tmp_path / "tls", ["127.0.0.1"])
     ensemble = ZooKeeperEnsemble(tmp_path / "zk", size=1, tls=tls)
@@ -279,7 +279,7 @@ def test_launcher_runs_a_node_inside_a_network_namespace(tmp_path: Path) -> None
         with ensemble:
             assert ensemble.mode(0) == "standalone"  # asked inside the namespace
             assert ensemble.nodes[0].netns == netns
-            from failover.servers.zookeeper import _four_letter
+            from failover.testing.servers.zookeeper import _four_letter
 
             node = ensemble.nodes[0]
             assert _four_letter(node.host, node.client_port, "srvr", 0.5) == ""  # not out here

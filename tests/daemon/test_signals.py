@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from failover.servers.process import wait_until
+from failover.testing.servers.process import wait_until
 from tests.operator.cluster import FAILOVER, SETTLING, Cluster, start_cluster
 
 pytestmark = pytest.mark.zookeeper
@@ -65,7 +65,7 @@ def test_sighup_keeps_the_old_config_on_errors_and_takes_a_valid_one(cluster: Cl
 
 def test_sigterm_hands_leadership_over_at_once_and_changes_no_steering(
         cluster: Cluster) -> None:
-    from failover.servers.process import Process
+    from failover.testing.servers.process import Process
 
     leader = leader_of(cluster, "a")
     assert leader is not None

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from failover.lab.stack import Stack
-from failover.lab.testing import unavailable
+from failover.testing.lab import unavailable
 
 # More switches than the example allows in an hour, and no cooldown: the tests switch often.
 E2E_OVERRIDES: dict[str, Any] = {"policy": {"cooldown_s": 0, "max_switches_per_hour": 100}}

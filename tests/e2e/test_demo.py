@@ -10,7 +10,7 @@ from failover.demo import Demo
 from failover.lab import NAMESPACES
 from failover.lab import netns as nets
 from failover.lab.stack import Stack
-from failover.lab.testing import unavailable
+from failover.testing.lab import unavailable
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 

@@ -15,7 +15,7 @@ import pytest
 
 from failover.core import Engine
 from failover.lab.stack import Stack
-from failover.servers.process import wait_until
+from failover.testing.servers.process import wait_until
 from tests.e2e.conftest import epochs, watch
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]

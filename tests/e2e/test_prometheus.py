@@ -11,7 +11,7 @@ import pytest
 
 from failover.lab.stack import OPERATOR_LOCATION, Stack
 from failover.lab.topology import netns
-from failover.servers.process import wait_until
+from failover.testing.servers.process import wait_until
 from tests.monitoring.prometheus import MISSING, PROMETHEUS, Prometheus
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]

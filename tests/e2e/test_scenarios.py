@@ -13,8 +13,8 @@ import pytest
 
 from failover.api.auth import read_keys, signed_headers
 from failover.lab.stack import OPERATOR_ERRORS, Stack
-from failover.servers.process import wait_until
 from failover.steer.netns import netns_socket
+from failover.testing.servers.process import wait_until
 from tests.e2e.conftest import audit_codes, epochs, watch
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]

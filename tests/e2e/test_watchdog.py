@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from failover.lab.daemons import FAILOVER
-from failover.servers.process import wait_until
+from failover.testing.servers.process import wait_until
 
 CHILD = """
 import sys, time

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from failover.lab import Lab
-from failover.lab.testing import log_tails, reset_lab, running_lab, unavailable
+from failover.testing.lab import log_tails, reset_lab, running_lab, unavailable
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from failover.cli import cli
 from failover.lab import NAMESPACES, Lab
 from failover.lab import netns as nets
-from failover.lab.testing import unavailable
+from failover.testing.lab import unavailable
 
 pytestmark = pytest.mark.lab
 

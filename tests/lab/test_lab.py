@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from failover.lab import Lab, LabError
-from failover.lab.testing import fetch, serve_text
-from failover.servers.process import wait_until
+from failover.testing.lab import fetch, serve_text
+from failover.testing.servers.process import wait_until
 
 pytestmark = pytest.mark.lab
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from failover.servers.process import Process, free_port, wait_until
+from failover.testing.servers.process import Process, free_port, wait_until
 
 MONITORING = Path(__file__).resolve().parents[2] / "docs" / "monitoring"
 PROMETHEUS = shutil.which("prometheus")

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from failover.servers.process import wait_until
+from failover.testing.servers.process import wait_until
 from tests.monitoring.prometheus import MISSING, PROMETHEUS, Prometheus
 from tests.operator.cluster import Cluster, start_cluster
 

@@ -28,10 +28,10 @@ import yaml
 from failover.config import Config, load_config
 from failover.coord import AuditEntry, CoordinatorError
 from failover.coord.zookeeper import ZooKeeperCoordinator
-from failover.servers.bind import LoopbackBind
-from failover.servers.http import HttpServer
-from failover.servers.process import Process, free_port, wait_until
-from failover.servers.zookeeper import ZooKeeperEnsemble
+from failover.testing.servers.bind import LoopbackBind
+from failover.testing.servers.http import HttpServer
+from failover.testing.servers.process import Process, free_port, wait_until
+from failover.testing.servers.zookeeper import ZooKeeperEnsemble
 
 FAILOVER = str(Path(sys.executable).parent / "failover")
 ZONE = "example.test."

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from failover.servers.process import wait_until
+from failover.testing.servers.process import wait_until
 from tests.operator.cluster import SETTLING, Cluster, start_cluster
 
 

@@ -22,12 +22,12 @@ from failover.config.model import CheckBase
 from failover.core.model import CheckResult
 from failover.lab import netns as nets
 from failover.probes import ProbeContext, make_probe, run_check
-from failover.servers.bind import LoopbackBind
-from failover.servers.haproxy import HaproxyServer
-from failover.servers.http import HttpServer
-from failover.servers.postgres import PostgresServer
-from failover.servers.process import wait_until
-from failover.servers.smtp import SmtpServer
+from failover.testing.servers.bind import LoopbackBind
+from failover.testing.servers.haproxy import HaproxyServer
+from failover.testing.servers.http import HttpServer
+from failover.testing.servers.postgres import PostgresServer
+from failover.testing.servers.process import wait_until
+from failover.testing.servers.smtp import SmtpServer
 
 TLS_NAME = "app.example.test"
 

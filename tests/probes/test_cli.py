@@ -12,9 +12,9 @@ import yaml
 from click.testing import CliRunner
 
 from failover.cli import cli
-from failover.servers.http import HttpServer
-from failover.servers.postgres import PostgresServer
-from failover.servers.smtp import SmtpServer
+from failover.testing.servers.http import HttpServer
+from failover.testing.servers.postgres import PostgresServer
+from failover.testing.servers.smtp import SmtpServer
 
 Servers = tuple[HttpServer, SmtpServer, PostgresServer, PostgresServer]
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "two-dc.yaml"

@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 
 from failover.lab import netns as nets
-from failover.servers.haproxy import HaproxyServer
-from failover.servers.http import HttpServer
-from failover.servers.nginx import NginxServer
-from failover.servers.postgres import PostgresServer
-from failover.servers.smtp import SmtpServer
+from failover.testing.servers.haproxy import HaproxyServer
+from failover.testing.servers.http import HttpServer
+from failover.testing.servers.nginx import NginxServer
+from failover.testing.servers.postgres import PostgresServer
+from failover.testing.servers.smtp import SmtpServer
 
 pytestmark = pytest.mark.lab
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from failover.config.model import HttpCheck, TlsClient
-from failover.servers.http import HttpServer
-from failover.servers.process import free_port
+from failover.testing.servers.http import HttpServer
+from failover.testing.servers.process import free_port
 from tests.probes.conftest import TLS_NAME, Tls, probe
 
 

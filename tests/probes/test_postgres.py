@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import pytest
 
 from failover.config.model import PostgresCheck
-from failover.servers.postgres import PostgresServer
-from failover.servers.process import ProcessError, free_port, wait_until
+from failover.testing.servers.postgres import PostgresServer
+from failover.testing.servers.process import ProcessError, free_port, wait_until
 from tests.probes.conftest import probe
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from failover.config.model import CommandCheck, HttpCheck
 from failover.core.model import CheckResult, CheckState
 from failover.probes import ProbeScheduler, ProbeTarget, run_once
-from failover.servers.http import HttpServer
+from failover.testing.servers.http import HttpServer
 
 
 class ManualClock:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from failover.config.model import SmtpCheck
-from failover.servers.process import free_port
-from failover.servers.smtp import SmtpServer
+from failover.testing.servers.process import free_port
+from failover.testing.servers.smtp import SmtpServer
 from tests.probes.conftest import Tls, probe
 
 

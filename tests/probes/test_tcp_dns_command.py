@@ -7,9 +7,9 @@ import time
 from pathlib import Path
 
 from failover.config.model import CommandCheck, DnsCheck, TcpCheck
-from failover.servers.bind import LoopbackBind as Bind
-from failover.servers.http import HttpServer
-from failover.servers.process import free_port
+from failover.testing.servers.bind import LoopbackBind as Bind
+from failover.testing.servers.http import HttpServer
+from failover.testing.servers.process import free_port
 from tests.probes.conftest import probe
 
 

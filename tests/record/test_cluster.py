@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from failover.servers.process import Process, free_port
+from failover.testing.servers.process import Process, free_port
 from tests.operator.cluster import FAILOVER, Cluster, wait_for
 
 pytestmark = pytest.mark.zookeeper

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from failover.servers.base import wait_ready
-from failover.servers.process import Process, ProcessError, attempt, wait_until
+from failover.testing.servers.base import wait_ready
+from failover.testing.servers.process import Process, ProcessError, attempt, wait_until
 
 
 class Flaky:

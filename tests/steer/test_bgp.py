@@ -7,9 +7,9 @@ import pytest
 from failover.config import BgpSteering
 from failover.core.model import GroupState
 from failover.lab import SERVICE_ADDRESS, Lab
-from failover.lab.testing import fetch, serve_text
-from failover.servers.process import wait_until
 from failover.steer import BirdSteerer, Transcript
+from failover.testing.lab import fetch, serve_text
+from failover.testing.servers.process import wait_until
 from tests.steer.expect import assert_transcript
 
 pytestmark = pytest.mark.lab

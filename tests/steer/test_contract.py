@@ -11,8 +11,8 @@ import pytest
 from failover.config import BgpSteering, DnsSteering
 from failover.core.model import GroupState
 from failover.lab import Lab
-from failover.lab.testing import reset_dns
 from failover.steer import BirdSteerer, Rfc2136Steerer, Steerer
+from failover.testing.lab import reset_dns
 
 pytestmark = pytest.mark.lab
 

@@ -15,9 +15,9 @@ import pytest
 from failover.config import DnsSteering
 from failover.core.model import GroupState
 from failover.lab import NAME_SERVERS, Lab
-from failover.lab.testing import reset_dns
 from failover.steer import Rfc2136Steerer, Transcript
 from failover.steer.netns import netns_socket
+from failover.testing.lab import reset_dns
 from tests.steer.expect import assert_transcript
 
 pytestmark = pytest.mark.lab

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from failover.servers.base import ConfiguredServer
+from failover.testing.servers.base import ConfiguredServer
 
 NGINX = "/usr/sbin/nginx"
 

@@ -15,8 +15,8 @@ from failover.config import BgpSteering
 from failover.lab.lab import COMPONENTS, TOOLS, Lab
 from failover.lab.netns import LabError
 from failover.lab.topology import ROUTER_SITES
-from failover.servers.process import Process, wait_until
 from failover.steer.netns import netns_socket
+from failover.testing.servers.process import Process, wait_until
 
 
 def unavailable() -> str | None:

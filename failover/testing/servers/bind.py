@@ -14,7 +14,7 @@ import dns.message
 import dns.query
 import dns.rcode
 
-from failover.servers.process import Process, free_port, wait_until
+from failover.testing.servers.process import Process, free_port, wait_until
 
 
 class LoopbackBind:

@@ -14,8 +14,8 @@ import signal
 import subprocess
 from pathlib import Path
 
-from failover.servers.base import pick_port, url_host, wait_ready
-from failover.servers.process import Process, ProcessError
+from failover.testing.servers.base import pick_port, url_host, wait_ready
+from failover.testing.servers.process import Process, ProcessError
 
 BIN = Path("/usr/lib/postgresql/15/bin")
 USER = "postgres"

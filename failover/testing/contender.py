@@ -1,6 +1,6 @@
 """A minimal daemon-like process on the coordinator, for fault tests, the lab and benchmarks.
 
-`python -m failover.coord.contender --hosts ... --instance a` registers, campaigns every
+`python -m failover.testing.contender --hosts ... --instance a` registers, campaigns every
 cycle, and as leader writes the desired state of one group (fenced) and executes operator
 commands exactly once (effect, result and audit in one fenced commit). It prints one JSON
 object per event on stdout, with `t` on the system-wide monotonic clock:
@@ -36,7 +36,7 @@ from failover.coord.base import (
 )
 from failover.coord.zklayout import read_identity
 from failover.core.model import GroupState
-from failover.servers.process import Process
+from failover.testing.servers.process import Process
 
 
 def emit(event: str, **fields: Any) -> None:
@@ -179,7 +179,7 @@ class Contender:
 
     def __init__(self, workdir: Path, instance: str, hosts: str, *options: str) -> None:
         self.instance = instance
-        argv = [sys.executable, "-m", "failover.coord.contender", "--hosts", hosts,
+        argv = [sys.executable, "-m", "failover.testing.contender", "--hosts", hosts,
                 "--instance", instance, *options]
         self.log_path = workdir / f"contender-{instance}.log"
         self.process = Process(f"contender-{instance}", argv, log_path=self.log_path)

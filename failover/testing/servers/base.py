@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Self
 
-from failover.servers.process import Errors, Process, free_port, port_open, wait_until
+from failover.testing.servers.process import Errors, Process, free_port, port_open, wait_until
 
 READY_FILE = "ready"
 

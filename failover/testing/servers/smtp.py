@@ -3,7 +3,7 @@
 It accepts and discards mail, offers STARTTLS when given a certificate, and can greet with
 another code (`banner_code=421`: the server is refusing service, as an overloaded or
 draining MTA does) — a client then sees that banner and the connection closes.
-Run directly: `python -m failover.servers.smtp --listen ADDR:PORT --dir DIR [--tls-cert CERT
+Run directly: `python -m failover.testing.servers.smtp --listen ADDR:PORT --dir DIR [--tls-cert CERT
 --tls-key KEY] [--banner-code 421]`.
 """
 
@@ -15,12 +15,12 @@ import signal
 import ssl
 from pathlib import Path
 
-from failover.servers.base import READY_FILE, ModuleServer
+from failover.testing.servers.base import READY_FILE, ModuleServer
 
 
 class SmtpServer(ModuleServer):
     kind = "smtp"
-    module = "failover.servers.smtp"
+    module = "failover.testing.servers.smtp"
 
     def __init__(
         self,

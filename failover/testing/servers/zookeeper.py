@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from failover.servers.process import Process, ProcessError, free_port, wait_until
+from failover.testing.servers.process import Process, ProcessError, free_port, wait_until
 
 CLASSPATH = "/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar"
 # The jar's manifest leaves out two jars that the Netty (TLS) connection factory needs.

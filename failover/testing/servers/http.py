@@ -4,7 +4,7 @@ Routes: `/health` answers 200 `ok NAME`, or what the state file says (`set_healt
 `set_health(200, delay_s=2)`); `/status/CODE`; `/delay/SECONDS`; `/redirect` (302 to
 /health); `/host` echoes the Host header, `/header/NAME` any other; `/tls-name` echoes the
 SNI name the client sent.
-Run directly: `python -m failover.servers.http --listen 127.0.0.1:8080 --dir DIR [--tls-cert
+Run directly: `python -m failover.testing.servers.http --listen 127.0.0.1:8080 --dir DIR [--tls-cert
 CERT --tls-key KEY] [--name app]`.
 """
 
@@ -16,7 +16,7 @@ import signal
 import ssl
 from pathlib import Path
 
-from failover.servers.base import READY_FILE, ModuleServer
+from failover.testing.servers.base import READY_FILE, ModuleServer
 
 HEALTH_FILE = "health"  # "STATUS [DELAY_S]"
 HEALTH_FILE = "health"  # "STATUS [DELAY_S]"
@@ -26,7 +26,7 @@ class HttpServer(ModuleServer):
     """One HTTP(S) server process bound to `address:port` (inside `netns` when given)."""
 
     kind = "http"
-    module = "failover.servers.http"
+    module = "failover.testing.servers.http"
 
     def __init__(
         self,
