@@ -76,9 +76,10 @@ def test_active_sites_daemon_killed_or_frozen_is_demoted_by_its_supervisor(
     assert stack.route() == ("dc1", "held")  # held: still preferred over dc2's backup
     # The leader sees dc1's agent gone once its session expires (agent_lost): after the
     # hold-down, once dc1 has surely stopped announcing primary, dc2 is promoted.
-    watch(stack, session_timeout_s(stack) + stale_primary_s(stack) + 2.0,
-          until=lambda: stack.route() == ("dc2", "primary"))
-    assert stack.route() == ("dc2", "primary")
+    later = watch(stack, session_timeout_s(stack) + stale_primary_s(stack) + 2.0,
+                  until=lambda: stack.route() == ("dc2", "primary"))
+    assert stack.route() == ("dc2", "primary"), (
+        later[-5:], {site: stack.announcement(site) for site in ("dc1", "dc2")})
 
 
 def test_zookeeper_quorum_lost_for_30_s_changes_nothing_and_recovers(stack: Stack) -> None:
