@@ -32,7 +32,7 @@ Seconds = Annotated[float, Field(gt=0)]
 class Strict(BaseModel):
     """Base of every config model: unknown keys are errors, values are immutable."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 # --- cluster and coordination -------------------------------------------------------------
@@ -88,9 +88,21 @@ class ApiOptions(Strict):
 
     keys_file: str | None = Field(default=None, description="lines of key_id:secret")
     credential_scope: str = "failover/api/escher_request"
-    clock_skew_s: Seconds = 300.0
+    clock_skew_s: Annotated[float, Field(gt=0, le=86400)] = 300.0
+    # Failure limits (see failover.api.limits): per (source, key id) and per source address;
+    # a limited source waits backoff_s, doubling per further failure, at most lockout_s.
     max_failures: int = Field(default=5, ge=1)
+    max_source_failures: int = Field(default=20, ge=1)
+    backoff_s: Seconds = 1.0
     lockout_s: Seconds = 300.0
+    # Connections: at most this many at once; a request's headers must arrive within
+    # header_timeout_s of the connection (or of its previous answer), its body within
+    # body_timeout_s.
+    max_connections: int = Field(default=64, ge=1, le=4096)
+    header_timeout_s: Seconds = 5.0
+    body_timeout_s: Seconds = 5.0
+    # Refused requests are counted per source and reason and recorded once per interval.
+    refusal_interval_s: Seconds = 10.0
 
 
 class DaemonOptions(Strict):

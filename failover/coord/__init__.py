@@ -6,6 +6,7 @@ from failover.coord.audit import GENESIS, verify_chain
 from failover.coord.base import (
     NO_NODE,
     AlreadyDone,
+    AlreadyUsed,
     AuditEntry,
     AuditRecord,
     Callback,
@@ -24,12 +25,15 @@ from failover.coord.base import (
     Topic,
     VersionConflict,
 )
+from failover.coord.commands import MALFORMED_BY, malformed, parse_command
 from failover.coord.memory import MemoryCoordinator, MemoryStore
 
 __all__ = [
     "GENESIS",
+    "MALFORMED_BY",
     "NO_NODE",
     "AlreadyDone",
+    "AlreadyUsed",
     "AuditEntry",
     "AuditRecord",
     "Callback",
@@ -49,5 +53,7 @@ __all__ = [
     "SessionState",
     "Topic",
     "VersionConflict",
+    "malformed",
+    "parse_command",
     "verify_chain",
 ]

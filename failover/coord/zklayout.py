@@ -12,6 +12,8 @@ Layout under `<chroot>/<cluster>`:
     results/cmd-<seq>             CommandResult (leader only, fenced, created once)
     audit                         the chain's head {"seq", "hash"}
     audit/entry-<seq>             AuditEntry (leader only, fenced, hash-chained)
+    once/<signature>              a used API request's signature {"until"} (daemons; expires)
+    refusals/entry-<seq>          a summary of refused API requests (daemons; own retention)
 
 ACLs (digest): the daemon identity may do everything; the operator identity may read
 everything and create children of `commands`; nobody else has any right.
@@ -30,7 +32,8 @@ from failover.coord.base import AuditEntry, CommandResult, CoordinatorError, Mem
 from failover.core.codec import decode, encode, to_dict
 from failover.core.model import Observation
 
-DIRS = ("members", "leader", "observations", "state", "applied", "commands", "results", "audit")
+DIRS = ("members", "leader", "observations", "state", "applied", "commands", "results", "audit",
+        "once", "refusals")
 SEQ_DIGITS = 10
 
 
@@ -139,6 +142,9 @@ class Layout:
 
     def result(self, command_id: str) -> str:
         return f"{self.base}/results/{command_id}"
+
+    def once(self, once_id: str) -> str:
+        return f"{self.base}/once/{once_id}"
 
     @property
     def audit(self) -> str:

@@ -68,6 +68,7 @@ class ZooKeeperSession:
         clock: Callable[[], float] = time.monotonic,
         audit_keep: int = 1000,
         commands_keep: int = 100,
+        refusals_keep: int = 1000,
     ) -> None:
         self.instance = instance
         self.role = role
@@ -78,6 +79,7 @@ class ZooKeeperSession:
         self.clock = clock
         self.audit_keep = audit_keep
         self.commands_keep = commands_keep
+        self.refusals_keep = refusals_keep
         own = {"daemon": daemon, "operator": operator}.get(role)
         self._zk = KazooClient(
             hosts=hosts if isinstance(hosts, str) else ",".join(hosts),
@@ -98,6 +100,8 @@ class ZooKeeperSession:
         self._member_done: Member | None = None
         self._published = False
         self._commits = 0
+        self._submits = 0
+        self._refusal_records = 0
         self._layout_ready = False
         self._started = False
         self._watchers: dict[Topic, Callable[[WatchedEvent], None]] = {
