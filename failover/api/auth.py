@@ -34,6 +34,7 @@ from escherauth import Escher, EscherRequest
 
 from failover.api.limits import FailureLimiter
 from failover.config.model import ApiOptions
+from failover.secrets import register
 
 AUTH_HEADER = "X-Escher-Auth"
 DATE_HEADER = "X-Escher-Date"
@@ -63,6 +64,7 @@ def read_keys(path: str | Path) -> dict[str, str]:
         if key_id in keys:
             raise ApiKeysError(f"API keys {path}: line {number}: key id {key_id} given twice")
         keys[key_id] = secret
+    register(*keys.values())
     return keys
 
 

@@ -10,11 +10,13 @@ The `middleware` tells the guard when a request has arrived and when it was answ
 from __future__ import annotations
 
 import asyncio
+import logging
 import resource
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from failover.api.limits import source_of
 
@@ -123,6 +125,27 @@ class ConnectionGuard:
         finally:
             if protocol is not None and protocol.counted:
                 protocol.arm()
+
+
+class ClientErrorFilter(logging.Filter):
+    """Drops aiohttp's error log of a request it could not parse (too long a line, too many
+    headers, bad syntax): the client's fault, answered 400, and a flood of them must not flood
+    the log. Counted in `dropped`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dropped = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, HttpProcessingError):
+            self.dropped += 1
+            return False
+        return True
+
+
+CLIENT_ERRORS = ClientErrorFilter()
+logging.getLogger("aiohttp.server").addFilter(CLIENT_ERRORS)
 
 
 class GuardedSite(web.TCPSite):

@@ -26,7 +26,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -89,7 +91,7 @@ class Api:
         if doc is None:
             return web.json_response({"error": f"cannot read the cluster's state: {problem}",
                                       "instance": self.daemon.instance}, status=503)
-        return web.json_response(redacted(doc))
+        return web.json_response(redacted(doc, self.guard().keys))
 
     async def metrics_page(self, request: web.Request) -> web.Response:
         doc, _ = await self._read_status()
@@ -261,13 +263,24 @@ def _describe(command: Command) -> str:
     return ", ".join(parts)
 
 
-def redacted(value: Any) -> Any:
-    """The status document without who did what: every `by` replaced (no key ids)."""
-    if isinstance(value, dict):
-        return {k: ("redacted" if k == "by" and v else redacted(v)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [redacted(item) for item in value]
-    return value
+def redacted(value: Any, key_ids: Iterable[str] = ()) -> Any:
+    """The status document for anyone: no key ids. Every `*by` field is replaced, and each
+    key id named in a sentence (the API's key ids, and `api:` identities) is replaced."""
+    names = sorted(set(key_ids), key=len, reverse=True)
+    pattern = re.compile(r"(?<![\w-])(?:api:)?(?:" + "|".join(map(re.escape, names)) + r")(?![\w-])"
+                         if names else r"(?<![\w-])api:[\w-]+")
+
+    def clean(item: Any, field: str) -> Any:
+        if isinstance(item, dict):
+            return {k: ("redacted" if k.endswith("by") and v else clean(v, k))
+                    for k, v in item.items()}
+        if isinstance(item, list):
+            return [clean(element, field) for element in item]
+        if isinstance(item, str) and field != "cluster":
+            return pattern.sub("(operator)", item)
+        return item
+
+    return clean(value, "")
 
 
 def build_app(daemon: Daemon) -> web.Application:

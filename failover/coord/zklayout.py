@@ -31,6 +31,7 @@ from kazoo.security import ACL, Permissions, make_acl, make_digest_acl_credentia
 from failover.coord.base import AuditEntry, CommandResult, CoordinatorError, Member
 from failover.core.codec import decode, encode, to_dict
 from failover.core.model import Observation
+from failover.secrets import register
 
 DIRS = ("members", "leader", "observations", "state", "applied", "commands", "results", "audit",
         "once", "refusals")
@@ -62,7 +63,9 @@ def read_identity(path: str | Path, what: str) -> Identity:
     user, sep, password = text.partition(":")
     if not sep or not user or not password or "\n" in text:
         raise CoordinatorError(f"{what} credentials {path}: expected one line `user:password`")
-    return Identity(user, password)
+    identity = Identity(user, password)
+    register(text, identity.acl_id)  # the digest too: it can be brute-forced offline
+    return identity
 
 
 class Acls:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from kazoo.security import make_digest_acl_credential
 
 from failover.config import Config, load_config
 from failover.coord import AuditEntry
@@ -112,13 +113,35 @@ class Cluster:
         for name in INSTANCES:
             self.daemons[name] = Process(
                 f"daemon {name}", [FAILOVER, "run", "--config", str(self.config_path),
-                                   "--instance", name],
+                                   "--instance", name,
+                                   *(["--log-level", "DEBUG"] if name == "w" else [])],
                 log_path=self.workdir / f"daemon-{name}.log").start()
         for name in INSTANCES:
             wait_until(lambda name=name: self.get(name, "/health")[0] == 200, 20.0,
                        f"daemon {name} serves /health")
         self.wait_steady("dc1", 30.0)
         return self
+
+    def restart(self, name: str) -> None:
+        """Stop one daemon and start it again (a new process: nothing kept in memory)."""
+        self.daemons[name].stop()
+        self.daemons[name].start()
+        wait_until(lambda: self.get(name, "/health")[0] == 200, 20.0,
+                   f"daemon {name} serves /health again")
+
+    def secrets(self) -> dict[str, str]:
+        """Every secret the cluster's config names, by where it comes from."""
+        found = {"tsig": (self.workdir / "tsig.key").read_text().strip()}
+        for name in ("daemon.digest", "operator.digest"):
+            user, _, password = (self.workdir / name).read_text().strip().partition(":")
+            found[name] = password
+            found[f"{name} digest"] = make_digest_acl_credential(user, password).partition(
+                ":")[2]
+        for line in (self.workdir / "api.keys").read_text().splitlines():
+            if line and not line.startswith("#"):
+                key_id, _, secret = line.partition(":")
+                found[f"api key {key_id}"] = secret
+        return found
 
     def stop(self) -> None:
         for process in self.daemons.values():
