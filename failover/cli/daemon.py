@@ -30,6 +30,9 @@ def run(config_file: str, instance: str, log_level: str) -> None:
 
     config = _instance(config_file, instance)
     log.setup(instance, log_level)
+    from failover.api.connections import raise_descriptor_limit
+
+    raise_descriptor_limit()  # the probes' share must survive whatever the API is sent
 
     async def main() -> int:
         return await Daemon(config, instance, config_path=config_file).run()
