@@ -52,6 +52,12 @@ def read_keys(path: str | Path) -> dict[str, str]:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ApiKeysError(f"API keys {path}: cannot read: {exc}") from None
+    keys = parse_keys(text, str(path))
+    register(*keys.values())
+    return keys
+
+
+def parse_keys(text: str, path: str) -> dict[str, str]:
     keys: dict[str, str] = {}
     for number, line in enumerate(text.splitlines(), start=1):
         line = line.strip()
@@ -64,7 +70,6 @@ def read_keys(path: str | Path) -> dict[str, str]:
         if key_id in keys:
             raise ApiKeysError(f"API keys {path}: line {number}: key id {key_id} given twice")
         keys[key_id] = secret
-    register(*keys.values())
     return keys
 
 

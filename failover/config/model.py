@@ -128,7 +128,7 @@ class Instance(Strict):
     @field_validator("api")
     @classmethod
     def _api(cls, api: str) -> str:
-        _split_host_port(api)
+        _split_host_port(api, ip_only=True)  # the signed Host names it: one exact address
         return api
 
 
@@ -353,7 +353,7 @@ class DnsSteering(Strict):
     @classmethod
     def _servers(cls, servers: list[str]) -> list[str]:
         for server in servers:
-            _split_host_port(server)
+            _split_host_port(server, ip_only=True)  # updates go to addresses, not names
         return servers
 
     @model_validator(mode="after")
@@ -366,7 +366,11 @@ class DnsSteering(Strict):
                 if not addresses:
                     raise ValueError(f"name {name!r} has no address for site {site}")
                 for address in addresses:
-                    _address(address)
+                    try:
+                        ipaddress.ip_address(address)
+                    except ValueError:
+                        raise ValueError(f"name {name!r}: {address!r} is not an IP address "
+                                         "(an A or AAAA record holds one)") from None
         return self
 
 
@@ -434,18 +438,33 @@ class Config(Strict):
         return steering.lease_s if isinstance(steering, BgpSteering) else 0.0
 
 
-def _split_host_port(text: str) -> tuple[str, int]:
+HOST_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})(?:\.[A-Za-z0-9-]{1,63}){0,20}\.?")
+PORT = re.compile(r"[0-9]{1,5}")
+
+
+def _split_host_port(text: str, ip_only: bool = False) -> tuple[str, int]:
+    """`host:port`, `[v6]:port`: the host an address (or, unless `ip_only`, a host name)."""
     host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not host or not PORT.fullmatch(port) or not 0 < int(port) < 65536:
         raise ValueError(f"{text!r} is not host:port")
-    return host.strip("[]"), int(port)
+    bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    try:
+        address = ipaddress.ip_address(bare)
+    except ValueError:
+        if ip_only or bare != host or not HOST_NAME.fullmatch(bare):
+            want = "an IP address" if ip_only else "an IP address or a host name"
+            raise ValueError(f"{text!r}: {bare!r} is not {want}") from None
+        return bare, int(port)
+    if (address.version == 6) != (bare != host):
+        raise ValueError(f"{text!r}: an IPv6 address goes in brackets, [{bare}]:{port}")
+    return bare, int(port)
 
 
 def _address(text: str) -> None:
     try:
         ipaddress.ip_address(text)
     except ValueError:
-        if not text or " " in text:
+        if not HOST_NAME.fullmatch(text):
             raise ValueError(f"{text!r} is not an address or host name") from None
 
 
