@@ -23,6 +23,7 @@ from failover.coord.base import (
     Role,
     SessionState,
     Topic,
+    UntrustedNode,
     VersionConflict,
 )
 from failover.coord.commands import MALFORMED_BY, malformed, parse_command
@@ -52,6 +53,7 @@ __all__ = [
     "Role",
     "SessionState",
     "Topic",
+    "UntrustedNode",
     "VersionConflict",
     "malformed",
     "parse_command",

@@ -54,6 +54,11 @@ class AlreadyUsed(CoordinatorError):
     """A once-only id (an API request's signature) was used before: nothing was queued."""
 
 
+class UntrustedNode(CoordinatorError):
+    """A node of this cluster's layout exists with ACLs other than this cluster's (someone
+    else created it before the first daemon): it is not used."""
+
+
 class NotAuthorized(CoordinatorError):
     """The coordination service refused this identity (ACL)."""
 

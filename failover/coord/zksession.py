@@ -24,6 +24,7 @@ from kazoo.exceptions import (
     SessionExpiredError,
 )
 from kazoo.protocol.states import EventType, WatchedEvent
+from kazoo.security import ACL
 
 from failover.coord.base import (
     Callback,
@@ -34,6 +35,7 @@ from failover.coord.base import (
     Role,
     SessionState,
     Topic,
+    UntrustedNode,
 )
 from failover.coord.zklayout import (
     DIRS,
@@ -141,9 +143,22 @@ class ZooKeeperSession:
         for path in [*paths, self.layout.term]:
             acl = self.acls.commands_dir if path == self.layout.dir("commands") else self.acls.node
             value = b"0" if path == self.layout.term else b""
-            with contextlib.suppress(NodeExistsError):
+            try:
                 self._call(self._zk.create_async(path, value, acl=acl), f"create {path}")
+            except NodeExistsError:
+                if path.startswith(self.layout.base):  # ours: it must carry our ACLs
+                    self._check_acl(path, acl)
         self._layout_ready = True
+
+    def _check_acl(self, path: str, expected: list[ACL]) -> None:
+        """A node of this cluster that someone else created (before the first daemon) would
+        be theirs: refuse to use it unless it carries exactly this cluster's ACLs."""
+        found, _ = self._call(self._zk.get_acls_async(path), f"read the ACL of {path}")
+        if _acl_set(found) != _acl_set(expected):
+            raise UntrustedNode(
+                f"{path} exists with ACL [{_describe(found)}], not this cluster's "
+                f"[{_describe(expected)}]: someone else created it; refusing to use it "
+                "(remove it, or set its ACL, as the ZooKeeper administrator)")
 
     def session_state(self) -> SessionState:
         return self._state
@@ -287,3 +302,13 @@ class ZooKeeperSession:
                                       makepath=True),
                 f"create {path}",
             )
+
+
+def _acl_set(acls: Any) -> set[tuple[int, str, str]]:
+    return {(int(acl.perms), str(acl.id.scheme), str(acl.id.id)) for acl in acls}
+
+
+def _describe(acls: Any) -> str:
+    """Who may do what, without the digests (they can be brute-forced offline)."""
+    return ", ".join(sorted(f"{acl.id.scheme}:{str(acl.id.id).split(':', 1)[0]}={acl.perms}"
+                            for acl in acls))
