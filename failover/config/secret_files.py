@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterator
 from failover.config.load import MAX_FILE_BYTES
 from failover.config.model import Config, DnsSteering, PostgresCheck
 
+MIN_PASSWORD = 16
+
 
 def secret_files(config: Config) -> Iterator[tuple[str, str, Callable[[str], str | None]]]:
     """(dotted path in the config, file, a check of its text) for every secret file."""
@@ -43,6 +45,9 @@ def secret_file_problems(config: Config) -> tuple[list[str], list[str]]:
     """(errors, warnings), each naming the config path and the file, never the secret."""
     errors: list[str] = []
     warnings: list[str] = []
+    if config.cluster.zookeeper.daemon_auth is None:
+        warnings.append("cluster.zookeeper.daemon_auth: not set: every ZooKeeper node will be "
+                        "readable and writable by anyone who can reach the ensemble")
     for where, path, check in secret_files(config):
         try:
             descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
@@ -63,6 +68,9 @@ def secret_file_problems(config: Config) -> tuple[list[str], list[str]]:
         problem = check(text) if len(data) <= MAX_FILE_BYTES else "far too large"
         if problem:
             errors.append(f"{where}: {path}: {problem}")
+        elif check is _digest and len(text.strip().partition(":")[2]) < MIN_PASSWORD:
+            warnings.append(f"{where}: {path}: a password under {MIN_PASSWORD} characters; "
+                            "its digest is readable by operators and can be guessed offline")
         if info.st_mode & 0o077:
             warnings.append(f"{where}: {path}: readable by others (mode "
                             f"{stat.S_IMODE(info.st_mode):o}); chmod 600 it")

@@ -85,6 +85,9 @@ class ZooKeeperCoordinator(ZooKeeperSession, Coordinator):
             if zk.operator_auth
             else None
         )
+        if daemon is None and role == "daemon":
+            log.warning("cluster.zookeeper.daemon_auth is not set: every node of the cluster "
+                        "is open to anyone who can reach ZooKeeper")
         tls: dict[str, Any] = {}
         if zk.tls.enabled:
             tls = {"use_ssl": True, "ca": zk.tls.ca_file, "certfile": zk.tls.cert_file,

@@ -115,6 +115,11 @@ def test_validate_reads_secret_files_without_printing_them(tmp_path: Path) -> No
     assert "expected one line user:password" in result.output
     for value in (secret, password, password.partition(":")[2]):
         assert value not in result.output
+    digest.write_text("failover-daemon:short\n")
+    assert "password under 16 characters" in validate(path).output
+    del document["cluster"]["zookeeper"]["daemon_auth"]
+    path.write_text(yaml.safe_dump(document))
+    assert "daemon_auth: not set: every ZooKeeper node" in validate(path).output
 
 
 def test_campaigns_and_playbooks_refuse_infinities(tmp_path: Path) -> None:
