@@ -117,6 +117,7 @@ class Outcome:
     reason: str
     signature: str = ""  # of an accepted request: its replay id
     valid_until: float = 0.0  # of an accepted request: when its signature stops validating
+    signed_headers: tuple[str, ...] = ()  # of an accepted request: the names it signed
 
     @property
     def accepted(self) -> bool:
@@ -176,7 +177,7 @@ class RequestGuard:
         signed_at = _request_time(found[DATE_HEADER.lower()][0])
         self.limiter.succeeded(source, key_id)
         return Outcome(200, key_id, "signature verified", parsed.signature,
-                       signed_at + self.options.clock_skew_s + 1.0)
+                       signed_at + self.options.clock_skew_s + 1.0, parsed.signed_headers)
 
     def remember(self, outcome: Outcome) -> None:
         """An accepted request was used: refuse its signature from now on (here)."""
@@ -261,13 +262,18 @@ def _request_time(text: str) -> float:
 
 def signed_headers(method: str, address: str, path: str, body: str, key_id: str, secret: str,
                    credential_scope: str, at: float | None = None,
-                   content_type: str = "application/json") -> dict[str, str]:
-    """The headers that sign one request for the daemon at `address` (client side)."""
+                   content_type: str = "application/json", totp: str | None = None
+                   ) -> dict[str, str]:
+    """The headers that sign one request for the daemon at `address` (client side); with
+    `totp`, the operator's current code, signed with the rest."""
     options: dict[str, object] = {}
     if at is not None:
         options["current_time"] = datetime.datetime.fromtimestamp(at, datetime.UTC)
     escher = Escher(key_id, secret, credential_scope, options)
+    headers = [["Content-Type", content_type]]
+    if totp is not None:
+        headers.append(["X-Failover-TOTP", totp])
     request = {"method": method, "url": path, "host": address, "body": body,
-               "headers": [["Content-Type", content_type]]}
-    signed = escher.sign_request(request, ["content-type"])
+               "headers": headers}
+    signed = escher.sign_request(request, [name.lower() for name, _ in headers])
     return {key: value for key, value in signed["headers"]}

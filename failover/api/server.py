@@ -40,6 +40,7 @@ from failover.api.connections import ConnectionGuard, GuardedSite
 from failover.api.limits import source_of
 from failover.api.metrics import CONTENT_TYPE, DaemonMetrics
 from failover.api.refusals import RefusalCounter
+from failover.api.totp import TOTP_HEADER, SecondFactor, TotpError, read_totp_secrets
 from failover.config.model import split_host_port
 from failover.coord import AlreadyUsed, CoordinatorError
 from failover.core.model import Command
@@ -74,6 +75,8 @@ class Api:
         self._guard: RequestGuard | None = None
         self._keys_seen: tuple[str | None, float] = (None, -1.0)
         self._keys_problem = ""
+        self._second: SecondFactor | None = None
+        self._totp_seen: tuple[str | None, float] = (None, -1.0)
         self._status: tuple[float, dict[str, Any] | None, str] = (0.0, None, "")
         self._status_lock = asyncio.Lock()
 
@@ -149,6 +152,13 @@ class Api:
         except BadRequest as exc:
             return self._refuse(kind, what, source, Outcome(400, key_id, str(exc)),
                                 verified=True)
+        second = self.second_factor()
+        if second.required(kind, command.force):
+            problem = second.check(key_id, request.headers.get(TOTP_HEADER),
+                                   outcome.signed_headers)
+            if problem is not None:
+                return self._refuse(kind, what, source, Outcome(problem[0], key_id, problem[1]),
+                                    verified=True)
         try:
             command_id = await asyncio.to_thread(self.daemon.coordinator.submit, command,
                                                  outcome.signature, outcome.valid_until)
@@ -220,6 +230,28 @@ class Api:
                           f"{exc or type(exc).__name__}: {note.reason}")
             finally:
                 self.notes.task_done()
+
+    def second_factor(self) -> SecondFactor:
+        """The TOTP checker, with its secrets re-read when the file changed."""
+        options = self.daemon.config.cluster.api
+        path = options.totp_file
+        mtime = -1.0
+        if path is not None:
+            with contextlib.suppress(OSError):
+                mtime = Path(path).stat().st_mtime
+        if self._second is None or self._totp_seen != (path, mtime):
+            secrets: dict[str, str] = {}
+            if path is not None:
+                try:
+                    secrets = read_totp_secrets(path)
+                except TotpError as exc:
+                    log.error(f"{exc}; writes that need a second factor are refused")
+            if self._second is None:
+                self._second = SecondFactor(options, secrets)
+            else:  # keep used codes and failure counts
+                self._second.options, self._second.secrets = options, secrets
+            self._totp_seen = (path, mtime)
+        return self._second
 
     def guard(self) -> RequestGuard:
         """The request guard, with the keys file re-read when it changed."""

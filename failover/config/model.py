@@ -103,6 +103,12 @@ class ApiOptions(Strict):
     body_timeout_s: Seconds = 5.0
     # Refused requests are counted per source and reason and recorded once per interval.
     refusal_interval_s: Seconds = 10.0
+    # A second factor (TOTP, failover.api.totp): lines key_id:BASE32SECRET; the writes that
+    # need it (a forced switchover always does); wrong codes per key id before it waits.
+    totp_file: str | None = None
+    totp_actions: list[Literal["switchover", "freeze", "unfreeze"]] = [
+        "switchover", "freeze", "unfreeze"]
+    max_totp_failures: int = Field(default=5, ge=1)
 
 
 class DaemonOptions(Strict):

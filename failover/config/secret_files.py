@@ -29,6 +29,8 @@ def secret_files(config: Config) -> Iterator[tuple[str, str, Callable[[str], str
         yield "cluster.zookeeper.tls.key_file", zk.tls.key_file, _anything
     if config.cluster.api.keys_file:
         yield "cluster.api.keys_file", config.cluster.api.keys_file, _api_keys
+    if config.cluster.api.totp_file:
+        yield "cluster.api.totp_file", config.cluster.api.totp_file, _totp
     for group, spec in config.groups.items():
         if isinstance(spec.steering, DnsSteering):
             yield (f"groups.{group}.steering.tsig.secret_file", spec.steering.tsig.secret_file,
@@ -94,6 +96,16 @@ def _api_keys(text: str) -> str | None:
     try:
         parse_keys(text, "")
     except ApiKeysError as exc:
+        return str(exc).split(": ", 1)[-1]
+    return None
+
+
+def _totp(text: str) -> str | None:
+    from failover.api.totp import TotpError, parse_totp_secrets
+
+    try:
+        parse_totp_secrets(text, "")
+    except TotpError as exc:
         return str(exc).split(": ", 1)[-1]
     return None
 

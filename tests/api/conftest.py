@@ -33,11 +33,12 @@ def steady(cluster: Cluster) -> Cluster:
 
 def sign(cluster: Cluster, instance: str, path: str, body: dict[str, Any] | str, *,
          key_id: str = KEY_ID, secret: str = KEY_SECRET, at: float | None = None,
-         for_instance: str | None = None) -> tuple[bytes, dict[str, str]]:
+         for_instance: str | None = None, totp: str | None = None
+         ) -> tuple[bytes, dict[str, str]]:
     text = body if isinstance(body, str) else json.dumps(body)
     address = cluster.api[for_instance or instance]
     return text.encode(), signed_headers("POST", address, path, text, key_id, secret, SCOPE,
-                                         at=at)
+                                         at=at, totp=totp)
 
 
 def send(cluster: Cluster, instance: str, path: str, data: bytes, headers: dict[str, str],

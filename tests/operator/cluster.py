@@ -37,6 +37,7 @@ KEY_ID = "ops"
 KEY_SECRET = "ops-secret-for-tests"
 LOCK_KEY_ID = "lockme"
 LOCK_KEY_SECRET = "lockme-secret"
+TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"  # the second factor of KEY_ID
 SCOPE = "failover/api/escher_request"
 ADDRESSES = {"dc1": "10.1.0.1", "dc2": "10.2.0.1"}
 INSTANCES = {"a": "dc1", "b": "dc2", "w": "witness"}
@@ -53,6 +54,7 @@ class Cluster:
         (workdir / "tsig.key").write_text(secret + "\n")
         (workdir / "daemon.digest").write_text("failover-daemon:daemon-secret\n")
         (workdir / "operator.digest").write_text("failover-operator:operator-secret\n")
+        (workdir / "api.totp").write_text(f"{KEY_ID}:{TOTP_SECRET}\n")
         (workdir / "api.keys").write_text(
             f"# test keys\n{KEY_ID}:{KEY_SECRET}\n{LOCK_KEY_ID}:{LOCK_KEY_SECRET}\n")
         self.bind = LoopbackBind(
@@ -88,7 +90,8 @@ class Cluster:
                 "api": {"keys_file": "api.keys", "max_failures": self.max_failures,
                         "backoff_s": 0.5, "lockout_s": self.lockout_s,
                         "refusal_interval_s": 1, "header_timeout_s": 2,
-                        "max_connections": 32},
+                        "max_connections": 32, "totp_file": "api.totp",
+                        "totp_actions": []},  # a forced switchover still needs one
                 "daemon": {"heartbeat_s": 1, "watchdog_s": 3, "cycle_s": 0.5},
             },
             "sites": sites,
@@ -131,7 +134,8 @@ class Cluster:
 
     def secrets(self) -> dict[str, str]:
         """Every secret the cluster's config names, by where it comes from."""
-        found = {"tsig": (self.workdir / "tsig.key").read_text().strip()}
+        found = {"tsig": (self.workdir / "tsig.key").read_text().strip(),
+                 "totp": TOTP_SECRET}
         for name in ("daemon.digest", "operator.digest"):
             user, _, password = (self.workdir / name).read_text().strip().partition(":")
             found[name] = password
