@@ -153,3 +153,18 @@ def test_load_config_raises_only_config_errors(tmp_path: Path) -> None:
     path.write_bytes(b"\xff\xfe not utf-8")
     with pytest.raises(ConfigError, match="not UTF-8"):
         load_config(path)
+
+
+def test_a_playbook_condition_naming_an_unknown_site_is_refused(tmp_path: Path) -> None:
+    """It could never be true: the step never ran, yet the playbook passed."""
+    playbooks = Path(__file__).resolve().parents[2] / "playbooks"
+    document = yaml.safe_load((playbooks / "leader-crash-mid-switch.yaml").read_text())
+    document["topology"] = str(SIMULATIONS / "reference.yaml")
+    for step in document["method"]:
+        if "when" in step:
+            step["when"] = "active == dc9"
+    path = tmp_path / "playbook.yaml"
+    path.write_text(yaml.safe_dump(document))
+    result = run("gameday", str(path))
+    assert result.exit_code == 2, result.output
+    assert "when: active is never 'dc9' here" in result.output
