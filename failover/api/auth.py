@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from escherauth import Escher, EscherRequest
+from escherauth.escherauth import EscherException
 
 from failover.api.limits import FailureLimiter
 from failover.config.model import ApiOptions
@@ -226,11 +227,14 @@ class RequestGuard:
                    body: str, parsed: AuthHeader, signed_at: float) -> str:
         escher = Escher("", "", self.options.credential_scope, {"hash_algo": parsed.hash_algo})
         headers = [[name, value] for name in parsed.signed_headers for value in found[name]]
-        request = EscherRequest({"method": method, "url": raw_path, "headers": headers,
-                                 "body": body})
         moment = datetime.datetime.fromtimestamp(signed_at, datetime.UTC)
-        return str(escher.generate_signature(secret, request, list(parsed.signed_headers),
-                                             moment))
+        try:
+            request = EscherRequest({"method": method, "url": raw_path, "headers": headers,
+                                     "body": body})
+            return str(escher.generate_signature(secret, request, list(parsed.signed_headers),
+                                                 moment))
+        except EscherException:  # a request Escher cannot canonicalize: no signature fits
+            return ""
 
     def _failed(self, source: str, key_id: str | None, now: float, status: int,
                 reason: str) -> Outcome:

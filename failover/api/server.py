@@ -32,7 +32,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
+from aiohttp import ClientError, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from failover.api.auth import ApiKeysError, Outcome, RequestGuard, read_keys
 from failover.api.commands import BadRequest, command_from_body
@@ -141,6 +142,9 @@ class Api:
                 413, None, f"the body is larger than {MAX_BODY} bytes"))
         except UnicodeDecodeError:
             return self._refuse(kind, what, source, Outcome(400, None, "the body is not UTF-8"))
+        except (ConnectionError, HttpProcessingError, ClientError) as exc:  # the client left
+            return self._refuse(kind, what, source, Outcome(
+                400, None, f"the body could not be read: {type(exc).__name__}"))
         guard = self.guard()
         outcome = guard.check(request.method, request.raw_path, list(request.headers.items()),
                               body, source)

@@ -196,3 +196,18 @@ def test_no_secret_in_any_daemon_log(steady: Cluster) -> None:
     for name, text in logs.items():
         for what, secret in steady.secrets().items():
             assert secret not in text, f"the {what} secret is in daemon {name}'s log"
+
+
+def test_clients_that_leave_mid_request_leave_no_traceback(steady: Cluster) -> None:
+    log = steady.daemons["a"].log_path
+    before = log.read_text().count("Traceback")
+    host, port = steady.api["a"].rsplit(":", 1)
+    for body in (b"{", b"", b'{"reason": "half'):
+        with socket.create_connection((host, int(port)), timeout=5,
+                                      source_address=("127.0.0.37", 0)) as leaver:
+            leaver.sendall(b"POST /freeze HTTP/1.1\r\nHost: " + steady.api["a"].encode()
+                           + b"\r\nContent-Length: 100\r\n\r\n" + body)
+            time.sleep(0.2)
+    time.sleep(1.0)
+    assert health_s(steady, "a") < 1.0
+    assert log.read_text().count("Traceback") == before, log.read_text()[-3000:]
