@@ -162,8 +162,9 @@ class GuardedSite(web.TCPSite):
         server = self._runner.server
         assert server is not None
         self._server = await loop.create_server(
-            self.guard.factory(server), self._host, self._port, backlog=self._backlog,
-            reuse_address=self._reuse_address)
+            self.guard.factory(server), self._host, self._port, ssl=self._ssl_context,
+            backlog=self._backlog, reuse_address=self._reuse_address,
+            ssl_handshake_timeout=self.guard.header_timeout_s)
 
 
 def raise_descriptor_limit(wanted: int = 65536) -> tuple[int, int]:

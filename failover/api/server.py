@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import ssl
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -299,6 +300,9 @@ def _describe(command: Command) -> str:
     return ", ".join(parts)
 
 
+API_KEY: web.AppKey[Api] = web.AppKey("api", Api)
+
+
 def redacted(value: Any, key_ids: Iterable[str] = ()) -> Any:
     """The status document for anyone: no key ids. Every `*by` field is replaced, and each
     key id named in a sentence (the API's key ids, and `api:` identities) is replaced."""
@@ -322,7 +326,7 @@ def redacted(value: Any, key_ids: Iterable[str] = ()) -> Any:
 def build_app(daemon: Daemon) -> web.Application:
     api = Api(daemon)
     app = web.Application(client_max_size=MAX_BODY, middlewares=[api.connections.middleware])
-    app["api"] = api
+    app[API_KEY] = api
     app.router.add_get("/health", api.health)
     app.router.add_get("/status", api.status)
     app.router.add_get("/metrics", api.metrics_page)
@@ -344,11 +348,25 @@ def build_app(daemon: Daemon) -> web.Application:
     return app
 
 
+def server_tls(daemon: Daemon) -> ssl.SSLContext | None:
+    """The API's TLS context (None: plain HTTP); OSError or SSLError when files are bad."""
+    tls = daemon.config.cluster.api.tls
+    if tls is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(tls.cert_file, tls.key_file)
+    if tls.client_ca_file:
+        context.load_verify_locations(tls.client_ca_file)
+        context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
 async def start_api(daemon: Daemon) -> web.AppRunner:
     """Serve the API on the instance's `api` address; `await runner.cleanup()` stops it.
 
-    A daemon whose address cannot be bound keeps running without an API (and says so):
-    failover must not depend on the operator interface.
+    A daemon whose address cannot be bound, or whose TLS files cannot be used, keeps running
+    without an API (and says so): failover must not depend on the operator interface.
     """
     app = build_app(daemon)
     runner = web.AppRunner(app, access_log=None, **HANDLER_ARGS)
@@ -356,10 +374,11 @@ async def start_api(daemon: Daemon) -> web.AppRunner:
     address = daemon.config.instances[daemon.instance].api
     host, port = split_host_port(address)
     try:
-        await GuardedSite(runner, host, port, app["api"].connections,
+        context = server_tls(daemon)
+        await GuardedSite(runner, host, port, app[API_KEY].connections, ssl_context=context,
                           reuse_address=True).start()
-    except OSError as exc:
-        log.error(f"API not served: cannot listen on {address}: {exc.strerror or exc}")
+    except (OSError, ssl.SSLError) as exc:
+        log.error(f"API not served on {address}: {getattr(exc, 'strerror', None) or exc}")
     else:
-        log.info(f"API listening on {address}")
+        log.info(f"API listening on {'https' if context else 'http'}://{address}")
     return runner

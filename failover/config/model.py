@@ -83,8 +83,18 @@ class ZooKeeperOptions(Strict):
         return chroot
 
 
+class ApiTls(Strict):
+    """HTTPS for the API; with `client_ca_file`, clients must show a certificate it signed."""
+
+    cert_file: str
+    key_file: str
+    client_ca_file: str | None = None
+
+
 class ApiOptions(Strict):
     """Write endpoints accept only Escher-signed requests (AWS4-style HMAC)."""
+
+    tls: ApiTls | None = None
 
     keys_file: str | None = Field(default=None, description="lines of key_id:secret")
     credential_scope: str = "failover/api/escher_request"

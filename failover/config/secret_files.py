@@ -27,6 +27,8 @@ def secret_files(config: Config) -> Iterator[tuple[str, str, Callable[[str], str
                    _digest)
     if zk.tls.key_file:
         yield "cluster.zookeeper.tls.key_file", zk.tls.key_file, _anything
+    if config.cluster.api.tls is not None:
+        yield "cluster.api.tls.key_file", config.cluster.api.tls.key_file, _anything
     if config.cluster.api.keys_file:
         yield "cluster.api.keys_file", config.cluster.api.keys_file, _api_keys
     if config.cluster.api.totp_file:
