@@ -29,6 +29,13 @@ def run(config_file: str, instance: str, log_level: str) -> None:
     from failover.daemon.runner import Daemon
 
     config = _instance(config_file, instance)
+    from failover.config.secret_files import secret_file_problems
+
+    errors, _ = secret_file_problems(config)  # found now, not when first needed
+    if errors:
+        for error in errors:
+            click.echo(f"{config_file}: {error}", err=True)
+        sys.exit(EXIT_USAGE)
     log.setup(instance, log_level)
     from failover.api.connections import raise_descriptor_limit
 

@@ -168,3 +168,14 @@ def test_a_playbook_condition_naming_an_unknown_site_is_refused(tmp_path: Path) 
     result = run("gameday", str(path))
     assert result.exit_code == 2, result.output
     assert "when: active is never 'dc9' here" in result.output
+
+
+def test_a_daemon_does_not_start_with_a_missing_secret_file(tmp_path: Path) -> None:
+    """Finding 13: a missing TSIG secret was found only when the leader first steered."""
+    path, document = example(tmp_path)
+    path.write_text(yaml.safe_dump(document))
+    (tmp_path / "secrets" / "tsig.key").unlink()
+    result = run("run", "--config", str(path), "--instance", "dc1-a")
+    assert result.exit_code == 2, result.output
+    assert "groups.mail.steering.tsig.secret_file" in result.output
+    assert "tsig.key: cannot read" in result.output
