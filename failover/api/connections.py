@@ -161,10 +161,13 @@ class GuardedSite(web.TCPSite):
         loop = asyncio.get_running_loop()
         server = self._runner.server
         assert server is not None
+        tls: dict[str, Any] = {}
+        if self._ssl_context is not None:  # the handshake is bounded like the headers
+            tls = {"ssl": self._ssl_context,
+                   "ssl_handshake_timeout": self.guard.header_timeout_s}
         self._server = await loop.create_server(
-            self.guard.factory(server), self._host, self._port, ssl=self._ssl_context,
-            backlog=self._backlog, reuse_address=self._reuse_address,
-            ssl_handshake_timeout=self.guard.header_timeout_s)
+            self.guard.factory(server), self._host, self._port, backlog=self._backlog,
+            reuse_address=self._reuse_address, **tls)
 
 
 def raise_descriptor_limit(wanted: int = 65536) -> tuple[int, int]:

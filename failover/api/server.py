@@ -377,7 +377,7 @@ async def start_api(daemon: Daemon) -> web.AppRunner:
         context = server_tls(daemon)
         await GuardedSite(runner, host, port, app[API_KEY].connections, ssl_context=context,
                           reuse_address=True).start()
-    except (OSError, ssl.SSLError) as exc:
+    except (OSError, ssl.SSLError, ValueError) as exc:
         log.error(f"API not served on {address}: {getattr(exc, 'strerror', None) or exc}")
     else:
         log.info(f"API listening on {'https' if context else 'http'}://{address}")
