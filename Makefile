@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-APT_PACKAGES := zookeeper bird2 bind9 dnsutils iputils-ping nftables haproxy nginx iproute2 procps postgresql-15 openssl
+APT_PACKAGES := zookeeper bird2 bind9 dnsutils iputils-ping nftables haproxy nginx iproute2 procps postgresql-15 openssl systemd
 PYTEST_ARGS ?=
 
 .PHONY: system venv test lint demo clean
