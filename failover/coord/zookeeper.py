@@ -281,6 +281,9 @@ class ZooKeeperCoordinator(ZooKeeperSession, Coordinator):
         failure = _first_failure(outcome)
         if failure is not None:
             self._refuse(labels[failure[0]], failure[1], leadership)
+        if entries:  # the head, kept outside ZooKeeper too: `history --verify --heads LOG`
+            log.info(f"audit head {entries[-1].seq} {entries[-1].hash}", extra={"fields": {
+                "audit_seq": entries[-1].seq, "audit_hash": entries[-1].hash}})
         self._commits += 1
         if self._commits % PRUNE_EVERY == 0:
             self._prune(own)

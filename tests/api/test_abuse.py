@@ -8,15 +8,19 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
 from kazoo.client import KazooClient
 
+from failover.coord import AuditEntry
+from failover.coord.audit import entry_hash
+from failover.coord.zklayout import Layout, dumps, encode_entry
 from failover.servers.process import wait_until
 from tests.api.conftest import post, refusal_rows, send, sign, wait_noted, wait_refused
-from tests.operator.cluster import KEY_ID, Cluster
+from tests.operator.cluster import FAILOVER, KEY_ID, Cluster
 
 pytestmark = pytest.mark.zookeeper
 
@@ -211,3 +215,54 @@ def test_clients_that_leave_mid_request_leave_no_traceback(steady: Cluster) -> N
     time.sleep(1.0)
     assert health_s(steady, "a") < 1.0
     assert log.read_text().count("Traceback") == before, log.read_text()[-3000:]
+
+
+def test_a_rewritten_and_rehashed_audit_chain_is_caught_by_the_logged_heads(
+        steady: Cluster) -> None:
+    """Finding 10: whoever holds the daemon credential can rewrite an entry and rehash the
+    rest; the chain then verifies. The heads the daemons logged as they appended do not move."""
+    code, body = post(steady, "a", "/freeze", {"reason": "to be rewritten"})
+    assert code == 202, body
+    wait_until(lambda: steady.status()["groups"]["web"]["frozen"], 10.0, "frozen")
+    assert post(steady, "a", "/unfreeze", {"reason": "done"})[0] == 202
+    wait_until(lambda: not steady.status()["groups"]["web"]["frozen"], 10.0, "unfrozen")
+    workdir: Path = steady.workdir
+    raw = KazooClient(",".join(steady.zk.hosts), auth_data=[
+        ("digest", (workdir / "daemon.digest").read_text().strip())])
+    raw.start(timeout=10)
+    try:
+        layout = Layout("/failover", "ops")
+        for _attempt in range(5):
+            data, stat = raw.get(layout.audit)
+            entries = steady.operator_audit()
+            if json.loads(data)["seq"] != entries[-1].seq:
+                continue
+            victim = next(e for e in entries if (e.payload.get("command") or {}).get(
+                "id") == body["command_id"])
+            transaction = raw.transaction()
+            prev = victim.prev_hash
+            for entry in entries[entries.index(victim):]:
+                payload = ({**entry.payload, "command": {**entry.payload["command"],
+                                                        "reason": "nothing to see"}}
+                           if entry is victim else entry.payload)
+                digest = entry_hash(entry.seq, entry.at, entry.kind, payload, prev)
+                forged = AuditEntry(entry.seq, entry.at, entry.kind, payload, prev, digest)
+                transaction.set_data(layout.audit_entry(entry.seq), encode_entry(forged))
+                prev = digest
+            transaction.set_data(layout.audit, dumps({"seq": entries[-1].seq, "hash": prev}),
+                                 stat.version)
+            if not any(isinstance(r, Exception) for r in transaction.commit()):
+                break
+        else:
+            pytest.fail("the audit trail kept moving")
+    finally:
+        raw.stop()
+        raw.close()
+    history = [FAILOVER, "history", "--verify", "--config", str(steady.config_path)]
+    plain = subprocess.run(history, capture_output=True, text=True, timeout=60)
+    assert plain.returncode == 0, plain.stderr  # the unkeyed chain alone cannot tell
+    logs = [str(process.log_path) for process in steady.daemons.values()]
+    checked = subprocess.run([*history, *(f"--heads={log}" for log in logs)],
+                             capture_output=True, text=True, timeout=60)
+    assert checked.returncode == 1, checked.stdout + checked.stderr
+    assert "the chain was rewritten" in checked.stderr
