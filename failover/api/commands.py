@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 import re
 from typing import Any
 
@@ -16,8 +17,10 @@ from failover.config import Config
 from failover.core.model import Command
 
 UNITS_S = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+DURATION = re.compile(r"\s{0,8}([0-9]{1,12}(?:\.[0-9]{1,9})?)\s{0,8}([smhd]?)\s{0,8}")
 MAX_TEXT = 500  # longest reason kept from a request
+MAX_DURATION_S = 366 * 86400.0  # an override or a schedule more than a year ahead is a mistake
+MAX_TIME_TEXT = 64
 
 
 class BadRequest(ValueError):
@@ -26,12 +29,14 @@ class BadRequest(ValueError):
 
 def parse_duration(text: str) -> float:
     """`90`, `30s`, `30m`, `2h`, `1d` -> seconds (> 0)."""
-    match = DURATION.match(text)
-    if not match:
-        raise BadRequest(f"{text!r} is not a duration (like 30s, 30m, 2h)")
+    match = DURATION.fullmatch(text[:MAX_TIME_TEXT + 1])
+    if not match or len(text) > MAX_TIME_TEXT:
+        raise BadRequest(f"{text[:MAX_TIME_TEXT]!r} is not a duration (like 30s, 30m, 2h)")
     seconds = float(match.group(1)) * UNITS_S[match.group(2) or "s"]
     if seconds <= 0:
         raise BadRequest(f"{text!r}: a duration must be more than 0")
+    if seconds > MAX_DURATION_S:
+        raise BadRequest(f"{text!r}: a duration must be at most {MAX_DURATION_S / 86400:g} days")
     return seconds
 
 
@@ -41,13 +46,21 @@ def parse_at(text: str, now: float) -> float:
     if text.startswith("+"):
         return now + parse_duration(text[1:])
     try:
+        if len(text) > MAX_TIME_TEXT:
+            raise ValueError
         moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise BadRequest(f"{text!r} is not a time (ISO 8601 like 2026-11-24T05:00:00Z, or "
                          "+30s / +5m)") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=datetime.UTC)
-    return moment.timestamp()
+    return _near(moment.timestamp(), now, text)
+
+
+def _near(at: float, now: float, text: str) -> float:
+    if not math.isfinite(at) or abs(at - now) > MAX_DURATION_S:
+        raise BadRequest(f"{text!r}: a time must be within a year of now")
+    return at
 
 
 def _text(body: dict[str, Any], name: str) -> str:
@@ -74,9 +87,10 @@ def command_from_body(kind: str, raw: str, by: str, config: Config, now: float) 
     {"group": "web", "reason": "..."}. `group` absent: every group.
     """
     try:
-        body = json.loads(raw) if raw.strip() else {}
-    except ValueError as exc:
-        raise BadRequest(f"the body is not JSON: {exc}") from None
+        body = json.loads(raw, parse_constant=_no_constant,
+                                 parse_float=_finite) if raw.strip() else {}
+    except (ValueError, RecursionError) as exc:
+        raise BadRequest(f"the body is not JSON: {str(exc)[:200]}") from None
     if not isinstance(body, dict):
         raise BadRequest("the body must be a JSON object")
     allowed = {"switchover": {"site", "to", "group", "reason", "force", "at", "expires"},
@@ -99,12 +113,28 @@ def command_from_body(kind: str, raw: str, by: str, config: Config, now: float) 
                    _at(body.get("at"), now), _expires(body.get("expires")), now)
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:40]} is not a finite number")
+    return value
+
+
 def _at(value: Any, now: float) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise BadRequest("at: must be a time (ISO 8601, +30s) or epoch seconds")
-    return parse_at(value, now) if isinstance(value, str) else float(value)
+    if isinstance(value, str):
+        return parse_at(value, now)
+    try:
+        return _near(float(value), now, str(value)[:40])
+    except OverflowError:
+        raise BadRequest("at: out of range") from None
 
 
 def _expires(value: Any) -> float | None:
@@ -116,4 +146,6 @@ def _expires(value: Any) -> float | None:
         return parse_duration(value)
     if value <= 0:
         raise BadRequest("expires: must be more than 0 seconds")
+    if value > MAX_DURATION_S:
+        raise BadRequest(f"expires: at most {MAX_DURATION_S:g} seconds")
     return float(value)

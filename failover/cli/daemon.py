@@ -32,7 +32,17 @@ def run(config_file: str, instance: str, log_level: str, clock_offset_s: float) 
     from failover.daemon.runner import Daemon
 
     config = _instance(config_file, instance)
+    from failover.config.secret_files import secret_file_problems
+
+    errors, _ = secret_file_problems(config)  # found now, not when first needed
+    if errors:
+        for error in errors:
+            click.echo(f"{config_file}: {error}", err=True)
+        sys.exit(EXIT_USAGE)
     log.setup(instance, log_level)
+    from failover.api.connections import raise_descriptor_limit
+
+    raise_descriptor_limit()  # the probes' share must survive whatever the API is sent
 
     async def main() -> int:
         daemon = Daemon(config, instance, config_path=config_file)

@@ -15,6 +15,7 @@ from failover.cli.common import EXIT_FAILED, EXIT_USAGE, fail, load_or_exit
 from failover.cli.operator import config_option, connected
 from failover.cli.render import table
 from failover.coord import AuditEntry, verify_chain
+from failover.coord.audit import check_heads, logged_heads
 from failover.core.codes import CODES
 
 KINDS = {"desired": "the group's desired state changed", "alert": "operators must look",
@@ -48,7 +49,11 @@ def summary(entry: AuditEntry) -> dict[str, Any]:
 @click.option("--verify", is_flag=True, help="Check the hash chain; exit 1 if it is broken.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, metavar="N",
               help="Only the newest N entries (--verify still checks every retained one).")
-def history(config_file: str, as_json: bool, verify: bool, limit: int | None) -> None:
+@click.option("--heads", "head_logs", multiple=True, type=click.Path(dir_okay=False),
+              metavar="LOG", help="With --verify: daemon logs whose logged audit heads the "
+              "chain must match (detects a rewritten, rehashed chain).")
+def history(config_file: str, as_json: bool, verify: bool, limit: int | None,
+            head_logs: tuple[str, ...]) -> None:
     """The audit trail, oldest first: seq, time, kind, group, code, by, sentence."""
     config = load_or_exit(config_file)
     with connected(config) as coordinator:
@@ -56,6 +61,8 @@ def history(config_file: str, as_json: bool, verify: bool, limit: int | None) ->
         head = coordinator.audit_head() if verify else None
     shown = entries[-limit:] if limit else entries
     problems = verify_chain(entries, head) if verify else []
+    if verify and head_logs:
+        problems += check_heads(entries, head, logged_heads(_lines(head_logs)))
     if as_json:
         doc: dict[str, Any] = {"entries": [summary(entry) for entry in shown]}
         if verify:
@@ -82,6 +89,18 @@ def history(config_file: str, as_json: bool, verify: bool, limit: int | None) ->
         span = f"entries {entries[0].seq}-{entries[-1].seq}" if entries else "no entries"
         click.echo(f"audit chain verified: {len(entries)} retained ({span}); head "
                    f"{head[0] if head else 0} matches")
+
+
+def _lines(paths: tuple[str, ...]) -> list[str]:
+    lines: list[str] = []
+    for path in paths:
+        try:
+            with open(path, encoding="utf-8", errors="replace") as handle:
+                lines += handle.readlines()
+        except OSError as exc:
+            click.echo(f"failover: {path}: cannot read: {exc.strerror}", err=True)
+            raise SystemExit(EXIT_USAGE) from None
+    return lines
 
 
 # --- explain -----------------------------------------------------------------------------------

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
-from failover.cli.common import config_argument, load_or_exit
+from failover.cli.common import EXIT_USAGE, config_argument, load_or_exit
 from failover.config import BgpSteering, Config
+from failover.config.secret_files import secret_file_problems
 
 
 @click.command()
@@ -14,6 +17,14 @@ from failover.config import BgpSteering, Config
 def validate(config_file: str, explain: bool) -> None:
     """Validate a cluster config: print `ok`, or every error with its path, and exit 2."""
     config = load_or_exit(config_file)
+    errors, warnings = secret_file_problems(config)
+    for warning in warnings:
+        click.echo(f"{config_file}: warning: {warning}", err=True)
+    if errors:
+        for error in errors:
+            click.echo(f"{config_file}: {error}", err=True)
+        click.echo(f"{config_file}: {len(errors)} error(s)", err=True)
+        sys.exit(EXIT_USAGE)
     click.echo("ok")
     if explain:
         click.echo(describe(config))

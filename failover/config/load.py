@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,13 +39,38 @@ def load_config(path: str | Path) -> Config:
     return parse_config(read_text(path), source=str(path), base=Path(path).resolve().parent)
 
 
+MAX_FILE_BYTES = 256 * 1024  # our YAML files are a few KB; anything this big is a mistake
+MAX_DEPTH = 40  # levels of nesting
+MAX_ALIASES = 64  # *alias uses: a few are handy, many are a billion-laughs bomb
+MAX_VALUES = 100_000  # values after aliases are expanded
+
+
 def read_text(path: str | Path) -> str:
-    """A file's text, or a ConfigError naming the file and why it cannot be read."""
+    """A regular file's text (at most `MAX_FILE_BYTES`), or a ConfigError naming the file and
+    why it cannot be read. A FIFO or a device is refused without waiting on it."""
     try:
-        return Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        problem = Problem("", f"cannot read the file: {_os_reason(exc)}")
-        raise ConfigError(str(path), [problem]) from None
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        raise ConfigError(str(path), [Problem("", f"cannot read the file: {_os_reason(exc)}")]
+                          ) from None
+    with os.fdopen(descriptor, "rb") as handle:
+        try:
+            mode = os.fstat(handle.fileno()).st_mode
+            if not stat.S_ISREG(mode):
+                why = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
+                raise ConfigError(str(path), [Problem("", f"cannot read the file: {why}")])
+            data = handle.read(MAX_FILE_BYTES + 1)
+        except OSError as exc:
+            raise ConfigError(str(path), [Problem("", f"cannot read the file: "
+                                                      f"{_os_reason(exc)}")]) from None
+    if len(data) > MAX_FILE_BYTES:
+        raise ConfigError(str(path), [Problem("", f"the file is larger than {MAX_FILE_BYTES} "
+                                                  "bytes")])
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(str(path), [Problem("", f"cannot read the file: not UTF-8 "
+                                                  f"(byte {exc.start})")]) from None
 
 
 def load_mapping(text: str, source: str) -> dict[str, Any]:
@@ -67,22 +95,74 @@ def parse_config(text: str, source: str = "<config>", base: Path | None = None) 
     return config
 
 
-# libyaml's parser when PyYAML has it (ten times faster), with the same safe constructor
-SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+class _Refused(yaml.YAMLError):
+    pass
+
+
+class BoundedLoader(yaml.SafeLoader):
+    """The safe loader with bounds on nesting and on aliases, checked while composing."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.depth = 0
+        self.aliases = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            self.aliases += 1
+            if self.aliases > MAX_ALIASES:
+                raise _Refused(f"more than {MAX_ALIASES} aliases (*name)")
+            return super().compose_node(parent, index)
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                raise _Refused(f"nested deeper than {MAX_DEPTH} levels")
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
 
 
 def load_yaml(text: str, source: str) -> Any:
+    """Parse bounded YAML: every mapping key a string, every number finite, at most
+    `MAX_VALUES` values once aliases are expanded; else a ConfigError (never a hang)."""
+    if len(text) > MAX_FILE_BYTES:
+        raise ConfigError(source, [Problem("", f"larger than {MAX_FILE_BYTES} bytes")])
     try:
-        return yaml.load(text, Loader=SAFE_LOADER)
-    except yaml.YAMLError:
-        pass  # parsed again below: the pure-Python parser words its errors better
-    try:
-        return yaml.safe_load(text)
+        data = yaml.load(text, Loader=BoundedLoader)  # a SafeLoader
+    except _Refused as exc:
+        raise ConfigError(source, [Problem("", f"refused YAML: {exc}")]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         what = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(source, [Problem("", f"invalid YAML: {where}{what}")]) from None
+    except (ValueError, OverflowError, TypeError, RecursionError) as exc:
+        raise ConfigError(source, [Problem("", f"invalid YAML: {str(exc)[:200]}")]) from None
+    problem = _shape_problem(data)
+    if problem is not None:
+        raise ConfigError(source, [problem])
+    return data
+
+
+def _shape_problem(data: Any) -> Problem | None:
+    """The first non-string key or non-finite number, by path; or too many values."""
+    seen = 0
+    stack: list[tuple[Any, str]] = [(data, "")]
+    while stack:
+        value, path = stack.pop()
+        seen += 1
+        if seen > MAX_VALUES:
+            return Problem("", f"more than {MAX_VALUES} values (aliases expand to too much)")
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    return Problem(path, f"the key {_short(key)} is not a string (quote it)")
+                stack.append((item, f"{path}.{key}" if path else key))
+        elif isinstance(value, list):
+            stack.extend((item, f"{path}.{index}") for index, item in enumerate(value))
+        elif isinstance(value, float) and not math.isfinite(value):
+            return Problem(path, f"{value} is not a finite number")
+    return None
 
 
 def pydantic_problems(exc: ValidationError) -> list[Problem]:

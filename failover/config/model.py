@@ -32,7 +32,7 @@ Seconds = Annotated[float, Field(gt=0)]
 class Strict(BaseModel):
     """Base of every config model: unknown keys are errors, values are immutable."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 # --- cluster and coordination -------------------------------------------------------------
@@ -83,14 +83,42 @@ class ZooKeeperOptions(Strict):
         return chroot
 
 
+class ApiTls(Strict):
+    """HTTPS for the API; with `client_ca_file`, clients must show a certificate it signed."""
+
+    cert_file: str
+    key_file: str
+    client_ca_file: str | None = None
+
+
 class ApiOptions(Strict):
     """Write endpoints accept only Escher-signed requests (AWS4-style HMAC)."""
 
+    tls: ApiTls | None = None
+
     keys_file: str | None = Field(default=None, description="lines of key_id:secret")
     credential_scope: str = "failover/api/escher_request"
-    clock_skew_s: Seconds = 300.0
+    clock_skew_s: Annotated[float, Field(gt=0, le=86400)] = 300.0
+    # Failure limits (see failover.api.limits): per (source, key id) and per source address;
+    # a limited source waits backoff_s, doubling per further failure, at most lockout_s.
     max_failures: int = Field(default=5, ge=1)
+    max_source_failures: int = Field(default=20, ge=1)
+    backoff_s: Seconds = 1.0
     lockout_s: Seconds = 300.0
+    # Connections: at most this many at once; a request's headers must arrive within
+    # header_timeout_s of the connection (or of its previous answer), its body within
+    # body_timeout_s.
+    max_connections: int = Field(default=64, ge=1, le=4096)
+    header_timeout_s: Seconds = 5.0
+    body_timeout_s: Seconds = 5.0
+    # Refused requests are counted per source and reason and recorded once per interval.
+    refusal_interval_s: Seconds = 10.0
+    # A second factor (TOTP, failover.api.totp): lines key_id:BASE32SECRET; the writes that
+    # need it (a forced switchover always does); wrong codes per key id before it waits.
+    totp_file: str | None = None
+    totp_actions: list[Literal["switchover", "freeze", "unfreeze"]] = [
+        "switchover", "freeze", "unfreeze"]
+    max_totp_failures: int = Field(default=5, ge=1)
 
 
 class DaemonOptions(Strict):
@@ -122,7 +150,7 @@ class Instance(Strict):
     @field_validator("api")
     @classmethod
     def _api(cls, api: str) -> str:
-        _split_host_port(api)
+        _split_host_port(api, ip_only=True)  # the signed Host names it: one exact address
         return api
 
 
@@ -349,7 +377,7 @@ class DnsSteering(Strict):
     @classmethod
     def _servers(cls, servers: list[str]) -> list[str]:
         for server in servers:
-            _split_host_port(server)
+            _split_host_port(server, ip_only=True)  # updates go to addresses, not names
         return servers
 
     @model_validator(mode="after")
@@ -362,7 +390,11 @@ class DnsSteering(Strict):
                 if not addresses:
                     raise ValueError(f"name {name!r} has no address for site {site}")
                 for address in addresses:
-                    _address(address)
+                    try:
+                        ipaddress.ip_address(address)
+                    except ValueError:
+                        raise ValueError(f"name {name!r}: {address!r} is not an IP address "
+                                         "(an A or AAAA record holds one)") from None
         return self
 
 
@@ -430,18 +462,33 @@ class Config(Strict):
         return steering.lease_s if isinstance(steering, BgpSteering) else 0.0
 
 
-def _split_host_port(text: str) -> tuple[str, int]:
+HOST_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})(?:\.[A-Za-z0-9-]{1,63}){0,20}\.?")
+PORT = re.compile(r"[0-9]{1,5}")
+
+
+def _split_host_port(text: str, ip_only: bool = False) -> tuple[str, int]:
+    """`host:port`, `[v6]:port`: the host an address (or, unless `ip_only`, a host name)."""
     host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not host or not PORT.fullmatch(port) or not 0 < int(port) < 65536:
         raise ValueError(f"{text!r} is not host:port")
-    return host.strip("[]"), int(port)
+    bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    try:
+        address = ipaddress.ip_address(bare)
+    except ValueError:
+        if ip_only or bare != host or not HOST_NAME.fullmatch(bare):
+            want = "an IP address" if ip_only else "an IP address or a host name"
+            raise ValueError(f"{text!r}: {bare!r} is not {want}") from None
+        return bare, int(port)
+    if (address.version == 6) != (bare != host):
+        raise ValueError(f"{text!r}: an IPv6 address goes in brackets, [{bare}]:{port}")
+    return bare, int(port)
 
 
 def _address(text: str) -> None:
     try:
         ipaddress.ip_address(text)
     except ValueError:
-        if not text or " " in text:
+        if not HOST_NAME.fullmatch(text):
             raise ValueError(f"{text!r} is not an address or host name") from None
 
 

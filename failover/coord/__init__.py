@@ -6,6 +6,7 @@ from failover.coord.audit import GENESIS, verify_chain
 from failover.coord.base import (
     NO_NODE,
     AlreadyDone,
+    AlreadyUsed,
     AuditEntry,
     AuditRecord,
     Callback,
@@ -22,14 +23,18 @@ from failover.coord.base import (
     Role,
     SessionState,
     Topic,
+    UntrustedNode,
     VersionConflict,
 )
+from failover.coord.commands import MALFORMED_BY, malformed, parse_command
 from failover.coord.memory import MemoryCoordinator, MemoryStore
 
 __all__ = [
     "GENESIS",
+    "MALFORMED_BY",
     "NO_NODE",
     "AlreadyDone",
+    "AlreadyUsed",
     "AuditEntry",
     "AuditRecord",
     "Callback",
@@ -48,6 +53,9 @@ __all__ = [
     "Role",
     "SessionState",
     "Topic",
+    "UntrustedNode",
     "VersionConflict",
+    "malformed",
+    "parse_command",
     "verify_chain",
 ]

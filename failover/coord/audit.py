@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from failover.coord.base import AuditEntry, AuditRecord
@@ -64,4 +64,34 @@ def verify_chain(
             problems.append(f"head names entry {head[0]} but no entry is retained")
         elif (previous.seq, previous.hash) != head:
             problems.append(f"head names entry {head[0]} but the newest is {previous.seq}")
+    return problems
+
+
+def logged_heads(lines: Iterable[str]) -> dict[int, str]:
+    """The audit heads daemons logged as they appended ({seq: hash}), from JSON log lines."""
+    heads: dict[int, str] = {}
+    for line in lines:
+        if '"audit_seq"' not in line:
+            continue
+        try:
+            record = json.loads(line)
+            heads[int(record["audit_seq"])] = str(record["audit_hash"])
+        except (ValueError, KeyError, TypeError):
+            continue
+    return heads
+
+
+def check_heads(entries: Sequence[AuditEntry], head: tuple[int, str] | None,
+                heads: dict[int, str]) -> list[str]:
+    """Problems between the retained chain and heads logged outside ZooKeeper: whoever can
+    write ZooKeeper can rewrite and rehash the whole chain, but not the daemons' logs."""
+    by_seq = {entry.seq: entry for entry in entries}
+    problems = []
+    for seq, logged in sorted(heads.items()):
+        entry = by_seq.get(seq)
+        if entry is not None and entry.hash != logged:
+            problems.append(f"entry {seq}: its hash is not the one a daemon logged when it "
+                            "was appended (the chain was rewritten)")
+        if head is not None and seq > head[0]:
+            problems.append(f"head names entry {head[0]}, but a daemon logged entry {seq}")
     return problems

@@ -50,6 +50,15 @@ class AlreadyDone(CoordinatorError):
     """The command already has a result: it is consumed exactly once."""
 
 
+class AlreadyUsed(CoordinatorError):
+    """A once-only id (an API request's signature) was used before: nothing was queued."""
+
+
+class UntrustedNode(CoordinatorError):
+    """A node of this cluster's layout exists with ACLs other than this cluster's (someone
+    else created it before the first daemon): it is not used."""
+
+
 class NotAuthorized(CoordinatorError):
     """The coordination service refused this identity (ACL)."""
 
@@ -160,7 +169,7 @@ class Coordinator(ABC):
     `NotLeader` or `VersionConflict` is raised. An epoch never goes backwards.
 
     Access: role `daemon` reads and writes everything; `operator` reads everything and creates
-    commands only; anyone else gets `NotAuthorized` on every node.
+    commands only (without `once`); anyone else gets `NotAuthorized` on every node.
     """
 
     instance: str
@@ -271,13 +280,23 @@ class Coordinator(ABC):
     # --- operator commands -------------------------------------------------------------------
 
     @abstractmethod
-    def submit(self, command: Command) -> str:
+    def submit(self, command: Command, once: str | None = None, once_until: float = 0.0
+               ) -> str:
         """Queue a command (operators and daemons); returns its id (`cmd-0000000007`),
-        which orders commands. The command's own `id` field is replaced by it."""
+        which orders commands. The command's own `id` field is replaced by it.
+
+        `once` (daemons only): an id that may be used once (the API passes an accepted
+        request's signature). It is recorded in the same atomic write that queues the
+        command, and while `once_until` (epoch seconds on the coordinator's clock) has not
+        passed, a second submit with it raises `AlreadyUsed` and queues nothing, whichever
+        client of the cluster makes it and across restarts. Expired ids are dropped (bounded
+        space)."""
 
     @abstractmethod
     def pending_commands(self) -> list[Command]:
-        """Commands without a result, oldest first. Arms a `commands` watch."""
+        """Commands without a result, oldest first. Arms a `commands` watch. A node that is
+        not a valid command comes back as a note from `commands.MALFORMED_BY` naming the
+        problem (never an exception): the leader consumes it as refused."""
 
     @abstractmethod
     def command_result(self, command_id: str) -> CommandResult | None:
@@ -297,3 +316,16 @@ class Coordinator(ABC):
     def audit_head(self) -> tuple[int, str]:
         """The (seq, hash) of the newest entry ever appended ((0, GENESIS) when none): with
         `coord.audit.verify_chain` it also detects entries cut from the end."""
+
+    # --- refused API requests --------------------------------------------------------------------
+
+    @abstractmethod
+    def record_refusals(self, summary: dict[str, Any]) -> None:
+        """Daemons only. Append one summary of refused API requests (counts per source and
+        reason over an interval). Kept apart from the audit trail, with its own retention
+        (`refusals_keep`, the oldest dropped first), so that no flood of refusals can push a
+        decision, command or accepted request out of the audit trail."""
+
+    @abstractmethod
+    def refusals(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """The retained refusal summaries, oldest first (the newest `limit` if given)."""

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Self
+from typing import Any, Self
 
 from failover.coord.audit import GENESIS, chain
 from failover.coord.base import (
     NO_NODE,
     AlreadyDone,
+    AlreadyUsed,
     AuditEntry,
     AuditRecord,
     Callback,
@@ -40,6 +41,7 @@ from failover.coord.base import (
     Topic,
     VersionConflict,
 )
+from failover.coord.commands import check_once, parse_command
 from failover.core.model import Applied, Command, GroupState, Observation
 
 
@@ -55,11 +57,15 @@ class MemoryStore:
     """The shared in-memory service: data, sessions, quorum. Drive time with `tick()`."""
 
     def __init__(
-        self, clock: Callable[[], float], *, audit_keep: int = 1000, commands_keep: int = 100
+        self, clock: Callable[[], float], *, audit_keep: int = 1000, commands_keep: int = 100,
+        refusals_keep: int = 1000,
     ) -> None:
         self.clock = clock
         self.audit_keep = audit_keep
         self.commands_keep = commands_keep
+        self.refusals_keep = refusals_keep
+        self.once: dict[str, float] = {}  # once-only id -> until when it is refused
+        self.refusal_log: list[dict[str, Any]] = []
         self.quorum = True
         self.clients: list[MemoryCoordinator] = []
         self.sessions: dict[int, _Session] = {}
@@ -71,7 +77,7 @@ class MemoryStore:
         self.published: dict[str, tuple[tuple[Observation, ...], int]] = {}
         self.states: dict[str, tuple[GroupState, int]] = {}
         self.applied_states: dict[str, dict[str, Applied]] = {}
-        self.commands: dict[str, Command] = {}
+        self.commands: dict[str, Command | bytes] = {}  # bytes: a raw node (tests)
         self.results: dict[str, CommandResult] = {}
         self._next_command = 0
         self.audit_entries: list[AuditEntry] = []
@@ -450,13 +456,27 @@ class MemoryCoordinator(Coordinator):
 
     # --- operator commands ---------------------------------------------------------------------
 
-    def submit(self, command: Command) -> str:
+    def submit(self, command: Command, once: str | None = None, once_until: float = 0.0
+               ) -> str:
         self._enter("submit")
-        if self.role not in ("daemon", "operator"):
-            raise NotAuthorized(f"{self.instance}: role {self.role} may not submit commands")
+        if self.role not in ("daemon", "operator") or (once and self.role != "daemon"):
+            raise NotAuthorized(f"{self.instance}: role {self.role} may not submit this")
+        store = self.store
+        if once is not None:
+            now = store.clock()
+            for used in [k for k, until in store.once.items() if until <= now]:
+                del store.once[used]
+            if check_once(once) in store.once:
+                raise AlreadyUsed("this request was already used")
+            store.once[once] = once_until
+        return self.submit_raw(replace(command, id=""))
+
+    def submit_raw(self, command: Command | bytes) -> str:
+        """Queue a command, or a node's raw bytes (as a careless operator tool might)."""
         command_id = f"cmd-{self.store._next_command:010d}"
         self.store._next_command += 1
-        self.store.commands[command_id] = replace(command, id=command_id)
+        self.store.commands[command_id] = (
+            command if isinstance(command, bytes) else replace(command, id=command_id))
         self.store.changed("commands")
         return command_id
 
@@ -464,7 +484,7 @@ class MemoryCoordinator(Coordinator):
         self._enter()
         self.store.arm(self, "commands")
         return [
-            command
+            parse_command(cid, command) if isinstance(command, bytes) else command
             for cid, command in sorted(self.store.commands.items())
             if cid not in self.store.results
         ]
@@ -485,3 +505,18 @@ class MemoryCoordinator(Coordinator):
         """The (seq, hash) of the newest entry ever appended."""
         self._enter()
         return self.store.audit_head
+
+    # --- refused API requests ------------------------------------------------------------------
+
+    def record_refusals(self, summary: dict[str, Any]) -> None:
+        self._enter("write")
+        log = self.store.refusal_log
+        log.append(dict(summary))
+        del log[: max(0, len(log) - self.store.refusals_keep)]
+
+    def refusals(self, limit: int | None = None) -> list[dict[str, Any]]:
+        self._enter()
+        found = list(self.store.refusal_log)
+        if limit is not None:
+            found = found[-limit:] if limit > 0 else []
+        return found

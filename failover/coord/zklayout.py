@@ -12,6 +12,8 @@ Layout under `<chroot>/<cluster>`:
     results/cmd-<seq>             CommandResult (leader only, fenced, created once)
     audit                         the chain's head {"seq", "hash"}
     audit/entry-<seq>             AuditEntry (leader only, fenced, hash-chained)
+    once/<signature>              a used API request's signature {"until"} (daemons; expires)
+    refusals/entry-<seq>          a summary of refused API requests (daemons; own retention)
 
 ACLs (digest): the daemon identity may do everything; the operator identity may read
 everything and create children of `commands`; nobody else has any right.
@@ -29,8 +31,10 @@ from kazoo.security import ACL, Permissions, make_acl, make_digest_acl_credentia
 from failover.coord.base import AuditEntry, CommandResult, CoordinatorError, Member
 from failover.core.codec import decode, encode, to_dict
 from failover.core.model import Observation
+from failover.secrets import register
 
-DIRS = ("members", "leader", "observations", "state", "applied", "commands", "results", "audit")
+DIRS = ("members", "leader", "observations", "state", "applied", "commands", "results", "audit",
+        "once", "refusals")
 SEQ_DIGITS = 10
 
 
@@ -59,7 +63,9 @@ def read_identity(path: str | Path, what: str) -> Identity:
     user, sep, password = text.partition(":")
     if not sep or not user or not password or "\n" in text:
         raise CoordinatorError(f"{what} credentials {path}: expected one line `user:password`")
-    return Identity(user, password)
+    identity = Identity(user, password)
+    register(text, identity.acl_id)  # the digest too: it can be brute-forced offline
+    return identity
 
 
 class Acls:
@@ -147,6 +153,9 @@ class Layout:
     def result(self, command_id: str) -> str:
         _name("command id", command_id)
         return f"{self.base}/results/{command_id}"
+
+    def once(self, once_id: str) -> str:
+        return f"{self.base}/once/{once_id}"
 
     @property
     def audit(self) -> str:

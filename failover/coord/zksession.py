@@ -40,6 +40,7 @@ from kazoo.exceptions import (
     ZookeeperStoppedError,
 )
 from kazoo.protocol.states import EventType, WatchedEvent
+from kazoo.security import ACL
 
 from failover.coord.base import (
     Callback,
@@ -51,6 +52,7 @@ from failover.coord.base import (
     Role,
     SessionState,
     Topic,
+    UntrustedNode,
     VersionConflict,
 )
 from failover.coord.zklayout import (
@@ -131,6 +133,7 @@ class ZooKeeperSession:
         clock: Callable[[], float] = time.monotonic,
         audit_keep: int = 1000,
         commands_keep: int = 100,
+        refusals_keep: int = 1000,
     ) -> None:
         self.instance = instance
         self.role = role
@@ -141,6 +144,7 @@ class ZooKeeperSession:
         self.clock = clock
         self.audit_keep = audit_keep
         self.commands_keep = commands_keep
+        self.refusals_keep = refusals_keep
         own = {"daemon": daemon, "operator": operator}.get(role)
         try:
             self._zk = KazooClient(
@@ -165,6 +169,8 @@ class ZooKeeperSession:
         self._member_done: Member | None = None
         self._published = False
         self._commits = 0
+        self._submits = 0
+        self._refusal_records = 0
         self._layout_ready = False
         self._started = False
         self._watchers: dict[Topic, Callable[[WatchedEvent], None]] = {
@@ -206,9 +212,22 @@ class ZooKeeperSession:
         for path in [*paths, self.layout.term]:
             acl = self.acls.commands_dir if path == self.layout.dir("commands") else self.acls.node
             value = b"0" if path == self.layout.term else b""
-            with contextlib.suppress(NodeExistsError):
+            try:
                 self._call(self._zk.create_async(path, value, acl=acl), f"create {path}")
+            except NodeExistsError:
+                if path.startswith(self.layout.base):  # ours: it must carry our ACLs
+                    self._check_acl(path, acl)
         self._layout_ready = True
+
+    def _check_acl(self, path: str, expected: list[ACL]) -> None:
+        """A node of this cluster that someone else created (before the first daemon) would
+        be theirs: refuse to use it unless it carries exactly this cluster's ACLs."""
+        found, _ = self._call(self._zk.get_acls_async(path), f"read the ACL of {path}")
+        if _acl_set(found) != _acl_set(expected):
+            raise UntrustedNode(
+                f"{path} exists with ACL [{_describe(found)}], not this cluster's "
+                f"[{_describe(expected)}]: someone else created it; refusing to use it "
+                "(remove it, or set its ACL, as the ZooKeeper administrator)")
 
     def session_state(self) -> SessionState:
         return self._state
@@ -351,3 +370,13 @@ class ZooKeeperSession:
                                       makepath=True),
                 f"create {path}",
             )
+
+
+def _acl_set(acls: Any) -> set[tuple[int, str, str]]:
+    return {(int(acl.perms), str(acl.id.scheme), str(acl.id.id)) for acl in acls}
+
+
+def _describe(acls: Any) -> str:
+    """Who may do what, without the digests (they can be brute-forced offline)."""
+    return ", ".join(sorted(f"{acl.id.scheme}:{str(acl.id.id).split(':', 1)[0]}={acl.perms}"
+                            for acl in acls))

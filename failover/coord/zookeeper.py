@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,7 @@ from failover.coord.audit import GENESIS, chain
 from failover.coord.base import (
     NO_NODE,
     AlreadyDone,
+    AlreadyUsed,
     AuditEntry,
     AuditRecord,
     CommandResult,
@@ -41,6 +43,7 @@ from failover.coord.base import (
     Role,
     VersionConflict,
 )
+from failover.coord.commands import check_once, parse_command
 from failover.coord.zklayout import (
     decode_entry,
     decode_member,
@@ -82,6 +85,9 @@ class ZooKeeperCoordinator(ZooKeeperSession, Coordinator):
             if zk.operator_auth
             else None
         )
+        if daemon is None and role == "daemon":
+            log.warning("cluster.zookeeper.daemon_auth is not set: every node of the cluster "
+                        "is open to anyone who can reach ZooKeeper")
         tls: dict[str, Any] = {}
         if zk.tls.enabled:
             tls = {"use_ssl": True, "ca": zk.tls.ca_file, "certfile": zk.tls.cert_file,
@@ -299,6 +305,9 @@ class ZooKeeperCoordinator(ZooKeeperSession, Coordinator):
         failure = _first_failure(outcome)
         if failure is not None:
             self._refuse(labels[failure[0]], failure[1], leadership)
+        if entries:  # the head, kept outside ZooKeeper too: `history --verify --heads LOG`
+            log.info(f"audit head {entries[-1].seq} {entries[-1].hash}", extra={"fields": {
+                "audit_seq": entries[-1].seq, "audit_hash": entries[-1].hash}})
         self._commits += 1
         if self._commits % PRUNE_EVERY == 0:
             self._prune(own)
@@ -382,12 +391,36 @@ class ZooKeeperCoordinator(ZooKeeperSession, Coordinator):
     # --- operator commands ---------------------------------------------------------------------
 
     @edge
-    def submit(self, command: Command) -> str:
-        self._enter()
+    def submit(self, command: Command, once: str | None = None, once_until: float = 0.0
+               ) -> str:
+        self._enter(write=once is not None)
+        data = encode(replace(command, id=""))
+        if once is None:
+            return self._submit_one(data)
+        path = self.layout.once(check_once(once))
+        for _attempt in range(2):
+            transaction = self._zk.transaction()
+            transaction.create(path, dumps({"until": once_until}), self.acls.node)
+            transaction.create(self.layout.command("cmd-"), data, self.acls.node, sequence=True)
+            results = self._call(transaction.commit_async(), "submit a command once")
+            failure = _first_failure(results)
+            if failure is None:
+                self._submits += 1
+                if self._submits % PRUNE_EVERY == 1:
+                    self._prune_once()
+                return str(results[1]).rsplit("/", 1)[1]
+            if isinstance(failure[1], NoAuthError):
+                raise NotAuthorized("submit a command once: not authorized")
+            if failure[0] != 0 or not isinstance(failure[1], NodeExistsError):
+                raise CoordinatorError(f"submit a command once: {type(failure[1]).__name__}")
+            if not self._drop_expired_once(path):
+                raise AlreadyUsed("this request was already used")
+        raise AlreadyUsed("this request was already used")
+
+    def _submit_one(self, data: bytes) -> str:
         try:
             path = self._call(
-                self._zk.create_async(self.layout.command("cmd-"),
-                                      encode(replace(command, id="")), acl=self.acls.node,
+                self._zk.create_async(self.layout.command("cmd-"), data, acl=self.acls.node,
                                       sequence=True),
                 "submit a command",
             )
@@ -397,6 +430,28 @@ class ZooKeeperCoordinator(ZooKeeperSession, Coordinator):
                 "has run against this ensemble yet") from None
         return str(path).rsplit("/", 1)[1]
 
+    def _drop_expired_once(self, path: str) -> bool:
+        """Delete a once-only node whose time has passed; True if it is gone."""
+        found = self._get(path, None)
+        if found is None:
+            return True
+        try:
+            until = float(json_loads(found[0]).get("until", 0.0))
+        except (ValueError, TypeError, CoordinatorError):
+            until = 0.0
+        if until > time.time():
+            return False
+        with contextlib.suppress(NoNodeError):
+            self._call(self._zk.delete_async(path, found[1].version), "drop a used id")
+        return True
+
+    def _prune_once(self) -> None:
+        """Drop once-only ids whose time has passed (best effort; bounded space)."""
+        with contextlib.suppress(CoordinatorError, ZookeeperError):
+            base = self.layout.dir("once")
+            for name in self._children(base, None):
+                self._drop_expired_once(f"{base}/{name}")
+
     @edge
     def pending_commands(self) -> list[Command]:
         self._enter()
@@ -405,8 +460,7 @@ class ZooKeeperCoordinator(ZooKeeperSession, Coordinator):
         pending = [cid for cid in ids if cid not in done]
         found = self._get_many([self.layout.command(cid) for cid in pending], None)
         return [
-            replace(decoded(self.layout.command(cid), _command, found[self.layout.command(cid)]),
-                    id=cid)
+            parse_command(cid, found[self.layout.command(cid)])
             for cid in pending
             if self.layout.command(cid) in found
         ]
@@ -433,6 +487,30 @@ class ZooKeeperCoordinator(ZooKeeperSession, Coordinator):
     def audit_head(self) -> tuple[int, str]:
         self._enter()
         return self._audit_head()[0]
+
+    # --- refused API requests --------------------------------------------------------------------
+
+    def record_refusals(self, summary: dict[str, Any]) -> None:
+        self._enter(write=True)
+        base = self.layout.dir("refusals")
+        self._call(self._zk.create_async(f"{base}/entry-", dumps(summary), acl=self.acls.node,
+                                         sequence=True), "record refusals")
+        self._refusal_records += 1
+        if self._refusal_records % PRUNE_EVERY == 1:
+            with contextlib.suppress(CoordinatorError, ZookeeperError):
+                names = self._children(base, None)
+                for name in names[: max(0, len(names) - self.refusals_keep)]:
+                    with contextlib.suppress(NoNodeError):
+                        self._call(self._zk.delete_async(f"{base}/{name}"), "prune refusals")
+
+    def refusals(self, limit: int | None = None) -> list[dict[str, Any]]:
+        self._enter()
+        base = self.layout.dir("refusals")
+        names = self._children(base, None)
+        if limit is not None:
+            names = names[-limit:] if limit > 0 else []
+        found = self._get_many([f"{base}/{name}" for name in names], None)
+        return [json.loads(found[path]) for path in sorted(found)]
 
 
 def _first_failure(results: list[Any]) -> tuple[int, Exception] | None:

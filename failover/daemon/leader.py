@@ -23,6 +23,7 @@ from failover.coord import (
     CommandResult,
     Coordinator,
     Leadership,
+    malformed,
 )
 from failover.core import Engine, View
 from failover.core import agent as agent_rule
@@ -146,6 +147,10 @@ class Leader:
 
     def _command(self, coordinator: Coordinator, leadership: Leadership, snap: Snapshot,
                  command: Command) -> None:
+        problem = malformed(command)
+        if problem is not None:  # consumed as refused, so that it never blocks the queue
+            self._refuse_malformed(coordinator, leadership, snap.now, command, problem)
+            return
         step = self.engine.command(snap.states, command, snap.view)
         changed = [g for g, s in step.states.items() if snap.states.get(g) != s]
         outcomes = [d for d in step.decisions if d.kind == "command"]
@@ -169,6 +174,20 @@ class Leader:
             log.info(decision.sentence, extra={"fields": {
                 "group": decision.group, "kind": decision.kind, "code": decision.code,
                 "command": command.id, "by": command.by}})
+
+    def _refuse_malformed(self, coordinator: Coordinator, leadership: Leadership, now: float,
+                          command: Command, problem: str) -> None:
+        result = CommandResult(command.id, False, "refused", problem, now, leadership.instance,
+                               leadership.term)
+        decision = Decision("", "command", "refused", problem, 0, command_id=command.id)
+        record = AuditRecord("command", {"decision": to_dict(decision), "leader":
+                                         leadership.instance, "term": leadership.term,
+                                         "command": to_dict(command)}, now)
+        try:
+            coordinator.commit(leadership, results=[result], audit=[record])
+        except AlreadyDone:
+            return
+        log.warning(problem, extra={"fields": {"command": command.id, "code": "refused"}})
 
     def _steer_dns(self, coordinator: Coordinator, states: Mapping[str, GroupState],
                    view: View, now: float) -> None:

@@ -8,6 +8,8 @@ import sys
 import time
 from typing import Any
 
+from failover.secrets import RedactingFilter
+
 
 class JsonFormatter(logging.Formatter):
     def __init__(self, instance: str) -> None:
@@ -32,6 +34,7 @@ class JsonFormatter(logging.Formatter):
 def setup(instance: str, level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter(instance))
+    handler.addFilter(RedactingFilter())  # no secret in any log line, at any level
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -100,8 +100,23 @@ _ERRNO_WORDS = {
 }
 
 
+# This process, not the target, is out of something: the probe says nothing about the target.
+LOCAL_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+LOCAL_FAILURE = "this observer cannot probe: "
+
+
+def local_failure(result: CheckResult) -> bool:
+    """True when a failed result is this observer's own problem (out of descriptors, say):
+    such a result must make the verdict `unknown`, never `down`."""
+    return not result.ok and result.reason.startswith(LOCAL_FAILURE)
+
+
 def explain(exc: BaseException, endpoint: str) -> str:
     """A short reason for a transport failure: 'connection refused by 10.1.0.14:443'."""
+    cause = exc.__cause__ or exc.__context__
+    for error in (exc, cause):
+        if isinstance(error, OSError) and error.errno in LOCAL_ERRNOS:
+            return f"{LOCAL_FAILURE}{error.strerror or 'out of resources'} (probing {endpoint})"
     if isinstance(exc, ssl.SSLCertVerificationError):
         return f"TLS error from {endpoint}: {exc.verify_message or exc.reason}"
     if isinstance(exc, ssl.SSLError):

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import re
+import asyncio
 
 import aiohttp
+import regex
 from yarl import URL
 
 from failover.config.model import HttpCheck, split_host_port
@@ -20,7 +21,10 @@ class HttpProbe(Probe):
     def __init__(self, check: HttpCheck, context: ProbeContext) -> None:
         self.check = check
         self.context = context
-        self.body_regex = re.compile(check.body_regex) if check.body_regex else None
+        try:
+            self.body_regex = regex.compile(check.body_regex) if check.body_regex else None
+        except regex.error as exc:
+            raise ValueError(f"body_regex: {exc}") from None
         self.headers = dict(check.headers)
         if check.host:
             self.headers["Host"] = check.host
@@ -54,7 +58,14 @@ class HttpProbe(Probe):
                 if self.body_regex is not None and check.method == "GET":
                     body = await response.content.read(BODY_LIMIT)
                     text = body.decode(response.charset or "utf-8", errors="replace")
-                    if not self.body_regex.search(text):
+                    try:  # off the event loop, the GIL released, bounded in time
+                        matched = await asyncio.to_thread(
+                            _search, self.body_regex, text, check.timeout_s)
+                    except TimeoutError:
+                        return CheckResult(False, reason=(
+                            f"HTTP {status} from {endpoint}, body_regex took longer than "
+                            f"{check.timeout_s:g} s"))
+                    if not matched:
                         return CheckResult(
                             False,
                             reason=f"HTTP {status} from {endpoint}, body does not match "
@@ -80,3 +91,9 @@ class HttpProbe(Probe):
         if location and 300 <= response.status < 400:
             reason += f" (redirect to {location}; redirects are not followed)"
         return reason
+
+
+def _search(pattern: regex.Pattern[str], text: str, timeout_s: float) -> bool:
+    """A search that releases the GIL and gives up after `timeout_s` (TimeoutError): a
+    catastrophic pattern in a config can neither stall the event loop nor the process."""
+    return pattern.search(text, timeout=timeout_s, concurrent=True) is not None

@@ -10,6 +10,7 @@ import asyncpg
 from failover.config.model import PostgresCheck, split_host_port
 from failover.core.model import CheckResult
 from failover.probes.base import Probe, ProbeContext, first_line
+from failover.secrets import register
 
 # One round trip: liveness, role, and (on a standby) how far replay is behind. A standby that
 # has replayed everything it received is not lagging, however old the last transaction is.
@@ -32,7 +33,9 @@ class PostgresProbe(Probe):
     def _password(self) -> str | None:
         if self.check.password_file is None:
             return None
-        return Path(self.check.password_file).read_text().strip()
+        password = Path(self.check.password_file).read_text().strip()
+        register(password)
+        return password
 
     async def run(self, endpoint: str) -> CheckResult:
         check = self.check

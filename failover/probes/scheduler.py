@@ -18,7 +18,7 @@ from typing import Protocol
 
 from failover.core.hysteresis import next_check_in_s, observe
 from failover.core.model import CheckResult, CheckState
-from failover.probes.base import Probe, ProbeContext
+from failover.probes.base import Probe, ProbeContext, local_failure
 from failover.probes.runner import ProbeTarget, make_probe, run_check
 
 log = logging.getLogger(__name__)
@@ -147,7 +147,10 @@ class ProbeScheduler:
                 result = await run_check(probe, check, target.endpoint)
             now = self.clock.now()
             self.probes_run += 1
-            state = observe(self.states[key], result, now, check.rise, check.fall)
+            if local_failure(result):  # no evidence about the target: unknown, not down
+                state = CheckState("unknown", 0, True, now, result.reason)
+            else:
+                state = observe(self.states[key], result, now, check.rise, check.fall)
             self.states[key] = state
             try:
                 self.on_result(key, state, result)

@@ -229,6 +229,16 @@ def _check(source: str, spec: PlaybookFile | None, topology: Topology, outline: 
     config = topology.config
     groups = list(config.groups)
     problems: list[Problem] = []
+    known = {"active": {*config.sites, "switching"}, "traffic": {*config.sites, "split", "none"},
+             "leader": {*config.instances, "none"}, "phase": {"steady", "suspect", "switching"}}
+
+    def _expr(problems: list[Problem], where: str, text: str, groups: list[str],
+              allow_within: bool = False) -> None:  # a name that can never match is an error
+        parsed = _parse_or_say(problems, where, text, groups, allow_within)
+        metric = parsed.metric.removeprefix("stays:") if parsed else ""
+        if parsed is not None and metric in known and parsed.value not in known[metric]:
+            problems.append(Problem(where, f"{metric} is never {parsed.value!r} here (one of "
+                                    f"{', '.join(sorted(known[metric]))})"))
     for i, probe in enumerate(outline.steady_state.probes):
         _expr(problems, f"steady_state.probes.{i}.expect", probe.expect, groups)
     names = [step.get("name") for step in outline.method]
@@ -259,8 +269,8 @@ def _check(source: str, spec: PlaybookFile | None, topology: Topology, outline: 
     return problems
 
 
-def _expr(problems: list[Problem], where: str, text: str, groups: list[str],
-          allow_within: bool = False) -> Expr | None:
+def _parse_or_say(problems: list[Problem], where: str, text: str, groups: list[str],
+                  allow_within: bool = False) -> Expr | None:
     try:
         return parse_expr(text, groups, allow_within)
     except ValueError as exc:

@@ -34,6 +34,7 @@ from tenacity import (
 
 from failover.config.model import DnsSteering, split_host_port
 from failover.core.model import GroupState
+from failover.secrets import register
 from failover.steer.base import Steerer, SteerError, SteerResult
 from failover.steer.netns import netns_socket
 from failover.steer.transcript import Transcript, dns_message_lines
@@ -75,6 +76,7 @@ class Rfc2136Steerer(Steerer):
         self.epoch_name = dns.name.from_text(f"_epoch.{group}._failover", self.zone)
         self.names = {self._fqdn(name): per_site for name, per_site in steering.names.items()}
         key = secret if secret is not None else _read_secret(steering.tsig.secret_file)
+        register(key)
         self.keyname = dns.name.from_text(steering.tsig.name)
         self.keyring = dns.tsigkeyring.from_text({steering.tsig.name: key})
         self.algorithm = ALGORITHMS[steering.tsig.algorithm]

@@ -3,12 +3,20 @@ given by the test."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 
-from failover.api.auth import ApiKeysError, RequestGuard, read_keys, signed_headers
+from failover.api.auth import (
+    ApiKeysError,
+    RequestGuard,
+    parse_auth_header,
+    read_keys,
+    signed_headers,
+)
 from failover.api.commands import BadRequest, command_from_body, parse_at, parse_duration
+from failover.api.limits import FailureLimiter, source_of
 from failover.config import parse_config
 from failover.config.model import ApiOptions
 
@@ -26,7 +34,10 @@ class Clock:
 
 
 def guard(clock: Clock, **options: float) -> RequestGuard:
-    settings = ApiOptions(clock_skew_s=options.get("skew", 60.0), max_failures=3,
+    settings = ApiOptions(clock_skew_s=options.get("skew", 60.0),
+                          max_failures=int(options.get("failures", 3)),
+                          max_source_failures=int(options.get("source_failures", 6)),
+                          backoff_s=options.get("backoff", 2.0),
                           lockout_s=options.get("lockout", 30.0))
     return RequestGuard(settings, ADDRESS, {"ops": "s3cret", "other": "x"}, clock=clock)
 
@@ -42,23 +53,35 @@ def test_a_signed_request_passes_once_and_its_replay_is_refused() -> None:
     clock = Clock()
     check = guard(clock)
     signed = request('{"reason": "x"}')
-    assert check.check(*signed).status == 200
+    accepted = check.check(*signed)
+    assert accepted.status == 200 and accepted.signature and accepted.valid_until == T0 + 61
+    check.remember(accepted)  # the API does so once the command is queued
     clock.now += 10
     replay = check.check(*signed)
     assert (replay.status, replay.key_id) == (403, "ops") and "replayed" in replay.reason
-    clock.now += 60  # past the window: Escher itself refuses it as expired
+    clock.now += 60  # past the window: refused as expired
     late = check.check(*signed)
     assert late.status == 401 and "expired" in late.reason
     assert check.seen == {}  # the replay memory forgot it
 
 
 def test_changed_body_path_or_host_is_refused() -> None:
-    check = guard(Clock())
+    check = guard(Clock(), failures=100, source_failures=100)
     method, path, headers, _ = request('{"reason": "a"}')
     assert check.check(method, path, headers, '{"reason": "b"}').reason == "wrong signature"
     assert check.check(method, "/unfreeze", headers, '{"reason": "a"}').status == 401
     elsewhere = check.check(*request(address="127.0.0.1:8701"))
     assert elsewhere.status == 401 and "signed for host '127.0.0.1:8701'" in elsewhere.reason
+    twice = check.check(method, path, [*headers, ("Host", ADDRESS)], '{"reason": "a"}')
+    assert twice.status == 401 and "exactly one Host" in twice.reason
+
+
+def test_an_unknown_key_id_reads_as_a_wrong_signature() -> None:
+    check = guard(Clock())
+    unknown = check.check(*request(key="nobody", secret="s3cret"))
+    wrong = check.check(*request(secret="nope"))
+    assert unknown.reason == wrong.reason == "wrong signature"
+    assert unknown.status == wrong.status == 401
 
 
 def test_missing_malformed_and_future_signatures() -> None:
@@ -70,22 +93,57 @@ def test_missing_malformed_and_future_signatures() -> None:
     assert future.status == 401 and "expired (or not yet valid)" in future.reason
 
 
-def test_lockout_after_consecutive_failures_per_key() -> None:
+def test_a_crafted_auth_header_is_refused_at_once() -> None:
+    """escherauth's parser backtracks for seconds on these (2.8 s for 11 KB here)."""
+    check = guard(Clock(), source_failures=100)
+    for repeat in (100, 400, 2000):
+        crafted = "ESR-HMAC-SHA256 " + "Credential=a,SignedHeaders=a," * repeat
+        started = time.perf_counter()
+        outcome = check.check("POST", "/freeze", [("Host", ADDRESS), ("X-Escher-Auth",
+                                                                      crafted)], "{}")
+        assert time.perf_counter() - started < 0.5
+        assert outcome.status == 401 and outcome.reason.startswith("malformed signature")
+    assert parse_auth_header("ESR-HMAC-SHA256 Credential=ops/20270115/a/b, SignedHeaders="
+                             "host;x-escher-date, Signature=" + "0" * 64) is not None
+    assert parse_auth_header("ESR-HMAC-SHA256 Credential=ops/20270115/a/b, SignedHeaders="
+                             "host;x-escher-date, Signature=" + "0" * 63) is None
+
+
+def test_forged_requests_never_lock_the_operator_out() -> None:
+    """Finding 1: forged and replayed requests naming `ops` slow down their source only."""
     clock = Clock()
-    check = guard(clock, lockout=30.0)
-    assert check.check(*request(secret="no")).status == 401
-    assert check.check(*request()).status == 200  # a success resets the count
-    for _ in range(2):
-        assert check.check(*request(secret="no")).status == 401
-    third = check.check(*request(secret="no"))
-    assert "locked out for 30 s after 3 consecutive failures" in third.reason
+    check = guard(clock, backoff=2.0, lockout=30.0)
+    valid = request('{"reason": "captured"}')
+    check.remember(check.check(*valid, source="10.0.0.1"))
+    refusals = [check.check(*request(secret="forged"), source="10.9.9.9") for _ in range(3)]
+    assert [r.status for r in refusals] == [401, 401, 401]
+    assert "requests from 10.9.9.9 wait 2 s" in refusals[-1].reason
+    assert check.check(*request(), source="10.9.9.9").status == 429  # even a valid one waits
+    for _ in range(5):
+        assert check.check(*valid, source="10.9.9.8").status in (403, 429)  # replays
     clock.now += 1
-    locked = check.check(*request(at=clock.now))
-    assert locked.status == 429 and locked.key_id == "ops"
-    other = check.check(*request(key="other", secret="x", at=clock.now))
-    assert other.status == 200
-    clock.now += 30
-    assert check.check(*request(at=clock.now)).status == 200
+    operator = check.check(*request(at=clock.now), source="10.0.0.1")
+    assert operator.status == 200, operator.reason
+    clock.now += 2  # the backoff passed; the next failure doubles it
+    again = check.check(*request(secret="forged", at=clock.now), source="10.9.9.9")
+    assert "wait 4 s" in again.reason
+    other_key = check.check(*request(key="other", secret="x", at=clock.now), source="10.9.9.9")
+    assert other_key.status == 200  # its own key's bucket: 3 failures, the source limit is 6
+
+
+def test_a_source_is_limited_across_key_ids_and_memory_is_bounded() -> None:
+    clock = Clock()
+    check = guard(clock, source_failures=4)
+    for index in range(4):
+        check.check(*request(key=f"k{index}", secret="x"), source="10.9.9.9")
+    assert check.check(*request(), source="10.9.9.9").status == 429
+    assert check.check(*request(), source="10.0.0.1").status == 200
+    limiter = FailureLimiter(3, 10, 1.0, 30.0, max_tracked=100)
+    for index in range(1000):
+        limiter.failed(f"10.0.{index // 256}.{index % 256}", "ops", T0)
+    assert len(limiter) == 100
+    assert source_of("2001:db8::1") == source_of("2001:db8::ffff") == "2001:db8::/64"
+    assert source_of("::ffff:10.0.0.1") == "10.0.0.1" and source_of(None) == "unknown"
 
 
 def test_no_keys_configured_refuses_everything() -> None:

@@ -53,7 +53,7 @@ class MemoryHarness:
         self.clients: list[MemoryCoordinator] = []
 
     def client(self, instance: str, role: Role = "daemon", **options: Any) -> MemoryCoordinator:
-        for name in ("audit_keep", "commands_keep"):  # the store's, in memory
+        for name in ("audit_keep", "commands_keep", "refusals_keep"):  # the store's, in memory
             if name in options:
                 setattr(self.store, name, options.pop(name))
         client = MemoryCoordinator(
@@ -88,6 +88,11 @@ class MemoryHarness:
 
     def tamper_audit(self, seq: int, payload: dict[str, Any]) -> None:
         self.store.tamper_audit(seq, payload)
+
+    def submit_raw(self, data: bytes) -> str:
+        """A command node with these bytes, as a careless operator tool might write it."""
+        client = MemoryCoordinator(self.store, "raw-operator", "operator")
+        return client.submit_raw(data)
 
     def close(self) -> None:
         for client in self.clients:
@@ -167,6 +172,13 @@ class ZooKeeperHarness:
         entry = json.loads(data)
         entry["payload"] = payload
         raw.set(path, json.dumps(entry).encode())
+
+    def submit_raw(self, data: bytes) -> str:
+        """A command node with these bytes, written with the operator identity."""
+        raw = self.raw(OPERATOR)
+        path = raw.create(Layout(self.chroot, self.cluster).command("cmd-"), data,
+                          sequence=True)
+        return str(path).rsplit("/", 1)[1]
 
     def close(self) -> None:
         for client in self.clients:

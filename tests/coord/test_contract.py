@@ -9,6 +9,7 @@ import pytest
 from failover.coord import (
     NO_NODE,
     AlreadyDone,
+    AlreadyUsed,
     AuditRecord,
     CommandResult,
     Coordinator,
@@ -19,6 +20,7 @@ from failover.coord import (
     NotAuthorized,
     NotLeader,
     VersionConflict,
+    malformed,
     verify_chain,
 )
 from failover.core.model import Applied, Command, GroupState, Observation
@@ -304,3 +306,54 @@ def test_finished_commands_are_dropped_beyond_retention(harness: Any) -> None:
     assert [c.id for c in a.pending_commands()] == [pending]  # never dropped while pending
     assert a.command_result(ids[-1]) is not None
     assert a.command_result(ids[0]) is None  # dropped with its command
+
+
+def test_a_once_only_id_queues_one_command_across_clients(harness: Any) -> None:
+    a, b = harness.client("a"), harness.client("b")
+    signature = "ab" * 32
+    first = a.submit(Command("", "freeze", "ops", "once"), once=signature, once_until=1e12)
+    with pytest.raises(AlreadyUsed):  # another daemon of the cluster
+        b.submit(Command("", "freeze", "ops", "again"), once=signature, once_until=1e12)
+    with pytest.raises(AlreadyUsed):  # a new session of the same daemon (a restart)
+        harness.client("a2").submit(Command("", "freeze", "ops", "again"), once=signature,
+                                    once_until=1e12)
+    assert [c.id for c in a.pending_commands()] == [first]  # the refused ones queued nothing
+    stale = "cd" * 32
+    a.submit(Command("", "freeze", "ops", "old"), once=stale, once_until=1.0)  # already past
+    b.submit(Command("", "freeze", "ops", "later"), once=stale, once_until=1e12)
+    operator = harness.client("alice", role="operator")
+    with pytest.raises(NotAuthorized):
+        operator.submit(Command("", "freeze", "alice"), once="ef" * 32, once_until=1e12)
+    with pytest.raises(ValueError):
+        a.submit(Command("", "freeze", "ops"), once="../../x", once_until=1e12)
+
+
+def test_a_malformed_command_node_is_a_note_naming_the_problem(harness: Any) -> None:
+    a = harness.client("a")
+    lead(harness, a)
+    good = a.submit(Command("", "freeze", "ops", "fine"))
+    bad = [harness.submit_raw(data) for data in (
+        b"not json", b"[1]", b'{"kind": "reboot", "by": "x"}',
+        b'{"kind": "switchover", "by": "x", "site": "dc2", "at": NaN}',
+        b'{"kind": "freeze", "by": 7}', b'{"kind": "switchover", "by": "x", "force": "yes"}')]
+    pending = a.pending_commands()
+    assert [c.id for c in pending] == [good, *bad]
+    assert malformed(pending[0]) is None
+    problems = [malformed(c) for c in pending[1:]]
+    assert all(p is not None and "is malformed" in p for p in problems), problems
+    assert "NaN is not a number" in str(problems[3])
+
+
+def test_refusal_summaries_have_their_own_retention(harness: Any) -> None:
+    a = harness.client("a", audit_keep=5, refusals_keep=3)
+    leader = lead(harness, a)
+    a.commit(leader, audit=[AuditRecord("decision", {"n": "kept"}, 1.0)])
+    for index in range(40):
+        a.record_refusals({"interval": index, "counts": [["10.0.0.1", "wrong signature", 9]]})
+    assert [r["interval"] for r in a.refusals()][-3:] == [37, 38, 39]
+    assert len(a.refusals()) <= 3 + 32
+    assert a.refusals(limit=1) == [{"interval": 39, "counts": [["10.0.0.1",
+                                                                 "wrong signature", 9]]}]
+    assert [e.payload for e in a.audit()] == [{"n": "kept"}]
+    with pytest.raises(NotAuthorized):
+        harness.client("alice", role="operator").record_refusals({"n": 1})

@@ -11,7 +11,14 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import NoAuthError
 
 from failover.config.load import load_config
-from failover.coord import NO_NODE, AuditRecord, CoordinatorError, NotAuthorized, NotLeader
+from failover.coord import (
+    NO_NODE,
+    AuditRecord,
+    CoordinatorError,
+    NotAuthorized,
+    NotLeader,
+    UntrustedNode,
+)
 from failover.coord.zklayout import Layout
 from failover.coord.zookeeper import ZooKeeperCoordinator
 from failover.core.model import Applied, Command, GroupState, Observation
@@ -292,3 +299,17 @@ def test_an_operator_before_any_daemon_gets_a_clear_error(zk_harness: ZooKeeperH
     operator = zk_harness.client("alice", role="operator")
     with pytest.raises(CoordinatorError, match="no daemon has run against this ensemble yet"):
         operator.submit(Command("", "freeze", "alice"))
+
+
+def test_a_node_someone_else_created_first_is_not_trusted(zk_harness: ZooKeeperHarness) -> None:
+    """Finding 9: whoever created the layout before the first daemon owned the tree."""
+    squatter = zk_harness.raw(identity=None)
+    base = Layout(zk_harness.chroot, zk_harness.cluster)
+    squatter.create(base.dir("commands"), b"", makepath=True)  # open ACL: anyone may write
+    with pytest.raises(UntrustedNode, match="shop exists with ACL \\[world:anyone=31\\]"):
+        zk_harness.client("a")
+    squatter.delete(base.dir("commands"))
+    squatter.delete(base.base)
+    a = zk_harness.client("b")  # the layout is made with this cluster's ACLs
+    assert a.session_state() == "connected"
+    zk_harness.client("c")  # and trusted on the next start

@@ -24,6 +24,7 @@ from typing import Any
 
 import dns.exception
 import yaml
+from kazoo.security import make_digest_acl_credential
 
 from failover.config import Config, load_config
 from failover.coord import AuditEntry, CoordinatorError
@@ -39,6 +40,7 @@ KEY_ID = "ops"
 KEY_SECRET = "ops-secret-for-tests"
 LOCK_KEY_ID = "lockme"
 LOCK_KEY_SECRET = "lockme-secret"
+TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"  # the second factor of KEY_ID
 SCOPE = "failover/api/escher_request"
 ADDRESSES = {"dc1": "10.1.0.1", "dc2": "10.2.0.1"}
 INSTANCES = {"a": "dc1", "b": "dc2", "w": "witness"}
@@ -62,6 +64,7 @@ class Cluster:
         (workdir / "tsig.key").write_text(secret + "\n")
         (workdir / "daemon.digest").write_text("failover-daemon:daemon-secret\n")
         (workdir / "operator.digest").write_text("failover-operator:operator-secret\n")
+        (workdir / "api.totp").write_text(f"{KEY_ID}:{TOTP_SECRET}\n")
         (workdir / "api.keys").write_text(
             f"# test keys\n{KEY_ID}:{KEY_SECRET}\n{LOCK_KEY_ID}:{LOCK_KEY_SECRET}\n")
         self.bind = LoopbackBind(
@@ -95,7 +98,10 @@ class Cluster:
                               "daemon_auth": {"credentials_file": "daemon.digest"},
                               "operator_auth": {"credentials_file": "operator.digest"}},
                 "api": {"keys_file": "api.keys", "max_failures": self.max_failures,
-                        "lockout_s": self.lockout_s},
+                        "backoff_s": 0.5, "lockout_s": self.lockout_s,
+                        "refusal_interval_s": 1, "header_timeout_s": 2,
+                        "max_connections": 32, "totp_file": "api.totp",
+                        "totp_actions": []},  # a forced switchover still needs one
                 "daemon": {"heartbeat_s": 1, "watchdog_s": 3, "cycle_s": 0.5},
             },
             "sites": sites,
@@ -121,13 +127,36 @@ class Cluster:
             self.daemons[name] = Process(
                 f"daemon {name}", [FAILOVER, "run", "--config", str(self.config_path),
                                    "--instance", name, "--clock-offset-s",
-                                   str(self.clock_offsets.get(name, 0.0))],
+                                   str(self.clock_offsets.get(name, 0.0)),
+                                   *(["--log-level", "DEBUG"] if name == "w" else [])],
                 log_path=self.workdir / f"daemon-{name}.log").start()
         for name in INSTANCES:
             wait_until(functools.partial(self.serves_health, name), 20.0,
                        f"daemon {name} serves /health", retry_on=SETTLING)
         self.wait_steady("dc1", 30.0)
         return self
+
+    def restart(self, name: str) -> None:
+        """Stop one daemon and start it again (a new process: nothing kept in memory)."""
+        self.daemons[name].stop()
+        self.daemons[name].start()
+        wait_until(lambda: self.get(name, "/health")[0] == 200, 20.0,
+                   f"daemon {name} serves /health again")
+
+    def secrets(self) -> dict[str, str]:
+        """Every secret the cluster's config names, by where it comes from."""
+        found = {"tsig": (self.workdir / "tsig.key").read_text().strip(),
+                 "totp": TOTP_SECRET}
+        for name in ("daemon.digest", "operator.digest"):
+            user, _, password = (self.workdir / name).read_text().strip().partition(":")
+            found[name] = password
+            found[f"{name} digest"] = make_digest_acl_credential(user, password).partition(
+                ":")[2]
+        for line in (self.workdir / "api.keys").read_text().splitlines():
+            if line and not line.startswith("#"):
+                key_id, _, secret = line.partition(":")
+                found[f"api key {key_id}"] = secret
+        return found
 
     def stop(self) -> None:
         for process in self.daemons.values():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 from pathlib import Path
@@ -198,13 +199,15 @@ def test_usage_errors_exit_2(cluster: Cluster, args: list[str], message: str) ->
 
 
 def test_config_from_the_environment_and_missing(cluster: Cluster, tmp_path: Path) -> None:
+    bare = {"PATH": "/usr/bin:/bin", **{k: v for k, v in os.environ.items()
+                                        if k == "PYTHONPATH"}}  # the code under test
     env_run = subprocess.run([FAILOVER, "status", "--json"], capture_output=True, text=True,
                              timeout=30, env={"FAILOVER_CONFIG": str(cluster.config_path),
-                                              "PATH": "/usr/bin:/bin"})
+                                              **bare})
     assert env_run.returncode == 0, env_run.stderr
     assert json.loads(env_run.stdout)["cluster"] == "ops"
     missing = subprocess.run([FAILOVER, "status"], capture_output=True, text=True, timeout=30,
-                             env={"PATH": "/usr/bin:/bin"})
+                             env=bare)
     assert missing.returncode == 2 and "Missing option '--config'" in missing.stderr
     broken = tmp_path / "broken.yaml"
     broken.write_text("cluster: {name: x}\n")

@@ -166,3 +166,45 @@ def test_request_headers_are_sent(healthy_http: HttpServer) -> None:
     assert probe(check, healthy_http.endpoint).ok
     assert not probe(http(path="/header/X-Probe", body_regex=r"=failover"),
                      healthy_http.endpoint).ok
+
+
+def test_a_catastrophic_body_regex_never_stalls_the_event_loop(healthy_http: HttpServer) -> None:
+    """Issue 14, finding 12: `(a+)+$` against 27 a's and a '!' backtracks for seconds in `re`,
+    on the event loop; the search now runs in a thread, without the GIL, for at most the
+    check's timeout."""
+    import asyncio
+    import time
+
+    from failover.probes import run_check
+    from failover.probes.base import ProbeContext
+    from failover.probes.runner import make_probe
+
+    checks = [http(path="/host", host="a" * 27 + "!", body_regex=pattern, timeout_s=0.8)
+              for pattern in (r"^host=(a+)+$", r"^host=(?:a|aa)+$", r"^host=(a|a?)+$")]
+
+    async def scenario() -> tuple[list[bool], float]:
+        lags: list[float] = []
+        done = asyncio.Event()
+
+        async def ticker() -> None:
+            last = time.perf_counter()
+            while not done.is_set():
+                await asyncio.sleep(0.01)
+                now = time.perf_counter()
+                lags.append(now - last)
+                last = now
+
+        task = asyncio.create_task(ticker())
+        context = ProbeContext()
+        try:
+            results = [await run_check(make_probe(check, context), check,
+                                       healthy_http.endpoint) for check in checks]
+        finally:
+            done.set()
+            await task
+            await context.close()
+        return [result.ok for result in results], max(lags)
+
+    oks, worst_lag = asyncio.run(scenario())
+    assert oks == [False, False, False]
+    assert worst_lag < 0.3, worst_lag
