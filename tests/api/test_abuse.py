@@ -13,12 +13,12 @@ import time
 from pathlib import Path
 
 import pytest
-from failover.testing.servers.process import wait_until
 from kazoo.client import KazooClient
 
 from failover.coord import AuditEntry
 from failover.coord.audit import entry_hash
 from failover.coord.zklayout import Layout, dumps, encode_entry
+from failover.testing.servers.process import wait_until
 from tests.api.conftest import post, refusal_rows, send, sign, wait_noted, wait_refused
 from tests.operator.cluster import FAILOVER, KEY_ID, Cluster
 

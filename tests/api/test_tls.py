@@ -15,13 +15,13 @@ from typing import Any
 import pytest
 import trustme
 import yaml
-from failover.testing.servers.process import free_port
 
 from failover.api.auth import signed_headers
 from failover.api.server import start_api
 from failover.config import load_config
 from failover.coord import MemoryCoordinator, MemoryStore
 from failover.daemon.runner import Daemon
+from failover.testing.servers.process import free_port
 
 SCOPE = "failover/api/escher_request"
 
