@@ -52,10 +52,31 @@ MEANINGS: dict[str, str] = {
     "(mode 0600); without it, writes are refused.",
     "ApiOptions.credential_scope": "The Escher credential scope signed requests must use.",
     "ApiOptions.clock_skew_s": "How far a request's signing time may differ from the daemon's "
-    "clock; a signature is accepted once within this window.",
-    "ApiOptions.max_failures": "Consecutive failed requests per key id before it is locked "
-    "out.",
-    "ApiOptions.lockout_s": "How long a key id stays locked out (valid signatures included).",
+    "clock; a signature is accepted once, cluster-wide, within this window.",
+    "ApiOptions.tls": "HTTPS for the API (cert_file, key_file; client_ca_file for mutual TLS).",
+    "ApiOptions.max_failures": "Failed requests from one source naming one key id before that "
+    "source must wait (the key id stays usable from elsewhere).",
+    "ApiOptions.max_source_failures": "Failed requests from one source address (IPv6: its /64) "
+    "before it must wait, whatever key ids it names.",
+    "ApiOptions.backoff_s": "A limited source's first wait; it doubles with each further "
+    "failure, up to lockout_s.",
+    "ApiOptions.lockout_s": "The longest a limited source waits.",
+    "ApiOptions.max_connections": "Open API connections at most (a quarter of them per "
+    "source).",
+    "ApiOptions.header_timeout_s": "A request's headers (and a TLS handshake) must arrive "
+    "within this.",
+    "ApiOptions.body_timeout_s": "A request's body must arrive within this.",
+    "ApiOptions.refusal_interval_s": "Refused requests are counted per source and reason and "
+    "recorded once per interval, apart from the audit trail.",
+    "ApiOptions.totp_file": "Lines of key_id:BASE32SECRET (mode 0600): the second factor of "
+    "each key id.",
+    "ApiOptions.totp_actions": "The writes that need a second factor (a forced switchover "
+    "always does).",
+    "ApiOptions.max_totp_failures": "Wrong second-factor codes per key id before it must wait.",
+    "ApiTls.cert_file": "The API's certificate (PEM).",
+    "ApiTls.key_file": "The API's private key (PEM, mode 0600).",
+    "ApiTls.client_ca_file": "With it, clients must show a certificate this CA signed (mutual "
+    "TLS).",
     "DaemonOptions.cycle_s": "The longest a daemon waits between cycles when nothing wakes it.",
     "DaemonOptions.heartbeat_s": "Observations are republished at least this often; must be "
     "less than policy.stale_after_s.",

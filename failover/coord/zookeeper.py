@@ -490,6 +490,7 @@ class ZooKeeperCoordinator(ZooKeeperSession, Coordinator):
 
     # --- refused API requests --------------------------------------------------------------------
 
+    @edge
     def record_refusals(self, summary: dict[str, Any]) -> None:
         self._enter(write=True)
         base = self.layout.dir("refusals")
@@ -503,6 +504,7 @@ class ZooKeeperCoordinator(ZooKeeperSession, Coordinator):
                     with contextlib.suppress(NoNodeError):
                         self._call(self._zk.delete_async(f"{base}/{name}"), "prune refusals")
 
+    @edge
     def refusals(self, limit: int | None = None) -> list[dict[str, Any]]:
         self._enter()
         base = self.layout.dir("refusals")

@@ -75,6 +75,9 @@ def calls(client: Coordinator, leadership: Leadership) -> list[Call]:
         ("complete_command", lambda: client.complete_command(leadership, result)),
         ("audit", client.audit),
         ("audit_head", client.audit_head),
+        ("record_refusals", lambda: client.record_refusals(
+            {"from": 1.0, "to": 2.0, "counts": {"127.0.0.1 bad signature": 3}})),
+        ("refusals", client.refusals),
         ("resign", client.resign),
         ("close", client.close),
     ]
