@@ -24,6 +24,7 @@ from failover.core.model import (
     CheckResult,
     CheckState,
     Command,
+    Decision,
     GroupState,
     Observation,
     Step,
@@ -257,6 +258,8 @@ class Leadership:
         self._arrivals: dict[str, Arrival] = {}
         self.switches = 0
         self.switch_log: list[tuple[float, str]] = []  # (time, group) of every switch started
+        self.decision_log: list[tuple[float, Decision]] = []  # as the audit trail keeps them
+        self.command_log: list[tuple[float, Command, tuple[Decision, ...]]] = []
         self.history: list[tuple[float, str, GroupState]] = []  # (time, code, state)
 
     def bootstrap(self) -> None:
@@ -326,7 +329,9 @@ class Leadership:
         engine = self.world.engine
         while self.commands:
             command = self.commands.pop(0)
-            self._commit(engine.command(self.desired, command, self.view()), leader.name)
+            step = engine.command(self.desired, command, self.view())
+            self.command_log.append((self.world.now, command, step.decisions))
+            self._commit(step, leader.name)
         self._commit(engine.step(self.desired, self.view()), leader.name)
 
     def _commit(self, step: Step, leader: str) -> None:
@@ -341,6 +346,7 @@ class Leadership:
                 self._said[decision.group] = said
             else:
                 self._said.pop(decision.group, None)
+            self.decision_log.append((world.now, decision))
             world.log(decision.kind, f"{decision.group}: [{decision.code}] {decision.sentence}")
         for group, state in step.states.items():
             old = self.desired.get(group)

@@ -29,6 +29,9 @@ class ServiceFault(Strict):
     group: str | None = None  # whose active/standby site `site` may name
     latency_s: float | None = Field(default=None, gt=0, description="service_slow")
     period_s: float | None = Field(default=None, gt=0, description="service_flap")
+    up_s: float | None = Field(default=None, gt=0, description="service_flap: time up per flap")
+    down_s: float | None = Field(default=None, gt=0,
+                                 description="service_flap: time down per flap")
     fraction: float = Field(default=0.5, gt=0, le=1, description="service_partial")
 
 
@@ -75,6 +78,8 @@ class Switchover(Strict):
     group: str | None = None
     force: bool = False
     expires_s: float | None = Field(default=None, gt=0)
+    in_s: float | None = Field(default=None, gt=0, description="scheduled: runs this much "
+                               "later (the operator's --at +N s)")
     by: str = "operator"
     reason: str = "game day"
 
@@ -176,15 +181,15 @@ def _service(world: World, spec: ServiceFault, label: str) -> Callable[[], None]
     else:
         service.flapping[fid] = False
         period = spec.period_s or world.model.services.flap_period_s
+        up_s, down_s = spec.up_s or period / 2, spec.down_s or period / 2
 
         def toggle(_: object) -> None:
             if fid in service.flapping:
-                service.flapping[fid] = not service.flapping[fid]
-                world.log("flap", f"{site} {spec.service} "
-                                  f"{'up' if service.flapping[fid] else 'down'}")
+                up = service.flapping[fid] = not service.flapping[fid]
+                world.log("flap", f"{site} {spec.service} {'up' if up else 'down'}")
                 world.world_changed((site,))
-                world.after(period / 2, toggle)
-        world.after(period / 2, toggle)
+                world.after(up_s if up else down_s, toggle)
+        world.after(down_s, toggle)
     world.world_changed((site,))
 
     def undo() -> None:
@@ -293,8 +298,9 @@ def _operator(world: World, spec: Switchover | Freeze) -> None:
     if isinstance(spec, Switchover):
         site = resolve_site(world, spec.site, spec.group)
         record = world.open_fault("operator", f"operator: switchover to {site}")
+        at = None if spec.in_s is None else world.now + spec.in_s
         command = Command(ident, "switchover", spec.by, spec.reason, spec.group, site,
-                          spec.force, None, spec.expires_s, world.now)
+                          spec.force, at, spec.expires_s, world.now)
     else:
         record = world.open_fault("operator", f"operator: {spec.kind}")
         command = Command(ident, spec.kind, spec.by, spec.reason, spec.group,

@@ -59,6 +59,7 @@ class Checker:
         self.no_quorum_since: float | None = None
         self.false_failovers = 0
         self.max_overlap_s = 0.0  # the longest two sites announced primary at once
+        self.overlap_s: dict[str, float] = {}  # group -> seconds of ended overlaps
         config = world.config
         checks = [s.check for site in world.serving
                   for s in config.sites[site].services.values()]
@@ -135,10 +136,19 @@ class Checker:
             since = self.overlap_since.pop(group)
             took = world.now - since
             self.max_overlap_s = max(self.max_overlap_s, took)
+            self.overlap_s[group] = self.overlap_s.get(group, 0.0) + took
             if took > self.bound_s[group] and (group, since) not in self._reported:
                 self._reported.add((group, since))
                 self.violate("primary_overlap", f"{group}: two sites announced primary for "
                                                 f"{took:.3f} s (bound {self.bound_s[group]:g} s)")
+
+    def dual_primary_s(self, group: str | None = None) -> float:
+        """Seconds two sites announced primary at once so far (one group, or all)."""
+        now = self.world.now
+        groups = [group] if group else list(self.world.config.groups)
+        return sum(self.overlap_s.get(g, 0.0) + (now - self.overlap_since[g]
+                                                 if g in self.overlap_since else 0.0)
+                   for g in groups)
 
     # --- every write of desired state ----------------------------------------------------
 

@@ -12,7 +12,10 @@
     abort                     conditions that stop the method and run the rollbacks at once
     rollbacks                 actions run when the method ends (every fault also ends)
 
-Expressions: `METRIC[(GROUP)] OP VALUE [%|s] [within N s]`; metrics are listed in METRICS.
+Expressions: `METRIC[(ARGS)] OP VALUE [%|s] [within N s] [not before N s]
+[between A s and B s]`, `METRIC stays VALUE`, `alert CODE`, `refused(switchover to SITE)
+[naming CHECK, ...]`; docs/playbooks.md is the reference, generated from this module and the
+fault models (`failover.sim.reference`).
 """
 
 from __future__ import annotations
@@ -24,8 +27,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
-from failover.config import ConfigError, Problem
+from failover.config import BgpSteering, Config, ConfigError, DnsSteering, Problem
 from failover.config.load import load_mapping, pydantic_problems, read_text
+from failover.config.model import split_host_port
 from failover.sim import faults
 from failover.sim.faults import FaultSpec
 from failover.sim.topology import Topology, load_topology
@@ -42,27 +46,43 @@ METRICS = {
     "rto": "the longest time from a fault to recovered client traffic, in s",
     "violations": "invariant violations",
     "false_failovers": "failovers while the active site had no fault",
+    "announced": "what a site's routers announce for a BGP group: `announced(web, dc1)`",
+    "dns": "the site a DNS group's name servers answer: `dns(mail)`, `dns(mail, 10.53.0.1)`",
+    "dual_primary_s": "seconds two sites announced primary at once (all groups, or one)",
+    "alerts": "alerts raised (each change of alert, as the audit trail keeps them)",
+    "decisions": "decisions of one kind: `decisions(info)`, `decisions(desired)`, ...",
 }
-TEXT_METRICS = ("active", "phase", "traffic", "leader")
+TEXT_METRICS = ("active", "phase", "traffic", "leader", "announced", "dns")
+COUNTED = ("switches", "alerts", "decisions")  # may be judged `between A s and B s`
+KINDS = ("desired", "alert", "command", "info")
 FLAGS = ("no_dual_primary", "no_violations")
+_NUMBER = r"\d+(?:\.\d+)?"
 _EXPR = re.compile(
-    r"^(?P<metric>[a-z_]+)(?:\((?P<group>[\w.-]+)\))?\s*(?P<op>==|!=|<=|>=|<|>)\s*"
-    r"(?P<value>[\w.-]+)\s*(?P<unit>%|s)?(?:\s+within\s+(?P<within>\d+(?:\.\d+)?)\s*s)?$")
+    r"^(?P<metric>[a-z_]+)(?:\((?P<args>[\w., -]+)\))?\s*(?P<op>==|!=|<=|>=|<|>)\s*"
+    r"(?P<value>[\w.-]+)\s*(?P<unit>%|s)?"
+    rf"(?:\s+within\s+(?P<within>{_NUMBER})\s*s)?"
+    rf"(?:\s+not\s+before\s+(?P<after>{_NUMBER})\s*s)?"
+    rf"(?:\s+between\s+(?P<start>{_NUMBER})\s*s\s+and\s+(?P<end>{_NUMBER})\s*s)?$")
 _STAYS = re.compile(r"^(?P<metric>active|traffic|leader)(?:\((?P<group>[\w.-]+)\))?\s+stays\s+"
                     r"(?P<value>[\w.-]+)$")
 _ALERT = re.compile(r"^(?P<no>no\s+)?alert\s+(?P<value>[a-z_]+)$")
+_REFUSED = re.compile(r"^refused\((?P<kind>switchover|freeze|unfreeze)"
+                      r"(?:\s+to\s+(?P<site>[\w.-]+))?\)(?:\s+naming\s+(?P<checks>[\w, ]+))?$")
 
 
 @dataclass(frozen=True, slots=True)
 class Expr:
     text: str
-    metric: str  # a METRICS key, a FLAGS entry, `alert` or `stays:<metric>`
+    metric: str  # a METRICS key, a FLAGS entry, `alert`, `refused` or `stays:<metric>`
     group: str | None = None
     op: str = "=="
     value: str = ""
     number: float | None = None
     within_s: float | None = None
     negate: bool = False
+    args: tuple[str, ...] = ()  # announced: (group, site); dns: (group[, server]); refused
+    not_before_s: float | None = None  # the value must not hold earlier than this
+    window: tuple[float, float] | None = None  # a count judged between these offsets
 
 
 def parse_expr(text: str, groups: list[str], allow_within: bool = True) -> Expr:
@@ -75,13 +95,21 @@ def parse_expr(text: str, groups: list[str], allow_within: bool = True) -> Expr:
     if match := _STAYS.match(text):
         return Expr(text, f"stays:{match['metric']}", _group(match["group"], groups),
                     value=match["value"])
+    if match := _REFUSED.match(text):
+        checks = tuple(c for c in (match["checks"] or "").replace(",", " ").split() if c)
+        return Expr(text, "refused", value=match["site"] or "",
+                    args=(match["kind"],) + checks)
     match = _EXPR.match(text)
     if not match:
-        raise ValueError(f"cannot read {text!r}: expected `METRIC OP VALUE [within N s]`, "
-                         f"`METRIC stays VALUE`, `alert CODE` or one of {', '.join(FLAGS)}")
+        raise ValueError(f"cannot read {text!r}: expected `METRIC OP VALUE [within N s] "
+                         "[not before N s] [between A s and B s]`, `METRIC stays VALUE`, "
+                         "`alert CODE`, `refused(switchover to SITE) [naming CHECK, ...]` or "
+                         f"one of {', '.join(FLAGS)}")
     metric, op, value = match["metric"], match["op"], match["value"]
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r} (known: {', '.join(METRICS)})")
+    args = tuple(a.strip() for a in (match["args"] or "").split(",") if a.strip())
+    group, args = _arguments(metric, args, groups)
     number = None
     if metric in TEXT_METRICS:
         if op not in ("==", "!="):
@@ -92,10 +120,39 @@ def parse_expr(text: str, groups: list[str], allow_within: bool = True) -> Expr:
         except ValueError:
             raise ValueError(f"{metric} needs a number, got {value!r}") from None
     within = float(match["within"]) if match["within"] else None
-    if within is not None and (not allow_within or metric not in TEXT_METRICS or op != "=="):
-        raise ValueError("`within` goes with `active|traffic|leader|phase == VALUE` in "
-                         "expectations only")
-    return Expr(text, metric, _group(match["group"], groups), op, value, number, within)
+    after = float(match["after"]) if match["after"] else None
+    timed = within is not None or after is not None
+    if timed and (not allow_within or metric not in TEXT_METRICS or op != "=="):
+        raise ValueError("`within` and `not before` go with `METRIC == VALUE` of "
+                         f"{', '.join(TEXT_METRICS)} in expectations only")
+    window = None
+    if match["start"] is not None:
+        window = (float(match["start"]), float(match["end"]))
+        if not allow_within or metric not in COUNTED or window[0] > window[1]:
+            raise ValueError(f"`between A s and B s` (A <= B) goes with {', '.join(COUNTED)} "
+                             "in expectations only")
+    return Expr(text, metric, group, op, value, number, within, args=args,
+                not_before_s=after, window=window)
+
+
+def _arguments(metric: str, args: tuple[str, ...], groups: list[str]
+               ) -> tuple[str | None, tuple[str, ...]]:
+    """(group, the other arguments) of `METRIC(ARGS)`, checked for the metric."""
+    if metric == "decisions":
+        if len(args) != 1 or args[0] not in KINDS:
+            raise ValueError(f"decisions needs one kind: decisions({'|'.join(KINDS)})")
+        return None, args
+    if metric == "announced":
+        if len(args) != 2:
+            raise ValueError("announced needs a group and a site: announced(web, dc1)")
+        return _group(args[0], groups), args[1:]
+    if metric == "dns":
+        if len(args) not in (1, 2):
+            raise ValueError("dns needs a group, and may name a server: dns(mail, 10.53.0.1)")
+        return _group(args[0], groups), args[1:]
+    if len(args) > 1:
+        raise ValueError(f"{metric} takes at most a group")
+    return _group(args[0] if args else None, groups), ()
 
 
 def _group(group: str | None, groups: list[str]) -> str | None:
@@ -230,15 +287,19 @@ def _check(source: str, spec: PlaybookFile | None, topology: Topology, outline: 
     groups = list(config.groups)
     problems: list[Problem] = []
     known = {"active": {*config.sites, "switching"}, "traffic": {*config.sites, "split", "none"},
-             "leader": {*config.instances, "none"}, "phase": {"steady", "suspect", "switching"}}
+             "leader": {*config.instances, "none"}, "phase": {"steady", "suspect", "switching"},
+             "announced": {"primary", "held", "backup", "withdrawn"}, "dns": {*config.sites}}
 
     def _expr(problems: list[Problem], where: str, text: str, groups: list[str],
               allow_within: bool = False) -> None:  # a name that can never match is an error
         parsed = _parse_or_say(problems, where, text, groups, allow_within)
-        metric = parsed.metric.removeprefix("stays:") if parsed else ""
-        if parsed is not None and metric in known and parsed.value not in known[metric]:
+        if parsed is None:
+            return
+        metric = parsed.metric.removeprefix("stays:")
+        if metric in known and parsed.value not in known[metric]:
             problems.append(Problem(where, f"{metric} is never {parsed.value!r} here (one of "
                                     f"{', '.join(sorted(known[metric]))})"))
+        problems.extend(Problem(where, message) for message in _resolve(parsed, config))
     for i, probe in enumerate(outline.steady_state.probes):
         _expr(problems, f"steady_state.probes.{i}.expect", probe.expect, groups)
     names = [step.get("name") for step in outline.method]
@@ -260,13 +321,36 @@ def _check(source: str, spec: PlaybookFile | None, topology: Topology, outline: 
     for i, item in enumerate(outline.expectations):
         text = item if isinstance(item, str) else item.expect
         where = f"expectations.{i}" + ("" if isinstance(item, str) else ".expect")
-        if not isinstance(item, str) and item.start is not None and item.start not in names:
+        if not isinstance(item, str) and item.start is not None and item.start.removesuffix(
+                " end") not in names:
             problems.append(Problem(f"expectations.{i}.from",
-                                    f"no method step is named {item.start!r}"))
+                                    f"no method step is named {item.start!r} (a step's name, "
+                                    "or its name and ` end` for when its fault ended)"))
         _expr(problems, where, text, groups, allow_within=True)
     for i, text in enumerate(outline.abort):
         _expr(problems, f"abort.{i}", text, groups)
     return problems
+
+
+def _resolve(expr: Expr, config: Config) -> list[str]:
+    """What the topology cannot resolve in an expression's arguments."""
+    found = []
+    if expr.metric == "announced":
+        steering = config.groups[expr.group or ""].steering
+        if not isinstance(steering, BgpSteering):
+            found.append(f"announced: group {expr.group} is not steered by BGP")
+        elif expr.args[0] not in steering.sites:
+            found.append(f"announced: {expr.args[0]!r} is not a site of group {expr.group}")
+    if expr.metric == "dns":
+        steering = config.groups[expr.group or ""].steering
+        if not isinstance(steering, DnsSteering):
+            found.append(f"dns: group {expr.group} is not steered by DNS")
+        elif expr.args and expr.args[0] not in {
+                split_host_port(server)[0] for server in steering.servers}:
+            found.append(f"dns: {expr.args[0]!r} is not a name server of group {expr.group}")
+    if expr.metric == "refused" and expr.value and expr.value not in config.serving_sites:
+        found.append(f"refused: {expr.value!r} is not a serving site")
+    return found
 
 
 def _parse_or_say(problems: list[Problem], where: str, text: str, groups: list[str],

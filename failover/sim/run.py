@@ -68,6 +68,20 @@ class Metrics:
         self._last_leader = self._leader
         self.alerts: list[str] = []
         self.series: dict[str, list[tuple[float, Any]]] = {"leader": [(0.0, self._leader)]}
+        # what routers announce and name servers answer, as it changed: key -> [(t, value)]
+        self.steering: dict[tuple[str, ...], list[tuple[float, str]]] = {}
+        self._sample_steering()
+
+    def _sample_steering(self) -> None:
+        agents = self.world.agents
+        now = self.world.now
+        seen: dict[tuple[str, ...], str] = {
+            ("announced", g, s): a for (g, s), a in agents.route.items() if agents.bgp[g]}
+        seen.update({("dns", g): site for g, (site, _) in agents.dns.items()})
+        for key, value in seen.items():
+            series = self.steering.setdefault(key, [])
+            if not series or series[-1][1] != value:
+                series.append((now, value))
 
     def acting(self) -> str | None:
         daemon = self.world.leadership.acting()
@@ -75,6 +89,7 @@ class Metrics:
 
     def watch(self) -> None:
         world = self.world
+        self._sample_steering()
         leader = self.acting()
         if leader != self._leader:
             self._leader = leader
@@ -112,7 +127,46 @@ class Metrics:
             return len(world.checker.violations)
         if metric == "false_failovers":
             return world.checker.false_failovers
+        if metric == "announced":
+            return world.agents.route[(group, expr.args[0])]
+        if metric == "dns":
+            return world.agents.dns[group][0]
+        if metric == "dual_primary_s":
+            return round(world.checker.dual_primary_s(expr.group), 3)
+        if metric in ("alerts", "decisions", "switches"):
+            return len(self.counted(expr))
         raise AssertionError(metric)
+
+    def counted(self, expr: Expr, window: tuple[float, float] | None = None) -> list[float]:
+        """When each counted event happened (switches, alerts, decisions of a kind), only
+        those in `window` (absolute times) if given."""
+        leadership = self.world.leadership
+        if expr.metric == "switches":
+            times = [t for t, g in leadership.switch_log if expr.group in (None, g)]
+        else:
+            kind = "alert" if expr.metric == "alerts" else expr.args[0]
+            times = [t for t, d in leadership.decision_log
+                     if d.kind == kind and expr.group in (None, d.group)]
+        if window is not None:
+            times = [t for t in times if window[0] - 1e-9 <= t <= window[1] + 1e-9]
+        return times
+
+    def refused(self, expr: Expr) -> tuple[bool, str]:
+        """`refused(switchover to dc2) [naming CHECK, ...]`: such a command was refused, and
+        its failed pre-checks include every check named."""
+        kind, wanted = expr.args[0], set(expr.args[1:])
+        seen = []
+        for _, command, decisions in self.world.leadership.command_log:
+            if command.kind != kind or (expr.value and command.site != expr.value):
+                continue
+            for decision in decisions:
+                if decision.code != "refused":
+                    continue
+                failed = {c.name for c in decision.checks if not c.passed}
+                seen.append(", ".join(sorted(failed)) or decision.sentence)
+                if wanted <= failed:
+                    return True, f"refused: {seen[-1]}"
+        return False, ("refused only for " + "; ".join(seen)) if seen else "not refused"
 
     def holds(self, expr: Expr) -> tuple[bool, str]:
         """Whether an expression without `within` holds now, and what was observed."""
@@ -127,6 +181,8 @@ class Metrics:
         if expr.metric == "alert":
             raised = expr.value in self.alerts
             return raised != expr.negate, "raised" if raised else "not raised"
+        if expr.metric == "refused":
+            return self.refused(expr)
         if expr.metric.startswith("stays:"):
             values = self._history(expr.metric[6:], expr.group)
             seen = list(dict.fromkeys(v for _, v in values))
@@ -137,21 +193,33 @@ class Metrics:
         else:
             ok = (value == expr.value) == (expr.op == "==")
         unit = " %" if expr.metric == "availability" else (
-            " s" if expr.metric in ("unavailable", "rto") else "")
+            " s" if expr.metric in ("unavailable", "rto", "dual_primary_s") else "")
         return ok, f"{value}{unit}"
 
-    def within(self, expr: Expr, since: float) -> tuple[bool, str]:
-        """`METRIC == VALUE within N s`: first time at or after `since` it held."""
-        assert expr.within_s is not None
-        for when, value in self._history(expr.metric, expr.group):
-            if value == expr.value and when >= since - 1e-9:
-                took = when - since
-                return took <= expr.within_s + 1e-9, f"after {took:.1f} s"
-        return False, f"not by the end (now {self.value(expr)})"
+    def timed(self, expr: Expr, since: float) -> tuple[bool, str]:
+        """`within N s`, `not before N s` (from `since`), or a count `between A s and B s`."""
+        if expr.window is not None:
+            window = (since + expr.window[0], since + expr.window[1])
+            count = len(self.counted(expr, window))
+            assert expr.number is not None
+            return _compare(count, expr.op, expr.number), f"{count} in the window"
+        first = next((when for when, value in self._history(expr.metric, expr.group, expr.args)
+                      if value == expr.value and when >= since - 1e-9), None)
+        if first is None:
+            return False, f"not by the end (now {self.value(expr)})"
+        took = first - since
+        ok = ((expr.within_s is None or took <= expr.within_s + 1e-9)
+              and (expr.not_before_s is None or took >= expr.not_before_s - 1e-9))
+        return ok, f"after {took:.1f} s"
 
-    def _history(self, metric: str, group: str | None) -> list[tuple[float, Any]]:
+    def _history(self, metric: str, group: str | None, args: tuple[str, ...] = ()
+                 ) -> list[tuple[float, Any]]:
         world = self.world
         group = group or self.first
+        if metric == "announced":
+            return list(self.steering.get(("announced", group, args[0]), []))
+        if metric == "dns":
+            return list(self.steering.get(("dns", group), []))
         if metric in ("active", "phase"):
             out: list[tuple[float, Any]] = []
             for when, _, state in world.leadership.history:
@@ -185,9 +253,9 @@ def _expectations(playbook: Playbook, metrics: Metrics, started: dict[str, float
     fault)."""
     verdicts = []
     for name, expr, since in playbook.expectations:
-        if expr.within_s is not None:
+        if expr.within_s is not None or expr.not_before_s is not None or expr.window:
             ref = started.get(since, base) if since else base
-            verdicts.append(Verdict(name, *metrics.within(expr, ref)))
+            verdicts.append(Verdict(name, *metrics.timed(expr, ref)))
         else:
             verdicts.append(Verdict(name, *metrics.holds(expr)))
     return verdicts
@@ -219,8 +287,13 @@ def run_playbook(playbook: Playbook, seed: int = 1, engine_factory: EngineFactor
             first_fault.append(world.now)
             steady[:] = [Verdict(p.name, *metrics.holds(e)) for p, e in playbook.steady]
         world.log("step", f"{step.name or fault.kind}")
-        started[step.name or f"#{index}"] = world.now
-        end = inject(world, fault, step.name or "")
+        name = step.name or f"#{index}"
+        started[name] = world.now
+        undo = inject(world, fault, step.name or "")
+
+        def end() -> None:  # `from: NAME end` counts from here
+            started.setdefault(f"{name} end", world.now)
+            undo()
         enders.append(end)
         if duration is not None:
             world.after(duration, _call, end)
