@@ -11,8 +11,14 @@ from typing import Any
 
 import click
 
-from failover.cli.common import EXIT_FAILED, EXIT_USAGE, fail, load_or_exit
-from failover.cli.operator import config_option, connected
+from failover.cli.common import (
+    EXIT_FAILED,
+    EXIT_USAGE,
+    config_option,
+    connected,
+    fail,
+    load_or_exit,
+)
 from failover.cli.render import table
 from failover.coord import AuditEntry, verify_chain
 from failover.coord.audit import check_heads, logged_heads

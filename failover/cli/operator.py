@@ -8,28 +8,32 @@ Exit codes: 0 done, 1 refused or failed (with the reason; ZooKeeper unreachable 
 
 from __future__ import annotations
 
-import contextlib
-import getpass
 import json
-import logging
-import socket
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
 
-from failover.api.commands import BadRequest, parse_at, parse_duration
-from failover.cli.common import EXIT_FAILED, EXIT_USAGE, fail, load_or_exit
+from failover.api.commands import BadRequest, parse_at
+from failover.cli.common import (
+    EXIT_FAILED,
+    EXIT_USAGE,
+    config_option,
+    connected,
+    duration_or_exit,
+    fail,
+    load_or_exit,
+    operator_name,
+    timeout_option,
+)
 from failover.cli.render import render_status
 from failover.config import Config
 from failover.coord import (
     CommandResult,
     Coordinator,
     CoordinatorError,
-    CoordinatorUnavailable,
-    NotAuthorized,
 )
 from failover.core import Engine, View
 from failover.core.commands import FORCEABLE, blocking, prechecks
@@ -38,58 +42,6 @@ from failover.status import build_status
 
 T = TypeVar("T")
 POLL_S = 0.02
-
-config_option = click.option(
-    "--config", "config_file", envvar="FAILOVER_CONFIG", required=True, metavar="FILE",
-    type=click.Path(dir_okay=False), help="The cluster config (default: $FAILOVER_CONFIG).")
-
-
-def timeout_option(default: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
-    return click.option("--timeout", "timeout", default=default, show_default=True,
-                        metavar="DURATION", help="The longest to wait for the leader.")
-
-
-def operator_name() -> str:
-    try:
-        user = getpass.getuser()
-    except (OSError, KeyError):  # no user name in this environment (no passwd entry)
-        user = "unknown"
-    return f"{user}@{socket.gethostname()}"
-
-
-@contextlib.contextmanager
-def connected(config: Config) -> Iterator[Coordinator]:
-    """A ZooKeeper session as the operator; any coordinator error ends the command (exit 1)."""
-    from failover.coord.zookeeper import ZooKeeperCoordinator
-
-    for name in ("failover.coord", "kazoo"):  # the session's retries are not the user's news
-        logging.getLogger(name).setLevel(logging.CRITICAL)
-    zk = config.cluster.zookeeper
-    try:
-        coordinator = ZooKeeperCoordinator.from_config(
-            config, f"operator-{operator_name()}", role="operator")
-    except CoordinatorError as exc:
-        fail(str(exc), EXIT_USAGE)
-    try:
-        coordinator.connect(timeout_s=min(zk.session_timeout_s, 5.0))
-        yield coordinator
-    except NotAuthorized as exc:
-        fail(f"ZooKeeper refused the operator identity: {exc} "
-             "(check cluster.zookeeper.operator_auth)")
-    except CoordinatorUnavailable as exc:
-        fail(f"ZooKeeper unreachable ({', '.join(zk.hosts)}): {exc}")
-    except CoordinatorError as exc:
-        fail(f"ZooKeeper: {exc}")
-    finally:
-        coordinator.close()
-
-
-def duration_or_exit(text: str, what: str) -> float:
-    try:
-        return parse_duration(text)
-    except BadRequest as exc:
-        fail(f"{what}: {exc}", EXIT_USAGE)
-
 
 def poll(read: Callable[[], T | None], timeout_s: float) -> T | None:
     """Call `read` until it returns something (not None), for at most `timeout_s`."""

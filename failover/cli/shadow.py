@@ -33,7 +33,7 @@ def shadow(config_file: str, listen: str, for_s: float | None, as_json: bool) ->
     """
     from prometheus_client import CollectorRegistry, start_http_server
 
-    from failover.cli.operator import connected
+    from failover.cli.common import connected
     from failover.cli.replay import stamp
     from failover.config.model import split_host_port
     from failover.coord import CoordinatorError
