@@ -1,6 +1,6 @@
 """The cluster configuration: typed models and the validating loader."""
 
-from failover.config.load import ConfigError, Problem, load_config, parse_config
+from failover.config.load import ConfigError, load_config, parse_config
 from failover.config.model import (
     BgpSteering,
     CheckBase,
@@ -12,6 +12,7 @@ from failover.config.model import (
     Site,
     split_host_port,
 )
+from failover.config.problem import Problem
 
 __all__ = [
     "BgpSteering",

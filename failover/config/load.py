@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import os
 import stat
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,16 +12,8 @@ import yaml
 from pydantic import ValidationError
 
 from failover.config.model import Config
+from failover.config.problem import Problem
 from failover.config.rules import cross_field_problems
-
-
-@dataclass(frozen=True)
-class Problem:
-    path: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.message}" if self.path else self.message
 
 
 class ConfigError(Exception):
@@ -89,7 +80,7 @@ def parse_config(text: str, source: str = "<config>", base: Path | None = None) 
         config = Config.model_validate(data, context={"defer_cross_field_rules": True})
     except ValidationError as exc:
         raise ConfigError(source, pydantic_problems(exc)) from None
-    problems = [_split(text) for text in cross_field_problems(config)]
+    problems = cross_field_problems(config)
     if problems:
         raise ConfigError(source, problems)
     return config
@@ -188,11 +179,6 @@ def _without_union_tags(location: list[str]) -> list[str]:
 
 
 _UNION_TAGS = {"http", "https", "smtp", "postgres", "tcp", "icmp", "dns", "command", "bgp"}
-
-
-def _split(text: str) -> Problem:
-    path, _, message = text.partition(": ")
-    return Problem(path, message)
 
 
 def _short(value: Any) -> str:

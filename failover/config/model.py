@@ -433,7 +433,7 @@ class Config(Strict):
 
         problems = cross_field_problems(self)
         if problems:
-            raise ValueError("; ".join(problems))
+            raise ValueError("; ".join(str(problem) for problem in problems))
         return self
 
     # --- derived views used everywhere --------------------------------------------------

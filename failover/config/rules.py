@@ -3,102 +3,106 @@
 from __future__ import annotations
 
 from failover.config.model import BgpSteering, Config, Group
+from failover.config.problem import Problem
 
 
-def cross_field_problems(config: Config) -> list[str]:
-    """Rules that span several fields, each as 'dotted.path: what is wrong (the value)'."""
-    problems: list[str] = []
+def cross_field_problems(config: Config) -> list[Problem]:
+    """Rules that span several fields, each a `Problem` (dotted path, message, value)."""
+    problems: list[Problem] = []
     serving = config.serving_sites
     if len(serving) != 2:
-        problems.append(
-            f"sites: exactly two serving sites are required, found {len(serving)} ({serving})"
-        )
+        problems.append(Problem(
+            "sites", f"exactly two serving sites are required, found {len(serving)} ({serving})",
+            serving))
     for name, instance in config.instances.items():
         if instance.site not in config.sites:
-            problems.append(f"instances.{name}.site: unknown site {instance.site!r}")
+            problems.append(Problem(f"instances.{name}.site", f"unknown site {instance.site!r}",
+                                    instance.site))
     apis = [instance.api for instance in config.instances.values()]
     for api in sorted({a for a in apis if apis.count(a) > 1}):
-        problems.append(f"instances: api address {api!r} is used by more than one instance")
+        problems.append(Problem("instances", f"api address {api!r} is used by more than one "
+                                "instance", api))
     problems += _duplicate_endpoints(config)
     quorum = config.policy.observer_quorum
     if quorum is not None and quorum > len(config.observer_sites):
-        problems.append(
-            f"policy.observer_quorum: {quorum} exceeds the {len(config.observer_sites)} "
-            "observer sites"
-        )
+        problems.append(Problem(
+            "policy.observer_quorum",
+            f"{quorum} exceeds the {len(config.observer_sites)} observer sites", quorum))
     for label, site in (("policy.preferred_site", config.policy.preferred_site),) + tuple(
         (f"groups.{g}.preferred_site", group.preferred_site)
         for g, group in config.groups.items()
     ):
         if site is not None and site not in serving:
-            problems.append(f"{label}: {site!r} is not a serving site")
+            problems.append(Problem(label, f"{site!r} is not a serving site", site))
     for name, group in config.groups.items():
         problems += _group_problems(config, name, group)
     daemon = config.cluster.daemon
     if daemon.heartbeat_s >= config.policy.stale_after_s:
-        problems.append(
-            f"cluster.daemon.heartbeat_s: {daemon.heartbeat_s:g} must be less than "
-            f"policy.stale_after_s ({config.policy.stale_after_s:g})")
+        problems.append(Problem(
+            "cluster.daemon.heartbeat_s", f"{daemon.heartbeat_s:g} must be less than "
+            f"policy.stale_after_s ({config.policy.stale_after_s:g})", daemon.heartbeat_s))
     if daemon.watchdog_s <= 2 * daemon.cycle_s:
-        problems.append(
-            f"cluster.daemon.watchdog_s: {daemon.watchdog_s:g} must be more than twice "
-            f"cluster.daemon.cycle_s ({daemon.cycle_s:g}): the watchdog is fed once a cycle")
+        problems.append(Problem(
+            "cluster.daemon.watchdog_s", f"{daemon.watchdog_s:g} must be more than twice "
+            f"cluster.daemon.cycle_s ({daemon.cycle_s:g}): the watchdog is fed once a cycle",
+            daemon.watchdog_s))
     for name in config.groups:
         lease = config.lease_s(name)
         if lease and lease <= 2 * daemon.cycle_s:
-            problems.append(
-                f"groups.{name}.steering.lease_s: {lease:g} must be more than twice "
+            problems.append(Problem(
+                f"groups.{name}.steering.lease_s", f"{lease:g} must be more than twice "
                 f"cluster.daemon.cycle_s ({daemon.cycle_s:g}): an agent confirms its primary "
-                "once a cycle")
+                "once a cycle", lease))
     return problems
 
 
-def _duplicate_endpoints(config: Config) -> list[str]:
+def _duplicate_endpoints(config: Config) -> list[Problem]:
     seen: dict[tuple[str, str], str] = {}
-    problems = []
+    problems: list[Problem] = []
     for site_name, site in config.sites.items():
         for service_name, service in site.services.items():
             for endpoint in service.endpoints:
                 key = (service.check.type, endpoint)
                 here = f"sites.{site_name}.services.{service_name}"
                 if key in seen:
-                    problems.append(
-                        f"{here}.endpoints: {endpoint!r} is already probed by {seen[key]}"
-                    )
+                    problems.append(Problem(f"{here}.endpoints", f"{endpoint!r} is already "
+                                            f"probed by {seen[key]}", endpoint))
                 seen.setdefault(key, here)
     return problems
 
 
-def _group_problems(config: Config, name: str, group: Group) -> list[str]:
-    problems = []
+def _group_problems(config: Config, name: str, group: Group) -> list[Problem]:
+    problems: list[Problem] = []
     where = f"groups.{name}"
     for service in group.services:
         for site in config.serving_sites:
             if service not in config.sites[site].services:
-                problems.append(f"{where}.services: {service!r} is not a service of site {site}")
+                problems.append(Problem(f"{where}.services",
+                                        f"{service!r} is not a service of site {site}", service))
     steering = group.steering
     if isinstance(steering, BgpSteering):
         for site in config.serving_sites:
             if site not in steering.sites:
-                problems.append(f"{where}.steering.sites: serving site {site!r} is missing")
+                problems.append(Problem(f"{where}.steering.sites",
+                                        f"serving site {site!r} is missing", site))
         for site in steering.sites:
             if site not in config.serving_sites:
-                problems.append(f"{where}.steering.sites: {site!r} is not a serving site")
+                problems.append(Problem(f"{where}.steering.sites",
+                                        f"{site!r} is not a serving site", site))
     else:
         for record, per_site in steering.names.items():
             for site in config.serving_sites:
                 if site not in per_site:
-                    problems.append(f"{where}.steering.names.{record}: no addresses for {site}")
+                    problems.append(Problem(f"{where}.steering.names.{record}",
+                                            f"no addresses for {site}", site))
             for site in per_site:
                 if site not in config.serving_sites:
-                    problems.append(
-                        f"{where}.steering.names.{record}: {site!r} is not a serving site"
-                    )
+                    problems.append(Problem(f"{where}.steering.names.{record}",
+                                            f"{site!r} is not a serving site", site))
             flat = [a for addresses in per_site.values() for a in addresses]
             for address in sorted({a for a in flat if flat.count(a) > 1}):
-                problems.append(
-                    f"{where}.steering.names.{record}: address {address} is given twice"
-                )
+                problems.append(Problem(f"{where}.steering.names.{record}",
+                                        f"address {address} is given twice", address))
     return problems
 
 

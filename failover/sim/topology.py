@@ -148,10 +148,8 @@ def _config(raw: dict[str, Any] | str, source: str, base: Path | None) -> Config
     except ValidationError as exc:
         raise ConfigError(source, [Problem(_join("config", p.path), p.message)
                                    for p in pydantic_problems(exc)]) from None
-    problems = []
-    for text in cross_field_problems(config):
-        where, _, message = text.partition(": ")
-        problems.append(Problem(_join("config", where), message))
+    problems = [Problem(_join("config", p.path), p.message, p.value)
+                for p in cross_field_problems(config)]
     if problems:
         raise ConfigError(source, problems)
     return config

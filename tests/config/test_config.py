@@ -178,3 +178,13 @@ def test_daemon_timers_must_fit_the_lease_and_staleness() -> None:
                             "cluster.daemon.cycle_s (3)") for p in found)
     assert any(p.startswith("groups.web.steering.lease_s: 6 must be more than twice "
                             "cluster.daemon.cycle_s (3)") for p in found)
+
+
+def test_cross_field_rules_are_structured_problems() -> None:
+    data = example_data()
+    data["cluster"]["daemon"] = {"watchdog_s": 1.5, "cycle_s": 3, "heartbeat_s": 1}
+    with pytest.raises(ConfigError) as caught:
+        parse_config(yaml.safe_dump(data), base=EXAMPLE.parent)
+    found = {p.path: p for p in caught.value.problems}
+    assert found["cluster.daemon.watchdog_s"].value == 1.5
+    assert found["cluster.daemon.watchdog_s"].message.startswith("1.5 must be more than twice")
