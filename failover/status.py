@@ -91,6 +91,7 @@ def build_status(coordinator: Coordinator, config: Config, now: float | None = N
         "pending": [to_dict(command) for command in pending],
         "services": service_verdicts(config, observations, now),
         "clocks": observer_clocks(config, observations, now),
+        "shadows": coordinator.shadows(),
         "observations": [to_dict(o) for o in observations],
     }
 

@@ -35,8 +35,20 @@ def render_status(doc: dict[str, Any], config: Config) -> str:
         + (", ".join(f"{name} ({m['site']})" for name, m in members.items()) or "none"),
         "",
     ]
-    lines += _groups(doc) + [""] + _pending(doc) + [""] + _services(doc, config)
+    lines += _groups(doc) + [""] + _pending(doc) + _shadows(doc) + [""]
+    lines += _services(doc, config)
     return "\n".join(lines)
+
+
+def _shadows(doc: dict[str, Any]) -> list[str]:
+    """Candidate configs followed beside the leader (`failover shadow`)."""
+    lines = []
+    for name, s in doc.get("shadows", {}).items():
+        how = ("agrees with the leader" if s.get("agree") else
+               "diverges now in " + ", ".join(s.get("diverging", [])))
+        lines.append(f"shadow {name} attached: {how}; {s.get('divergences', 0)} divergence(s) "
+                     f"over {s.get('cycles', 0)} cycles")
+    return lines
 
 
 def _groups(doc: dict[str, Any]) -> list[str]:

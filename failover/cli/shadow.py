@@ -4,7 +4,10 @@ leader's, read-only, with Prometheus metrics."""
 from __future__ import annotations
 
 import json
+import os
+import re
 import signal
+import socket
 import threading
 import time
 from types import FrameType
@@ -22,14 +25,18 @@ from failover.cli.common import EXIT_USAGE, fail, load_or_exit
 @click.option("--for", "for_s", type=float, default=None,
               help="Stop after this many seconds (default: until SIGTERM or Ctrl-C).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per divergence.")
-def shadow(config_file: str, listen: str, for_s: float | None, as_json: bool) -> None:
+@click.option("--name", default=None, metavar="NAME",
+              help="How `failover status` names this shadow (default: host-pid).")
+def shadow(config_file: str, listen: str, for_s: float | None, as_json: bool,
+           name: str | None) -> None:
     """Follow the live cluster read-only and run a candidate config's decisions beside it.
 
     Connects to ZooKeeper with the operator identity, reads what the leader reads each
     cycle, runs the candidate's decisions on its own copy of the desired state, writes
     nothing and steers nothing. Prints each divergence (both reasons) and when a group
     agrees again; serves failover_shadow_divergences_total{group,kind} and
-    failover_shadow_agree on /metrics.
+    failover_shadow_agree on /metrics; `failover status` shows it attached and how far it
+    diverges (a node that lives as long as its session).
     """
     from prometheus_client import CollectorRegistry, start_http_server
 
@@ -40,6 +47,9 @@ def shadow(config_file: str, listen: str, for_s: float | None, as_json: bool) ->
     from failover.record.shadow import Shadow, ShadowMetrics
 
     config = load_or_exit(config_file)
+    name = name or f"{socket.gethostname()}-{os.getpid()}"
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", name):
+        fail(f"--name: {name!r} is not a plain name (letters, digits, . _ -)", EXIT_USAGE)
     try:
         host, port = split_host_port(listen)
     except ValueError as exc:
@@ -67,7 +77,9 @@ def shadow(config_file: str, listen: str, for_s: float | None, as_json: bool) ->
         with connected(config) as coordinator:
             while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
                 try:
-                    events = follower.step(coordinator, time.time())
+                    now = time.time()
+                    events = follower.step(coordinator, now)
+                    coordinator.announce_shadow(name, follower.summary(now))
                 except CoordinatorError as exc:
                     if str(exc) != problem:
                         click.echo(f"failover: shadow: {exc}; trying again", err=True)

@@ -329,3 +329,13 @@ class Coordinator(ABC):
     @abstractmethod
     def refusals(self, limit: int | None = None) -> list[dict[str, Any]]:
         """The retained refusal summaries, oldest first (the newest `limit` if given)."""
+
+    @abstractmethod
+    def announce_shadow(self, name: str, summary: dict[str, Any]) -> None:
+        """Operators (and daemons). Say that a shadow (`failover shadow`, a candidate config
+        run beside the live leader) named `name` is attached, and how far it diverges. The
+        node lives as long as this session (ephemeral); calling again updates it."""
+
+    @abstractmethod
+    def shadows(self) -> dict[str, dict[str, Any]]:
+        """Every attached shadow's latest summary, by name."""

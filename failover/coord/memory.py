@@ -30,6 +30,7 @@ from failover.coord.base import (
     CommandResult,
     CommitResult,
     Coordinator,
+    CoordinatorError,
     CoordinatorUnavailable,
     DuplicateInstance,
     Leadership,
@@ -66,6 +67,7 @@ class MemoryStore:
         self.refusals_keep = refusals_keep
         self.once: dict[str, float] = {}  # once-only id -> until when it is refused
         self.refusal_log: list[dict[str, Any]] = []
+        self.shadows: dict[str, tuple[dict[str, Any], int]] = {}  # name -> (summary, session)
         self.quorum = True
         self.clients: list[MemoryCoordinator] = []
         self.sessions: dict[int, _Session] = {}
@@ -141,6 +143,8 @@ class MemoryStore:
         gone_contenders = [seq for seq, (_, owner) in self.contenders.items() if owner == sid]
         for seq in gone_contenders:
             del self.contenders[seq]
+        for name in [n for n, (_, owner) in self.shadows.items() if owner == sid]:
+            del self.shadows[name]
         gone_published = [name for name, (_, owner) in self.published.items() if owner == sid]
         for name in gone_published:
             del self.published[name]
@@ -520,3 +524,16 @@ class MemoryCoordinator(Coordinator):
         if limit is not None:
             found = found[-limit:] if limit > 0 else []
         return found
+
+    def announce_shadow(self, name: str, summary: dict[str, Any]) -> None:
+        sid = self._enter("submit")
+        if self.role not in ("daemon", "operator"):
+            raise NotAuthorized(f"{self.instance}: role {self.role} may not announce a shadow")
+        held = self.store.shadows.get(name)
+        if held is not None and held[1] != sid:
+            raise CoordinatorError(f"shadow {name!r} is announced by another session")
+        self.store.shadows[name] = (dict(summary), sid)
+
+    def shadows(self) -> dict[str, dict[str, Any]]:
+        self._enter()
+        return {name: dict(summary) for name, (summary, _) in sorted(self.store.shadows.items())}

@@ -34,7 +34,8 @@ from failover.core.model import Observation
 from failover.secrets import register
 
 DIRS = ("members", "leader", "observations", "state", "applied", "commands", "results", "audit",
-        "once", "refusals")
+        "once", "refusals", "shadows")
+OPERATOR_DIRS = ("commands", "shadows")  # operators may create children here
 SEQ_DIGITS = 10
 
 
@@ -77,6 +78,9 @@ class Acls:
         self._operator_read = (
             [make_acl("digest", operator.acl_id, read=True)] if operator and daemon else []
         )
+        self._operator_all = (
+            [make_acl("digest", operator.acl_id, all=True)] if operator and daemon else []
+        )
         self._operator_submit = (
             [make_acl("digest", operator.acl_id, read=True, create=True)]
             if operator and daemon
@@ -92,9 +96,17 @@ class Acls:
 
     @property
     def commands_dir(self) -> list[ACL]:
+        """`commands/` and `shadows/`: daemon all, operator read and create children."""
         if not self.enabled:
             return self.node
         return self._daemon + self._operator_submit
+
+    @property
+    def shadow_node(self) -> list[ACL]:
+        """A shadow's own (ephemeral) node: its operator may update it."""
+        if not self.enabled:
+            return self.node
+        return self._daemon + self._operator_all
 
 
 def _anyone() -> Any:
@@ -153,6 +165,10 @@ class Layout:
     def result(self, command_id: str) -> str:
         _name("command id", command_id)
         return f"{self.base}/results/{command_id}"
+
+    def shadow(self, name: str) -> str:
+        _name("shadow", name)
+        return f"{self.base}/shadows/{name}"
 
     def once(self, once_id: str) -> str:
         return f"{self.base}/once/{once_id}"

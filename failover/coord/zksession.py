@@ -57,6 +57,7 @@ from failover.coord.base import (
 )
 from failover.coord.zklayout import (
     DIRS,
+    OPERATOR_DIRS,
     Acls,
     Identity,
     Layout,
@@ -210,7 +211,8 @@ class ZooKeeperSession:
         at its first write if `connect()` could not (the ensemble was down at start)."""
         paths = [*self.layout.ancestors(), *(self.layout.dir(name) for name in DIRS)]
         for path in [*paths, self.layout.term]:
-            acl = self.acls.commands_dir if path == self.layout.dir("commands") else self.acls.node
+            acl = (self.acls.commands_dir if path in {self.layout.dir(d) for d in OPERATOR_DIRS}
+                   else self.acls.node)
             value = b"0" if path == self.layout.term else b""
             try:
                 self._call(self._zk.create_async(path, value, acl=acl), f"create {path}")

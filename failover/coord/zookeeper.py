@@ -505,6 +505,36 @@ class ZooKeeperCoordinator(ZooKeeperSession, Coordinator):
                         self._call(self._zk.delete_async(f"{base}/{name}"), "prune refusals")
 
     @edge
+    def announce_shadow(self, name: str, summary: dict[str, Any]) -> None:
+        self._enter()  # operators may: the shadows folder lets them create their own node
+        path = self.layout.shadow(name)
+        data = dumps(summary)
+        try:
+            self._call(self._zk.create_async(path, data, acl=self.acls.shadow_node,
+                                             ephemeral=True), f"announce shadow {name}")
+        except NodeExistsError:
+            _, stat = self._call(self._zk.get_async(path), f"read shadow {name}")
+            if stat.ephemeralOwner != self._zk.client_id[0]:
+                raise CoordinatorError(f"shadow {name!r} is announced by another session"
+                                       ) from None
+            self._call(self._zk.set_async(path, data), f"update shadow {name}")
+
+    @edge
+    def shadows(self) -> dict[str, dict[str, Any]]:
+        self._enter()
+        base = self.layout.dir("shadows")
+        found: dict[str, dict[str, Any]] = {}
+        for name in sorted(self._children(base, None)):
+            got = self._get(f"{base}/{name}", None)
+            if got is None:
+                continue
+            try:
+                found[name] = dict(json_loads(got[0]))
+            except (ValueError, TypeError):
+                found[name] = {"unreadable": True}
+        return found
+
+    @edge
     def refusals(self, limit: int | None = None) -> list[dict[str, Any]]:
         self._enter()
         base = self.layout.dir("refusals")

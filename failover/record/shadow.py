@@ -62,6 +62,12 @@ class Shadow:
     def agree(self) -> bool:
         return all(kind is None for kind in self.diverging.values())
 
+    def summary(self, now: float) -> dict[str, Any]:
+        """What `failover status` shows of this shadow (announced in the coordinator)."""
+        return {"agree": self.agree, "divergences": sum(self.counts.values()),
+                "diverging": sorted(g for g, kind in self.diverging.items() if kind),
+                "cycles": self.cycles, "at": now}
+
     def close(self) -> None:
         self.reader.close()
 

@@ -13,6 +13,7 @@ from failover.coord import (
     AuditRecord,
     CommandResult,
     Coordinator,
+    CoordinatorError,
     CoordinatorUnavailable,
     DuplicateInstance,
     Leadership,
@@ -24,6 +25,7 @@ from failover.coord import (
     verify_chain,
 )
 from failover.core.model import Applied, Command, GroupState, Observation
+from failover.testing.servers.process import wait_until
 
 
 def member(instance: str, site: str = "dc1") -> Member:
@@ -357,3 +359,21 @@ def test_refusal_summaries_have_their_own_retention(harness: Any) -> None:
     assert [e.payload for e in a.audit()] == [{"n": "kept"}]
     with pytest.raises(NotAuthorized):
         harness.client("alice", role="operator").record_refusals({"n": 1})
+
+
+def test_a_shadow_is_announced_by_an_operator_and_goes_with_its_session(harness: Any) -> None:
+    a = harness.client("a")
+    a.write_desired(lead(harness, a), GroupState("web", "dc1"), NO_NODE)
+    shadow = harness.client("alice-shadow", role="operator")
+    shadow.announce_shadow("candidate", {"agree": True, "divergences": 0})
+    shadow.announce_shadow("candidate", {"agree": False, "divergences": 2})
+    assert a.shadows() == {"candidate": {"agree": False, "divergences": 2}}
+    other = harness.client("bob", role="operator")
+    with pytest.raises(CoordinatorError):
+        other.announce_shadow("candidate", {"agree": True})  # someone else's
+    anonymous = harness.client("nobody", role="anonymous")
+    with pytest.raises(NotAuthorized):
+        anonymous.announce_shadow("x", {})
+    harness.expire(shadow)
+    wait_until(lambda: a.shadows() == {}, 10.0, "the shadow gone with its session",
+               retry_on=(CoordinatorError,))

@@ -78,6 +78,8 @@ def calls(client: Coordinator, leadership: Leadership) -> list[Call]:
         ("record_refusals", lambda: client.record_refusals(
             {"from": 1.0, "to": 2.0, "counts": {"127.0.0.1 bad signature": 3}})),
         ("refusals", client.refusals),
+        ("announce_shadow", lambda: client.announce_shadow("candidate", {"agree": True})),
+        ("shadows", client.shadows),
         ("resign", client.resign),
         ("close", client.close),
     ]

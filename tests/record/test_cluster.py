@@ -44,7 +44,8 @@ def incident(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, C
     # a shadow with a 30 s hold-down follows the live cluster through the incident
     listen = f"127.0.0.1:{free_port()}"
     shadow = Process("shadow", [FAILOVER, "shadow", "--config", str(
-        candidate(workdir, cluster, hold_down_s=30)), "--listen", listen, "--json"],
+        candidate(workdir, cluster, hold_down_s=30)), "--listen", listen, "--json",
+        "--name", "hold-down-30"],
         log_path=workdir / "shadow.log")
     try:
         wait_for(cluster.every_vote_up, 15.0, "every observer site votes up")
@@ -58,6 +59,9 @@ def incident(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, C
         wait_for(lambda: cluster.healthy("dc1"), 15.0, "dc1 healthy again")
         time.sleep(2.0)
         (workdir / "shadow.metrics").write_text(scrape(listen))
+        (workdir / "status.txt").write_text(subprocess.run(
+            [FAILOVER, "status", "--config", str(cluster.config_path)], capture_output=True,
+            text=True, timeout=60, check=False).stdout)
     except BaseException:
         print(cluster.logs(), shadow.log_tail(30))
         shadow.stop()
@@ -163,3 +167,10 @@ def test_a_shadow_with_a_30_s_hold_down_reported_the_divergence(
     assert first["group"] == "web"
     assert first["live"]["active"] == "dc2" and first["live"]["code"] == "failover"
     assert first["shadow"]["active"] == "dc1" and first["shadow"]["code"] == "hold_down"
+
+
+def test_status_shows_the_attached_shadow_and_how_far_it_diverges(
+        incident: tuple[Path, Cluster]) -> None:
+    workdir, _ = incident
+    status = (workdir / "status.txt").read_text()
+    assert "shadow hold-down-30 attached: diverges now in web; 1 divergence(s)" in status, status
