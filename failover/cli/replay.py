@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from failover.cli.common import EXIT_FAILED, EXIT_USAGE, fail, load_or_exit
+from failover.record.replay import FALSE_WITHIN_S
 
 
 def parse_time(text: str | None, option: str) -> float | None:
@@ -40,8 +41,9 @@ def stamp(at: float | None) -> str:
 
 def _summary_line(name: str, doc: dict[str, Any]) -> str:
     times = ", ".join(f"{t:.1f} s" for t in doc["time_to_switch_s"]) or "-"
-    return (f"{name:<10} switches {doc['switches']}, failovers {doc['failovers']}, "
-            f"time to switch: {times}")
+    return (f"{name:<10} switches {doc['switches']}, failovers {doc['failovers']} "
+            f"({doc['false_failovers']} false: the old site healthy again within "
+            f"{FALSE_WITHIN_S:g} s), time to switch: {times}")
 
 
 @click.command()

@@ -57,26 +57,48 @@ class Difference:
                 "candidate": self.candidate.as_dict()}
 
 
+FALSE_WITHIN_S = 30.0  # a failover away from a site healthy again this soon was not needed
+
+
 @dataclass
 class Summary:
-    """Switches under one config: each (time, group, code, from, to, time-to-switch)."""
+    """Switches under one config: each (time, group, code, from, to, time-to-switch), and
+    which failovers were false: away from a site the recorded observations show healthy again
+    (by that config's rules) within `FALSE_WITHIN_S` of the switch."""
 
     switches: list[dict[str, Any]] = field(default_factory=list)
+    _watching: list[dict[str, Any]] = field(default_factory=list)
+
+    def check_recovered(self, engine: Engine, cycle: Cycle) -> None:
+        """Mark failovers whose old site is healthy again in this cycle's observations."""
+        self._watching = [s for s in self._watching if cycle.now - s["at"] <= FALSE_WITHIN_S]
+        if not self._watching:
+            return
+        health = engine.assess(cycle.view)
+        for switch in list(self._watching):
+            if health[switch["group"]][switch["from"]].healthy:
+                switch["false"] = True
+                self._watching.remove(switch)
 
     def note(self, now: float, start: GroupState | None, out: GroupState) -> None:
         if out.last_switch_at is None or out.last_switch_at != now or (
                 start is not None and start.last_switch_at == now):
             return
         since = start.suspect_since if start is not None else None
-        self.switches.append({
+        switch = {
             "at": now, "group": out.group, "code": out.code,
             "from": start.active if start is not None else None, "to": out.active,
-            "time_to_switch_s": None if since is None else round(now - since, 3)})
+            "time_to_switch_s": None if since is None else round(now - since, 3),
+            "false": False}
+        self.switches.append(switch)
+        if out.code == "failover" and switch["from"] is not None:
+            self._watching.append(switch)
 
     def as_dict(self) -> dict[str, Any]:
         failovers = [s for s in self.switches if s["code"] == "failover"]
         times = [s["time_to_switch_s"] for s in failovers if s["time_to_switch_s"] is not None]
         return {"switches": len(self.switches), "failovers": len(failovers),
+                "false_failovers": sum(1 for s in failovers if s["false"]),
                 "time_to_switch_s": times, "each": self.switches}
 
 
@@ -197,6 +219,7 @@ def replay(cycles: Iterable[Cycle], candidate: Config | None = None, *,
         outcome.first = cycle.now if outcome.first is None else outcome.first
         outcome.last = cycle.now
         _note(outcome.recorded, cycle.now, cycle.start, cycle.states)
+        outcome.recorded.check_recovered(engine, cycle)
         if candidate_engine is None:
             step, _ = run_cycle(engine, cycle, cycle.start)
             check_faithful(cycle, step)
@@ -207,6 +230,7 @@ def replay(cycles: Iterable[Cycle], candidate: Config | None = None, *,
         step, said = run_cycle(candidate_engine, cycle, before)
         own = dict(step.states)
         _note(outcome.candidate, cycle.now, before, own)
+        outcome.candidate.check_recovered(candidate_engine, cycle)
         _compare(outcome, cycle, step, said, reported)
     return outcome
 

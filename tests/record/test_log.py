@@ -41,6 +41,8 @@ def test_a_recorded_incident_replays_faithfully(tmp_path: Path) -> None:
     outcome = replay(merged(written))
     assert outcome.faithful and outcome.cycles == 120
     assert outcome.recorded.as_dict()["failovers"] == 1
+    # the database came back 28 s after the switch: within FALSE_WITHIN_S, a false failover
+    assert outcome.recorded.as_dict()["false_failovers"] == 1
     # every cycle line names the cluster and the config's fingerprint
     with gzip.open(written[0], "rt") as handle:
         lines = [json.loads(line) for line in handle]
@@ -295,3 +297,9 @@ def test_operator_commands_are_recorded_and_replayed(tmp_path: Path) -> None:
     outcome = replay(merged(files(tmp_path)), config)
     assert outcome.differences == []
     assert outcome.candidate.as_dict()["switches"] == outcome.recorded.as_dict()["switches"]
+
+
+def test_a_failover_from_a_site_that_stays_down_is_not_false(tmp_path: Path) -> None:
+    record_incident(example(), tmp_path, down_until=1e9, length_s=60)
+    summary = replay(merged(files(tmp_path))).recorded.as_dict()
+    assert summary["failovers"] == 1 and summary["false_failovers"] == 0
