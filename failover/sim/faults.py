@@ -69,7 +69,8 @@ class ClockSkew(Strict):
 
 class DaemonFault(Strict):
     kind: Literal["daemon_crash", "daemon_pause"]
-    instance: str = Field(description="an instance name, or `leader`")
+    instance: str = Field(description="an instance name, `leader` (whoever leads then), or "
+                          "`agent:SITE` (the daemon holding that site's agent)")
 
 
 class Switchover(Strict):
@@ -127,7 +128,8 @@ def problems(spec: FaultSpec, sites: list[str], serving: list[str], services: li
                 found.append(("between", f"unknown location {end!r}"))
         if spec.between[0] == spec.between[1]:
             found.append(("between", "a link joins two different locations"))
-    elif isinstance(spec, DaemonFault) and spec.instance not in instances + ["leader"]:
+    elif isinstance(spec, DaemonFault) and spec.instance not in instances + ["leader"] + [
+            f"agent:{site}" for site in serving]:
         found.append(("instance", f"unknown instance {spec.instance!r}"))
     elif isinstance(spec, Switchover) and spec.site not in serving + ["active", "standby"]:
         found.append(("site", f"{spec.site!r} is not a serving site"))
@@ -268,7 +270,9 @@ def _zookeeper(world: World, spec: ZooKeeperFault, label: str) -> Callable[[], N
 
 
 def _daemon(world: World, spec: DaemonFault, label: str) -> Callable[[], None]:
-    name = world.leader if spec.instance == "leader" else spec.instance
+    name = (world.leader if spec.instance == "leader" else
+            world.agents.owner.get(spec.instance.removeprefix("agent:"))
+            if spec.instance.startswith("agent:") else spec.instance)
     if name is None:
         world.log("fault", f"{spec.kind}: no leader to hit")
         return lambda: None

@@ -202,6 +202,7 @@ class PlaybookFile(Strict):
     title: str
     description: str = ""
     topology: str
+    leader: str | None = Field(default=None, description="the instance that leads at the start")
     duration_s: float = Field(gt=0)
     steady_state: SteadyState = SteadyState()
     method: list[MethodStep] = Field(min_length=1)
@@ -216,6 +217,7 @@ class _Outline(Strict):
     title: str
     description: str = ""
     topology: str
+    leader: str | None = None
     duration_s: float = Field(gt=0)
     steady_state: SteadyState = SteadyState()
     method: list[dict[str, Any]] = Field(min_length=1)
@@ -300,6 +302,10 @@ def _check(source: str, spec: PlaybookFile | None, topology: Topology, outline: 
             problems.append(Problem(where, f"{metric} is never {parsed.value!r} here (one of "
                                     f"{', '.join(sorted(known[metric]))})"))
         problems.extend(Problem(where, message) for message in _resolve(parsed, config))
+    chosen = config.instances.get(outline.leader or "")
+    if outline.leader is not None and (chosen is None or "leader" not in chosen.roles):
+        problems.append(Problem("leader", f"{outline.leader!r} is not an instance with the "
+                                "leader role"))
     for i, probe in enumerate(outline.steady_state.probes):
         _expr(problems, f"steady_state.probes.{i}.expect", probe.expect, groups)
     names = [step.get("name") for step in outline.method]

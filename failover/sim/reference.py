@@ -33,7 +33,9 @@ def markdown() -> str:
              "## Expressions", "", "| form | meaning |", "| --- | --- |"]
     lines += [f"| `{form}` | {meaning} |" for form, meaning in FORMS]
     lines += ["", "`from:` names a method step (its start) or `STEP end` (when its fault "
-              "ended).", "", "## Metrics", "", "| metric | meaning |", "| --- | --- |"]
+              "ended). A playbook's `leader: INSTANCE` chooses who leads at the start; a "
+              "daemon fault's `instance` may be `leader` or `agent:SITE`.", "", "## Metrics",
+              "", "| metric | meaning |", "| --- | --- |"]
     lines += [f"| `{name}` | {meaning} |" for name, meaning in playbook.METRICS.items()]
     lines += ["", "## Faults and operator actions", ""]
     for model in typing.get_args(typing.get_args(faults.FaultSpec)[0]):

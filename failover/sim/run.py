@@ -265,8 +265,10 @@ def run_playbook(playbook: Playbook, seed: int = 1, engine_factory: EngineFactor
                  ) -> Outcome:
     world = World(playbook.topology, seed, **({"engine_factory": engine_factory}
                                               if engine_factory else {}))
-    metrics = Metrics(world)
     spec = playbook.spec
+    if spec.leader is not None:
+        world.prefer_leader(spec.leader)
+    metrics = Metrics(world)
     enders: list[Callable[[], None]] = []
     started: dict[str, float] = {}
     first_fault: list[float] = []

@@ -344,6 +344,13 @@ class World:
         if daemon is not None and daemon.session == session:
             self.agents.session_changed(daemon)
 
+    def prefer_leader(self, name: str) -> None:
+        """Make `name` the first in the election queue (a playbook's `leader:` at the start,
+        as if that daemon had joined first)."""
+        mine = [entry for entry in self.election if entry[0] == name]
+        self.election = mine + [entry for entry in self.election if entry[0] != name]
+        self._elect()
+
     def _elect(self) -> None:
         leader = self.election[0][0] if self.election else None
         if leader != self.leader:

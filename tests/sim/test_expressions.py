@@ -90,3 +90,26 @@ def test_the_playbook_reference_is_current() -> None:
 
     assert (ROOT / "docs" / "playbooks.md").read_text() == markdown(), (
         "docs/playbooks.md is stale: python -m failover.sim.reference > docs/playbooks.md")
+
+
+def test_a_playbook_chooses_its_leader_and_hits_a_role_holder() -> None:
+    outcome = run_playbook(load_playbook(ROOT / "playbooks" / "witness-leads-agent-frozen.yaml"))
+    assert outcome.passed, outcome.expectations
+    assert "dc1-a frozen" in outcome.trace and "[leader witness-a]" in outcome.trace
+
+
+@pytest.mark.parametrize(("line", "path"), [
+    ("leader: dc9-a\n", "leader"),
+    ("leader: witness-a\n", None),
+])
+def test_the_leader_must_be_an_instance_that_may_lead(tmp_path: Path, line: str,
+                                                      path: str | None) -> None:
+    book = tmp_path / "book.yaml"
+    book.write_text(f"title: t\ntopology: {REFERENCE.as_posix()}\n{line}duration_s: 10\n"
+                    "method: [{at_s: 1, fault: {kind: daemon_pause, instance: 'agent:dc9'}}]\n"
+                    "expectations: [no_violations]\n")
+    with pytest.raises(ConfigError) as caught:
+        load_playbook(book)
+    paths = {p.path for p in caught.value.problems}
+    assert "method.0.fault.instance" in paths
+    assert (path in paths) if path else ("leader" not in paths)
