@@ -7,7 +7,7 @@ The property: the leader never promotes dc2 before dc1's primary has ended."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import yaml
 from hypothesis import given, settings
@@ -17,6 +17,7 @@ from failover.config import Config, parse_config
 from failover.core import Engine, View
 from failover.core.agent import sessions_gone
 from failover.core.model import Applied, GroupState
+from tests.broken import SuspicionLease
 
 from .world import EXAMPLE, everyone_sees, observations
 
@@ -116,24 +117,12 @@ def test_the_leader_never_promotes_before_the_old_primary_ended(story: Story) ->
             f"dc2 promoted at {promoted:.3f} while dc1 can be primary until {ends:.3f}")
 
 
-class SuspicionEngine(Engine):
-    """The old, broken rule: a lost agent's lease counted from when the group turned suspect."""
-
-    def begin_switch(self, cycle, target, code, sentence, by,  # type: ignore[no-untyped-def]
-                     gone_at=None, **evidence):
-        suspect_since = cycle.state.suspect_since
-        super().begin_switch(cycle, target, code, sentence, by, gone_at=gone_at, **evidence)
-        if gone_at is not None and suspect_since is not None:
-            cycle.state = replace(cycle.state,
-                                  demote_by=suspect_since + self.config.lease_s("web"))
-
-
 def test_the_property_catches_the_old_rule() -> None:
     """The defect: the database fails at 10, the agent is cut off at 10.5, in a hold-down of
     5 s that outlasts its session (4 s)."""
     story = Story(CONFIGS[4], service_fails_at=10.0, lost_at=10.5, frozen=False,
                   confirm_lag_s=0.0, sighting_delay_s=0.0, hook_s=0.0, cycle_s=0.05)
-    done = promotion(story, SuspicionEngine(story.config))
+    done = promotion(story, SuspicionLease(story.config))
     assert done is not None
     promoted, ends = done
     assert promoted < ends  # two primaries

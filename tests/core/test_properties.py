@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import yaml
 from hypothesis import HealthCheck, given, settings
@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from failover.config import parse_config
 from failover.core import Engine
 from failover.core.model import Command, Decision, GroupState, Observation
+from tests.broken import StickyHoldDown
 
 from .world import EXAMPLE, Run
 
@@ -264,18 +265,3 @@ def test_the_hold_down_property_catches_a_hold_down_that_survives_a_blocked_peri
     assert hold_down_violations(play(history)) == []
     broken = play(history, engine=StickyHoldDown(CONFIG))
     assert hold_down_violations(broken) != []
-
-
-class StickyHoldDown(Engine):
-    """The old rule: the hold-down counts from the first suspicion, blocked or not."""
-
-    def _active_down(self, cycle, active, view):  # type: ignore[no-untyped-def]
-        state = cycle.state
-        if state.suspect_since is not None:
-            cycle.state = replace(state, hold_down_from=state.suspect_since)
-            blocked = self._auto_blocked(cycle, self.layout.other(state.active))
-            if blocked is None and cycle.now - state.suspect_since >= self.policy.hold_down_s:
-                self.begin_switch(cycle, self.layout.other(state.active), "failover",
-                                  "sticky hold-down", "auto")
-                return
-        super()._active_down(cycle, active, view)

@@ -13,14 +13,8 @@ from failover.core.policy import Engine
 from failover.sim.playbook import load_playbook
 from failover.sim.run import Outcome, run_playbook
 from failover.sim.world import World
-from tests.sim.conftest import (
-    ROOT,
-    FailsOverAt30,
-    IgnoresQuorum,
-    OldRules,
-    OverrideSnapsBack,
-    StickyHoldDown,
-)
+from tests.broken import FailsOverAt30, IgnoresQuorum, OldRules, OverrideSnapsBack, StickyHoldDown
+from tests.sim.conftest import ROOT
 
 
 def play(name: str, engine: type[Engine] = Engine, seed: int = 1) -> Outcome:

@@ -6,7 +6,8 @@ import pytest
 
 from failover.sim.playbook import load_playbook
 from failover.sim.run import run_playbook
-from tests.sim.conftest import PLAYBOOKS, ROOT, FailsOverAt30, IgnoresQuorum
+from tests.broken import FailsOverAt30, IgnoresQuorum
+from tests.sim.conftest import PLAYBOOKS, ROOT
 
 
 def test_every_scenario_of_the_issue_has_a_playbook() -> None:

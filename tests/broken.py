@@ -1,0 +1,85 @@
+"""Deliberately broken rules, for tests only: each safety check must fail on one of them.
+The old rules (before the safety review) are kept here to show the checks would have caught
+them; the others break a rule outright."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from failover.config.model import Config
+from failover.core.model import AUTO
+from failover.core.policy import Engine
+
+
+class IgnoresQuorum(Engine):
+    """A deliberately broken policy for tests only: one observer site is enough to act, and
+    nothing blocks a switch (the target's health included)."""
+
+    def __init__(self, config: Config) -> None:
+        super().__init__(config)
+        self.layout.quorum = 1
+
+    def _auto_blocked(self, cycle, target, state=None):  # type: ignore[no-untyped-def]
+        return None
+
+
+class FailsOverAt30(Engine):
+    """A deliberately broken policy for tests only: it fails over 30 s in, whatever it sees."""
+
+    def _decide(self, cycle, view):  # type: ignore[no-untyped-def]
+        state = cycle.state
+        if state.last_switch_at is None and state.phase == "steady":
+            if cycle.now >= 30:
+                self.begin_switch(cycle, self.layout.other(state.active), "failover",
+                                  "broken: fails over at 30 s", AUTO)
+                return
+            cycle.wake(30)
+        super()._decide(cycle, view)
+
+
+
+class SuspicionLease(Engine):
+    """The old rule (broken, tests only): a lost agent's lease counted from when the group
+    turned suspect, not from when its session was seen gone."""
+
+    def begin_switch(self, cycle, target, code, sentence, by,  # type: ignore[no-untyped-def]
+                     gone_at=None, **evidence):
+        suspect_since = cycle.state.suspect_since
+        super().begin_switch(cycle, target, code, sentence, by, gone_at=gone_at, **evidence)
+        if gone_at is not None and suspect_since is not None:
+            cycle.state = replace(cycle.state,
+                                  demote_by=suspect_since + self.config.lease_s(cycle.state.group))
+
+
+class StickyHoldDown(Engine):
+    """The old rule (broken, tests only): the hold-down runs from the first suspicion,
+    through any period in which the switch was blocked."""
+
+    def _active_down(self, cycle, active, view):  # type: ignore[no-untyped-def]
+        state = cycle.state
+        if state.suspect_since is not None:
+            target = self.layout.other(state.active)
+            if (self._auto_blocked(cycle, target) is None
+                    and cycle.now - state.suspect_since >= self.policy.hold_down_s):
+                gone_at = (view.agents_gone_at.get(state.active, cycle.now)
+                           if active.situation == "agent_lost" else None)
+                self.begin_switch(cycle, target, "failover", "sticky hold-down", "auto",
+                                  gone_at=gone_at)
+                return
+        super()._active_down(cycle, active, view)
+
+
+class OverrideSnapsBack(Engine):
+    """The old rule (broken, tests only): an expired override moves back to the preferred
+    site at once, whatever the failback setting and the cooldown."""
+
+    def _override_lapsed(self, cycle):  # type: ignore[no-untyped-def]
+        lapsed = cycle.state.override
+        super()._override_lapsed(cycle)
+        preferred = self.config.preferred_site(cycle.state.group)
+        if lapsed is not None and cycle.state.active != preferred:
+            self.begin_switch(cycle, preferred, "override_lapsed", "snap back", "auto")
+
+
+class OldRules(SuspicionLease, StickyHoldDown):
+    """Both old rules together, as the policy had them before the safety review."""
