@@ -115,6 +115,7 @@ class Daemon:
                          if "observer" in self.roles else None)
         if self.observer is not None:
             self.observer.on_result = self.metrics.probe
+            self.observer.on_lag = self.metrics.probe_lag
 
     def request_reload(self) -> None:
         """SIGHUP: reload between two cycles, never while a cycle uses the roles."""
