@@ -85,8 +85,10 @@ def demote(config_file: str, instance: str) -> None:
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def supervise(watchdog_s: float, stop_hook: str, restart_s: float | None, nice: int | None,
               sched: str | None, sched_priority: int, command: tuple[str, ...]) -> None:
-    """Run COMMAND as systemd would with Type=notify, WatchdogSec= and ExecStopPost=
-    (and Nice=, CPUSchedulingPolicy=, CPUSchedulingPriority= when given)."""
+    """Run COMMAND as systemd would with Type=notify, WatchdogSec= and ExecStopPost=.
+
+    --nice, --sched and --sched-priority start it as Nice=, CPUSchedulingPolicy= and
+    CPUSchedulingPriority= would (with CPUSchedulingResetOnFork=yes)."""
     import shlex
 
     from failover.servers.supervisor import (

@@ -50,6 +50,7 @@ from failover.lab.sites import FRONT_PORT, SERVICES, SiteServices, check_layout
 from failover.lab.testing import fetch
 from failover.lab.topology import NAME_SERVERS, RUN_DIR, UPLINKS, netns
 from failover.servers.process import attempt, wait_until
+from failover.servers.supervisor import Priority
 from failover.servers.zookeeper import ZooKeeperEnsemble
 from failover.steer.bird import as_path_announcement
 from failover.steer.netns import enter_netns, netns_socket
@@ -79,7 +80,7 @@ def merged(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, A
 class Stack:
     def __init__(self, overrides: Mapping[str, Any] | None = None, *,
                  run_dir: str | Path = RUN_DIR, base_config: str | Path = EXAMPLE_CONFIG,
-                 zookeeper_tick_ms: int = 200) -> None:
+                 zookeeper_tick_ms: int = 200, priority: Priority | None = None) -> None:
         base = Path(base_config).resolve()
         raw = yaml.safe_load(base.read_text())
         data = merged(merged(raw, STACK_OVERRIDES), overrides or {})
@@ -93,6 +94,7 @@ class Stack:
         self.dir = self.lab.run_dir / "stack"
         self.config_path = self.dir / "failover.yaml"
         self.tick_ms = zookeeper_tick_ms
+        self.priority = priority  # the daemons' scheduling priority (None: the supervisor's)
         self.sites: dict[str, SiteServices] = {}
         self.zookeeper: ZooKeeperEnsemble | None = None
         self.daemons: dict[str, SupervisedDaemon] = {}
@@ -154,7 +156,8 @@ class Stack:
         watchdog_s = self.config.cluster.daemon.watchdog_s
         for instance, placed in self.config.instances.items():
             self.daemons[instance] = SupervisedDaemon(self.lab, instance, placed.site,
-                                                      self.config_path, watchdog_s)
+                                                      self.config_path, watchdog_s,
+                                                      self.priority)
         order = sorted(self.daemons, key=lambda i: self.config.instances[i].site != "witness")
         say(f"daemons: {', '.join(order)} under `failover supervise` "
             f"(watchdog {watchdog_s:g} s, stop hook `failover demote`)")

@@ -72,6 +72,15 @@ class Priority:
             os.sched_setscheduler(0, SCHED_POLICIES[self.policy] | flags,
                                   os.sched_param(self.rt_priority))
 
+    def supervise_args(self) -> list[str]:
+        """The same settings as `failover supervise` options."""
+        args = [] if self.nice is None else ["--nice", str(self.nice)]
+        if self.policy is not None:
+            args += ["--sched", self.policy]
+        if self.rt_priority:
+            args += ["--sched-priority", str(self.rt_priority)]
+        return args
+
     def describe(self) -> dict[str, object]:
         return {"nice": self.nice, "sched": self.policy,
                 "sched_priority": self.rt_priority or None}
