@@ -30,6 +30,8 @@ from failover.coord.base import AuditEntry, CommandResult, CoordinatorError, Mem
 from failover.core.codec import decode, encode, to_dict
 from failover.core.model import Observation
 
+VERDICTS = ("up", "down", "unknown")
+
 DIRS = ("members", "leader", "observations", "state", "applied", "commands", "results", "audit")
 SEQ_DIGITS = 10
 
@@ -189,11 +191,38 @@ def decode_member(data: bytes) -> Member:
 
 
 def encode_observations(observations: list[Observation]) -> bytes:
-    return dumps([to_dict(item) for item in observations])
+    """One instance's verdicts. What they share (instance, site, the heartbeat stamp `at`) is
+    written once, then per target `[target, verdict, since, reason]`: a third of the size of a
+    list of whole observations (1,000 checks: ~60 kB, not ~175 kB), and faster to read."""
+    if not observations:
+        return dumps([])
+    first = observations[0]
+    shared = (first.instance, first.site, first.at)
+    if any((o.instance, o.site, o.at) != shared for o in observations):
+        return dumps([to_dict(item) for item in observations])  # not one heartbeat: the list
+    return dumps({"instance": first.instance, "site": first.site, "at": first.at,
+                  "items": [[o.target, o.verdict, o.since, o.reason] for o in observations]})
 
 
 def decode_observations(data: bytes) -> list[Observation]:
-    return [decode(Observation, item) for item in json.loads(data)]
+    """Either form `encode_observations` writes (a list is also what older daemons wrote)."""
+    raw = json.loads(data)
+    if isinstance(raw, list):
+        return [decode(Observation, item) for item in raw]
+    if not isinstance(raw, dict) or not isinstance(raw.get("items"), list):
+        raise ValueError("observations: neither a list nor {instance, site, at, items}")
+    instance, site, at = str(raw["instance"]), str(raw["site"]), float(raw["at"])
+    out = []
+    for item in raw["items"]:
+        if not isinstance(item, list) or len(item) != 4:
+            raise ValueError(f"observations: an item is not [target, verdict, since, reason]: "
+                             f"{str(item)[:80]}")
+        target, verdict, since, reason = item
+        if verdict not in VERDICTS:
+            raise ValueError(f"observations: unknown verdict {str(verdict)[:20]!r}")
+        out.append(Observation(instance, site, str(target), verdict, float(since), at,
+                               str(reason)))
+    return out
 
 
 def encode_result(result: CommandResult) -> bytes:

@@ -59,6 +59,7 @@ from failover.coord.zklayout import (
     Identity,
     Layout,
 )
+from failover.core.model import Observation
 
 log = logging.getLogger("failover.coord.zookeeper")
 P = ParamSpec("P")
@@ -164,6 +165,8 @@ class ZooKeeperSession:
         self._term_version = -1
         self._member_done: Member | None = None
         self._published = False
+        # path -> (the bytes last read, what they decoded to): observations decoded once
+        self._observations_read: dict[str, tuple[bytes, list[Observation]]] = {}
         self._commits = 0
         self._layout_ready = False
         self._started = False

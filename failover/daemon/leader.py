@@ -81,12 +81,12 @@ class Leader:
         states: dict[str, GroupState] = {}
         versions: dict[str, int] = {}
         applied: dict[tuple[str, str], Applied] = {}
-        for group in self.config.groups:
-            state, version = coordinator.desired(group)
+        for group, (state, version, by_site) in coordinator.groups(
+                list(self.config.groups)).items():
             versions[group] = version
             if state is not None:
                 states[group] = state
-            for site, item in coordinator.applied(group).items():
+            for site, item in by_site.items():
                 applied[(group, site)] = item
         agents = frozenset(m.site for m in coordinator.members().values()
                            if "agent" in m.roles and m.site in self.config.serving_sites)

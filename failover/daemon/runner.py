@@ -169,12 +169,14 @@ class Daemon:
             while not self.stopping:
                 if self.reload_requested:
                     await self.reload()
+                started = time.perf_counter()
                 try:
                     wake_at = await asyncio.to_thread(self.cycle_once, time.time())
                 except Exception:  # the agent's part failed: no progress, no keep-alive
                     log.exception("cycle failed")
                     wake_at = None
                 else:
+                    self.metrics.cycle_time.observe(time.perf_counter() - started)
                     self.keep_alive(time.time())
                 await self._sleep_until(wake_at)
         finally:
