@@ -77,7 +77,7 @@ def trial(stack: Stack, active: str, other: str) -> tuple[float | None, float | 
 
 
 def run(trials: int, config: str, priority: Priority | None) -> dict[str, Any]:
-    stack = Stack(OVERRIDES, base_config=config, priority=priority)
+    stack = Stack(OVERRIDES, base_config=config, priority=priority, agents_first=True)
     bgp: list[float] = []
     dns: list[float] = []
     missed = 0
