@@ -190,12 +190,15 @@ def decode_member(data: bytes) -> Member:
     return Member(**{key: raw[key] for key in fields})
 
 
-def encode_observations(observations: list[Observation]) -> bytes:
-    """One instance's verdicts. What they share (instance, site, the heartbeat stamp `at`) is
-    written once, then per target `[target, verdict, since, reason]`: a third of the size of a
-    list of whole observations (1,000 checks: ~60 kB, not ~175 kB), and faster to read."""
-    if not observations:
-        return dumps([])
+def encode_observations(observations: list[Observation], compact: bool = False) -> bytes:
+    """One instance's verdicts, as a list of whole observations.
+
+    `compact`: what they share (instance, site, the heartbeat stamp `at`) once, then per target
+    `[target, verdict, since, reason]`: half the size (1,000 checks: ~86 kB, not ~174 kB).
+    Daemons read both forms, but daemons before this one read only the list: so daemons write
+    the list until every daemon of a cluster reads the compact form (a two-step upgrade)."""
+    if not observations or not compact:
+        return dumps([to_dict(item) for item in observations])
     first = observations[0]
     shared = (first.instance, first.site, first.at)
     if any((o.instance, o.site, o.at) != shared for o in observations):

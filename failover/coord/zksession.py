@@ -53,6 +53,7 @@ from failover.coord.base import (
     Topic,
     VersionConflict,
 )
+from failover.coord.zkgroups import GroupCache
 from failover.coord.zklayout import (
     DIRS,
     Acls,
@@ -175,6 +176,7 @@ class ZooKeeperSession:
             for topic in ("members", "leadership", "observations", "desired", "applied",
                           "commands", "audit")
         }
+        self._group_cache = GroupCache(self._zk, self.layout, self._call, self._wake)
         self._zk.add_listener(self._on_state)
 
     # --- session -------------------------------------------------------------------------------
@@ -259,6 +261,7 @@ class ZooKeeperSession:
             changed = state != self._state
             self._state = state
         if changed:
+            self._group_cache.forget()  # watches may be gone with the connection
             self._wake("session")
 
     def _forget_session(self) -> None:

@@ -301,6 +301,7 @@ class ZooKeeperCoordinator(ZooKeeperSession, Coordinator):
                 transaction.create(self.layout.audit_entry(entry.seq), encode_entry(entry),
                                    self.acls.node)
                 labels.append("audit")
+        self._group_cache.forget(state.group for state, _ in desired)
         outcome = self._call(transaction.commit_async(), "commit")
         failure = _first_failure(outcome)
         if failure is not None:
@@ -375,6 +376,7 @@ class ZooKeeperCoordinator(ZooKeeperSession, Coordinator):
     @edge
     def report_applied(self, applied: Applied) -> None:
         self._enter(write=True)
+        self._group_cache.forget([applied.group])
         self._put(self.layout.applied(applied.group, applied.site), encode(applied))
 
     @edge
@@ -388,43 +390,11 @@ class ZooKeeperCoordinator(ZooKeeperSession, Coordinator):
     @edge
     def groups(self, names: Sequence[str]
                ) -> dict[str, tuple[GroupState | None, int, dict[str, Applied]]]:
+        """Read through a cache that watches invalidate (see `failover.coord.zkgroups`)."""
         self._enter()
-        on_desired, on_applied = self._watchers["desired"], self._watchers["applied"]
-        states = {name: self._zk.get_async(self.layout.state(name), watch=on_desired)
-                  for name in names}
-        dirs = {name: self._zk.get_children_async(self.layout.applied_dir(name),
-                                                  watch=on_applied) for name in names}
-        absent = []  # arm a watch on the creation of what is not there yet
-        desired: dict[str, tuple[GroupState | None, int]] = {}
-        for name, pending in states.items():
-            path = self.layout.state(name)
-            try:
-                data, stat = self._call(pending, f"read {path}")
-            except NoNodeError:
-                desired[name] = (None, NO_NODE)
-                absent.append((path, self._zk.exists_async(path, watch=on_desired)))
-                continue
-            desired[name] = (decoded(path, _group_state, data), int(stat.version))
-        sites: dict[str, list[str]] = {}
-        for name, pending in dirs.items():
-            path = self.layout.applied_dir(name)
-            try:
-                sites[name] = sorted(self._call(pending, f"list {path}"))
-            except NoNodeError:
-                sites[name] = []
-                absent.append((path, self._zk.exists_async(path, watch=on_applied)))
-        for path, pending in absent:
-            self._call(pending, f"watch {path}")
-        found = self._get_many([self.layout.applied(name, site) for name in names
-                                for site in sites[name]], "applied")
-        out: dict[str, tuple[GroupState | None, int, dict[str, Applied]]] = {}
-        for name in names:
-            values = [decoded(path, _applied, found[path])
-                      for path in (self.layout.applied(name, site) for site in sites[name])
-                      if path in found]
-            applied = {value.site: value for value in sorted(values, key=lambda v: v.site)}
-            out[name] = (*desired[name], applied)
-        return out
+        return self._group_cache.groups(
+            names, lambda path, data: decoded(path, _group_state, data),
+            lambda path, data: decoded(path, _applied, data))
 
     # --- operator commands ---------------------------------------------------------------------
 

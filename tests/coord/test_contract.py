@@ -194,6 +194,33 @@ def test_groups_reads_many_groups_as_desired_and_applied_do(harness: Any) -> Non
     harness.settle(lambda: "applied" in wakes, 3.0, "c woken by the new applied state")
 
 
+def test_groups_sees_every_change_its_own_at_once(harness: Any) -> None:
+    a, b = harness.client("a"), harness.client("b")
+    leader = lead(harness, a)
+    names = ["web", "mail"]
+    v1 = a.write_desired(leader, GroupState("web", "dc1", epoch=1), NO_NODE)
+    assert a.groups(names)["web"][:2] == (GroupState("web", "dc1", epoch=1), v1)
+    b.groups(names)
+    # the leader's own writes: seen by its next read, without waiting for a watch
+    v2 = a.write_desired(leader, GroupState("web", "dc2", epoch=2), v1)
+    assert a.groups(names)["web"][:2] == (GroupState("web", "dc2", epoch=2), v2)
+    a.report_applied(Applied("web", "dc2", 2, "primary", 12.0, verified=True))
+    assert a.groups(names)["web"][2] == {
+        "dc2": Applied("web", "dc2", 2, "primary", 12.0, verified=True)}
+    # another client's writes: seen once its watches fire
+    b.report_applied(Applied("mail", "dc1", 1, "primary", 13.0))
+    harness.settle(lambda: a.groups(names)["mail"][2] == {
+        "dc1": Applied("mail", "dc1", 1, "primary", 13.0)}, 3.0, "a sees b's report")
+    harness.settle(lambda: b.groups(names)["web"][:2] == (GroupState("web", "dc2", epoch=2),
+                                                           v2), 3.0, "b sees a's commit")
+    cache = getattr(a, "_group_cache", None)
+    if cache is not None:  # ZooKeeper: what nothing changed is not read again
+        before = cache.reads
+        for _ in range(5):
+            a.groups(names)
+        assert cache.reads == before
+
+
 def test_command_is_consumed_exactly_once_with_its_effect(harness: Any) -> None:
     a, b = harness.client("a"), harness.client("b")
     operator = harness.client("alice", role="operator")
