@@ -43,6 +43,7 @@ from failover.servers.supervisor import Priority
 SERVICE = "db"
 POLL_S = 0.005
 LIMIT_S = 30.0
+SHOW_TIMELINE = False
 OVERRIDES: dict[str, Any] = {
     "policy": {"hold_down_s": 0, "cooldown_s": 0, "max_switches_per_hour": 1000},
 }
@@ -62,9 +63,32 @@ def detection_bound_s(stack: Stack, site: str) -> float:
     return round(check.interval_s + check.recheck_s * (check.fall - 1) + check.timeout_s, 3)
 
 
+def timeline(stack: Stack, since: float) -> list[str]:
+    """What the daemons logged about the decision after the fault (wall clock `since`), each
+    line with its offset: where the time between the fault and the traffic moved goes."""
+    lines: list[tuple[float, str]] = []
+    for daemon in stack.daemons.values():
+        try:
+            text = daemon.log_path.read_text(errors="replace").splitlines()[-400:]
+        except OSError:
+            continue
+        for line in text:
+            try:
+                record = json.loads(line)
+                at = record["at"]
+                stamp = (at if isinstance(at, float) else time.mktime(time.strptime(
+                    at[:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone + int(at[20:23]) / 1000)
+            except (ValueError, KeyError, TypeError):
+                continue
+            if stamp >= since and record.get("logger") in ("failover.leader", "failover.agent"):
+                lines.append((stamp - since, f"{daemon.instance}: {record.get('msg', '')[:110]}"))
+    return [f"  +{offset:.3f} s {text}" for offset, text in sorted(lines)]
+
+
 def trial(stack: Stack, active: str, other: str) -> tuple[float | None, float | None]:
     """Stop `active`'s database; seconds until BGP and DNS are on `other` (None: not in time)."""
     started = time.monotonic()
+    wall = time.time()
     stack.stop_service(active, SERVICE)
     bgp_s = dns_s = None
     while time.monotonic() - started < LIMIT_S and (bgp_s is None or dns_s is None):
@@ -73,6 +97,9 @@ def trial(stack: Stack, active: str, other: str) -> tuple[float | None, float | 
         if dns_s is None and stack.dns_site() == other:
             dns_s = time.monotonic() - started
         time.sleep(POLL_S)
+    if SHOW_TIMELINE:
+        time.sleep(0.3)
+        print("\n".join(timeline(stack, wall)), file=sys.stderr)
     return bgp_s, dns_s
 
 
@@ -137,7 +164,11 @@ def main() -> None:
                         help="the lab's config to run (default: examples/two-dc.yaml)")
     parser.add_argument("--no-priority", action="store_true",
                         help="run the daemons at normal priority, not the unit's")
+    parser.add_argument("--timeline", action="store_true",
+                        help="print what the daemons logged after each fault, with offsets")
     args = parser.parse_args()
+    global SHOW_TIMELINE
+    SHOW_TIMELINE = args.timeline
     reason = unavailable()
     if reason:
         raise SystemExit(f"cannot run the lab here: {reason}")
