@@ -85,6 +85,24 @@ def timeline(stack: Stack, since: float) -> list[str]:
     return [f"  +{offset:.3f} s {text}" for offset, text in sorted(lines)]
 
 
+def cpu_percent(stack: Stack) -> dict[str, float]:
+    """Each daemon's CPU use over its life so far (user + system), in % of one core."""
+    out = {}
+    ticks = os.sysconf("SC_CLK_TCK")
+    with open("/proc/uptime") as uptime:
+        now_s = float(uptime.read().split()[0])
+    for name, daemon in stack.daemons.items():
+        pid = daemon.child_pid()
+        if pid is None:
+            continue
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        used_s = (int(fields[11]) + int(fields[12])) / ticks
+        alive_s = now_s - int(fields[19]) / ticks
+        out[name] = round(100 * used_s / max(alive_s, 1e-6), 1)
+    return out
+
+
 def trial(stack: Stack, active: str, other: str) -> tuple[float | None, float | None]:
     """Stop `active`'s database; seconds until BGP and DNS are on `other` (None: not in time)."""
     started = time.monotonic()
@@ -136,6 +154,7 @@ def run(trials: int, config: str, priority: Priority | None) -> dict[str, Any]:
                 stack.reset(active)
             else:
                 active = other
+        cpu = cpu_percent(stack)
     except Exception:
         print(stack.log_tails(), file=sys.stderr)
         raise
@@ -150,6 +169,7 @@ def run(trials: int, config: str, priority: Priority | None) -> dict[str, Any]:
         "goal_bgp_p99_s": round(d + 0.5, 3),
         "goal_dns_p99_s": round(d + 1.0, 3),
         "missed": missed,
+        "daemon_cpu_percent": cpu,
         "config": str(config),
         "priority": priority.describe() if priority else None,
         "load_average": [round(x, 2) for x in os.getloadavg()],
