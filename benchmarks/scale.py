@@ -31,6 +31,7 @@ import base64
 import functools
 import json
 import os
+import random
 import secrets
 import shutil
 import statistics
@@ -233,10 +234,11 @@ class ScaleCluster:
         group = self.groups[0]
         active = "dc1"
         samples = []
-        for number in range(trials):
+        phase = random.Random(7)
+        for _ in range(trials):
             other = "dc2" if active == "dc1" else "dc1"
             port = self.endpoint_port(active, 0, 0)
-            time.sleep(0.5 + (number % 5) * 0.1)  # the fault at different points of the cycle
+            time.sleep(phase.uniform(0.5, 1.0))  # the fault at any point of the check cycle
             started = time.monotonic()
             targets.close(port)
             wait_until(functools.partial(self.answers, group, other), 30.0,
