@@ -212,6 +212,16 @@ class ScaleCluster:
             client.stop()
             client.close()
 
+    def slow_cycles(self, instance: str) -> list[dict[str, Any]]:
+        """What the daemon logged about its slow cycles (where their time went)."""
+        out = []
+        path = self.workdir / f"{self.name}-{instance}.log"
+        for line in path.read_text(errors="replace").splitlines():
+            if '"slow cycle' in line:
+                record = json.loads(line)
+                out.append({k: v for k, v in record.items() if k.endswith("_s")})
+        return out
+
     def versions(self) -> dict[str, tuple[int, int]]:
         """Every node of the cluster: (data version, children version), to see who writes."""
         client = KazooClient(hosts=",".join(self.zk.hosts),
@@ -311,6 +321,7 @@ def steady(cluster: ScaleCluster, window_s: float) -> dict[str, Any]:
         "zk_node_writes_steady_by_kind": changed,
         "observation_publish_bytes": cluster.publish_bytes(),
         "rss_mb": cluster.rss_mb(),
+        "leader_slow_cycles": cluster.slow_cycles(leader)[-3:],
     }
 
 

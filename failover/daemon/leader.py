@@ -69,6 +69,7 @@ class Leader:
         self.dns = dict(dns or {})
         self.recorded: dict[str, tuple[str, str]] = {}  # group -> (kind, code) last audited
         self.last_step: Step | None = None
+        self.phases: dict[str, float] = {}  # the last cycle's seconds: read, decide, commit
         # On this leader's own clock: when it first saw each observer's latest stamp, and
         # when it first saw each serving site without an agent session.
         self.arrivals: dict[str, Arrival] = {}
@@ -99,10 +100,14 @@ class Leader:
     def cycle(self, coordinator: Coordinator, leadership: Leadership, now: float
               ) -> float | None:
         """One leader cycle; returns when a timer wants the next one (None: no timer)."""
+        started = time.perf_counter()
         snap = self.read(coordinator, now)
+        read = time.perf_counter()
         for command in snap.commands:
             self._command(coordinator, leadership, snap, command)
         step = self.engine.step(snap.states, snap.view)
+        decided = time.perf_counter()
+        self.phases = {"read": read - started, "decide": decided - read}
         self.last_step = step
         changed = [g for g, s in step.states.items() if snap.states.get(g) != s]
         recorded = dict(self.recorded)
@@ -112,6 +117,7 @@ class Leader:
                 leadership, desired=[(step.states[g], snap.versions[g]) for g in changed],
                 audit=[decision_record(d, step, leadership, now) for d in keep])
             snap.versions.update(result.versions)
+            self.phases["commit"] = time.perf_counter() - decided
         self.recorded = recorded  # only once the decisions are in the audit trail
         for decision in keep:
             log.info(decision.sentence, extra={"fields": {

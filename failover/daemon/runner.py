@@ -42,6 +42,7 @@ from failover.steer.bird import BirdSteerer
 
 log = logging.getLogger("failover.daemon")
 SWITCH_INTERVAL_S = 0.0005
+SLOW_CYCLE_S = 0.1  # a cycle this long is logged with where its time went (at most every 10 s)
 
 
 def make_coordinator(config: Config, instance: str) -> Coordinator:
@@ -97,6 +98,8 @@ class Daemon:
         self.leadership: Leadership | None = None
         self.started_at = time.time()
         self.cycles = 0
+        self.phases: dict[str, float] = {}  # the last cycle's seconds per part
+        self.slow_reported_at = 0.0
         self.last_error = ""
         self.metrics = DaemonMetrics(instance, config.instances[instance].site)
         self._configure(config)
@@ -182,7 +185,7 @@ class Daemon:
                     log.exception("cycle failed")
                     wake_at = None
                 else:
-                    self.metrics.cycle_time.observe(time.perf_counter() - started)
+                    self._took(time.perf_counter() - started)
                     self.keep_alive(time.time())
                 await self._sleep_until(wake_at)
         finally:
@@ -198,6 +201,17 @@ class Daemon:
                 await api.cleanup()
             log.info("stopped")
         return 0
+
+    def _took(self, seconds: float) -> None:
+        self.metrics.cycle_time.observe(seconds)
+        now = time.monotonic()
+        if seconds < SLOW_CYCLE_S or now - self.slow_reported_at < 10.0:
+            return
+        self.slow_reported_at = now
+        parts = ", ".join(f"{name} {took:.3f}" for name, took in self.phases.items())
+        log.info(f"slow cycle: {seconds:.3f} s ({parts})",
+                 extra={"fields": {"cycle_s": round(seconds, 4), **{
+                     f"{name}_s": round(took, 4) for name, took in self.phases.items()}}})
 
     def stop(self) -> None:
         self.stopping = True
@@ -238,6 +252,7 @@ class Daemon:
     def cycle_once(self, now: float) -> float | None:
         """One pass over the roles; returns the earliest timer any role asked for."""
         self.cycles += 1
+        self.phases = {}
         wakes: list[float | None] = []
         if self.coordinator.session_state() == "connected":
             try:
@@ -252,10 +267,12 @@ class Daemon:
             log.warning("session not connected: acting as leader no more")
             self.leadership = None
         if self.agent is not None:
+            started = time.perf_counter()
             try:
                 wakes.append(self.agent.cycle(self.coordinator, now))
             except CoordinatorError as exc:
                 self._problem(f"agent: {exc}")
+            self.phases["agent"] = time.perf_counter() - started
         if self.observer is not None and self.observer.dirty:
             wakes.append(now)
         times = [w for w in wakes if w is not None]
@@ -264,7 +281,9 @@ class Daemon:
     def _coordinated(self, now: float) -> float | None:
         self.coordinator.register(self.member)
         if self.observer is not None and self.observer.publish_due(now):
+            started = time.perf_counter()
             self.observer.publish(self.coordinator, now, self.clock_offset_s)
+            self.phases["publish"] = time.perf_counter() - started
         if self.leader is None:
             return None
         leadership = self.coordinator.campaign()
@@ -274,7 +293,9 @@ class Daemon:
             self.leadership = leadership
         if leadership is None:
             return None
-        return self.leader.cycle(self.coordinator, leadership, now)
+        wake_at = self.leader.cycle(self.coordinator, leadership, now)
+        self.phases.update(self.leader.phases)
+        return wake_at
 
     def _problem(self, text: str) -> None:
         if text != self.last_error:
