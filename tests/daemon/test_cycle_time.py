@@ -4,10 +4,13 @@ went (publish, the leader's read/decide/commit, the agent), at most once per 10 
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Sequence
 
 import pytest
 
 from failover.coord import MemoryCoordinator, MemoryStore
+from failover.core.model import Observation
 from failover.daemon.runner import Daemon
 from tests.core.world import example
 
@@ -33,3 +36,35 @@ def test_a_slow_cycle_is_logged_with_its_parts(caplog: pytest.LogCaptureFixture)
     count = next(line for line in text.splitlines()
                  if line.startswith("failover_cycle_seconds_count"))
     assert float(count.split()[-1]) == 3
+
+
+def test_the_observer_publishes_beside_the_cycle() -> None:
+    config = example()
+    clock = [1000.0]
+    store = MemoryStore(lambda: clock[0])
+    entered, release = threading.Event(), threading.Event()
+
+    calls: list[int] = []
+
+    class SlowPublish(MemoryCoordinator):
+        def publish(self, observations: Sequence[Observation]) -> None:
+            calls.append(len(observations))
+            entered.set()
+            release.wait(10)
+            super().publish(observations)
+
+    coordinator = SlowPublish(store, "dc1-a")
+    store.tick()
+    daemon = Daemon(config, "dc1-a", coordinator=coordinator)
+    assert daemon.observer is not None and daemon.observer.dirty
+    wake_at = daemon.cycle_once(clock[0])  # the cycle ends while its publish is under way
+    assert entered.wait(10) and daemon.publishing
+    assert wake_at is None or wake_at > clock[0]  # no busy loop while it publishes
+    clock[0] += 5.0  # a heartbeat is due, but one publish is under way: no second one
+    daemon.cycle_once(clock[0])
+    assert len(calls) == 1
+    release.set()
+    assert daemon._publish_job is not None
+    daemon._publish_job.result(10)
+    assert not daemon.publishing and not daemon.observer.dirty
+    assert {o.instance for o in coordinator.observations()} == {"dc1-a"}
