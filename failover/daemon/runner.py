@@ -2,11 +2,12 @@
 
 The loop wakes on coordinator watches, on verdict changes and on the core's timers, and at
 least every `cycle_s`. Coordinator and steering calls are blocking and bounded: they run in a
-worker thread so that probes, the API and the watchdog keep going. The observer's verdicts are
-published by a worker of their own beside the cycle (one publish at a time), so that a large
-publish does not delay decisions; the coordinator is called from several threads. SIGTERM releases the
-leadership at once and leaves steering as it is (the supervisor's stop hook demotes);
-SIGHUP reloads a valid config or keeps the old one and says why, between two cycles.
+worker thread so that probes, the API and the watchdog keep going. The observer's verdicts
+are published by a worker of their own beside the cycle (one publish at a time), so that a
+large publish does not delay decisions; the coordinator is called from several threads.
+SIGTERM releases the leadership at once and leaves steering as it is (the supervisor's stop
+hook demotes); SIGHUP reloads a valid config or keeps the old one and says why, between two
+cycles.
 
 The watchdog is fed after each cycle that completed (so a cycle stuck in a blocking call is
 killed by the supervisor), while the probe loop runs, and, while a primary stands on its lease
@@ -172,11 +173,11 @@ class Daemon:
         loop.add_signal_handler(signal.SIGTERM, self.stop)
         loop.add_signal_handler(signal.SIGINT, self.stop)
         loop.add_signal_handler(signal.SIGHUP, self.request_reload)
-        def wake(_topic: str) -> None:
-            loop.call_soon_threadsafe(self.wake.set)
-
         def wake_from_thread() -> None:
             loop.call_soon_threadsafe(self.wake.set)
+
+        def wake(_topic: str) -> None:
+            wake_from_thread()
 
         self._wake_from_thread = wake_from_thread
 
