@@ -7,11 +7,19 @@ Prints one JSON object as its last line:
   start_jitter_p99_ms   p99 lateness of probe start times, the scheduler running 1,000 HTTP
                         checks at a combined 2,000 probes a second
   rss_mb_1000_checks    the peak resident memory of that prober process
+  loaded_start_jitter_p99_ms
+                        the same start jitter while two CPU-bound competitor processes (nice 0,
+                        bounded in time) keep both cores busy, the prober started with the
+                        scheduling settings of docs/failover@.service (Nice=,
+                        CPUSchedulingPolicy=, CPUSchedulingPriority=), as systemd would;
+                        `loaded_default_start_jitter_p99_ms` is the same without them
 Each measurement runs in its own process; nginx (one worker) runs in another. Both share the
 machine's two cores, as they would in the lab; anything else running skews the figures (the
 1-minute load average before the run is reported with them).
 
     .venv/bin/python benchmarks/probes.py [--seconds 8] [--checks 1000] [--rate 2000]
+
+The loaded runs need root (a negative nice or a real-time policy needs CAP_SYS_NICE).
 """
 
 from __future__ import annotations
@@ -31,8 +39,30 @@ from pathlib import Path
 
 from failover.config.model import CheckBase, HttpCheck, TcpCheck
 from failover.core.model import CheckResult, CheckState
+from failover.daemon.supervisor import Priority
 from failover.probes import ProbeContext, ProbeScheduler, ProbeTarget, make_probe, run_check
 from failover.testing.servers.nginx import NginxServer
+
+UNIT = Path(__file__).resolve().parent.parent / "docs" / "failover@.service"
+
+
+def unit_priority(path: Path = UNIT) -> Priority:
+    """The scheduling settings the systemd unit gives the daemon."""
+    fields: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        key, sep, value = line.partition("=")
+        if sep and not line.startswith("#"):
+            fields[key.strip()] = value.strip()
+    nice = fields.get("Nice")
+    return Priority(nice=int(nice) if nice is not None else None,
+                    policy=fields.get("CPUSchedulingPolicy"),
+                    rt_priority=int(fields.get("CPUSchedulingPriority", "0")))
+
+
+def competitors(count: int, seconds: float) -> list[subprocess.Popen[bytes]]:
+    """`count` processes that spin on the CPU for `seconds`, then end by themselves."""
+    spin = f"import time\nend = time.monotonic() + {seconds}\nwhile time.monotonic() < end: pass"
+    return [subprocess.Popen([sys.executable, "-c", spin]) for _ in range(count)]
 
 
 def http_check(interval_s: float = 2.0) -> HttpCheck:
@@ -108,14 +138,22 @@ def child(args: argparse.Namespace) -> None:
     print(json.dumps(out))
 
 
-def run_child(mode: str, endpoint: str, args: argparse.Namespace) -> dict[str, float]:
+def run_child(mode: str, endpoint: str, args: argparse.Namespace, *, load: int = 0,
+              priority: Priority | None = None, label: str = "") -> dict[str, float]:
     argv = [sys.executable, __file__, "--child", mode, "--endpoint", endpoint,
             "--seconds", str(args.seconds), "--checks", str(args.checks),
             "--rate", str(args.rate), "--workers", str(args.workers)]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=args.seconds * 4 + 60,
-                          check=True)
+    timeout = args.seconds * 4 + 60
+    hogs = competitors(load, timeout) if load else []
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=True,
+                              preexec_fn=priority.apply if priority else None)
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
     result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
-    print(f"{mode}: {json.dumps(result)}", file=sys.stderr)
+    print(f"{label or mode}: {json.dumps(result)}", file=sys.stderr)
     return result
 
 
@@ -139,6 +177,11 @@ def main() -> None:
         http = run_child("http", nginx.endpoint, args)
         tcp = run_child("tcp", nginx.endpoint, args)
         sched = run_child("scheduled", nginx.endpoint, args)
+        priority = unit_priority()
+        loaded_default = run_child("scheduled", nginx.endpoint, args, load=2,
+                                   label="scheduled, 2 competitors, default priority")
+        loaded = run_child("scheduled", nginx.endpoint, args, load=2, priority=priority,
+                           label=f"scheduled, 2 competitors, {priority.describe()}")
     finally:
         nginx.stop()
         shutil.rmtree(workdir, ignore_errors=True)
@@ -146,6 +189,10 @@ def main() -> None:
         "http_probes_per_s": round(http["probes_per_s"]),
         "tcp_probes_per_s": round(tcp["probes_per_s"]),
         "start_jitter_p99_ms": round(sched["jitter_p99_ms"], 1),
+        "loaded_start_jitter_p99_ms": round(loaded["jitter_p99_ms"], 1),
+        "loaded_default_start_jitter_p99_ms": round(loaded_default["jitter_p99_ms"], 1),
+        "loaded_priority": priority.describe(),
+        "loaded_failed_probes": int(loaded["failed"] + loaded_default["failed"]),
         "rss_mb_1000_checks": round(sched["rss_mb"], 1),
         "scheduled_http_probes_per_s": round(sched["probes_per_s"]),
         "scheduled_rate_asked": args.rate,

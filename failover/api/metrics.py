@@ -19,6 +19,9 @@ from failover.coord import Coordinator, verify_chain
 from failover.core.model import CheckResult, split_target
 
 LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+CYCLE_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3,
+                   0.5, 1.0, 2.0, 5.0)
+LAG_BUCKETS_S = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 VERDICT_VALUES = {"up": 1.0, "down": 0.0}  # unknown or stale: -1
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -34,6 +37,14 @@ class DaemonMetrics:
             "failover_probe_latency_seconds", "Probe latency by target and result.",
             ["site", "service", "target", "result"], buckets=LATENCY_BUCKETS_S,
             registry=self.registry)
+        self.probe_start_lag = Histogram(
+            "failover_probe_start_lag_seconds", "How late checks start after their due time "
+            "(a busy host or a low scheduling priority).", ["instance", "site"],
+            buckets=LAG_BUCKETS_S, registry=self.registry).labels(instance, site)
+        self.cycle_time = Histogram(
+            "failover_cycle_seconds", "How long one cycle of the daemon's loop takes (the "
+            "leader's reads, decisions and writes, the agent's steering).", ["instance", "site"],
+            buckets=CYCLE_BUCKETS_S, registry=self.registry).labels(instance, site)
         self.switches = Counter(
             "failover_switches", "Switches of the active site seen in desired state.",
             ["group"], registry=self.registry)
@@ -51,6 +62,9 @@ class DaemonMetrics:
         site, service, endpoint = split_target(target)
         self.probe_latency.labels(site, service, endpoint, "ok" if result.ok else "fail"
                                   ).observe(result.latency_s)
+
+    def probe_lag(self, lag_s: float) -> None:
+        self.probe_start_lag.observe(lag_s)
 
     def update(self, status: dict[str, Any] | None, *, leading: bool, term: int | None,
                cycles: int, session: str) -> None:

@@ -85,14 +85,37 @@ def demote(config_file: str, instance: str) -> None:
 @click.option("--stop-hook", default="", help="Command run whenever the child ends.")
 @click.option("--restart-s", type=click.FloatRange(min=0), default=None,
               help="Restart the child this long after it ends (default: do not).")
+@click.option("--nice", type=click.IntRange(-20, 19), default=None,
+              help="Start the child with this nice value (systemd's Nice=).")
+@click.option("--sched", type=click.Choice(["other", "batch", "idle", "fifo", "rr"]),
+              default=None, help="Scheduling policy of the child (CPUSchedulingPolicy=); "
+              "fifo and rr are real-time and reset on fork, so check commands run normally.")
+@click.option("--sched-priority", type=click.IntRange(0, 99), default=0,
+              help="Real-time priority 1..99 for --sched fifo or rr (CPUSchedulingPriority=).")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
-def supervise(watchdog_s: float, stop_hook: str, restart_s: float | None,
-              command: tuple[str, ...]) -> None:
-    """Run COMMAND as systemd would with Type=notify, WatchdogSec= and ExecStopPost=."""
+def supervise(watchdog_s: float, stop_hook: str, restart_s: float | None, nice: int | None,
+              sched: str | None, sched_priority: int, command: tuple[str, ...]) -> None:
+    """Run COMMAND as systemd would with Type=notify, WatchdogSec= and ExecStopPost=.
+
+    --nice, --sched and --sched-priority start it as Nice=, CPUSchedulingPolicy= and
+    CPUSchedulingPriority= would (with CPUSchedulingResetOnFork=yes)."""
     import shlex
 
-    from failover.daemon.supervisor import Supervisor, SupervisorOptions
+    from failover.daemon.supervisor import (
+        Priority,
+        PriorityError,
+        Supervisor,
+        SupervisorOptions,
+    )
 
+    try:
+        priority = Priority(nice=nice, policy=sched, rt_priority=sched_priority)
+    except ValueError as exc:
+        fail(f"supervise: {exc}", EXIT_USAGE)
     options = SupervisorOptions(command=command, watchdog_s=watchdog_s,
-                                stop_hook=shlex.split(stop_hook), restart_s=restart_s)
-    sys.exit(Supervisor(options).run())
+                                stop_hook=shlex.split(stop_hook), restart_s=restart_s,
+                                priority=priority)
+    try:
+        sys.exit(Supervisor(options).run())
+    except PriorityError as exc:
+        fail(f"supervise: {exc}", EXIT_USAGE)

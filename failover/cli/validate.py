@@ -1,4 +1,5 @@
-"""`failover validate FILE`: ok, or every problem by its dotted path (exit 2)."""
+"""`failover validate FILE`: ok (and any risky timer as a warning), or every problem by its
+dotted path (exit 2)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,13 @@ from failover.config.secret_files import secret_file_problems
 @config_argument
 @click.option("--explain", is_flag=True, help="Also describe what the config sets up.")
 def validate(config_file: str, explain: bool) -> None:
-    """Validate a cluster config: print `ok`, or every error with its path, and exit 2."""
+    """Validate a cluster config: print `ok`, or every error with its path, and exit 2.
+
+    A valid config whose timers are risky (a false failover on a short stall, checks that
+    overlap, a session timeout ZooKeeper will not grant) also gets warnings on stderr (exit 0).
+    """
+    from failover.config.rules import timer_warnings
+
     config = load_or_exit(config_file)
     errors, warnings = secret_file_problems(config)
     for warning in warnings:
@@ -26,6 +33,8 @@ def validate(config_file: str, explain: bool) -> None:
         click.echo(f"{config_file}: {len(errors)} error(s)", err=True)
         sys.exit(EXIT_USAGE)
     click.echo("ok")
+    for warning in timer_warnings(config):
+        click.echo(f"{config_file}: warning: {warning}", err=True)
     if explain:
         click.echo(describe(config))
 

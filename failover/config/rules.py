@@ -106,3 +106,55 @@ def _group_problems(config: Config, name: str, group: Group) -> list[Problem]:
     return problems
 
 
+
+
+# --- warnings: valid, but a timer is risky ----------------------------------------------------
+
+ZOOKEEPER_DEFAULT_TICK_S = 2.0  # tickTime 2000; a session is granted 2..20 ticks
+BLIP_S = 1.0  # a target stalling this long (a GC pause, a checkpoint, a route flap) is ordinary
+OVERLAP = 0.8  # a timeout above this share of the interval leaves no room for a late start
+
+
+def timer_warnings(config: Config) -> list[str]:
+    """Timers that pass validation but make a false failover or a late check likely, each as
+    'dotted.path[, path...]: what is risky (the values)'; checks with the same risk share one
+    line. `failover validate` prints them and still exits 0."""
+    warnings: list[str] = []
+    zk = config.cluster.zookeeper
+    if zk.session_timeout_s < 2 * ZOOKEEPER_DEFAULT_TICK_S:
+        warnings.append(
+            f"cluster.zookeeper.session_timeout_s: {zk.session_timeout_s:g} s is below what "
+            f"ZooKeeper grants with its default tickTime ({ZOOKEEPER_DEFAULT_TICK_S * 1000:.0f} "
+            f"ms: at least 2 ticks, {2 * ZOOKEEPER_DEFAULT_TICK_S:g} s); every server needs "
+            f"tickTime <= {zk.session_timeout_s * 500:.0f} ms (and a timeout of at least 5 "
+            "ticks rides out a ZooKeeper leader election without losing the session)")
+    by_text: dict[str, list[str]] = {}
+    hold_down = config.policy.hold_down_s
+    grouped = {s for group in config.groups.values() for s in group.services}
+    for site_name, site in config.sites.items():
+        for name, service in site.services.items():
+            check = service.check
+            where = f"sites.{site_name}.services.{name}.check"
+            if check.timeout_s > OVERLAP * check.interval_s:
+                by_text.setdefault(
+                    f"timeout_s {check.timeout_s:g} s is close to interval_s "
+                    f"{check.interval_s:g} s: a slow target makes the next check start late, "
+                    "and detection slower than interval x fall", []).append(where)
+            if check.fast_interval_s is not None and check.timeout_s > check.fast_interval_s:
+                by_text.setdefault(
+                    f"timeout_s {check.timeout_s:g} s exceeds fast_interval_s "
+                    f"{check.fast_interval_s:g} s: while a verdict changes, a check that times "
+                    "out delays the next re-check", []).append(where)
+            if name not in grouped or service.role == "degraded":
+                continue
+            down_after = (check.fall - 1) * check.recheck_s
+            if down_after + hold_down < BLIP_S:
+                by_text.setdefault(
+                    f"an outage of the target of {down_after:.2g} s (fall {check.fall}, "
+                    f"re-check every {check.recheck_s:g} s) is a down verdict, and with "
+                    f"policy.hold_down_s ({hold_down:g} s) traffic moves: under {BLIP_S:g} s "
+                    "in all, so a GC pause or a route flap that every observer sees is a "
+                    "failover (cooldown and the switch budget bound flapping)", []
+                ).append(where)
+    warnings += [f"{', '.join(paths)}: {text}" for text, paths in by_text.items()]
+    return warnings

@@ -55,6 +55,7 @@ from failover.coord.base import (
     UntrustedNode,
     VersionConflict,
 )
+from failover.coord.zkgroups import GroupCache
 from failover.coord.zklayout import (
     DIRS,
     OPERATOR_DIRS,
@@ -62,6 +63,7 @@ from failover.coord.zklayout import (
     Identity,
     Layout,
 )
+from failover.core.model import Observation
 
 log = logging.getLogger("failover.coord.zookeeper")
 P = ParamSpec("P")
@@ -169,6 +171,8 @@ class ZooKeeperSession:
         self._term_version = -1
         self._member_done: Member | None = None
         self._published = False
+        # path -> (the bytes last read, what they decoded to): observations decoded once
+        self._observations_read: dict[str, tuple[bytes, list[Observation]]] = {}
         self._commits = 0
         self._submits = 0
         self._refusal_records = 0
@@ -179,6 +183,7 @@ class ZooKeeperSession:
             for topic in ("members", "leadership", "observations", "desired", "applied",
                           "commands", "audit")
         }
+        self._group_cache = GroupCache(self._zk, self.layout, self._call, self._wake)
         self._zk.add_listener(self._on_state)
 
     # --- session -------------------------------------------------------------------------------
@@ -277,6 +282,7 @@ class ZooKeeperSession:
             changed = state != self._state
             self._state = state
         if changed:
+            self._group_cache.forget()  # watches may be gone with the connection
             self._wake("session")
 
     def _forget_session(self) -> None:

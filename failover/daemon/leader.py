@@ -74,6 +74,7 @@ class Leader:
         self.recorded: dict[str, tuple[str, str]] = {}  # group -> (kind, code) last audited
         self.last_step: Step | None = None
         self.recorder: Recorder | None = None  # given each cycle's inputs and step, if set
+        self.phases: dict[str, float] = {}  # the last cycle's seconds: read, decide, commit
         # On this leader's own clock: when it first saw each observer's latest stamp, and
         # when it first saw each serving site without an agent session.
         self.arrivals: dict[str, Arrival] = {}
@@ -86,12 +87,12 @@ class Leader:
         states: dict[str, GroupState] = {}
         versions: dict[str, int] = {}
         applied: dict[tuple[str, str], Applied] = {}
-        for group in self.config.groups:
-            state, version = coordinator.desired(group)
+        for group, (state, version, by_site) in coordinator.groups(
+                list(self.config.groups)).items():
             versions[group] = version
             if state is not None:
                 states[group] = state
-            for site, item in coordinator.applied(group).items():
+            for site, item in by_site.items():
                 applied[(group, site)] = item
         agents = frozenset(m.site for m in coordinator.members().values()
                            if "agent" in m.roles and m.site in self.config.serving_sites)
@@ -104,11 +105,15 @@ class Leader:
     def cycle(self, coordinator: Coordinator, leadership: Leadership, now: float
               ) -> float | None:
         """One leader cycle; returns when a timer wants the next one (None: no timer)."""
+        started = time.perf_counter()
         snap = self.read(coordinator, now)
+        read = time.perf_counter()
         start = dict(snap.states)
         for command in snap.commands:
             self._command(coordinator, leadership, snap, command)
         step = self.engine.step(snap.states, snap.view)
+        decided = time.perf_counter()
+        self.phases = {"read": read - started, "decide": decided - read}
         self.last_step = step
         changed = [g for g, s in step.states.items() if snap.states.get(g) != s]
         recorded = dict(self.recorded)
@@ -118,6 +123,7 @@ class Leader:
                 leadership, desired=[(step.states[g], snap.versions[g]) for g in changed],
                 audit=[decision_record(d, step, leadership, now) for d in keep])
             snap.versions.update(result.versions)
+            self.phases["commit"] = time.perf_counter() - decided
         self.recorded = recorded  # only once the decisions are in the audit trail
         for decision in keep:
             log.info(decision.sentence, extra={"fields": {

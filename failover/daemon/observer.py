@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 
 from failover.config import Config
 from failover.coord import Coordinator
 from failover.core.model import CheckResult, CheckState, Observation
-from failover.probes.runner import targets_of
+from failover.probes.runner import ProbeTarget, targets_of
 from failover.probes.scheduler import ProbeScheduler
+
+log = logging.getLogger("failover.daemon")
+
+LAG_REPORT_EVERY_S = 10.0  # at most one warning this often, with the worst lag since the last
+
+
+def lag_threshold_s(interval_s: float) -> float:
+    """A start lag this large makes the detection time the config promises false: a quarter
+    of the check's interval, and never more than 0.1 s."""
+    return min(0.1, interval_s / 4)
 
 
 class Observer:
@@ -26,6 +37,11 @@ class Observer:
         self.published_changes = 0  # ... of which the last publish included
         self.published_at = 0.0
         self.on_result: Callable[[str, CheckResult], None] | None = None  # e.g. metrics
+        self.on_lag: Callable[[float], None] | None = None  # e.g. metrics
+        self.scheduler.on_lag = self._on_lag
+        self.late_starts = 0  # starts later than lag_threshold_s since the last warning
+        self.worst_lag_s = 0.0  # ... and the latest of them
+        self.lag_reported_at = 0.0
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -49,6 +65,27 @@ class Observer:
             self.verdicts[target] = state.verdict
             self.changes += 1
             self.on_change()
+
+    def _on_lag(self, target: ProbeTarget, lag_s: float) -> None:
+        if self.on_lag is not None:
+            self.on_lag(lag_s)
+        if lag_s < lag_threshold_s(target.check.interval_s):
+            return
+        self.late_starts += 1
+        self.worst_lag_s = max(self.worst_lag_s, lag_s)
+        now = time.monotonic()
+        if now - self.lag_reported_at < LAG_REPORT_EVERY_S:
+            return
+        log.warning(
+            f"checks start late: {self.late_starts} start(s) late by up to "
+            f"{self.worst_lag_s * 1000:.0f} ms (e.g. {target.key}, interval "
+            f"{target.check.interval_s:g} s); the host is busy or the daemon's scheduling "
+            "priority too low, and detection takes longer than the config promises",
+            extra={"fields": {"late_starts": self.late_starts,
+                              "worst_lag_s": round(self.worst_lag_s, 4)}})
+        self.late_starts = 0
+        self.worst_lag_s = 0.0
+        self.lag_reported_at = now
 
     def observations(self, now: float) -> list[Observation]:
         """Every verdict with its times on the wall clock (`now` is time.time())."""

@@ -5,6 +5,8 @@ the child gets $NOTIFY_SOCKET and $WATCHDOG_USEC; it must send READY=1 and then 
 at least every `watchdog_s`; a silent (frozen) child gets SIGABRT, then SIGKILL; whenever the
 child ends, for whatever reason, the stop hook runs (it is the supervisor's, not the child's,
 so a killed or frozen daemon still gets its site demoted); then the child restarts if asked.
+Like systemd's `Nice=`, `CPUSchedulingPolicy=` and `CPUSchedulingPriority=`, it can start the
+child with a scheduling priority (`Priority`), so that checks start on time on a busy host.
 """
 
 from __future__ import annotations
@@ -22,6 +24,67 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+SCHED_POLICIES = {"other": os.SCHED_OTHER, "batch": os.SCHED_BATCH, "idle": os.SCHED_IDLE,
+                  "fifo": os.SCHED_FIFO, "rr": os.SCHED_RR}
+REALTIME = ("fifo", "rr")
+
+
+class PriorityError(RuntimeError):
+    """The child could not be given the scheduling priority asked for."""
+
+
+@dataclass(frozen=True)
+class Priority:
+    """A process's scheduling settings, as systemd's `Nice=`, `CPUSchedulingPolicy=`,
+    `CPUSchedulingPriority=` and `CPUSchedulingResetOnFork=yes` set them.
+
+    `apply()` runs in the process to set (a `preexec_fn`, or the process itself): threads
+    started later inherit it. A real-time policy is reset on fork, so that check commands
+    (plugins) run at normal priority; a nice value is inherited, as with systemd.
+    """
+
+    nice: int | None = None
+    policy: str | None = None  # a key of SCHED_POLICIES; None: leave as it is
+    rt_priority: int = 0  # 1..99 for fifo and rr
+
+    def __post_init__(self) -> None:
+        if self.nice is not None and not -20 <= self.nice <= 19:
+            raise ValueError(f"nice: {self.nice} is not within -20..19")
+        if self.policy is not None and self.policy not in SCHED_POLICIES:
+            raise ValueError(f"sched: {self.policy!r} is not one of {', '.join(SCHED_POLICIES)}")
+        realtime = self.policy in REALTIME
+        if realtime and not 1 <= self.rt_priority <= 99:
+            raise ValueError(f"sched priority: {self.rt_priority} must be 1..99 for "
+                             f"{self.policy}")
+        if not realtime and self.rt_priority:
+            raise ValueError(f"sched priority: {self.rt_priority} needs --sched fifo or rr")
+
+    @property
+    def empty(self) -> bool:
+        return self.nice is None and self.policy is None
+
+    def apply(self) -> None:
+        """Set this on the calling process (raises OSError without the privilege)."""
+        if self.nice is not None:
+            os.setpriority(os.PRIO_PROCESS, 0, self.nice)
+        if self.policy is not None:
+            flags = os.SCHED_RESET_ON_FORK if self.policy in REALTIME else 0
+            os.sched_setscheduler(0, SCHED_POLICIES[self.policy] | flags,
+                                  os.sched_param(self.rt_priority))
+
+    def supervise_args(self) -> list[str]:
+        """The same settings as `failover supervise` options."""
+        args = [] if self.nice is None else ["--nice", str(self.nice)]
+        if self.policy is not None:
+            args += ["--sched", self.policy]
+        if self.rt_priority:
+            args += ["--sched-priority", str(self.rt_priority)]
+        return args
+
+    def describe(self) -> dict[str, object]:
+        return {"nice": self.nice, "sched": self.policy,
+                "sched_priority": self.rt_priority or None}
+
 
 @dataclass(frozen=True)
 class SupervisorOptions:
@@ -32,6 +95,7 @@ class SupervisorOptions:
     ready_timeout_s: float = 60.0
     hook_timeout_s: float = 30.0
     kill_grace_s: float = 1.0
+    priority: Priority = Priority()
 
 
 class Supervisor:
@@ -75,9 +139,17 @@ class Supervisor:
     def _run_once(self) -> tuple[int, str]:
         env = {**os.environ, "NOTIFY_SOCKET": self.socket_path,
                "WATCHDOG_USEC": str(int(self.options.watchdog_s * 1e6))}
-        self.child = subprocess.Popen(list(self.options.command), env=env)
+        priority = self.options.priority
+        try:
+            self.child = subprocess.Popen(list(self.options.command), env=env,
+                                          preexec_fn=None if priority.empty else priority.apply)
+        except subprocess.SubprocessError as exc:  # priority.apply() failed in the child
+            raise PriorityError(f"cannot start the child with {priority.describe()}: "
+                                "setting a negative nice or a real-time policy needs root "
+                                f"(CAP_SYS_NICE) ({exc})") from exc
         pid = self.child.pid
-        self.log("started", pid=pid, watchdog_s=self.options.watchdog_s)
+        self.log("started", pid=pid, watchdog_s=self.options.watchdog_s,
+                 **({} if priority.empty else priority.describe()))
         ready = False
         deadline = time.monotonic() + self.options.ready_timeout_s
         while True:

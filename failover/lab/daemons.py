@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from failover.daemon.supervisor import Priority
 from failover.lab.lab import Lab
 from failover.testing.servers.process import Process, wait_until
 
@@ -21,12 +22,13 @@ class SupervisedDaemon:
     """`failover supervise ... -- failover run` inside a site's namespace."""
 
     def __init__(self, lab: Lab, instance: str, site: str, config_path: Path,
-                 watchdog_s: float) -> None:
+                 watchdog_s: float, priority: Priority | None = None) -> None:
         self.instance = instance
         self.site = site
         self.watchdog_s = watchdog_s
         hook = f"{FAILOVER} demote --config {config_path} --instance {instance}"
         argv = [FAILOVER, "supervise", "--watchdog-s", f"{watchdog_s:g}", "--stop-hook", hook,
+                *(priority.supervise_args() if priority else []),
                 "--", FAILOVER, "run", "--config", str(config_path), "--instance", instance]
         self.process: Process = lab.process(site, f"daemon-{instance}", argv)
 

@@ -43,6 +43,7 @@ from failover.config.load import resolve_files
 from failover.config.model import split_host_port
 from failover.coord import Coordinator, CoordinatorError
 from failover.core.model import GroupState
+from failover.daemon.supervisor import Priority
 from failover.lab.daemons import FAILOVER, SupervisedDaemon
 from failover.lab.lab import EXAMPLE_CONFIG, Lab
 from failover.lab.netns import LabError
@@ -79,7 +80,8 @@ def merged(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, A
 class Stack:
     def __init__(self, overrides: Mapping[str, Any] | None = None, *,
                  run_dir: str | Path = RUN_DIR, base_config: str | Path = EXAMPLE_CONFIG,
-                 zookeeper_tick_ms: int = 200) -> None:
+                 zookeeper_tick_ms: int = 200, priority: Priority | None = None,
+                 agents_first: bool = False) -> None:
         base = Path(base_config).resolve()
         raw = yaml.safe_load(base.read_text())
         data = merged(merged(raw, STACK_OVERRIDES), overrides or {})
@@ -93,6 +95,11 @@ class Stack:
         self.dir = self.lab.run_dir / "stack"
         self.config_path = self.dir / "failover.yaml"
         self.tick_ms = zookeeper_tick_ms
+        self.priority = priority  # the daemons' scheduling priority (None: the supervisor's)
+        # Start the preferred site's daemon first (it leads), then the other's, then the
+        # witness, each once registered: with timers shorter than a daemon's start-up, a leader
+        # that starts alone sees the preferred site without an agent and fails it over.
+        self.agents_first = agents_first
         self.sites: dict[str, SiteServices] = {}
         self.zookeeper: ZooKeeperEnsemble | None = None
         self.daemons: dict[str, SupervisedDaemon] = {}
@@ -154,15 +161,24 @@ class Stack:
         watchdog_s = self.config.cluster.daemon.watchdog_s
         for instance, placed in self.config.instances.items():
             self.daemons[instance] = SupervisedDaemon(self.lab, instance, placed.site,
-                                                      self.config_path, watchdog_s)
-        order = sorted(self.daemons, key=lambda i: self.config.instances[i].site != "witness")
+                                                      self.config_path, watchdog_s,
+                                                      self.priority)
+        preferred = self.config.preferred_site(self.bgp_group)
+        if self.agents_first:  # the preferred site's daemon leads, each agent there in turn
+            order = sorted(self.daemons, key=lambda i: (
+                self.config.instances[i].site == "witness",
+                self.config.instances[i].site != preferred))
+        else:  # the witness first: it usually leads, away from the agents
+            order = sorted(self.daemons,
+                           key=lambda i: self.config.instances[i].site != "witness")
         say(f"daemons: {', '.join(order)} under `failover supervise` "
             f"(watchdog {watchdog_s:g} s, stop hook `failover demote`)")
-        for instance in order:  # the witness first: it usually leads, away from the agents
+        for instance in order:
             self.daemons[instance].start()
-            if self.config.instances[instance].site == "witness":
+            if self.agents_first or self.config.instances[instance].site == "witness":
                 with contextlib.suppress(TimeoutError):
-                    wait_until(lambda: self.leader() is not None, 10.0, "a leader", 0.1)
+                    wait_until(functools.partial(self._registered, instance), 10.0,
+                               f"{instance} registered and a leader", 0.05)
         left = max(10.0, timeout_s - (time.monotonic() - started))
         self.wait_steady(self.config.preferred_site(self.bgp_group), left)
         self.wait_healthy(timeout_s=max(10.0, timeout_s - (time.monotonic() - started)))
@@ -184,6 +200,10 @@ class Stack:
             raise LabError("cluster.zookeeper.hosts: the lab runs 1 or 3 nodes on one port")
         return ZooKeeperEnsemble(self.dir / "zookeeper", len(hosts), tick_ms=self.tick_ms,
                                  hosts=hosts, netns=list(spaces), client_port=ports.pop())
+
+    def _registered(self, instance: str) -> bool:
+        return bool(self.leader() is not None and attempt(
+            lambda: instance in self.operator(lambda c: c.members(), 5.0), OPERATOR_ERRORS, False))
 
     # --- down ----------------------------------------------------------------------------------
 

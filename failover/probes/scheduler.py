@@ -24,6 +24,7 @@ from failover.probes.runner import ProbeTarget, make_probe, run_check
 log = logging.getLogger(__name__)
 
 ResultCallback = Callable[[str, CheckState, CheckResult], None]
+LagCallback = Callable[[ProbeTarget, float], None]
 
 
 class Clock(Protocol):
@@ -67,7 +68,8 @@ class ProbeScheduler:
     (an exception in it is logged, and probing goes on). `states` holds the latest
     hysteresis state of every target. `lateness_s` keeps the most recent start delays (how long
     after its due time each probe really started), for metrics and benchmarks. With
-    `freeze_gc` (the default), `run()` first calls `settle_memory()`.
+    `freeze_gc` (the default), `run()` first calls `settle_memory()`. `on_lag(target, lag_s)`,
+    when set, hears every start delay as the probe starts (in the loop; it must not block).
     """
 
     def __init__(
@@ -93,6 +95,7 @@ class ProbeScheduler:
         self.states: dict[str, CheckState] = {key: CheckState() for key in keys}
         self.lateness_s: deque[float] = deque(maxlen=lateness_samples)
         self.probes_run = 0
+        self.on_lag: LagCallback | None = None
         self.freeze_gc = freeze_gc
         self._stopping = asyncio.Event()  # one-shot: a stop before `run()` starts counts too
 
@@ -143,7 +146,13 @@ class ProbeScheduler:
             if delay > 0:
                 await self.clock.sleep(delay)
             async with slots:
-                self.lateness_s.append(max(0.0, self.clock.now() - due))
+                lag = max(0.0, self.clock.now() - due)
+                self.lateness_s.append(lag)
+                if self.on_lag is not None:
+                    try:
+                        self.on_lag(target, lag)
+                    except Exception:
+                        log.exception("lag callback failed for %s", key)
                 result = await run_check(probe, check, target.endpoint)
             now = self.clock.now()
             self.probes_run += 1

@@ -174,6 +174,57 @@ def test_applied_state_per_group_and_site(harness: Any) -> None:
     assert a.applied("mail") == {}
 
 
+def test_groups_reads_many_groups_as_desired_and_applied_do(harness: Any) -> None:
+    a, b = harness.client("a"), harness.client("b")
+    leader = lead(harness, a)
+    v1 = a.write_desired(leader, GroupState("web", "dc1", epoch=1), NO_NODE)
+    a.report_applied(Applied("web", "dc1", 1, "primary", 10.0, verified=True))
+    b.report_applied(Applied("mail", "dc2", 2, "backup", 10.5))
+    names = ["web", "mail", "db"]
+    read = b.groups(names)
+    assert list(read) == names
+    assert read == {name: (*b.desired(name), b.applied(name)) for name in names}
+    assert read["web"] == (GroupState("web", "dc1", epoch=1), v1, {
+        "dc1": Applied("web", "dc1", 1, "primary", 10.0, verified=True)})
+    assert read["db"] == (None, NO_NODE, {})
+    c = harness.client("c")  # a client that read nothing else: the watches are groups()'s
+    wakes: list[str] = []
+    c.subscribe(wakes.append)
+    c.groups(["db"])  # arms the watches of absent nodes too
+    a.write_desired(leader, GroupState("db", "dc2", epoch=1), NO_NODE)
+    harness.settle(lambda: "desired" in wakes, 3.0, "c woken by the new state")
+    c.groups(["db"])
+    a.report_applied(Applied("db", "dc2", 1, "primary", 11.0))
+    harness.settle(lambda: "applied" in wakes, 3.0, "c woken by the new applied state")
+
+
+def test_groups_sees_every_change_its_own_at_once(harness: Any) -> None:
+    a, b = harness.client("a"), harness.client("b")
+    leader = lead(harness, a)
+    names = ["web", "mail"]
+    v1 = a.write_desired(leader, GroupState("web", "dc1", epoch=1), NO_NODE)
+    assert a.groups(names)["web"][:2] == (GroupState("web", "dc1", epoch=1), v1)
+    b.groups(names)
+    # the leader's own writes: seen by its next read, without waiting for a watch
+    v2 = a.write_desired(leader, GroupState("web", "dc2", epoch=2), v1)
+    assert a.groups(names)["web"][:2] == (GroupState("web", "dc2", epoch=2), v2)
+    a.report_applied(Applied("web", "dc2", 2, "primary", 12.0, verified=True))
+    assert a.groups(names)["web"][2] == {
+        "dc2": Applied("web", "dc2", 2, "primary", 12.0, verified=True)}
+    # another client's writes: seen once its watches fire
+    b.report_applied(Applied("mail", "dc1", 1, "primary", 13.0))
+    harness.settle(lambda: a.groups(names)["mail"][2] == {
+        "dc1": Applied("mail", "dc1", 1, "primary", 13.0)}, 3.0, "a sees b's report")
+    harness.settle(lambda: b.groups(names)["web"][:2] == (GroupState("web", "dc2", epoch=2),
+                                                           v2), 3.0, "b sees a's commit")
+    cache = getattr(a, "_group_cache", None)
+    if cache is not None:  # ZooKeeper: what nothing changed is not read again
+        before = cache.reads
+        for _ in range(5):
+            a.groups(names)
+        assert cache.reads == before
+
+
 def test_command_is_consumed_exactly_once_with_its_effect(harness: Any) -> None:
     a, b = harness.client("a"), harness.client("b")
     operator = harness.client("alice", role="operator")

@@ -69,6 +69,7 @@ def calls(client: Coordinator, leadership: Leadership) -> list[Call]:
         ("report_applied", lambda: client.report_applied(
             Applied("web", "dc1", 2, "primary", 1.0))),
         ("applied", lambda: client.applied("web")),
+        ("groups", lambda: client.groups(["web", "mail"])),
         ("submit", lambda: client.submit(Command("", "note", "tester", "hello"))),
         ("pending_commands", client.pending_commands),
         ("command_result", lambda: client.command_result("cmd-0000000000")),
