@@ -128,23 +128,40 @@ class Daemon:
     # --- configuration -------------------------------------------------------------------
 
     def _configure(self, config: Config) -> None:
+        self._install(config, self._roles(config))
+
+    def _roles(self, config: Config) -> tuple[Leader | None, Agent | None, Observer | None]:
+        """The roles `config` gives this instance, built without touching the running ones
+        (a secret file that cannot be read, or a steerer that cannot be made, raises here)."""
+        roles = tuple(config.instances[self.instance].roles)
+        site = config.instances[self.instance].site
+        leader = Leader(config, dns_steerers(config)) if "leader" in roles else None
+        try:
+            record_dir = config.cluster.daemon.record_dir
+            if leader is not None and record_dir:
+                from failover.record.log import Recorder
+
+                leader.recorder = Recorder(config, self.instance, record_dir)
+            agent = (Agent(config, site, bgp_steerers(config, site))
+                     if "agent" in roles and site in config.serving_sites else None)
+            observer = (Observer(config, self.instance, self.wake.set)
+                        if "observer" in roles else None)
+        except BaseException:
+            if leader is not None:
+                leader.close()
+            raise
+        return leader, agent, observer
+
+    def _install(self, config: Config,
+                 roles: tuple[Leader | None, Agent | None, Observer | None]) -> None:
+        """Swap in a whole new set of roles at once (between cycles)."""
         self.config = config
         placed = config.instances[self.instance]
         self.site = placed.site
         self.roles = tuple(placed.roles)
         self.member = Member(self.instance, self.site, __version__, self.roles, self.started_at)
-        self.leader = Leader(config, dns_steerers(config)) if "leader" in self.roles else None
-        record_dir = config.cluster.daemon.record_dir
-        if self.leader is not None and record_dir:
-            from failover.record.log import Recorder
-
-            self.leader.recorder = Recorder(config, self.instance, record_dir)
+        self.leader, self.agent, self.observer = roles
         self.metrics.recorder = self.leader.recorder if self.leader is not None else None
-        serving = self.site in config.serving_sites
-        self.agent = (Agent(config, self.site, bgp_steerers(config, self.site))
-                      if "agent" in self.roles and serving else None)
-        self.observer = (Observer(config, self.instance, self.wake.set)
-                         if "observer" in self.roles else None)
         if self.observer is not None:
             self.observer.on_result = self.metrics.probe
             self.observer.on_lag = self.metrics.probe_lag
@@ -155,11 +172,14 @@ class Daemon:
         self.wake.set()
 
     async def reload(self) -> None:
+        """All or nothing: the new config is read and checked off the event loop, its roles
+        built beside the running ones, and only then swapped in; any problem keeps the old
+        config whole and says why."""
         self.reload_requested = False
         if not self.config_path:
             return
         try:
-            config = load_config(self.config_path)
+            config = await asyncio.to_thread(load_config, self.config_path)
         except ConfigError as exc:
             log.error(f"reload refused, keeping the old config: {exc}")
             return
@@ -167,8 +187,19 @@ class Daemon:
             log.error(f"reload refused, keeping the old config: {self.config_path}: "
                       f"instances: no instance {self.instance!r}")
             return
+        from failover.config.secret_files import secret_file_problems
+
+        errors, _ = await asyncio.to_thread(secret_file_problems, config)
+        if errors:
+            log.error("reload refused, keeping the old config: " + "; ".join(errors))
+            return
+        try:
+            roles = self._roles(config)
+        except Exception as exc:  # a steerer or recorder the new config cannot make
+            log.error(f"reload refused, keeping the old config: {type(exc).__name__}: {exc}")
+            return
         old_observer, old_leader, old_agent = self.observer, self.leader, self.agent
-        self._configure(config)
+        self._install(config, roles)
         if old_observer is not None:
             await old_observer.stop()
         if old_leader is not None:

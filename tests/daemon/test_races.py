@@ -136,3 +136,28 @@ def test_a_reload_waits_for_the_cycle_that_uses_the_roles(tmp_path: Path) -> Non
     asyncio.run(scenario())
     used, current = daemon.seen[0]
     assert used is current  # the first cycle saw one leader role from start to end
+
+
+def test_a_reload_is_all_or_nothing(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A config that parses but names a TSIG key file that is not there is refused whole: the
+    running roles stay, none is half-replaced (before, the leader's DNS steerer failed only
+    when it first steered)."""
+    good = EXAMPLE.read_text().replace("secrets/", f"{EXAMPLE.parent.as_posix()}/secrets/")
+    config_path = tmp_path / "cluster.yaml"
+    config_path.write_text(good)
+    store = MemoryStore(Clock())
+    daemon = Daemon(example(), "dc1-a", config_path=str(config_path),
+                    coordinator=MemoryCoordinator(store, "dc1-a"))
+    before = (daemon.leader, daemon.agent, daemon.observer, daemon.config)
+    config_path.write_text(good.replace("secrets/tsig.key", "secrets/no-such.key"))
+    with caplog.at_level("ERROR", logger="failover.daemon"):
+        asyncio.run(daemon.reload())
+    assert (daemon.leader, daemon.agent, daemon.observer, daemon.config) == before
+    assert any("reload refused" in r.message and "no-such.key" in r.message
+               for r in caplog.records), [r.message for r in caplog.records]
+    config_path.write_text(good.replace("hold_down_s: 2", "hold_down_s: 3"))
+    asyncio.run(daemon.reload())
+    assert daemon.config.policy.hold_down_s == 3 and daemon.leader is not before[0]
+    for role in (daemon.leader, daemon.agent):
+        if role is not None:
+            role.close()
