@@ -34,16 +34,18 @@ from failover.api.auth import signed_headers
 from tests.operator.cluster import KEY_ID, KEY_SECRET, SCOPE, Cluster, start_cluster
 
 WRITES = ["/switchover", "/freeze", "/unfreeze"]
-CRAFTED = ("ESR-HMAC-A" + "Credential=a," * 200 + "SignedHeaders=a," * 200
-           + "Signature=0" * 200 + "x")
+CRAFTED = (
+    "ESR-HMAC-A" + "Credential=a," * 200 + "SignedHeaders=a," * 200 + "Signature=0" * 200 + "x"
+)
 
 
 def raw_request(address: str, data: bytes, source: str, timeout_s: float = 5.0) -> int:
     """Send bytes, return the answer's status (0: closed without an answer)."""
     host, port = address.rsplit(":", 1)
     try:
-        with socket.create_connection((host, int(port)), timeout=timeout_s,
-                                      source_address=(source, 0)) as sock:
+        with socket.create_connection(
+            (host, int(port)), timeout=timeout_s, source_address=(source, 0)
+        ) as sock:
             sock.sendall(data)
             head = sock.recv(64)
     except OSError:
@@ -53,8 +55,12 @@ def raw_request(address: str, data: bytes, source: str, timeout_s: float = 5.0) 
 
 
 def http(method: str, path: str, host: str, headers: dict[str, str], body: bytes) -> bytes:
-    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}", "Connection: close",
-             *(f"{k}: {v}" for k, v in headers.items() if k.lower() != "host")]
+    lines = [
+        f"{method} {path} HTTP/1.1",
+        f"Host: {host}",
+        "Connection: close",
+        *(f"{k}: {v}" for k, v in headers.items() if k.lower() != "host"),
+    ]
     if "Content-Length" not in headers:
         lines.append(f"Content-Length: {len(body)}")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8", "surrogateescape") + body
@@ -63,24 +69,56 @@ def http(method: str, path: str, host: str, headers: dict[str, str], body: bytes
 def fuzzed(rng: random.Random, cluster: Cluster, instance: str) -> bytes:
     address = cluster.api[instance]
     method = rng.choice(["POST"] * 6 + ["GET", "PUT", "DELETE", "OPTIONS", "HEAD", "FOO"])
-    path = rng.choice(WRITES * 3 + ["/status", "/health", "/metrics", "/", "/x" * 50,
-                                    "/freeze?" + "a=b&" * rng.randint(1, 300)])
+    path = rng.choice(
+        WRITES * 3
+        + [
+            "/status",
+            "/health",
+            "/metrics",
+            "/",
+            "/x" * 50,
+            "/freeze?" + "a=b&" * rng.randint(1, 300),
+        ]
+    )
     body_kind = rng.randrange(8)
-    body = [b"{}", b'{"site": "dc2", "expires": NaN}', b'{"at": 1e999}', b"[" * 5000,
-            bytes(rng.randrange(256) for _ in range(rng.randint(0, 2000))),
-            json.dumps({"site": "dc2", "reason": "x" * rng.randint(0, 70_000)}).encode(),
-            b'{"group": ' + b"9" * 5000 + b"}", b""][body_kind]
-    signed = signed_headers("POST", address, path, body.decode("utf-8", "replace"), KEY_ID,
-                            rng.choice(["wrong", "guess", KEY_SECRET[:-1]]), SCOPE)
-    auth = rng.choice([
-        signed["X-Escher-Auth"], CRAFTED, CRAFTED[: rng.randint(10, 4000)], "",
-        signed["X-Escher-Auth"][: rng.randint(0, 200)], "ESR-HMAC-SHA256 " + "A" * 5000,
-        signed["X-Escher-Auth"].replace("ops", rng.choice(["lockme", "nobody", "ops" * 30])),
-        "\u00e9\u202e" * 20])
-    headers = {"Content-Type": rng.choice(["application/json", "text/plain", "x" * 100]),
-               "X-Escher-Date": rng.choice([signed["X-Escher-Date"], "yesterday",
-                                            "20991231T000000Z", "9" * 300]),
-               "X-Escher-Auth": auth}
+    body = [
+        b"{}",
+        b'{"site": "dc2", "expires": NaN}',
+        b'{"at": 1e999}',
+        b"[" * 5000,
+        bytes(rng.randrange(256) for _ in range(rng.randint(0, 2000))),
+        json.dumps({"site": "dc2", "reason": "x" * rng.randint(0, 70_000)}).encode(),
+        b'{"group": ' + b"9" * 5000 + b"}",
+        b"",
+    ][body_kind]
+    signed = signed_headers(
+        "POST",
+        address,
+        path,
+        body.decode("utf-8", "replace"),
+        KEY_ID,
+        rng.choice(["wrong", "guess", KEY_SECRET[:-1]]),
+        SCOPE,
+    )
+    auth = rng.choice(
+        [
+            signed["X-Escher-Auth"],
+            CRAFTED,
+            CRAFTED[: rng.randint(10, 4000)],
+            "",
+            signed["X-Escher-Auth"][: rng.randint(0, 200)],
+            "ESR-HMAC-SHA256 " + "A" * 5000,
+            signed["X-Escher-Auth"].replace("ops", rng.choice(["lockme", "nobody", "ops" * 30])),
+            "\u00e9\u202e" * 20,
+        ]
+    )
+    headers = {
+        "Content-Type": rng.choice(["application/json", "text/plain", "x" * 100]),
+        "X-Escher-Date": rng.choice(
+            [signed["X-Escher-Date"], "yesterday", "20991231T000000Z", "9" * 300]
+        ),
+        "X-Escher-Auth": auth,
+    }
     if rng.random() < 0.1:  # a body longer than announced is a pipelined request: refused
         headers["Content-Length"] = rng.choice(["-1", "abc", "0"])
     if rng.random() < 0.05:
@@ -119,18 +157,21 @@ class HealthMonitor(threading.Thread):
             if rounds % 10 == 0:
                 try:
                     services = self.cluster.status("w")["services"]
-                    self.false_downs += sum(vote == "down" for site in ("dc1", "dc2")
-                                            for vote in services[site]["app"]["votes"].values())
+                    self.false_downs += sum(
+                        vote == "down"
+                        for site in ("dc1", "dc2")
+                        for vote in services[site]["app"]["votes"].values()
+                    )
                 except Exception:  # a status read may fail during a restart
                     pass
             time.sleep(0.05)
 
 
-def operator_write(cluster: Cluster, instance: str, path: str, body: dict[str, Any]
-                   ) -> tuple[int, dict[str, Any]]:
+def operator_write(
+    cluster: Cluster, instance: str, path: str, body: dict[str, Any]
+) -> tuple[int, dict[str, Any]]:
     text = json.dumps(body)
-    headers = signed_headers("POST", cluster.api[instance], path, text, KEY_ID, KEY_SECRET,
-                             SCOPE)
+    headers = signed_headers("POST", cluster.api[instance], path, text, KEY_ID, KEY_SECRET, SCOPE)
     data = http("POST", path, cluster.api[instance], {**headers}, text.encode())
     host, port = cluster.api[instance].rsplit(":", 1)
     with socket.create_connection((host, int(port)), timeout=10) as sock:
@@ -161,21 +202,25 @@ def main() -> None:
         finally:
             monitor.stopping.set()
             monitor.join(5)
-            logs = "\n".join(p.log_path.read_text(errors="replace")
-                             for p in cluster.daemons.values())
+            logs = "\n".join(
+                p.log_path.read_text(errors="replace") for p in cluster.daemons.values()
+            )
             secrets = cluster.secrets()
             cluster.stop()
-    figures.update({
-        "max_health_gap_s": round(monitor.max_gap_s, 3),
-        "probe_false_downs": monitor.false_downs,
-        "secrets_in_logs": sum(logs.count(secret) for secret in secrets.values()),
-        "tracebacks": logs.count("Traceback"),
-    })
+    figures.update(
+        {
+            "max_health_gap_s": round(monitor.max_gap_s, 3),
+            "probe_false_downs": monitor.false_downs,
+            "secrets_in_logs": sum(logs.count(secret) for secret in secrets.values()),
+            "tracebacks": logs.count("Traceback"),
+        }
+    )
     print(json.dumps(figures))
 
 
-def attack(cluster: Cluster, monitor: HealthMonitor, rng: random.Random, requests: int
-           ) -> dict[str, Any]:
+def attack(
+    cluster: Cluster, monitor: HealthMonitor, rng: random.Random, requests: int
+) -> dict[str, Any]:
     operator: list[int] = []
     accepted: list[str] = []
 
@@ -188,29 +233,60 @@ def attack(cluster: Cluster, monitor: HealthMonitor, rng: random.Random, request
     # 1. lockout as a weapon: forged and replayed requests naming the operator's key id
     for index in range(50):
         raw_request(cluster.api["a"], fuzzed(random.Random(index), cluster, "a"), "127.0.0.31")
-    captured = http("POST", "/unfreeze", cluster.api["a"], signed_headers(
-        "POST", cluster.api["a"], "/unfreeze", '{"reason": "captured"}', KEY_ID, KEY_SECRET,
-        SCOPE), b'{"reason": "captured"}')
+    captured = http(
+        "POST",
+        "/unfreeze",
+        cluster.api["a"],
+        signed_headers(
+            "POST",
+            cluster.api["a"],
+            "/unfreeze",
+            '{"reason": "captured"}',
+            KEY_ID,
+            KEY_SECRET,
+            SCOPE,
+        ),
+        b'{"reason": "captured"}',
+    )
     first = raw_request(cluster.api["a"], captured, "127.0.0.1")
-    replays = [raw_request(cluster.api[name], captured, "127.0.0.32") for name in cluster.api
-               for _ in range(5)]
+    replays = [
+        raw_request(cluster.api[name], captured, "127.0.0.32")
+        for name in cluster.api
+        for _ in range(5)
+    ]
     work("/freeze", {"reason": "operator during the lockout attack"})
     # 2. slow bodies: announced, never sent (answered 408 after body_timeout_s), in the background
-    slow = threading.Thread(target=lambda: [raw_request(
-        cluster.api["b"], http("POST", "/freeze", cluster.api["b"], {"Content-Length": "100"},
-                               b"{"), "127.0.0.38", timeout_s=7.0) for _ in range(10)])
+    slow = threading.Thread(
+        target=lambda: [
+            raw_request(
+                cluster.api["b"],
+                http("POST", "/freeze", cluster.api["b"], {"Content-Length": "100"}, b"{"),
+                "127.0.0.38",
+                timeout_s=7.0,
+            )
+            for _ in range(10)
+        ]
+    )
     slow.start()
     # 3. a stalling header, idle connections, an audit flood and the fuzz, with the operator
     idle = []
     for _ in range(300):
         try:
-            idle.append(socket.create_connection(tuple(cluster.api["a"].rsplit(":", 1)),  # type: ignore[arg-type]
-                                                 timeout=2, source_address=("127.0.0.33", 0)))
+            idle.append(
+                socket.create_connection(
+                    tuple(cluster.api["a"].rsplit(":", 1)),  # type: ignore[arg-type]
+                    timeout=2,
+                    source_address=("127.0.0.33", 0),
+                )
+            )
         except OSError:
             break
     for _ in range(20):
-        raw_request(cluster.api["w"], http("POST", "/freeze", cluster.api["w"],
-                                           {"X-Escher-Auth": CRAFTED}, b"{}"), "127.0.0.34")
+        raw_request(
+            cluster.api["w"],
+            http("POST", "/freeze", cluster.api["w"], {"X-Escher-Auth": CRAFTED}, b"{}"),
+            "127.0.0.34",
+        )
     for index in range(1100):
         raw_request(cluster.api["b"], http("POST", "/freeze", "x", {}, b"{}"), "127.0.0.35")
         if index % 500 == 0:
@@ -219,8 +295,9 @@ def attack(cluster: Cluster, monitor: HealthMonitor, rng: random.Random, request
     names = list(cluster.api)
     for index in range(requests):
         source = f"127.0.0.{50 + index % 40}"
-        code = raw_request(cluster.api[names[index % 3]],
-                           fuzzed(rng, cluster, names[index % 3]), source)
+        code = raw_request(
+            cluster.api[names[index % 3]], fuzzed(rng, cluster, names[index % 3]), source
+        )
         statuses[code] = statuses.get(code, 0) + 1
         if index % 2000 == 0:
             work("/unfreeze", {"reason": f"during the fuzz {index}"}, names[index % 3])

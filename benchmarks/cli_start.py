@@ -29,12 +29,19 @@ def best_of(args: list[str], runs: int) -> float:
     best = float("inf")
     for _ in range(runs):
         started = time.perf_counter()
-        done = subprocess.run([sys.executable, "-m", "failover", *args], env=env, cwd=ROOT,
-                              capture_output=True, check=False)
+        done = subprocess.run(
+            [sys.executable, "-m", "failover", *args],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            check=False,
+        )
         elapsed = time.perf_counter() - started
         if done.returncode != 0:
-            raise SystemExit(f"failover {' '.join(args)} exited {done.returncode}: "
-                             f"{done.stderr.decode(errors='replace')}")
+            raise SystemExit(
+                f"failover {' '.join(args)} exited {done.returncode}: "
+                f"{done.stderr.decode(errors='replace')}"
+            )
         best = min(best, elapsed)
     return best
 
@@ -46,8 +53,9 @@ def main() -> None:
     figures = {}
     for name, command in COMMANDS.items():
         figures[name] = round(best_of(command, args.runs), 3)
-        print(f"failover {' '.join(command)}: best {figures[name]:.3f} s of {args.runs}",
-              flush=True)
+        print(
+            f"failover {' '.join(command)}: best {figures[name]:.3f} s of {args.runs}", flush=True
+        )
     print(json.dumps(figures))
 
 

@@ -54,8 +54,7 @@ def summary(samples: list[float]) -> dict[str, float | int]:
     if not ordered:
         return {"p50": float("nan"), "p99": float("nan"), "n": 0}
     p99 = ordered[max(0, math.ceil(0.99 * len(ordered)) - 1)]
-    return {"p50": round(statistics.median(ordered), 3), "p99": round(p99, 3),
-            "n": len(ordered)}
+    return {"p50": round(statistics.median(ordered), 3), "p99": round(p99, 3), "n": len(ordered)}
 
 
 def detection_bound_s(stack: Stack, site: str) -> float:
@@ -76,8 +75,13 @@ def timeline(stack: Stack, since: float) -> list[str]:
             try:
                 record = json.loads(line)
                 at = record["at"]
-                stamp = (at if isinstance(at, float) else time.mktime(time.strptime(
-                    at[:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone + int(at[20:23]) / 1000)
+                stamp = (
+                    at
+                    if isinstance(at, float)
+                    else time.mktime(time.strptime(at[:19], "%Y-%m-%dT%H:%M:%S"))
+                    - time.timezone
+                    + int(at[20:23]) / 1000
+                )
             except (ValueError, KeyError, TypeError):
                 continue
             if stamp >= since and record.get("logger") in ("failover.leader", "failover.agent"):
@@ -139,9 +143,12 @@ def run(trials: int, config: str, priority: Priority | None) -> dict[str, Any]:
             stack.wait_steady(active, 30.0)
             time.sleep(phase.uniform(0.0, 1.0))  # the fault at any point of the probe cycle
             bgp_s, dns_s = trial(stack, active, other)
-            print(f"trial {number}: {active}'s {SERVICE} stopped; BGP on {other} after "
-                  f"{bgp_s if bgp_s is None else round(bgp_s, 3)} s, DNS after "
-                  f"{dns_s if dns_s is None else round(dns_s, 3)} s", file=sys.stderr)
+            print(
+                f"trial {number}: {active}'s {SERVICE} stopped; BGP on {other} after "
+                f"{bgp_s if bgp_s is None else round(bgp_s, 3)} s, DNS after "
+                f"{dns_s if dns_s is None else round(dns_s, 3)} s",
+                file=sys.stderr,
+            )
             if bgp_s is None or dns_s is None:
                 missed += 1
                 print(stack.describe(), file=sys.stderr)
@@ -177,15 +184,25 @@ def run(trials: int, config: str, priority: Priority | None) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--trials", type=int, default=12)
-    parser.add_argument("--config", default=str(EXAMPLE_CONFIG),
-                        help="the lab's config to run (default: examples/two-dc.yaml)")
-    parser.add_argument("--no-priority", action="store_true",
-                        help="run the daemons at normal priority, not the unit's")
-    parser.add_argument("--timeline", action="store_true",
-                        help="print what the daemons logged after each fault, with offsets")
+    parser.add_argument(
+        "--config",
+        default=str(EXAMPLE_CONFIG),
+        help="the lab's config to run (default: examples/two-dc.yaml)",
+    )
+    parser.add_argument(
+        "--no-priority",
+        action="store_true",
+        help="run the daemons at normal priority, not the unit's",
+    )
+    parser.add_argument(
+        "--timeline",
+        action="store_true",
+        help="print what the daemons logged after each fault, with offsets",
+    )
     args = parser.parse_args()
     global SHOW_TIMELINE
     SHOW_TIMELINE = args.timeline

@@ -51,10 +51,10 @@ def post(cluster: Cluster, path: str, signed: bool) -> int:
     body = json.dumps({"reason": f"bench {time.monotonic_ns()}"})  # never a replay
     headers = {"Content-Type": "application/json"}
     if signed:
-        headers |= signed_headers("POST", cluster.api["a"], path, body, KEY_ID, KEY_SECRET,
-                                  SCOPE)
-    request = urllib.request.Request(cluster.url("a", path), data=body.encode(), method="POST",
-                                     headers=headers)
+        headers |= signed_headers("POST", cluster.api["a"], path, body, KEY_ID, KEY_SECRET, SCOPE)
+    request = urllib.request.Request(
+        cluster.url("a", path), data=body.encode(), method="POST", headers=headers
+    )
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             return int(response.status)
@@ -83,14 +83,29 @@ def main() -> None:
             for index in range(args.rounds):
                 site = "dc2" if index % 2 == 0 else "dc1"
                 start = time.monotonic()
-                done = subprocess.run([FAILOVER, "switchover", "--to", site, "--wait",
-                                       "--config", str(cluster.config_path)],
-                                      capture_output=True, text=True, timeout=120, check=False)
+                done = subprocess.run(
+                    [
+                        FAILOVER,
+                        "switchover",
+                        "--to",
+                        site,
+                        "--wait",
+                        "--config",
+                        str(cluster.config_path),
+                    ],
+                    capture_output=True,
+                    text=True,
+                    timeout=120,
+                    check=False,
+                )
                 wall.append(time.monotonic() - start)
                 if done.returncode != 0:
                     raise SystemExit(f"switchover failed: {done.stdout}{done.stderr}")
-                verified.append(float(done.stdout.split("applied and verified on ")[1]
-                                      .split(" in ")[1].split()[0]))
+                verified.append(
+                    float(
+                        done.stdout.split("applied and verified on ")[1].split(" in ")[1].split()[0]
+                    )
+                )
             writes = timed_ms(lambda: post(cluster, "/unfreeze", True), args.requests)
             refused = timed_ms(lambda: post(cluster, "/unfreeze", False), args.requests // 4)
 
@@ -121,18 +136,23 @@ def main() -> None:
                 audited.append(time.monotonic() - start)
         finally:
             cluster.stop()
-    print(json.dumps({
-        "switchover_verified_s_p50": round(statistics.median(verified), 3),
-        "switchover_verified_s_max": round(max(verified), 3),
-        "switchover_cli_wall_s_p50": round(statistics.median(wall), 3),
-        "api_write_ms_p50": round(statistics.median(writes), 2),
-        "api_write_ms_p99": round(pct(writes, 0.99), 2),
-        "api_refused_ms_p50": round(statistics.median(refused), 2),
-        "api_status_ms_p50": round(statistics.median(status_ms), 2),
-        "metrics_scrape_ms_p50": round(statistics.median(scrape), 2),
-        "refusal_recorded_s_p50": round(statistics.median(audited), 3),
-        "rounds": args.rounds, "requests": args.requests,
-    }))
+    print(
+        json.dumps(
+            {
+                "switchover_verified_s_p50": round(statistics.median(verified), 3),
+                "switchover_verified_s_max": round(max(verified), 3),
+                "switchover_cli_wall_s_p50": round(statistics.median(wall), 3),
+                "api_write_ms_p50": round(statistics.median(writes), 2),
+                "api_write_ms_p99": round(pct(writes, 0.99), 2),
+                "api_refused_ms_p50": round(statistics.median(refused), 2),
+                "api_status_ms_p50": round(statistics.median(status_ms), 2),
+                "metrics_scrape_ms_p50": round(statistics.median(scrape), 2),
+                "refusal_recorded_s_p50": round(statistics.median(audited), 3),
+                "rounds": args.rounds,
+                "requests": args.requests,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -54,9 +54,11 @@ def unit_priority(path: Path = UNIT) -> Priority:
         if sep and not line.startswith("#"):
             fields[key.strip()] = value.strip()
     nice = fields.get("Nice")
-    return Priority(nice=int(nice) if nice is not None else None,
-                    policy=fields.get("CPUSchedulingPolicy"),
-                    rt_priority=int(fields.get("CPUSchedulingPriority", "0")))
+    return Priority(
+        nice=int(nice) if nice is not None else None,
+        policy=fields.get("CPUSchedulingPolicy"),
+        rt_priority=int(fields.get("CPUSchedulingPriority", "0")),
+    )
 
 
 def competitors(count: int, seconds: float) -> list[subprocess.Popen[bytes]]:
@@ -66,8 +68,9 @@ def competitors(count: int, seconds: float) -> list[subprocess.Popen[bytes]]:
 
 
 def http_check(interval_s: float = 2.0) -> HttpCheck:
-    return HttpCheck(type="http", path="/health", interval_s=interval_s,
-                     timeout_s=min(1.0, interval_s / 2))
+    return HttpCheck(
+        type="http", path="/health", interval_s=interval_s, timeout_s=min(1.0, interval_s / 2)
+    )
 
 
 async def saturate(
@@ -91,8 +94,11 @@ async def saturate(
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(workers)))
         elapsed = time.perf_counter() - started
-    return {"probes_per_s": done / elapsed, "failed": len(failures),
-            "first_failure": failures[0] if failures else ""}
+    return {
+        "probes_per_s": done / elapsed,
+        "failed": len(failures),
+        "first_failure": failures[0] if failures else "",
+    }
 
 
 async def scheduled(endpoint: str, checks: int, rate: float, seconds: float) -> dict[str, float]:
@@ -138,16 +144,42 @@ def child(args: argparse.Namespace) -> None:
     print(json.dumps(out))
 
 
-def run_child(mode: str, endpoint: str, args: argparse.Namespace, *, load: int = 0,
-              priority: Priority | None = None, label: str = "") -> dict[str, float]:
-    argv = [sys.executable, __file__, "--child", mode, "--endpoint", endpoint,
-            "--seconds", str(args.seconds), "--checks", str(args.checks),
-            "--rate", str(args.rate), "--workers", str(args.workers)]
+def run_child(
+    mode: str,
+    endpoint: str,
+    args: argparse.Namespace,
+    *,
+    load: int = 0,
+    priority: Priority | None = None,
+    label: str = "",
+) -> dict[str, float]:
+    argv = [
+        sys.executable,
+        __file__,
+        "--child",
+        mode,
+        "--endpoint",
+        endpoint,
+        "--seconds",
+        str(args.seconds),
+        "--checks",
+        str(args.checks),
+        "--rate",
+        str(args.rate),
+        "--workers",
+        str(args.workers),
+    ]
     timeout = args.seconds * 4 + 60
     hogs = competitors(load, timeout) if load else []
     try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=True,
-                              preexec_fn=priority.apply if priority else None)
+        done = subprocess.run(
+            argv,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=True,
+            preexec_fn=priority.apply if priority else None,
+        )
     finally:
         for hog in hogs:
             hog.kill()
@@ -158,8 +190,9 @@ def run_child(mode: str, endpoint: str, args: argparse.Namespace, *, load: int =
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--checks", type=int, default=1000)
     parser.add_argument("--rate", type=float, default=2000.0)
@@ -178,28 +211,45 @@ def main() -> None:
         tcp = run_child("tcp", nginx.endpoint, args)
         sched = run_child("scheduled", nginx.endpoint, args)
         priority = unit_priority()
-        loaded_default = run_child("scheduled", nginx.endpoint, args, load=2,
-                                   label="scheduled, 2 competitors, default priority")
-        loaded = run_child("scheduled", nginx.endpoint, args, load=2, priority=priority,
-                           label=f"scheduled, 2 competitors, {priority.describe()}")
+        loaded_default = run_child(
+            "scheduled",
+            nginx.endpoint,
+            args,
+            load=2,
+            label="scheduled, 2 competitors, default priority",
+        )
+        loaded = run_child(
+            "scheduled",
+            nginx.endpoint,
+            args,
+            load=2,
+            priority=priority,
+            label=f"scheduled, 2 competitors, {priority.describe()}",
+        )
     finally:
         nginx.stop()
         shutil.rmtree(workdir, ignore_errors=True)
-    print(json.dumps({
-        "http_probes_per_s": round(http["probes_per_s"]),
-        "tcp_probes_per_s": round(tcp["probes_per_s"]),
-        "start_jitter_p99_ms": round(sched["jitter_p99_ms"], 1),
-        "loaded_start_jitter_p99_ms": round(loaded["jitter_p99_ms"], 1),
-        "loaded_default_start_jitter_p99_ms": round(loaded_default["jitter_p99_ms"], 1),
-        "loaded_priority": priority.describe(),
-        "loaded_failed_probes": int(loaded["failed"] + loaded_default["failed"]),
-        "rss_mb_1000_checks": round(sched["rss_mb"], 1),
-        "scheduled_http_probes_per_s": round(sched["probes_per_s"]),
-        "scheduled_rate_asked": args.rate,
-        "start_jitter_p50_ms": round(sched["jitter_p50_ms"], 2),
-        "failed_probes": int(http["failed"] + tcp["failed"] + sched["failed"]),
-        "load_avg_1m_before": round(load_before, 2),  # other work on the 2 cores skews all this
-    }))
+    print(
+        json.dumps(
+            {
+                "http_probes_per_s": round(http["probes_per_s"]),
+                "tcp_probes_per_s": round(tcp["probes_per_s"]),
+                "start_jitter_p99_ms": round(sched["jitter_p99_ms"], 1),
+                "loaded_start_jitter_p99_ms": round(loaded["jitter_p99_ms"], 1),
+                "loaded_default_start_jitter_p99_ms": round(loaded_default["jitter_p99_ms"], 1),
+                "loaded_priority": priority.describe(),
+                "loaded_failed_probes": int(loaded["failed"] + loaded_default["failed"]),
+                "rss_mb_1000_checks": round(sched["rss_mb"], 1),
+                "scheduled_http_probes_per_s": round(sched["probes_per_s"]),
+                "scheduled_rate_asked": args.rate,
+                "start_jitter_p50_ms": round(sched["jitter_p50_ms"], 2),
+                "failed_probes": int(http["failed"] + tcp["failed"] + sched["failed"]),
+                "load_avg_1m_before": round(
+                    load_before, 2
+                ),  # other work on the 2 cores skews all this
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

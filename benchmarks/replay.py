@@ -46,8 +46,13 @@ class Clock:
         return self.now
 
 
-def observations(config: Config, now: float, stamps: dict[str, float],
-                 down: tuple[str, str] | None, since: dict[str, float]) -> list[Observation]:
+def observations(
+    config: Config,
+    now: float,
+    stamps: dict[str, float],
+    down: tuple[str, str] | None,
+    since: dict[str, float],
+) -> list[Observation]:
     out = []
     for instance, placed in config.instances.items():
         for site in config.serving_sites:
@@ -55,8 +60,16 @@ def observations(config: Config, now: float, stamps: dict[str, float],
                 verdict = "down" if down == (site, name) else "up"
                 key = f"{site}/{name}"
                 for endpoint in service.targets():
-                    out.append(Observation(instance, placed.site, target_key(site, name, endpoint),
-                                           verdict, since.get(key, START), stamps[instance]))
+                    out.append(
+                        Observation(
+                            instance,
+                            placed.site,
+                            target_key(site, name, endpoint),
+                            verdict,
+                            since.get(key, START),
+                            stamps[instance],
+                        )
+                    )
     return out
 
 
@@ -99,8 +112,9 @@ class World:
             self.since[f"{self.incident}/db"] = clock.now
         if int(clock.now - START) % int(self.heartbeat_s) == 0 or offset in (600.0, 660.0):
             self.stamps = dict.fromkeys(self.stamps, clock.now)
-            self.coordinator.publish(observations(self.config, clock.now, self.stamps, down,
-                                                  self.since))
+            self.coordinator.publish(
+                observations(self.config, clock.now, self.stamps, down, self.since)
+            )
         self.store.tick()
         began = time.thread_time()
         self.leader.cycle(self.coordinator, self.leadership, clock.now)
@@ -119,8 +133,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         directory = Path(folder)
         # the same hour with and without recording, in lockstep so that load hits both alike
-        bare, recording = World(config, None, args.heartbeat_s), World(
-            config, directory / "one", args.heartbeat_s)
+        bare, recording = (
+            World(config, None, args.heartbeat_s),
+            World(config, directory / "one", args.heartbeat_s),
+        )
         bare_s = recorded_s = 0.0
         for _ in range(int(min(args.hours, 1.0) * HOUR_S)):
             bare_s += bare.cycle()
@@ -138,17 +154,23 @@ def main() -> None:
         outcome = replay(merged(files))
         replay_s, wall_s = time.process_time() - began, time.perf_counter() - wall
     summary = outcome.recorded.as_dict()
-    print(f"{cycles} cycles over {args.hours:g} h recorded in {len(files)} file(s), "
-          f"{size} bytes; {summary['failovers']} failovers; replayed in {replay_s:.2f} s of CPU "
-          f"({wall_s:.2f} s wall); "
-          f"leader cycles {bare_s:.2f} s without recording, {recorded_s:.2f} s with",
-          flush=True)
-    print(json.dumps({
-        "faithful": outcome.faithful and outcome.cycles == cycles,
-        "day_replay_s": round(replay_s * 24 / args.hours, 2),
-        "record_bytes_per_hour": round(size / args.hours),
-        "cycle_overhead_ratio": round(recorded_s / bare_s, 3),
-    }))
+    print(
+        f"{cycles} cycles over {args.hours:g} h recorded in {len(files)} file(s), "
+        f"{size} bytes; {summary['failovers']} failovers; replayed in {replay_s:.2f} s of CPU "
+        f"({wall_s:.2f} s wall); "
+        f"leader cycles {bare_s:.2f} s without recording, {recorded_s:.2f} s with",
+        flush=True,
+    )
+    print(
+        json.dumps(
+            {
+                "faithful": outcome.faithful and outcome.cycles == cycles,
+                "day_replay_s": round(replay_s * 24 / args.hours, 2),
+                "record_bytes_per_hour": round(size / args.hours),
+                "cycle_overhead_ratio": round(recorded_s / bare_s, 3),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

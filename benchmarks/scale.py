@@ -85,8 +85,10 @@ class Targets:
             def accepted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
                 writer.close()
 
-            self.servers[port] = await asyncio.start_server(accepted, "127.0.0.1", port,
-                                                            reuse_address=True)
+            self.servers[port] = await asyncio.start_server(
+                accepted, "127.0.0.1", port, reuse_address=True
+            )
+
         self._call(serve())
 
     def close(self, port: int) -> None:
@@ -94,6 +96,7 @@ class Targets:
             server = self.servers.pop(port)
             server.close()
             await server.wait_closed()
+
         self._call(close())
 
     def stop(self) -> None:
@@ -104,8 +107,17 @@ class Targets:
 
 
 class ScaleCluster:
-    def __init__(self, workdir: Path, name: str, zk: ZooKeeperEnsemble, bind: LoopbackBind,
-                 targets: Targets, groups: int, services: int, interval_s: float) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        name: str,
+        zk: ZooKeeperEnsemble,
+        bind: LoopbackBind,
+        targets: Targets,
+        groups: int,
+        services: int,
+        interval_s: float,
+    ) -> None:
         self.workdir = workdir
         self.name = name
         self.zk = zk
@@ -125,37 +137,58 @@ class ScaleCluster:
 
     def document(self) -> dict[str, Any]:
         fast = {"type": "tcp", "interval_s": 0.5, "timeout_s": 0.3, "rise": 1, "fall": 2}
-        slow = {"type": "tcp", "interval_s": self.interval_s,
-                "timeout_s": min(1.0, self.interval_s / 2)}
+        slow = {
+            "type": "tcp",
+            "interval_s": self.interval_s,
+            "timeout_s": min(1.0, self.interval_s / 2),
+        }
         sites: dict[str, Any] = {}
         for site in ("dc1", "dc2"):
             services = {}
             for g in range(len(self.groups)):
                 for k in range(self.services):
                     port = self.endpoint_port(site, g, k)
-                    services[f"g{g:03d}s{k}"] = {"kind": "app",
-                                                 "endpoints": [f"127.0.0.1:{port}"],
-                                                 "check": fast if g == 0 else slow}
+                    services[f"g{g:03d}s{k}"] = {
+                        "kind": "app",
+                        "endpoints": [f"127.0.0.1:{port}"],
+                        "check": fast if g == 0 else slow,
+                    }
             sites[site] = {"services": services}
         sites["witness"] = {"role": "witness"}
-        instances: dict[str, Any] = {n: {"site": s, "api": self.api[n]}
-                                     for n, s in INSTANCES.items()}
+        instances: dict[str, Any] = {
+            n: {"site": s, "api": self.api[n]} for n, s in INSTANCES.items()
+        }
         instances["w"]["roles"] = ["observer", "leader"]
-        groups = {group: {"services": [f"g{g:03d}s{k}" for k in range(self.services)],
-                          "preferred_site": "dc1", "steering": {
-                              "method": "dns", "zone": ZONE, "ttl": 5,
-                              "servers": [f"127.0.0.1:{self.bind.port}"],
-                              "tsig": {"name": "failover", "secret_file": "tsig.key"},
-                              "names": {group: dict((s, [a]) for s, a in ADDRESSES.items())},
-                              "timeout_s": 1}}
-                  for g, group in enumerate(self.groups)}
+        groups = {
+            group: {
+                "services": [f"g{g:03d}s{k}" for k in range(self.services)],
+                "preferred_site": "dc1",
+                "steering": {
+                    "method": "dns",
+                    "zone": ZONE,
+                    "ttl": 5,
+                    "servers": [f"127.0.0.1:{self.bind.port}"],
+                    "tsig": {"name": "failover", "secret_file": "tsig.key"},
+                    "names": {group: dict((s, [a]) for s, a in ADDRESSES.items())},
+                    "timeout_s": 1,
+                },
+            }
+            for g, group in enumerate(self.groups)
+        }
         return {
-            "cluster": {"name": self.name,
-                        "zookeeper": {"hosts": self.zk.hosts, "session_timeout_s": 4,
-                                      "daemon_auth": {"credentials_file": "daemon.digest"},
-                                      "operator_auth": {"credentials_file": "operator.digest"}},
-                        "api": {"keys_file": "api.keys"}},
-            "sites": sites, "instances": instances, "groups": groups,
+            "cluster": {
+                "name": self.name,
+                "zookeeper": {
+                    "hosts": self.zk.hosts,
+                    "session_timeout_s": 4,
+                    "daemon_auth": {"credentials_file": "daemon.digest"},
+                    "operator_auth": {"credentials_file": "operator.digest"},
+                },
+                "api": {"keys_file": "api.keys"},
+            },
+            "sites": sites,
+            "instances": instances,
+            "groups": groups,
             "policy": {"hold_down_s": 0, "cooldown_s": 0, "max_switches_per_hour": 1000},
         }
 
@@ -165,9 +198,15 @@ class ScaleCluster:
             self.daemons[instance] = Process(
                 f"daemon {self.name}-{instance}",
                 [FAILOVER, "run", "--config", str(self.config_path), "--instance", instance],
-                log_path=self.workdir / f"{self.name}-{instance}.log").start()
-        wait_until(lambda: all(self.answer(g) == "dc1" for g in self.groups), timeout_s,
-                   f"{len(self.groups)} groups on dc1", 0.5, retry_on=SETTLING)
+                log_path=self.workdir / f"{self.name}-{instance}.log",
+            ).start()
+        wait_until(
+            lambda: all(self.answer(g) == "dc1" for g in self.groups),
+            timeout_s,
+            f"{len(self.groups)} groups on dc1",
+            0.5,
+            retry_on=SETTLING,
+        )
 
     def stop(self) -> None:
         for process in self.daemons.values():
@@ -195,19 +234,20 @@ class ScaleCluster:
         out = {}
         for instance, process in self.daemons.items():
             status = Path(f"/proc/{process.pid}/status").read_text()
-            kb = next(int(line.split()[1]) for line in status.splitlines()
-                      if line.startswith("VmRSS:"))
+            kb = next(
+                int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")
+            )
             out[instance] = round(kb / 1024, 1)
         return out
 
     def publish_bytes(self) -> dict[str, int]:
-        client = KazooClient(hosts=",".join(self.zk.hosts),
-                             auth_data=[("digest", DAEMON_AUTH)])
+        client = KazooClient(hosts=",".join(self.zk.hosts), auth_data=[("digest", DAEMON_AUTH)])
         client.start(timeout=10)
         try:
             base = f"/failover/{self.name}/observations"
-            return {child: len(client.get(f"{base}/{child}")[0])
-                    for child in client.get_children(base)}
+            return {
+                child: len(client.get(f"{base}/{child}")[0]) for child in client.get_children(base)
+            }
         finally:
             client.stop()
             client.close()
@@ -224,8 +264,7 @@ class ScaleCluster:
 
     def versions(self) -> dict[str, tuple[int, int]]:
         """Every node of the cluster: (data version, children version), to see who writes."""
-        client = KazooClient(hosts=",".join(self.zk.hosts),
-                             auth_data=[("digest", DAEMON_AUTH)])
+        client = KazooClient(hosts=",".join(self.zk.hosts), auth_data=[("digest", DAEMON_AUTH)])
         client.start(timeout=10)
         out: dict[str, tuple[int, int]] = {}
         try:
@@ -251,11 +290,17 @@ class ScaleCluster:
             time.sleep(phase.uniform(0.5, 1.0))  # the fault at any point of the check cycle
             started = time.monotonic()
             targets.close(port)
-            wait_until(functools.partial(self.answers, group, other), 30.0,
-                       f"{group} on {other}", 0.002, retry_on=SETTLING)
+            wait_until(
+                functools.partial(self.answers, group, other),
+                30.0,
+                f"{group} on {other}",
+                0.002,
+                retry_on=SETTLING,
+            )
             samples.append(time.monotonic() - started)
-            print(f"{self.name}: {group} {active} -> {other} in {samples[-1]:.3f} s",
-                  file=sys.stderr)
+            print(
+                f"{self.name}: {group} {active} -> {other} in {samples[-1]:.3f} s", file=sys.stderr
+            )
             targets.open(port)
             time.sleep(2.0)  # the service is up again (rise 1) before the next fault
             active = other
@@ -314,9 +359,11 @@ def steady(cluster: ScaleCluster, window_s: float) -> dict[str, Any]:
             changed[kind] = changed.get(kind, 0) + writes
     cycles = after.get(float("inf"), 0.0) - before.get(float("inf"), 0.0)
     return {
-        "leader_cycle_s": {"p50": round(quantile(before, after, 0.5), 4),
-                           "p99": round(quantile(before, after, 0.99), 4),
-                           "n": int(cycles)},
+        "leader_cycle_s": {
+            "p50": round(quantile(before, after, 0.5), 4),
+            "p99": round(quantile(before, after, 0.99), 4),
+            "n": int(cycles),
+        },
         "zk_writes_per_s_steady": round((zx1 - zx0) / (t1 - t0), 2),
         "zk_node_writes_steady_by_kind": changed,
         "observation_publish_bytes": cluster.publish_bytes(),
@@ -326,12 +373,17 @@ def steady(cluster: ScaleCluster, window_s: float) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--groups", type=int, default=100)
     parser.add_argument("--services", type=int, default=5)
-    parser.add_argument("--interval", type=float, default=5.0,
-                        help="check interval of every group but the first (seconds)")
+    parser.add_argument(
+        "--interval",
+        type=float,
+        default=5.0,
+        help="check interval of every group but the first (seconds)",
+    )
     parser.add_argument("--window", type=float, default=20.0)
     parser.add_argument("--trials", type=int, default=8)
     args = parser.parse_args()
@@ -342,9 +394,13 @@ def main() -> None:
     (workdir / "operator.digest").write_text("failover-operator:operator-secret\n")
     (workdir / "api.keys").write_text("ops:ops-secret-for-bench\n")
     zk = ZooKeeperEnsemble(workdir / "zk", 3, tick_ms=200)
-    bind = LoopbackBind(workdir / "bind", ZONE,
-                        f"$ORIGIN {ZONE}\n$TTL 30\n@ IN SOA ns1 hostmaster ( 1 60 10 3600 30 )\n"
-                        "@ IN NS ns1\nns1 IN A 127.0.0.1\n", tsig=("failover", secret))
+    bind = LoopbackBind(
+        workdir / "bind",
+        ZONE,
+        f"$ORIGIN {ZONE}\n$TTL 30\n@ IN SOA ns1 hostmaster ( 1 60 10 3600 30 )\n"
+        "@ IN NS ns1\nns1 IN A 127.0.0.1\n",
+        tsig=("failover", secret),
+    )
     targets = Targets(args.groups * args.services * 2)
     clusters: list[ScaleCluster] = []
     load_before = os.getloadavg()[0]
@@ -352,8 +408,9 @@ def main() -> None:
         zk.start(timeout_s=60.0)
         bind.start()
         targets.start()
-        many = ScaleCluster(workdir, "many", zk, bind, targets, args.groups, args.services,
-                            args.interval)
+        many = ScaleCluster(
+            workdir, "many", zk, bind, targets, args.groups, args.services, args.interval
+        )
         clusters.append(many)
         many.start()
         figures = steady(many, args.window)
@@ -376,17 +433,21 @@ def main() -> None:
         bind.stop()
         zk.stop()
         shutil.rmtree(workdir, ignore_errors=True)
-    print(json.dumps({
-        "groups": args.groups,
-        "checks_per_observer": args.groups * args.services * 2,
-        **figures,
-        "one_group_failover_s": round(statistics.median(many_failover), 3),
-        "one_group_failover_max_s": round(max(many_failover), 3),
-        "single_group_failover_s": round(statistics.median(one_failover), 3),
-        "single_group_failover_max_s": round(max(one_failover), 3),
-        "trials": args.trials,
-        "load_avg_1m_before": round(load_before, 2),
-    }))
+    print(
+        json.dumps(
+            {
+                "groups": args.groups,
+                "checks_per_observer": args.groups * args.services * 2,
+                **figures,
+                "one_group_failover_s": round(statistics.median(many_failover), 3),
+                "one_group_failover_max_s": round(max(many_failover), 3),
+                "single_group_failover_s": round(statistics.median(one_failover), 3),
+                "single_group_failover_max_s": round(max(one_failover), 3),
+                "trials": args.trials,
+                "load_avg_1m_before": round(load_before, 2),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

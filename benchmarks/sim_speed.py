@@ -29,31 +29,42 @@ def main() -> None:
     args = parser.parse_args()
 
     campaign = load_campaign(ROOT / "simulations" / "chaos.yaml")
-    long_run = Campaign(campaign.source, campaign.spec.model_copy(
-        update={"duration_s": args.hours * 3600.0}), campaign.topology)
+    long_run = Campaign(
+        campaign.source,
+        campaign.spec.model_copy(update={"duration_s": args.hours * 3600.0}),
+        campaign.topology,
+    )
     started = time.perf_counter()
     result = run_one(long_run, args.seed)
     wall_s = time.perf_counter() - started
-    print(f"{args.hours:g} simulated hours in {wall_s:.2f} s on one core: "
-          f"{result.events} events, {len(result.classes)} fault classes, "
-          f"{result.switches} switches, {len(result.violations)} violations", flush=True)
+    print(
+        f"{args.hours:g} simulated hours in {wall_s:.2f} s on one core: "
+        f"{result.events} events, {len(result.classes)} fault classes, "
+        f"{result.switches} switches, {len(result.violations)} violations",
+        flush=True,
+    )
 
     started = time.perf_counter()
     results = run_campaign(campaign, args.runs, seed=args.seed, jobs=args.jobs)
     campaign_wall_s = time.perf_counter() - started
     violations = len(result.violations) + sum(len(r.violations) for r in results)
-    print(f"{args.runs} one-hour runs in {campaign_wall_s:.1f} s on {args.jobs} processes",
-          flush=True)
-    print(json.dumps({
-        "speedup": round(result.simulated_s / wall_s),
-        "events_per_s": round(result.events / wall_s),
-        "simulated_s": result.simulated_s,
-        "wall_s": round(wall_s, 3),
-        "campaign_runs": args.runs,
-        "campaign_jobs": args.jobs,
-        "campaign_wall_s": round(campaign_wall_s, 2),
-        "violations": violations,
-    }))
+    print(
+        f"{args.runs} one-hour runs in {campaign_wall_s:.1f} s on {args.jobs} processes", flush=True
+    )
+    print(
+        json.dumps(
+            {
+                "speedup": round(result.simulated_s / wall_s),
+                "events_per_s": round(result.events / wall_s),
+                "simulated_s": result.simulated_s,
+                "wall_s": round(wall_s, 3),
+                "campaign_runs": args.runs,
+                "campaign_jobs": args.jobs,
+                "campaign_wall_s": round(campaign_wall_s, 2),
+                "violations": violations,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

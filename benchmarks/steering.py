@@ -39,8 +39,10 @@ def summary(samples: list[float]) -> dict[str, float | int]:
 def bgp_trials(lab: Lab, trials: int) -> list[float]:
     steering = lab.config.groups["web"].steering
     assert isinstance(steering, BgpSteering)
-    sites = {site: BirdSteerer("web", site, steering, upstream_socket=lab.bird_socket("isp"))
-             for site in ("dc1", "dc2")}
+    sites = {
+        site: BirdSteerer("web", site, steering, upstream_socket=lab.bird_socket("isp"))
+        for site in ("dc1", "dc2")
+    }
     prefix = steering.prefix
     epoch, active = 1, "dc1"
     for site in ("dc2", "dc1"):
@@ -107,8 +109,10 @@ def main() -> None:
         bgp = bgp_trials(lab, args.trials)
         dns_samples = dns_trials(lab, args.trials)
     result = {"bgp_converge_s": summary(bgp), "dns_converge_s": summary(dns_samples)}
-    print(f"bgp: max {max(bgp):.4f} s; dns: max {max(dns_samples):.4f} s "
-          f"(goals: bgp p99 <= 0.5 s, dns p99 <= 1.0 s)")
+    print(
+        f"bgp: max {max(bgp):.4f} s; dns: max {max(dns_samples):.4f} s "
+        f"(goals: bgp p99 <= 0.5 s, dns p99 <= 1.0 s)"
+    )
     print(json.dumps(result))
 
 

@@ -33,16 +33,25 @@ def percentile(values: list[float], fraction: float) -> float:
 
 
 def summary(values: list[float]) -> dict[str, float | int]:
-    return {"p50": round(percentile(values, 0.5), 4), "p99": round(percentile(values, 0.99), 4),
-            "n": len(values)}
+    return {
+        "p50": round(percentile(values, 0.5), 4),
+        "p99": round(percentile(values, 0.99), 4),
+        "n": len(values),
+    }
 
 
 class Bench:
     def __init__(self, workdir: Path, hosts: str, session_timeout_s: float) -> None:
         self.workdir = workdir
         self.hosts = hosts
-        self.options = ("--chroot", f"/bench-{uuid.uuid4().hex[:8]}", "--cluster", "bench",
-                        "--session-timeout-s", str(session_timeout_s))
+        self.options = (
+            "--chroot",
+            f"/bench-{uuid.uuid4().hex[:8]}",
+            "--cluster",
+            "bench",
+            "--session-timeout-s",
+            str(session_timeout_s),
+        )
         self.contenders: dict[str, Contender] = {}
         self.runs = 0
 
@@ -114,8 +123,15 @@ def main() -> int:
             if bench is not None:
                 bench.stop()
             ensemble.stop()
-    print(json.dumps({"session_timeout_s": args.session_timeout_s,
-                      "crash_takeover_s": summary(crash), "clean_takeover_s": summary(clean)}))
+    print(
+        json.dumps(
+            {
+                "session_timeout_s": args.session_timeout_s,
+                "crash_takeover_s": summary(crash),
+                "clean_takeover_s": summary(clean),
+            }
+        )
+    )
     return 0
 
 

@@ -57,8 +57,10 @@ class Demo:
         answers = self.stack.dns_answers()
         where = f"via {route[0]} ({route[1]})" if route else "none"
         names = ", ".join(f"{role} {' '.join(a) or '-'}" for role, a in answers.items())
-        return (f"isp best route {self.stack.prefix}: {where}; DNS answers: {names}; "
-                f"client GET http://{self.stack.front}/: {self.stack.client_get()}")
+        return (
+            f"isp best route {self.stack.prefix}: {where}; DNS answers: {names}; "
+            f"client GET http://{self.stack.front}/: {self.stack.client_get()}"
+        )
 
     # --- the scenario --------------------------------------------------------------------------
 
@@ -68,13 +70,18 @@ class Demo:
         try:
             self.heading("building the lab: network, ZooKeeper, services, daemons")
             stack.up(say=self.say)
-            self.say(f"steady: every group on {config.preferred_site(stack.bgp_group)}, "
-                     f"leader {stack.leader()}")
+            self.say(
+                f"steady: every group on {config.preferred_site(stack.bgp_group)}, "
+                f"leader {stack.leader()}"
+            )
             self.say(self.traffic())
             for name, group in config.groups.items():
                 steering = group.steering
-                how = (f"BGP {steering.prefix}" if isinstance(steering, BgpSteering)
-                       else f"DNS {', '.join(steering.names)} in {steering.zone}")
+                how = (
+                    f"BGP {steering.prefix}"
+                    if isinstance(steering, BgpSteering)
+                    else f"DNS {', '.join(steering.names)} in {steering.zone}"
+                )
                 self.echo(f"  group {name}: {how}; needs {', '.join(group.services)}")
 
             with contextlib.suppress(TimeoutError):  # a quieter status: every vote decided
@@ -86,16 +93,27 @@ class Demo:
             self.heading("why: the audit trail")
             self.show_cli("history", "--limit", "8")
 
-            self.heading(f"repair: {FAULT_SITE}'s database starts again "
-                         f"(failback is {config.policy.failback}: nothing moves by itself)")
+            self.heading(
+                f"repair: {FAULT_SITE}'s database starts again "
+                f"(failback is {config.policy.failback}: nothing moves by itself)"
+            )
             stack.start_service(FAULT_SITE, FAULT_SERVICE)
             took = stack.wait_healthy([FAULT_SITE])
-            self.say(f"{FAULT_SITE} healthy again after {took:.1f} s; traffic stays: "
-                     f"{self.traffic()}")
+            self.say(
+                f"{FAULT_SITE} healthy again after {took:.1f} s; traffic stays: {self.traffic()}"
+            )
 
             self.heading("switch back by hand")
-            if not self.show_cli("switchover", "--to", FAULT_SITE, "--reason",
-                                 "demo: database repaired", "--wait", "--timeout", "60s"):
+            if not self.show_cli(
+                "switchover",
+                "--to",
+                FAULT_SITE,
+                "--reason",
+                "demo: database repaired",
+                "--wait",
+                "--timeout",
+                "60s",
+            ):
                 raise RuntimeError("the switchover back failed")
             stack.wait_steady(FAULT_SITE, 20.0)
             self.say(self.traffic())
@@ -122,9 +140,11 @@ class Demo:
         bound = check.interval_s * (check.fall - 1) + check.timeout_s
         hold_down = stack.config.policy.hold_down_s
         self.heading(f"the fault: {FAULT_SITE}'s database (PostgreSQL) stops")
-        self.echo(f"  detection within {bound:g} s (interval {check.interval_s:g} s x "
-                  f"(fall {check.fall} - 1) + timeout {check.timeout_s:g} s), then hold-down "
-                  f"{hold_down:g} s, then {FAULT_SITE} demoted before {other} is promoted")
+        self.echo(
+            f"  detection within {bound:g} s (interval {check.interval_s:g} s x "
+            f"(fall {check.fall} - 1) + timeout {check.timeout_s:g} s), then hold-down "
+            f"{hold_down:g} s, then {FAULT_SITE} demoted before {other} is promoted"
+        )
         stack.stop_service(FAULT_SITE, FAULT_SERVICE)
         timeline = Timeline(time.monotonic())
         self.say(f"stopped {FAULT_SITE}'s database")
@@ -134,8 +154,9 @@ class Demo:
         deadline = timeline.fault_at + 60.0
         while timeline.bgp_s is None or timeline.dns_s is None:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"traffic did not move to {other} within 60 s: "
-                                   f"{stack.describe()}")
+                raise TimeoutError(
+                    f"traffic did not move to {other} within 60 s: {stack.describe()}"
+                )
             route, answers = stack.route(), stack.dns_answers()
             now = time.monotonic() - timeline.fault_at
             if route != last_route:
@@ -156,11 +177,16 @@ class Demo:
                     timeline.dns_s = now
             time.sleep(0.02)
         stack.wait_steady(other, 30.0)
-        epochs = ", ".join(f"{g} epoch {s.epoch}" for g in stack.config.groups
-                           if (s := stack.desired(g)) is not None)
+        epochs = ", ".join(
+            f"{g} epoch {s.epoch}"
+            for g in stack.config.groups
+            if (s := stack.desired(g)) is not None
+        )
         self.say(f"steady on {other} ({epochs}), applied and verified by both sites")
-        self.echo(f"  measured failover: BGP {timeline.bgp_s:.2f} s, DNS {timeline.dns_s:.2f} s "
-                  "after the fault")
+        self.echo(
+            f"  measured failover: BGP {timeline.bgp_s:.2f} s, DNS {timeline.dns_s:.2f} s "
+            "after the fault"
+        )
         return timeline
 
     def report(self, timeline: Timeline) -> None:
@@ -169,8 +195,9 @@ class Demo:
         hold_down = self.stack.config.policy.hold_down_s
         self.echo(f"  fault: {FAULT_SITE}'s database stopped")
         self.echo(f"  BGP: the isp's best route via the other site after {timeline.bgp_s:.2f} s")
-        self.echo(f"  DNS: both name servers answering the other site after "
-                  f"{timeline.dns_s:.2f} s")
-        self.echo(f"  (detection takes at most {bound:g} s, then the hold-down {hold_down:g} s: "
-                  f"steering starts within {bound + hold_down:g} s of the fault)")
+        self.echo(f"  DNS: both name servers answering the other site after {timeline.dns_s:.2f} s")
+        self.echo(
+            f"  (detection takes at most {bound:g} s, then the hold-down {hold_down:g} s: "
+            f"steering starts within {bound + hold_down:g} s of the fault)"
+        )
         self.echo("  switched back to dc1 by hand with `failover switchover`")

@@ -18,8 +18,9 @@ from failover.core.health import ServiceLayout, index, service_votes
 from failover.core.model import Applied, GroupState, Observation, target_key
 
 
-def build_status(coordinator: Coordinator, config: Config, now: float | None = None
-                 ) -> dict[str, Any]:
+def build_status(
+    coordinator: Coordinator, config: Config, now: float | None = None
+) -> dict[str, Any]:
     """Read a snapshot from the coordinator and describe it (raises CoordinatorError)."""
     now = time.time() if now is None else now
     leader = coordinator.leader()
@@ -51,12 +52,18 @@ def build_status(coordinator: Coordinator, config: Config, now: float | None = N
                 "verified": done.verified if done else False,
                 "detail": done.detail if done else "",
                 "applied_at": done.at if done else None,
-                "in_sync": bool(done and done.epoch >= shown.epoch
-                                and done.announcement == want and done.verified),
-                "health": {"situation": health[group][site].situation,
-                           "detail": health[group][site].detail,
-                           "down": list(health[group][site].down),
-                           "degraded": list(health[group][site].degraded)},
+                "in_sync": bool(
+                    done
+                    and done.epoch >= shown.epoch
+                    and done.announcement == want
+                    and done.verified
+                ),
+                "health": {
+                    "situation": health[group][site].situation,
+                    "detail": health[group][site].detail,
+                    "down": list(health[group][site].down),
+                    "degraded": list(health[group][site].degraded),
+                },
             }
         groups[group] = {
             "written": state is not None,
@@ -85,8 +92,15 @@ def build_status(coordinator: Coordinator, config: Config, now: float | None = N
         "cluster": config.cluster.name,
         "at": now,
         "leader": {"instance": leader.instance, "term": leader.term} if leader else None,
-        "members": {name: {"site": m.site, "version": m.version, "roles": list(m.roles),
-                           "started_at": m.started_at} for name, m in sorted(members.items())},
+        "members": {
+            name: {
+                "site": m.site,
+                "version": m.version,
+                "roles": list(m.roles),
+                "started_at": m.started_at,
+            }
+            for name, m in sorted(members.items())
+        },
         "groups": groups,
         "pending": [to_dict(command) for command in pending],
         "services": service_verdicts(config, observations, now),
@@ -96,8 +110,9 @@ def build_status(coordinator: Coordinator, config: Config, now: float | None = N
     }
 
 
-def observer_clocks(config: Config, observations: list[Observation], now: float
-                    ) -> dict[str, dict[str, Any]]:
+def observer_clocks(
+    config: Config, observations: list[Observation], now: float
+) -> dict[str, dict[str, Any]]:
     """instance -> how far its newest stamp is from the reader's clock, and whether that is
     more than a heartbeat (its clock is off, or it stopped publishing). The leader judges
     freshness on its own clock, so such skew changes no decision; it is shown to be fixed."""
@@ -105,8 +120,10 @@ def observer_clocks(config: Config, observations: list[Observation], now: float
     for obs in observations:
         newest[obs.instance] = max(obs.at, newest.get(obs.instance, obs.at))
     margin = config.cluster.daemon.heartbeat_s + 1.0
-    return {instance: {"offset_s": round(at - now, 3), "off": abs(at - now) > margin}
-            for instance, at in sorted(newest.items())}
+    return {
+        instance: {"offset_s": round(at - now, 3), "off": abs(at - now) > margin}
+        for instance, at in sorted(newest.items())
+    }
 
 
 def _backup(config: Config, group: str) -> bool:
@@ -114,8 +131,9 @@ def _backup(config: Config, group: str) -> bool:
     return bool(getattr(steering, "backup", True))
 
 
-def service_verdicts(config: Config, observations: list[Observation], now: float
-                     ) -> dict[str, dict[str, dict[str, Any]]]:
+def service_verdicts(
+    config: Config, observations: list[Observation], now: float
+) -> dict[str, dict[str, dict[str, Any]]]:
     """site -> service -> {"votes": observer site -> verdict, "targets": ...}.
 
     An observer site's vote follows the core's rule (most of its instances with a fresh
@@ -130,20 +148,29 @@ def service_verdicts(config: Config, observations: list[Observation], now: float
     for site_name, site in config.sites.items():
         for name, service in site.services.items():
             targets = tuple(target_key(site_name, name, t) for t in service.targets())
-            layout = ServiceLayout(site_name, name, service.role == "critical", targets,
-                                   service.min_up)
+            layout = ServiceLayout(
+                site_name, name, service.role == "critical", targets, service.min_up
+            )
             votes = service_votes(layout, fresh)
             per_target = {
                 target.split("/", 2)[2]: {
-                    instance: {"site": obs.site, "verdict": obs.verdict
-                               if now - obs.at < stale_after_s else "stale",
-                               "reason": obs.reason, "since": obs.since, "at": obs.at}
-                    for instance, obs in sorted(latest.get(target, {}).items())}
-                for target in targets}
+                    instance: {
+                        "site": obs.site,
+                        "verdict": obs.verdict if now - obs.at < stale_after_s else "stale",
+                        "reason": obs.reason,
+                        "since": obs.since,
+                        "at": obs.at,
+                    }
+                    for instance, obs in sorted(latest.get(target, {}).items())
+                }
+                for target in targets
+            }
             result.setdefault(site_name, {})[name] = {
-                "kind": service.kind, "role": service.role,
-                "votes": {observer: votes.get(observer, "unknown")
-                          for observer in config.observer_sites},
+                "kind": service.kind,
+                "role": service.role,
+                "votes": {
+                    observer: votes.get(observer, "unknown") for observer in config.observer_sites
+                },
                 "targets": per_target,
             }
     return result

@@ -30,25 +30,38 @@ class FailsOverAt30(Engine):
         state = cycle.state
         if state.last_switch_at is None and state.phase == "steady":
             if cycle.now >= 30:
-                self.begin_switch(cycle, self.layout.other(state.active), "failover",
-                                  "broken: fails over at 30 s", AUTO)
+                self.begin_switch(
+                    cycle,
+                    self.layout.other(state.active),
+                    "failover",
+                    "broken: fails over at 30 s",
+                    AUTO,
+                )
                 return
             cycle.wake(30)
         super()._decide(cycle, view)
-
 
 
 class SuspicionLease(Engine):
     """The old rule (broken, tests only): a lost agent's lease counted from when the group
     turned suspect, not from when its session was seen gone."""
 
-    def begin_switch(self, cycle, target, code, sentence, by,  # type: ignore[no-untyped-def]
-                     gone_at=None, **evidence):
+    def begin_switch(  # type: ignore[no-untyped-def]
+        self,
+        cycle,
+        target,
+        code,
+        sentence,
+        by,
+        gone_at=None,
+        **evidence,
+    ):
         suspect_since = cycle.state.suspect_since
         super().begin_switch(cycle, target, code, sentence, by, gone_at=gone_at, **evidence)
         if gone_at is not None and suspect_since is not None:
-            cycle.state = replace(cycle.state,
-                                  demote_by=suspect_since + self.config.lease_s(cycle.state.group))
+            cycle.state = replace(
+                cycle.state, demote_by=suspect_since + self.config.lease_s(cycle.state.group)
+            )
 
 
 class StickyHoldDown(Engine):
@@ -59,12 +72,18 @@ class StickyHoldDown(Engine):
         state = cycle.state
         if state.suspect_since is not None:
             target = self.layout.other(state.active)
-            if (self._auto_blocked(cycle, target) is None
-                    and cycle.now - state.suspect_since >= self.policy.hold_down_s):
-                gone_at = (view.agents_gone_at.get(state.active, cycle.now)
-                           if active.situation == "agent_lost" else None)
-                self.begin_switch(cycle, target, "failover", "sticky hold-down", "auto",
-                                  gone_at=gone_at)
+            if (
+                self._auto_blocked(cycle, target) is None
+                and cycle.now - state.suspect_since >= self.policy.hold_down_s
+            ):
+                gone_at = (
+                    view.agents_gone_at.get(state.active, cycle.now)
+                    if active.situation == "agent_lost"
+                    else None
+                )
+                self.begin_switch(
+                    cycle, target, "failover", "sticky hold-down", "auto", gone_at=gone_at
+                )
                 return
         super()._active_down(cycle, active, view)
 

@@ -66,8 +66,10 @@ def parse_keys(text: str, path: str) -> dict[str, str]:
             continue
         key_id, sep, secret = line.partition(":")
         if not sep or not KEY_ID.match(key_id) or not secret:
-            raise ApiKeysError(f"API keys {path}: line {number}: expected key_id:secret with "
-                               "a key id of letters, digits, '-' or '_'")
+            raise ApiKeysError(
+                f"API keys {path}: line {number}: expected key_id:secret with "
+                "a key id of letters, digits, '-' or '_'"
+            )
         if key_id in keys:
             raise ApiKeysError(f"API keys {path}: line {number}: key id {key_id} given twice")
         keys[key_id] = secret
@@ -79,7 +81,8 @@ MAX_HOST_HEADER = 262
 AUTH_SHAPE = re.compile(
     r"ESR-HMAC-(SHA256|SHA512) Credential=([A-Za-z0-9_-]{1,64})/([0-9]{8})/"
     r"([A-Za-z0-9_./-]{1,128}), SignedHeaders=([a-z0-9-]{1,64}(?:;[a-z0-9-]{1,64}){0,15}), "
-    r"Signature=([0-9a-f]{64,128})")
+    r"Signature=([0-9a-f]{64,128})"
+)
 DATE_SHAPE = re.compile(r"[0-9]{8}T[0-9]{6}Z")
 DUMMY_SECRET = "no such key: the same work as for a real one"
 
@@ -128,28 +131,42 @@ class Outcome:
 class RequestGuard:
     """Decides about signed requests; holds this daemon's replay memory and failure limits."""
 
-    def __init__(self, options: ApiOptions, own_address: str, keys: dict[str, str],
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        options: ApiOptions,
+        own_address: str,
+        keys: dict[str, str],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.options = options
         self.keys = keys
         self.clock = clock
         host, _, port = own_address.rpartition(":")
         self.own_host = host.strip("[]")
         self.own_port = port
-        self.limiter = FailureLimiter(options.max_failures, options.max_source_failures,
-                                      options.backoff_s, options.lockout_s)
+        self.limiter = FailureLimiter(
+            options.max_failures, options.max_source_failures, options.backoff_s, options.lockout_s
+        )
         self.seen: dict[str, float] = {}  # signature -> when it can no longer validate
 
     def configure(self, options: ApiOptions, keys: dict[str, str]) -> None:
         """New keys or options (a reload); replay memory and failure counts are kept."""
         self.options, self.keys = options, keys
         limiter = self.limiter
-        limiter.max_failures, limiter.max_source_failures = (options.max_failures,
-                                                             options.max_source_failures)
+        limiter.max_failures, limiter.max_source_failures = (
+            options.max_failures,
+            options.max_source_failures,
+        )
         limiter.backoff_s, limiter.lockout_s = options.backoff_s, options.lockout_s
 
-    def check(self, method: str, raw_path: str, headers: Iterable[tuple[str, str]],
-              body: str, source: str = "unknown") -> Outcome:
+    def check(
+        self,
+        method: str,
+        raw_path: str,
+        headers: Iterable[tuple[str, str]],
+        body: str,
+        source: str = "unknown",
+    ) -> Outcome:
         now = self.clock()
         self._forget(now)
         found: dict[str, list[str]] = {}
@@ -157,28 +174,42 @@ class RequestGuard:
             found.setdefault(key.lower(), []).append(value)
         auth = found.get(AUTH_HEADER.lower(), [])
         if not auth:
-            return self._failed(source, None, now, 401,
-                                "missing signature: no X-Escher-Auth header")
+            return self._failed(
+                source, None, now, 401, "missing signature: no X-Escher-Auth header"
+            )
         parsed = parse_auth_header(auth[0]) if len(auth) == 1 else None
         if parsed is None:
-            return self._failed(source, None, now, 401, "malformed signature: the "
-                                "X-Escher-Auth header is not of the expected shape")
+            return self._failed(
+                source,
+                None,
+                now,
+                401,
+                "malformed signature: the X-Escher-Auth header is not of the expected shape",
+            )
         key_id = parsed.key_id
         wait = self.limiter.wait_s(source, key_id, now)
         if wait > 0:
-            return Outcome(429, key_id, f"too many failed requests from {source}: retry in "
-                           f"{wait:.0f} s")
+            return Outcome(
+                429, key_id, f"too many failed requests from {source}: retry in {wait:.0f} s"
+            )
         problem = self._problem(method, raw_path, found, body, parsed, now)
         if problem is not None:
             status, reason = problem
             return self._failed(source, key_id, now, status, reason)
         if parsed.signature in self.seen:
-            return self._failed(source, key_id, now, 403,
-                                "replayed: this signature was already used")
+            return self._failed(
+                source, key_id, now, 403, "replayed: this signature was already used"
+            )
         signed_at = _request_time(found[DATE_HEADER.lower()][0])
         self.limiter.succeeded(source, key_id)
-        return Outcome(200, key_id, "signature verified", parsed.signature,
-                       signed_at + self.options.clock_skew_s + 1.0, parsed.signed_headers)
+        return Outcome(
+            200,
+            key_id,
+            "signature verified",
+            parsed.signature,
+            signed_at + self.options.clock_skew_s + 1.0,
+            parsed.signed_headers,
+        )
 
     def remember(self, outcome: Outcome) -> None:
         """An accepted request was used: refuse its signature from now on (here)."""
@@ -187,24 +218,37 @@ class RequestGuard:
     def replayed(self, source: str, outcome: Outcome) -> Outcome:
         """The coordinator knew the signature already: a replay, counted against the source."""
         self.remember(outcome)
-        return self._failed(source, outcome.key_id, self.clock(), 403,
-                            "replayed: this signature was already used")
+        return self._failed(
+            source, outcome.key_id, self.clock(), 403, "replayed: this signature was already used"
+        )
 
-    def _problem(self, method: str, raw_path: str, found: dict[str, list[str]], body: str,
-                 parsed: AuthHeader, now: float) -> tuple[int, str] | None:
+    def _problem(
+        self,
+        method: str,
+        raw_path: str,
+        found: dict[str, list[str]],
+        body: str,
+        parsed: AuthHeader,
+        now: float,
+    ) -> tuple[int, str] | None:
         if not self.keys:
             return 403, "no API keys are configured on this daemon"
         hosts, dates = found.get("host", []), found.get(DATE_HEADER.lower(), [])
         if len(hosts) != 1 or len(hosts[0]) > MAX_HOST_HEADER:
             return 401, "malformed request: exactly one Host header is required"
         if not self._own_host(hosts[0]):
-            return 401, (f"signed for host {hosts[0][:80]!r}, not for this daemon "
-                         f"({self.own_host}:{self.own_port})")
+            return 401, (
+                f"signed for host {hosts[0][:80]!r}, not for this daemon "
+                f"({self.own_host}:{self.own_port})"
+            )
         if len(dates) != 1 or not DATE_SHAPE.fullmatch(dates[0]):
             return 401, "malformed signature: X-Escher-Date must be one YYYYMMDDTHHMMSSZ"
         signed = set(parsed.signed_headers)
-        if not {"host", DATE_HEADER.lower()} <= signed or len(signed) != len(
-                parsed.signed_headers) or any(name not in found for name in signed):
+        if (
+            not {"host", DATE_HEADER.lower()} <= signed
+            or len(signed) != len(parsed.signed_headers)
+            or any(name not in found for name in signed)
+        ):
             return 401, "malformed signature: Host and X-Escher-Date must be signed, once"
         try:
             signed_at = _request_time(dates[0])
@@ -212,32 +256,45 @@ class RequestGuard:
             return 401, "malformed signature: X-Escher-Date is not a time"
         skew = self.options.clock_skew_s
         if not now - skew <= signed_at <= now + skew or dates[0][:8] != parsed.short_date:
-            return 401, ("expired (or not yet valid): the signature's date is outside the "
-                         "accepted window")
+            return 401, (
+                "expired (or not yet valid): the signature's date is outside the accepted window"
+            )
         if parsed.scope != self.options.credential_scope:
             return 401, "wrong signature"
         secret = self.keys.get(parsed.key_id)
-        expected = self._signature(secret or DUMMY_SECRET, method, raw_path, found, body,
-                                   parsed, signed_at)
+        expected = self._signature(
+            secret or DUMMY_SECRET, method, raw_path, found, body, parsed, signed_at
+        )
         if not hmac.compare_digest(expected.encode(), parsed.signature.encode()) or secret is None:
             return 401, "wrong signature"
         return None
 
-    def _signature(self, secret: str, method: str, raw_path: str, found: dict[str, list[str]],
-                   body: str, parsed: AuthHeader, signed_at: float) -> str:
+    def _signature(
+        self,
+        secret: str,
+        method: str,
+        raw_path: str,
+        found: dict[str, list[str]],
+        body: str,
+        parsed: AuthHeader,
+        signed_at: float,
+    ) -> str:
         escher = Escher("", "", self.options.credential_scope, {"hash_algo": parsed.hash_algo})
         headers = [[name, value] for name in parsed.signed_headers for value in found[name]]
         moment = datetime.datetime.fromtimestamp(signed_at, datetime.UTC)
         try:
-            request = EscherRequest({"method": method, "url": raw_path, "headers": headers,
-                                     "body": body})
-            return str(escher.generate_signature(secret, request, list(parsed.signed_headers),
-                                                 moment))
+            request = EscherRequest(
+                {"method": method, "url": raw_path, "headers": headers, "body": body}
+            )
+            return str(
+                escher.generate_signature(secret, request, list(parsed.signed_headers), moment)
+            )
         except EscherException:  # a request Escher cannot canonicalize: no signature fits
             return ""
 
-    def _failed(self, source: str, key_id: str | None, now: float, status: int,
-                reason: str) -> Outcome:
+    def _failed(
+        self, source: str, key_id: str | None, now: float, status: int, reason: str
+    ) -> Outcome:
         backoff = self.limiter.failed(source, key_id, now)
         if backoff > 0:
             reason += f"; requests from {source} wait {backoff:g} s"
@@ -264,10 +321,18 @@ def _request_time(text: str) -> float:
     return moment.replace(tzinfo=datetime.UTC).timestamp()
 
 
-def signed_headers(method: str, address: str, path: str, body: str, key_id: str, secret: str,
-                   credential_scope: str, at: float | None = None,
-                   content_type: str = "application/json", totp: str | None = None
-                   ) -> dict[str, str]:
+def signed_headers(
+    method: str,
+    address: str,
+    path: str,
+    body: str,
+    key_id: str,
+    secret: str,
+    credential_scope: str,
+    at: float | None = None,
+    content_type: str = "application/json",
+    totp: str | None = None,
+) -> dict[str, str]:
     """The headers that sign one request for the daemon at `address` (client side); with
     `totp`, the operator's current code, signed with the rest."""
     options: dict[str, object] = {}
@@ -277,7 +342,6 @@ def signed_headers(method: str, address: str, path: str, body: str, key_id: str,
     headers = [["Content-Type", content_type]]
     if totp is not None:
         headers.append(["X-Failover-TOTP", totp])
-    request = {"method": method, "url": path, "host": address, "body": body,
-               "headers": headers}
+    request = {"method": method, "url": path, "host": address, "body": body, "headers": headers}
     signed = escher.sign_request(request, [name.lower() for name, _ in headers])
     return {key: value for key, value in signed["headers"]}

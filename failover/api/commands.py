@@ -29,7 +29,7 @@ class BadRequest(ValueError):
 
 def parse_duration(text: str) -> float:
     """`90`, `30s`, `30m`, `2h`, `1d` -> seconds (> 0)."""
-    match = DURATION.fullmatch(text[:MAX_TIME_TEXT + 1])
+    match = DURATION.fullmatch(text[: MAX_TIME_TEXT + 1])
     if not match or len(text) > MAX_TIME_TEXT:
         raise BadRequest(f"{text[:MAX_TIME_TEXT]!r} is not a duration (like 30s, 30m, 2h)")
     seconds = float(match.group(1)) * UNITS_S[match.group(2) or "s"]
@@ -50,8 +50,9 @@ def parse_at(text: str, now: float) -> float:
             raise ValueError
         moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise BadRequest(f"{text!r} is not a time (ISO 8601 like 2026-11-24T05:00:00Z, or "
-                         "+30s / +5m)") from None
+        raise BadRequest(
+            f"{text!r} is not a time (ISO 8601 like 2026-11-24T05:00:00Z, or +30s / +5m)"
+        ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=datetime.UTC)
     return _near(moment.timestamp(), now, text)
@@ -87,30 +88,46 @@ def command_from_body(kind: str, raw: str, by: str, config: Config, now: float) 
     {"group": "web", "reason": "..."}. `group` absent: every group.
     """
     try:
-        body = json.loads(raw, parse_constant=_no_constant,
-                                 parse_float=_finite) if raw.strip() else {}
+        body = (
+            json.loads(raw, parse_constant=_no_constant, parse_float=_finite) if raw.strip() else {}
+        )
     except (ValueError, RecursionError) as exc:
         raise BadRequest(f"the body is not JSON: {str(exc)[:200]}") from None
     if not isinstance(body, dict):
         raise BadRequest("the body must be a JSON object")
-    allowed = {"switchover": {"site", "to", "group", "reason", "force", "at", "expires"},
-               "freeze": {"group", "reason"}, "unfreeze": {"group", "reason"}}[kind]
+    allowed = {
+        "switchover": {"site", "to", "group", "reason", "force", "at", "expires"},
+        "freeze": {"group", "reason"},
+        "unfreeze": {"group", "reason"},
+    }[kind]
     unknown = sorted(set(body) - allowed)
     if unknown:
-        raise BadRequest(f"unknown field(s) {', '.join(unknown)} (allowed: "
-                         f"{', '.join(sorted(allowed))})")
+        raise BadRequest(
+            f"unknown field(s) {', '.join(unknown)} (allowed: {', '.join(sorted(allowed))})"
+        )
     group, reason = _group(body, config), _text(body, "reason")
     if kind != "switchover":
         return Command("", kind, by, reason, group, requested_at=now)  # type: ignore[arg-type]
     site = body.get("site", body.get("to"))
     if not isinstance(site, str) or site not in config.serving_sites:
-        raise BadRequest(f"site: {site!r} is not a serving site "
-                         f"({', '.join(config.serving_sites)})")
+        raise BadRequest(
+            f"site: {site!r} is not a serving site ({', '.join(config.serving_sites)})"
+        )
     force = body.get("force", False)
     if not isinstance(force, bool):
         raise BadRequest("force: must be true or false")
-    return Command("", "switchover", by, reason, group, site, force,
-                   _at(body.get("at"), now), _expires(body.get("expires")), now)
+    return Command(
+        "",
+        "switchover",
+        by,
+        reason,
+        group,
+        site,
+        force,
+        _at(body.get("at"), now),
+        _expires(body.get("expires")),
+        now,
+    )
 
 
 def _no_constant(name: str) -> Any:

@@ -85,8 +85,9 @@ class GuardedProtocol(asyncio.Protocol):
 class ConnectionGuard:
     """Counts open connections (in all, per source) and closes the ones over the limits."""
 
-    def __init__(self, max_connections: int, header_timeout_s: float,
-                 per_source: int | None = None) -> None:
+    def __init__(
+        self, max_connections: int, header_timeout_s: float, per_source: int | None = None
+    ) -> None:
         self.max_connections = max_connections
         self.per_source = per_source or max(1, max_connections // 4)
         self.header_timeout_s = header_timeout_s
@@ -151,8 +152,9 @@ logging.getLogger("aiohttp.server").addFilter(CLIENT_ERRORS)
 class GuardedSite(web.TCPSite):
     """A TCP site whose connections go through a `ConnectionGuard`."""
 
-    def __init__(self, runner: web.BaseRunner, host: str, port: int,
-                 guard: ConnectionGuard, **options: Any) -> None:
+    def __init__(
+        self, runner: web.BaseRunner, host: str, port: int, guard: ConnectionGuard, **options: Any
+    ) -> None:
         super().__init__(runner, host, port, **options)
         self.guard = guard
 
@@ -163,11 +165,15 @@ class GuardedSite(web.TCPSite):
         assert server is not None
         tls: dict[str, Any] = {}
         if self._ssl_context is not None:  # the handshake is bounded like the headers
-            tls = {"ssl": self._ssl_context,
-                   "ssl_handshake_timeout": self.guard.header_timeout_s}
+            tls = {"ssl": self._ssl_context, "ssl_handshake_timeout": self.guard.header_timeout_s}
         self._server = await loop.create_server(
-            self.guard.factory(server), self._host, self._port, backlog=self._backlog,
-            reuse_address=self._reuse_address, **tls)
+            self.guard.factory(server),
+            self._host,
+            self._port,
+            backlog=self._backlog,
+            reuse_address=self._reuse_address,
+            **tls,
+        )
 
 
 def raise_descriptor_limit(wanted: int = 65536) -> tuple[int, int]:

@@ -49,8 +49,14 @@ class _Bucket:
 class FailureLimiter:
     """Counts failures per source and per (source, key id); says how long a source must wait."""
 
-    def __init__(self, max_failures: int, max_source_failures: int, backoff_s: float,
-                 lockout_s: float, max_tracked: int = MAX_TRACKED) -> None:
+    def __init__(
+        self,
+        max_failures: int,
+        max_source_failures: int,
+        backoff_s: float,
+        lockout_s: float,
+        max_tracked: int = MAX_TRACKED,
+    ) -> None:
         self.max_failures = max_failures
         self.max_source_failures = max_source_failures
         self.backoff_s = backoff_s

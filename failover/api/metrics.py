@@ -19,8 +19,24 @@ from failover.coord import Coordinator, verify_chain
 from failover.core.model import CheckResult, split_target
 
 LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
-CYCLE_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3,
-                   0.5, 1.0, 2.0, 5.0)
+CYCLE_BUCKETS_S = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.02,
+    0.03,
+    0.05,
+    0.075,
+    0.1,
+    0.15,
+    0.2,
+    0.3,
+    0.5,
+    1.0,
+    2.0,
+    5.0,
+)
 LAG_BUCKETS_S = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 VERDICT_VALUES = {"up": 1.0, "down": 0.0}  # unknown or stale: -1
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -34,23 +50,40 @@ class DaemonMetrics:
         self.site = site
         self.registry = CollectorRegistry()
         self.probe_latency = Histogram(
-            "failover_probe_latency_seconds", "Probe latency by target and result.",
-            ["site", "service", "target", "result"], buckets=LATENCY_BUCKETS_S,
-            registry=self.registry)
+            "failover_probe_latency_seconds",
+            "Probe latency by target and result.",
+            ["site", "service", "target", "result"],
+            buckets=LATENCY_BUCKETS_S,
+            registry=self.registry,
+        )
         self.probe_start_lag = Histogram(
-            "failover_probe_start_lag_seconds", "How late checks start after their due time "
-            "(a busy host or a low scheduling priority).", ["instance", "site"],
-            buckets=LAG_BUCKETS_S, registry=self.registry).labels(instance, site)
+            "failover_probe_start_lag_seconds",
+            "How late checks start after their due time "
+            "(a busy host or a low scheduling priority).",
+            ["instance", "site"],
+            buckets=LAG_BUCKETS_S,
+            registry=self.registry,
+        ).labels(instance, site)
         self.cycle_time = Histogram(
-            "failover_cycle_seconds", "How long one cycle of the daemon's loop takes (the "
-            "leader's reads, decisions and writes, the agent's steering).", ["instance", "site"],
-            buckets=CYCLE_BUCKETS_S, registry=self.registry).labels(instance, site)
+            "failover_cycle_seconds",
+            "How long one cycle of the daemon's loop takes (the "
+            "leader's reads, decisions and writes, the agent's steering).",
+            ["instance", "site"],
+            buckets=CYCLE_BUCKETS_S,
+            registry=self.registry,
+        ).labels(instance, site)
         self.switches = Counter(
-            "failover_switches", "Switches of the active site seen in desired state.",
-            ["group"], registry=self.registry)
+            "failover_switches",
+            "Switches of the active site seen in desired state.",
+            ["group"],
+            registry=self.registry,
+        )
         self.api_requests = Counter(
-            "failover_api_requests", "Write requests to the HTTP API by outcome.",
-            ["endpoint", "outcome"], registry=self.registry)
+            "failover_api_requests",
+            "Write requests to the HTTP API by outcome.",
+            ["endpoint", "outcome"],
+            registry=self.registry,
+        )
         self.status: dict[str, Any] | None = None
         self.facts: dict[str, Any] = {}
         self.audit: tuple[bool, float] | None = None  # (chain verified, when), once checked
@@ -60,14 +93,22 @@ class DaemonMetrics:
 
     def probe(self, target: str, result: CheckResult) -> None:
         site, service, endpoint = split_target(target)
-        self.probe_latency.labels(site, service, endpoint, "ok" if result.ok else "fail"
-                                  ).observe(result.latency_s)
+        self.probe_latency.labels(site, service, endpoint, "ok" if result.ok else "fail").observe(
+            result.latency_s
+        )
 
     def probe_lag(self, lag_s: float) -> None:
         self.probe_start_lag.observe(lag_s)
 
-    def update(self, status: dict[str, Any] | None, *, leading: bool, term: int | None,
-               cycles: int, session: str) -> None:
+    def update(
+        self,
+        status: dict[str, Any] | None,
+        *,
+        leading: bool,
+        term: int | None,
+        cycles: int,
+        session: str,
+    ) -> None:
         """Take a new snapshot (None: the coordinator could not be read)."""
         self.facts = {"leading": leading, "term": term, "cycles": cycles, "session": session}
         self.status = status
@@ -111,28 +152,40 @@ class _Snapshot(Collector):
         cycles = CounterMetricFamily("failover_cycles", "Daemon loop cycles.", labels=own)
         cycles.add_metric([m.instance, m.site], float(facts.get("cycles", 0)))
         yield cycles
-        session = GaugeMetricFamily("failover_coordinator_connected",
-                                    "1 while the coordinator session is connected.", labels=own)
-        session.add_metric([m.instance, m.site],
-                           1.0 if facts.get("session") == "connected" else 0.0)
+        session = GaugeMetricFamily(
+            "failover_coordinator_connected",
+            "1 while the coordinator session is connected.",
+            labels=own,
+        )
+        session.add_metric(
+            [m.instance, m.site], 1.0 if facts.get("session") == "connected" else 0.0
+        )
         yield session
-        read = GaugeMetricFamily("failover_status_read_ok",
-                                 "1 when this scrape could read the cluster's state.")
+        read = GaugeMetricFamily(
+            "failover_status_read_ok", "1 when this scrape could read the cluster's state."
+        )
         read.add_metric([], 0.0 if status is None else 1.0)
         yield read
         if m.recorder is not None:
             recording = GaugeMetricFamily(
-                "failover_recording_ok", "1 while this daemon can record its leader cycles "
-                "for `failover replay`; 0 when recording stopped on an error.", labels=own)
+                "failover_recording_ok",
+                "1 while this daemon can record its leader cycles "
+                "for `failover replay`; 0 when recording stopped on an error.",
+                labels=own,
+            )
             recording.add_metric([m.instance, m.site], 1.0 if m.recorder.ok else 0.0)
             yield recording
         if m.audit is not None:
-            chain = GaugeMetricFamily("failover_audit_chain_ok", "1 when the audit trail's "
-                                      "hash chain verified at its last check, 0 when broken.")
+            chain = GaugeMetricFamily(
+                "failover_audit_chain_ok",
+                "1 when the audit trail's hash chain verified at its last check, 0 when broken.",
+            )
             chain.add_metric([], 1.0 if m.audit[0] else 0.0)
             yield chain
-            checked = GaugeMetricFamily("failover_audit_chain_checked_timestamp_seconds",
-                                        "When the audit chain was last verified (Unix time).")
+            checked = GaugeMetricFamily(
+                "failover_audit_chain_checked_timestamp_seconds",
+                "When the audit chain was last verified (Unix time).",
+            )
             checked.add_metric([], m.audit[1])
             yield checked
         if status is not None:
@@ -151,20 +204,27 @@ def audit_problems(coordinator: Coordinator) -> list[str]:
 
 
 def _cluster(status: dict[str, Any]) -> Iterator[Metric]:
-    epoch = GaugeMetricFamily("failover_epoch", "Desired-state epoch per group.",
-                              labels=["group"])
-    active = GaugeMetricFamily("failover_active_site", "1 for the group's active site.",
-                               labels=["group", "site"])
-    frozen = GaugeMetricFamily("failover_frozen", "1 while automation is frozen.",
-                               labels=["group"])
-    budget = GaugeMetricFamily("failover_switch_budget_left",
-                               "Switches left in the hourly budget.", labels=["group"])
-    healthy = GaugeMetricFamily("failover_site_healthy", "1 when the rules see the site "
-                                "healthy for the group.", labels=["group", "site", "situation"])
-    verified = GaugeMetricFamily("failover_steering_verified", "1 when the site's applied "
-                                 "steering was verified.", labels=["group", "site"])
-    applied = GaugeMetricFamily("failover_applied_epoch", "The epoch each site applied.",
-                                labels=["group", "site"])
+    epoch = GaugeMetricFamily("failover_epoch", "Desired-state epoch per group.", labels=["group"])
+    active = GaugeMetricFamily(
+        "failover_active_site", "1 for the group's active site.", labels=["group", "site"]
+    )
+    frozen = GaugeMetricFamily("failover_frozen", "1 while automation is frozen.", labels=["group"])
+    budget = GaugeMetricFamily(
+        "failover_switch_budget_left", "Switches left in the hourly budget.", labels=["group"]
+    )
+    healthy = GaugeMetricFamily(
+        "failover_site_healthy",
+        "1 when the rules see the site healthy for the group.",
+        labels=["group", "site", "situation"],
+    )
+    verified = GaugeMetricFamily(
+        "failover_steering_verified",
+        "1 when the site's applied steering was verified.",
+        labels=["group", "site"],
+    )
+    applied = GaugeMetricFamily(
+        "failover_applied_epoch", "The epoch each site applied.", labels=["group", "site"]
+    )
     for group, doc in status["groups"].items():
         epoch.add_metric([group], float(doc["epoch"]))
         frozen.add_metric([group], 1.0 if doc["frozen"] else 0.0)
@@ -180,18 +240,25 @@ def _cluster(status: dict[str, Any]) -> Iterator[Metric]:
     pending.add_metric([], float(len(status["pending"])))
     yield pending
     verdict = GaugeMetricFamily(
-        "failover_verdict", "Each observer's verdict per target: 1 up, 0 down, -1 unknown "
-        "or stale.", labels=["site", "service", "target", "observer", "observer_site"])
+        "failover_verdict",
+        "Each observer's verdict per target: 1 up, 0 down, -1 unknown or stale.",
+        labels=["site", "service", "target", "observer", "observer_site"],
+    )
     for site, services in status["services"].items():
         for service, doc in services.items():
             for target, by in doc["targets"].items():
                 for observer, seen in by.items():
-                    verdict.add_metric([site, service, target, observer, seen["site"]],
-                                       VERDICT_VALUES.get(seen["verdict"], -1.0))
+                    verdict.add_metric(
+                        [site, service, target, observer, seen["site"]],
+                        VERDICT_VALUES.get(seen["verdict"], -1.0),
+                    )
     yield verdict
     offset = GaugeMetricFamily(
-        "failover_observer_clock_offset_seconds", "How far each observer's newest stamp is from "
-        "this daemon's clock (its clock skew, or its silence).", labels=["observer"])
+        "failover_observer_clock_offset_seconds",
+        "How far each observer's newest stamp is from "
+        "this daemon's clock (its clock skew, or its silence).",
+        labels=["observer"],
+    )
     for observer, clock in status.get("clocks", {}).items():
         offset.add_metric([observer], float(clock["offset_s"]))
     yield offset

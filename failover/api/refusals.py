@@ -28,8 +28,7 @@ class RefusalCounter:
         self.since = 0.0
         self.total = 0
 
-    def add(self, source: str, key_id: str | None, endpoint: str, reason: str,
-            now: float) -> None:
+    def add(self, source: str, key_id: str | None, endpoint: str, reason: str, now: float) -> None:
         if not self.counts:
             self.since = now
         row = (source, key_id or "", endpoint, reason_code(reason))
@@ -41,9 +40,16 @@ class RefusalCounter:
     def take(self, instance: str, now: float) -> dict[str, Any] | None:
         if not self.counts:
             return None
-        rows = [{"source": s, "key_id": k, "endpoint": e, "reason": r, "count": n}
-                for (s, k, e, r), n in self.counts.most_common()]
-        summary = {"instance": instance, "from": self.since, "to": now,
-                   "refused": sum(self.counts.values()), "rows": rows}
+        rows = [
+            {"source": s, "key_id": k, "endpoint": e, "reason": r, "count": n}
+            for (s, k, e, r), n in self.counts.most_common()
+        ]
+        summary = {
+            "instance": instance,
+            "from": self.since,
+            "to": now,
+            "refused": sum(self.counts.values()),
+            "rows": rows,
+        }
         self.counts.clear()
         return summary

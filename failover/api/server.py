@@ -54,8 +54,12 @@ if TYPE_CHECKING:
 log = logging.getLogger("failover.api")
 MAX_BODY = 64 * 1024
 MAX_PATH = 512
-HANDLER_ARGS: dict[str, Any] = {"max_line_size": 4096, "max_field_size": 4096,
-                                "max_headers": 32, "keepalive_timeout": 15.0}
+HANDLER_ARGS: dict[str, Any] = {
+    "max_line_size": 4096,
+    "max_field_size": 4096,
+    "max_headers": 32,
+    "keepalive_timeout": 15.0,
+}
 STATUS_CACHE_S = 0.5
 AUDIT_VERIFY_S = 60.0  # the audit chain behind failover_audit_chain_ok is checked this often
 NOTE_QUEUE = 1000
@@ -68,8 +72,11 @@ class Api:
     def __init__(self, daemon: Daemon) -> None:
         self.daemon = daemon
         existing = getattr(daemon, "metrics", None)
-        self.metrics: DaemonMetrics = (existing if isinstance(existing, DaemonMetrics)
-                                       else DaemonMetrics(daemon.instance, daemon.site))
+        self.metrics: DaemonMetrics = (
+            existing
+            if isinstance(existing, DaemonMetrics)
+            else DaemonMetrics(daemon.instance, daemon.site)
+        )
         self.address = daemon.config.instances[daemon.instance].api
         self.notes: asyncio.Queue[Command] = asyncio.Queue(NOTE_QUEUE)
         self.refused = RefusalCounter()
@@ -88,27 +95,39 @@ class Api:
 
     async def health(self, request: web.Request) -> web.Response:
         daemon = self.daemon
-        body = {"instance": daemon.instance, "site": daemon.site,
-                "session": daemon.coordinator.session_state(),
-                "leader": daemon.leadership is not None, "cycles": daemon.cycles}
+        body = {
+            "instance": daemon.instance,
+            "site": daemon.site,
+            "session": daemon.coordinator.session_state(),
+            "leader": daemon.leadership is not None,
+            "cycles": daemon.cycles,
+        }
         return web.json_response(body, status=503 if daemon.stopping else 200)
 
     async def status(self, request: web.Request) -> web.Response:
         doc, problem = await self._read_status()
         if doc is None:
-            return web.json_response({"error": f"cannot read the cluster's state: {problem}",
-                                      "instance": self.daemon.instance}, status=503)
+            return web.json_response(
+                {
+                    "error": f"cannot read the cluster's state: {problem}",
+                    "instance": self.daemon.instance,
+                },
+                status=503,
+            )
         return web.json_response(redacted(doc, self.guard().keys))
 
     async def metrics_page(self, request: web.Request) -> web.Response:
         doc, _ = await self._read_status()
         daemon = self.daemon
-        self.metrics.update(doc, leading=daemon.leadership is not None,
-                            term=daemon.leadership.term if daemon.leadership else None,
-                            cycles=daemon.cycles, session=daemon.coordinator.session_state())
+        self.metrics.update(
+            doc,
+            leading=daemon.leadership is not None,
+            term=daemon.leadership.term if daemon.leadership else None,
+            cycles=daemon.cycles,
+            session=daemon.coordinator.session_state(),
+        )
         await self._verify_audit()
-        return web.Response(body=self.metrics.exposition(),
-                            headers={"Content-Type": CONTENT_TYPE})
+        return web.Response(body=self.metrics.exposition(), headers={"Content-Type": CONTENT_TYPE})
 
     async def _verify_audit(self) -> None:
         """At most every AUDIT_VERIFY_S, verify the audit chain for `/metrics`."""
@@ -132,8 +151,9 @@ class Api:
             if time.monotonic() - at < STATUS_CACHE_S:
                 return doc, problem
             try:
-                doc = await asyncio.to_thread(build_status, self.daemon.coordinator,
-                                              self.daemon.config)
+                doc = await asyncio.to_thread(
+                    build_status, self.daemon.coordinator, self.daemon.config
+                )
                 problem = ""
             except CoordinatorError as exc:
                 doc, problem = None, str(exc) or type(exc).__name__
@@ -155,51 +175,73 @@ class Api:
         except TimeoutError:
             return self._refuse(kind, what, source, Outcome(408, None, "the body was too slow"))
         except web.HTTPRequestEntityTooLarge:
-            return self._refuse(kind, what, source, Outcome(
-                413, None, f"the body is larger than {MAX_BODY} bytes"))
+            return self._refuse(
+                kind, what, source, Outcome(413, None, f"the body is larger than {MAX_BODY} bytes")
+            )
         except UnicodeDecodeError:
             return self._refuse(kind, what, source, Outcome(400, None, "the body is not UTF-8"))
         except (ConnectionError, HttpProcessingError, ClientError) as exc:  # the client left
-            return self._refuse(kind, what, source, Outcome(
-                400, None, f"the body could not be read: {type(exc).__name__}"))
+            return self._refuse(
+                kind,
+                what,
+                source,
+                Outcome(400, None, f"the body could not be read: {type(exc).__name__}"),
+            )
         guard = self.guard()
-        outcome = guard.check(request.method, request.raw_path, list(request.headers.items()),
-                              body, source)
+        outcome = guard.check(
+            request.method, request.raw_path, list(request.headers.items()), body, source
+        )
         if not outcome.accepted:
             return self._refuse(kind, what, source, outcome)
         key_id = outcome.key_id or "anonymous"
         try:
             command = command_from_body(kind, body, key_id, self.daemon.config, time.time())
         except BadRequest as exc:
-            return self._refuse(kind, what, source, Outcome(400, key_id, str(exc)),
-                                verified=True)
+            return self._refuse(kind, what, source, Outcome(400, key_id, str(exc)), verified=True)
         second = self.second_factor()
         if second.required(kind, command.force):
-            problem = second.check(key_id, request.headers.get(TOTP_HEADER),
-                                   outcome.signed_headers)
+            problem = second.check(key_id, request.headers.get(TOTP_HEADER), outcome.signed_headers)
             if problem is not None:
-                return self._refuse(kind, what, source, Outcome(problem[0], key_id, problem[1]),
-                                    verified=True)
+                return self._refuse(
+                    kind, what, source, Outcome(problem[0], key_id, problem[1]), verified=True
+                )
         try:
-            command_id = await asyncio.to_thread(self.daemon.coordinator.submit, command,
-                                                 outcome.signature, outcome.valid_until)
+            command_id = await asyncio.to_thread(
+                self.daemon.coordinator.submit, command, outcome.signature, outcome.valid_until
+            )
         except AlreadyUsed:
             return self._refuse(kind, what, source, guard.replayed(source, outcome))
         except Exception as exc:  # CoordinatorError, or anything else: the caller must know
-            return self._refuse(kind, what, source, Outcome(
-                503, key_id, f"the command could not be queued: {exc or type(exc).__name__}"),
-                verified=True)
+            return self._refuse(
+                kind,
+                what,
+                source,
+                Outcome(
+                    503, key_id, f"the command could not be queued: {exc or type(exc).__name__}"
+                ),
+                verified=True,
+            )
         guard.remember(outcome)
         self._note(key_id, f"{what}: accepted as {command_id} ({_describe(command)})")
         self.metrics.api_requests.labels(kind, "accepted").inc()
-        log.info(f"API {kind} by {key_id} accepted as {command_id}",
-                 extra={"fields": {"command": command_id, "by": key_id}})
-        return web.json_response({"command_id": command_id, "kind": command.kind,
-                                  "group": command.group, "site": command.site,
-                                  "by": key_id}, status=202)
+        log.info(
+            f"API {kind} by {key_id} accepted as {command_id}",
+            extra={"fields": {"command": command_id, "by": key_id}},
+        )
+        return web.json_response(
+            {
+                "command_id": command_id,
+                "kind": command.kind,
+                "group": command.group,
+                "site": command.site,
+                "by": key_id,
+            },
+            status=202,
+        )
 
-    def _refuse(self, kind: str, what: str, source: str, outcome: Outcome,
-                verified: bool = False) -> web.Response:
+    def _refuse(
+        self, kind: str, what: str, source: str, outcome: Outcome, verified: bool = False
+    ) -> web.Response:
         """Answer a refusal. A request whose signature verified is audited one by one;
         any other is counted (`RefusalCounter`), never queued for the audit trail."""
         who = outcome.key_id or "anonymous"
@@ -210,8 +252,9 @@ class Api:
             self.refused.add(source, outcome.key_id, kind, outcome.reason, time.time())
             log.debug(f"API {kind} from {source} refused ({outcome.status}): {outcome.reason}")
         self.metrics.api_requests.labels(kind, f"refused_{outcome.status}").inc()
-        return web.json_response({"error": outcome.reason, "status": outcome.status},
-                                 status=outcome.status)
+        return web.json_response(
+            {"error": outcome.reason, "status": outcome.status}, status=outcome.status
+        )
 
     def _note(self, who: str, text: str) -> None:
         note = Command("", "note", f"api:{who}", text[:1000], requested_at=time.time())
@@ -230,11 +273,14 @@ class Api:
         summary = self.refused.take(self.daemon.instance, time.time())
         if summary is None:
             return
-        top = ", ".join(f"{r['count']} from {r['source']} ({r['reason']})"
-                        for r in summary["rows"][:3])
-        log.warning(f"API refused {summary['refused']} unverified requests since "
-                    f"{summary['from']:.0f}: {top}", extra={"fields": {"refused":
-                                                                        summary["refused"]}})
+        top = ", ".join(
+            f"{r['count']} from {r['source']} ({r['reason']})" for r in summary["rows"][:3]
+        )
+        log.warning(
+            f"API refused {summary['refused']} unverified requests since "
+            f"{summary['from']:.0f}: {top}",
+            extra={"fields": {"refused": summary["refused"]}},
+        )
         try:
             await asyncio.to_thread(self.daemon.coordinator.record_refusals, summary)
         except Exception as exc:  # the worker must outlive any failure; the log has it
@@ -247,8 +293,10 @@ class Api:
             try:
                 await asyncio.to_thread(self.daemon.coordinator.submit, note)
             except CoordinatorError as exc:
-                log.error(f"could not queue an API note for the audit trail: "
-                          f"{exc or type(exc).__name__}: {note.reason}")
+                log.error(
+                    f"could not queue an API note for the audit trail: "
+                    f"{exc or type(exc).__name__}: {note.reason}"
+                )
             except Exception:  # a bug: seen with its traceback; the next notes still go
                 log.exception(f"API note worker failed on: {note.reason}")
             finally:
@@ -325,13 +373,17 @@ def redacted(value: Any, key_ids: Iterable[str] = ()) -> Any:
     """The status document for anyone: no key ids. Every `*by` field is replaced, and each
     key id named in a sentence (the API's key ids, and `api:` identities) is replaced."""
     names = sorted(set(key_ids), key=len, reverse=True)
-    pattern = re.compile(r"(?<![\w-])(?:api:)?(?:" + "|".join(map(re.escape, names)) + r")(?![\w-])"
-                         if names else r"(?<![\w-])api:[\w-]+")
+    pattern = re.compile(
+        r"(?<![\w-])(?:api:)?(?:" + "|".join(map(re.escape, names)) + r")(?![\w-])"
+        if names
+        else r"(?<![\w-])api:[\w-]+"
+    )
 
     def clean(item: Any, field: str) -> Any:
         if isinstance(item, dict):
-            return {k: ("redacted" if k.endswith("by") and v else clean(v, k))
-                    for k, v in item.items()}
+            return {
+                k: ("redacted" if k.endswith("by") and v else clean(v, k)) for k, v in item.items()
+            }
         if isinstance(item, list):
             return [clean(element, field) for element in item]
         if isinstance(item, str) and field != "cluster":
@@ -352,8 +404,10 @@ def build_app(daemon: Daemon) -> web.Application:
         app.router.add_post(f"/{kind}", api.write)
 
     async def worker(app: web.Application) -> Any:
-        tasks = [asyncio.create_task(api.audit_worker(), name="api-audit"),
-                 asyncio.create_task(api.refusal_worker(), name="api-refusals")]
+        tasks = [
+            asyncio.create_task(api.audit_worker(), name="api-audit"),
+            asyncio.create_task(api.refusal_worker(), name="api-refusals"),
+        ]
         yield
         with contextlib.suppress(asyncio.TimeoutError):  # flush what is queued, briefly
             await asyncio.wait_for(api.notes.join(), 2.0)
@@ -393,8 +447,9 @@ async def start_api(daemon: Daemon) -> web.AppRunner:
     host, port = split_host_port(address)
     try:
         context = server_tls(daemon)
-        await GuardedSite(runner, host, port, app[API_KEY].connections, ssl_context=context,
-                          reuse_address=True).start()
+        await GuardedSite(
+            runner, host, port, app[API_KEY].connections, ssl_context=context, reuse_address=True
+        ).start()
     except (OSError, ssl.SSLError, ValueError) as exc:
         log.error(f"API not served on {address}: {getattr(exc, 'strerror', None) or exc}")
     else:

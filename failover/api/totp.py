@@ -58,8 +58,10 @@ def parse_totp_secrets(text: str, path: str) -> dict[str, str]:
         key_id, _, secret = line.partition(":")
         secret = secret.replace(" ", "").upper()
         if not KEY_ID.fullmatch(key_id) or not SECRET.fullmatch(secret):
-            raise TotpError(f"TOTP secrets {path}: line {number}: expected key_id:BASE32SECRET "
-                            "(at least 16 base32 characters)")
+            raise TotpError(
+                f"TOTP secrets {path}: line {number}: expected key_id:BASE32SECRET "
+                "(at least 16 base32 characters)"
+            )
         try:
             pyotp.TOTP(secret).now()
         except (binascii.Error, ValueError):
@@ -71,20 +73,26 @@ def parse_totp_secrets(text: str, path: str) -> dict[str, str]:
 class SecondFactor:
     """Checks TOTP codes of verified requests; remembers used codes; limits failures."""
 
-    def __init__(self, options: ApiOptions, secrets: dict[str, str],
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, options: ApiOptions, secrets: dict[str, str], clock: Callable[[], float] = time.time
+    ) -> None:
         self.options = options
         self.secrets = secrets
         self.clock = clock
-        self.limiter = FailureLimiter(options.max_totp_failures, options.max_totp_failures,
-                                      options.backoff_s, options.lockout_s)
+        self.limiter = FailureLimiter(
+            options.max_totp_failures,
+            options.max_totp_failures,
+            options.backoff_s,
+            options.lockout_s,
+        )
         self.used: dict[tuple[str, str], float] = {}
 
     def required(self, kind: str, force: bool) -> bool:
         return self.options.totp_file is not None and (force or kind in self.options.totp_actions)
 
-    def check(self, key_id: str, code: str | None, signed: tuple[str, ...]
-              ) -> tuple[int, str] | None:
+    def check(
+        self, key_id: str, code: str | None, signed: tuple[str, ...]
+    ) -> tuple[int, str] | None:
         """None when the code is good; else (status, reason)."""
         now = self.clock()
         for used in [k for k, until in self.used.items() if until <= now]:
@@ -95,12 +103,16 @@ class SecondFactor:
         if code is None or TOTP_HEADER.lower() not in signed:
             return 401, f"second factor required: a signed {TOTP_HEADER} header"
         secret = self.secrets.get(key_id)
-        good = (secret is not None and CODE.fullmatch(code) is not None
-                and pyotp.TOTP(secret).verify(code, for_time=int(now), valid_window=1))
+        good = (
+            secret is not None
+            and CODE.fullmatch(code) is not None
+            and pyotp.TOTP(secret).verify(code, for_time=int(now), valid_window=1)
+        )
         if not good:
             backoff = self.limiter.failed("totp", key_id, now)
             return 401, "wrong second factor" + (
-                f"; {key_id} waits {backoff:g} s" if backoff else "")
+                f"; {key_id} waits {backoff:g} s" if backoff else ""
+            )
         if (key_id, code) in self.used:
             return 401, "this second factor code was already used"
         self.used[(key_id, code)] = now + 3 * STEP_S

@@ -42,13 +42,25 @@ def load_or_exit(path: str) -> Config:
 
 
 config_option = click.option(
-    "--config", "config_file", envvar="FAILOVER_CONFIG", required=True, metavar="FILE",
-    type=click.Path(dir_okay=False), help="The cluster config (default: $FAILOVER_CONFIG).")
+    "--config",
+    "config_file",
+    envvar="FAILOVER_CONFIG",
+    required=True,
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    help="The cluster config (default: $FAILOVER_CONFIG).",
+)
 
 
 def timeout_option(default: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
-    return click.option("--timeout", "timeout", default=default, show_default=True,
-                        metavar="DURATION", help="The longest to wait for the leader.")
+    return click.option(
+        "--timeout",
+        "timeout",
+        default=default,
+        show_default=True,
+        metavar="DURATION",
+        help="The longest to wait for the leader.",
+    )
 
 
 def operator_name() -> str:
@@ -70,15 +82,18 @@ def connected(config: Config) -> Iterator[Coordinator]:
     zk = config.cluster.zookeeper
     try:
         coordinator = ZooKeeperCoordinator.from_config(
-            config, f"operator-{operator_name()}", role="operator")
+            config, f"operator-{operator_name()}", role="operator"
+        )
     except CoordinatorError as exc:
         fail(str(exc), EXIT_USAGE)
     try:
         coordinator.connect(timeout_s=min(zk.session_timeout_s, 5.0))
         yield coordinator
     except NotAuthorized as exc:
-        fail(f"ZooKeeper refused the operator identity: {exc} "
-             "(check cluster.zookeeper.operator_auth)")
+        fail(
+            f"ZooKeeper refused the operator identity: {exc} "
+            "(check cluster.zookeeper.operator_auth)"
+        )
     except CoordinatorUnavailable as exc:
         fail(f"ZooKeeper unreachable ({', '.join(zk.hosts)}): {exc}")
     except CoordinatorError as exc:

@@ -7,8 +7,8 @@ from click.shell_completion import get_completion_class
 
 SHELLS = ("bash", "zsh", "fish")
 HOW = {
-    "bash": "eval \"$(failover completion bash)\"  # in ~/.bashrc",
-    "zsh": "eval \"$(failover completion zsh)\"  # in ~/.zshrc",
+    "bash": 'eval "$(failover completion bash)"  # in ~/.bashrc',
+    "zsh": 'eval "$(failover completion zsh)"  # in ~/.zshrc',
     "fish": "failover completion fish > ~/.config/fish/completions/failover.fish",
 }
 

@@ -13,19 +13,28 @@ from failover.cli.common import EXIT_USAGE, fail, load_or_exit
 def _instance(config_file: str, instance: str):  # type: ignore[no-untyped-def]
     config = load_or_exit(config_file)
     if instance not in config.instances:
-        fail(f"{config_file}: instances: no instance {instance!r} "
-             f"(known: {', '.join(config.instances)})", EXIT_USAGE)
+        fail(
+            f"{config_file}: instances: no instance {instance!r} "
+            f"(known: {', '.join(config.instances)})",
+            EXIT_USAGE,
+        )
     return config
 
 
 @click.command()
 @click.option("--config", "config_file", required=True, type=click.Path(dir_okay=False))
 @click.option("--instance", required=True, help="This daemon's name under `instances`.")
-@click.option("--log-level", default="INFO",
-              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]))
-@click.option("--clock-offset-s", type=click.FloatRange(-86400, 86400), default=0.0,
-              hidden=True, help="Testing only: stamp observations with a wall clock this far "
-              "off, as a site whose NTP failed would.")
+@click.option(
+    "--log-level", default="INFO", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"])
+)
+@click.option(
+    "--clock-offset-s",
+    type=click.FloatRange(-86400, 86400),
+    default=0.0,
+    hidden=True,
+    help="Testing only: stamp observations with a wall clock this far "
+    "off, as a site whose NTP failed would.",
+)
 def run(config_file: str, instance: str, log_level: str, clock_offset_s: float) -> None:
     """Run one daemon instance: observer, leader and agent roles."""
     from failover.daemon import log
@@ -80,21 +89,48 @@ def demote(config_file: str, instance: str) -> None:
 
 
 @click.command(context_settings={"ignore_unknown_options": True})
-@click.option("--watchdog-s", type=click.FloatRange(min=0.1), required=True,
-              help="Kill the child when it sends no WATCHDOG=1 for this long.")
+@click.option(
+    "--watchdog-s",
+    type=click.FloatRange(min=0.1),
+    required=True,
+    help="Kill the child when it sends no WATCHDOG=1 for this long.",
+)
 @click.option("--stop-hook", default="", help="Command run whenever the child ends.")
-@click.option("--restart-s", type=click.FloatRange(min=0), default=None,
-              help="Restart the child this long after it ends (default: do not).")
-@click.option("--nice", type=click.IntRange(-20, 19), default=None,
-              help="Start the child with this nice value (systemd's Nice=).")
-@click.option("--sched", type=click.Choice(["other", "batch", "idle", "fifo", "rr"]),
-              default=None, help="Scheduling policy of the child (CPUSchedulingPolicy=); "
-              "fifo and rr are real-time and reset on fork, so check commands run normally.")
-@click.option("--sched-priority", type=click.IntRange(0, 99), default=0,
-              help="Real-time priority 1..99 for --sched fifo or rr (CPUSchedulingPriority=).")
+@click.option(
+    "--restart-s",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Restart the child this long after it ends (default: do not).",
+)
+@click.option(
+    "--nice",
+    type=click.IntRange(-20, 19),
+    default=None,
+    help="Start the child with this nice value (systemd's Nice=).",
+)
+@click.option(
+    "--sched",
+    type=click.Choice(["other", "batch", "idle", "fifo", "rr"]),
+    default=None,
+    help="Scheduling policy of the child (CPUSchedulingPolicy=); "
+    "fifo and rr are real-time and reset on fork, so check commands run normally.",
+)
+@click.option(
+    "--sched-priority",
+    type=click.IntRange(0, 99),
+    default=0,
+    help="Real-time priority 1..99 for --sched fifo or rr (CPUSchedulingPriority=).",
+)
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
-def supervise(watchdog_s: float, stop_hook: str, restart_s: float | None, nice: int | None,
-              sched: str | None, sched_priority: int, command: tuple[str, ...]) -> None:
+def supervise(
+    watchdog_s: float,
+    stop_hook: str,
+    restart_s: float | None,
+    nice: int | None,
+    sched: str | None,
+    sched_priority: int,
+    command: tuple[str, ...],
+) -> None:
     """Run COMMAND as systemd would with Type=notify, WatchdogSec= and ExecStopPost=.
 
     --nice, --sched and --sched-priority start it as Nice=, CPUSchedulingPolicy= and
@@ -112,9 +148,13 @@ def supervise(watchdog_s: float, stop_hook: str, restart_s: float | None, nice: 
         priority = Priority(nice=nice, policy=sched, rt_priority=sched_priority)
     except ValueError as exc:
         fail(f"supervise: {exc}", EXIT_USAGE)
-    options = SupervisorOptions(command=command, watchdog_s=watchdog_s,
-                                stop_hook=shlex.split(stop_hook), restart_s=restart_s,
-                                priority=priority)
+    options = SupervisorOptions(
+        command=command,
+        watchdog_s=watchdog_s,
+        stop_hook=shlex.split(stop_hook),
+        restart_s=restart_s,
+        priority=priority,
+    )
     try:
         sys.exit(Supervisor(options).run())
     except PriorityError as exc:

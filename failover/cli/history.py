@@ -24,8 +24,12 @@ from failover.coord import AuditEntry, verify_chain
 from failover.coord.audit import check_heads, logged_heads
 from failover.core.codes import CODES
 
-KINDS = {"desired": "the group's desired state changed", "alert": "operators must look",
-         "command": "an operator command's outcome", "info": "nothing changes; why"}
+KINDS = {
+    "desired": "the group's desired state changed",
+    "alert": "operators must look",
+    "command": "an operator command's outcome",
+    "info": "nothing changes; why",
+}
 ENTRY_ID = re.compile(r"^(?:entry-|#)?(\d+)$")
 COMMAND_ID = re.compile(r"^cmd-\d+$")
 
@@ -41,25 +45,45 @@ def summary(entry: AuditEntry) -> dict[str, Any]:
     command = payload.get("command") or {}
     evidence = decision.get("evidence") or {}
     by = command.get("by") or evidence.get("by") or ("auto" if decision else "-")
-    return {"seq": entry.seq, "at": entry.at, "time": when(entry.at), "kind": entry.kind,
-            "group": decision.get("group", ""), "code": decision.get("code", ""),
-            "sentence": decision.get("sentence", ""), "by": by,
-            "command_id": decision.get("command_id") or command.get("id") or None,
-            "leader": payload.get("leader"), "term": payload.get("term"),
-            "hash": entry.hash}
+    return {
+        "seq": entry.seq,
+        "at": entry.at,
+        "time": when(entry.at),
+        "kind": entry.kind,
+        "group": decision.get("group", ""),
+        "code": decision.get("code", ""),
+        "sentence": decision.get("sentence", ""),
+        "by": by,
+        "command_id": decision.get("command_id") or command.get("id") or None,
+        "leader": payload.get("leader"),
+        "term": payload.get("term"),
+        "hash": entry.hash,
+    }
 
 
 @click.command()
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="Print the entries as JSON.")
 @click.option("--verify", is_flag=True, help="Check the hash chain; exit 1 if it is broken.")
-@click.option("--limit", type=click.IntRange(min=1), default=None, metavar="N",
-              help="Only the newest N entries (--verify still checks every retained one).")
-@click.option("--heads", "head_logs", multiple=True, type=click.Path(dir_okay=False),
-              metavar="LOG", help="With --verify: daemon logs whose logged audit heads the "
-              "chain must match (detects a rewritten, rehashed chain).")
-def history(config_file: str, as_json: bool, verify: bool, limit: int | None,
-            head_logs: tuple[str, ...]) -> None:
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="Only the newest N entries (--verify still checks every retained one).",
+)
+@click.option(
+    "--heads",
+    "head_logs",
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    metavar="LOG",
+    help="With --verify: daemon logs whose logged audit heads the "
+    "chain must match (detects a rewritten, rehashed chain).",
+)
+def history(
+    config_file: str, as_json: bool, verify: bool, limit: int | None, head_logs: tuple[str, ...]
+) -> None:
     """The audit trail, oldest first: seq, time, kind, group, code, by, sentence."""
     config = load_or_exit(config_file)
     with connected(config) as coordinator:
@@ -72,15 +96,28 @@ def history(config_file: str, as_json: bool, verify: bool, limit: int | None,
     if as_json:
         doc: dict[str, Any] = {"entries": [summary(entry) for entry in shown]}
         if verify:
-            doc["chain"] = {"verified": not problems, "problems": problems,
-                            "head": list(head) if head else None, "retained": len(entries)}
+            doc["chain"] = {
+                "verified": not problems,
+                "problems": problems,
+                "head": list(head) if head else None,
+                "retained": len(entries),
+            }
         click.echo(json.dumps(doc, indent=2))
     else:
         rows = [["SEQ", "TIME", "KIND", "GROUP", "CODE", "BY", "SENTENCE"]]
         for entry in shown:
             s = summary(entry)
-            rows.append([str(s["seq"]), s["time"], s["kind"], s["group"] or "-",
-                         s["code"] or "-", s["by"], s["sentence"]])
+            rows.append(
+                [
+                    str(s["seq"]),
+                    s["time"],
+                    s["kind"],
+                    s["group"] or "-",
+                    s["code"] or "-",
+                    s["by"],
+                    s["sentence"],
+                ]
+            )
         click.echo("\n".join(table(rows)) if shown else "the audit trail is empty")
     if not verify:
         return
@@ -93,8 +130,10 @@ def history(config_file: str, as_json: bool, verify: bool, limit: int | None,
         raise SystemExit(EXIT_FAILED)
     if not as_json:
         span = f"entries {entries[0].seq}-{entries[-1].seq}" if entries else "no entries"
-        click.echo(f"audit chain verified: {len(entries)} retained ({span}); head "
-                   f"{head[0] if head else 0} matches")
+        click.echo(
+            f"audit chain verified: {len(entries)} retained ({span}); head "
+            f"{head[0] if head else 0} matches"
+        )
 
 
 def _lines(paths: tuple[str, ...]) -> list[str]:
@@ -171,8 +210,10 @@ def render(entry: AuditEntry) -> str:
         lines.append("  pre-checks")
         width = max(len(str(c.get("name", ""))) for c in checks)
         for check in checks:
-            lines.append(f"    {'pass' if check.get('passed') else 'FAIL'}  "
-                         f"{str(check.get('name', '')).ljust(width)}  {check.get('detail', '')}")
+            lines.append(
+                f"    {'pass' if check.get('passed') else 'FAIL'}  "
+                f"{str(check.get('name', '')).ljust(width)}  {check.get('detail', '')}"
+            )
     evidence = {k: v for k, v in (decision.get("evidence") or {}).items() if k != "by"}
     if evidence:
         field("evidence", ", ".join(f"{k}={v}" for k, v in sorted(evidence.items())))
@@ -196,8 +237,11 @@ def explain(config_file: str, ident: str, as_json: bool) -> None:
     """One decision: ID is an audit entry's number (as `history` shows it) or a command id
     (cmd-...): the decision, the rule that fired, its inputs, the pre-checks, who and why."""
     if not ENTRY_ID.match(ident) and not COMMAND_ID.match(ident):
-        fail(f"ID: {ident!r} is neither an audit entry number (42) nor a command id "
-             "(cmd-0000000042)", EXIT_USAGE)
+        fail(
+            f"ID: {ident!r} is neither an audit entry number (42) nor a command id "
+            "(cmd-0000000042)",
+            EXIT_USAGE,
+        )
     config = load_or_exit(config_file)
     with connected(config) as coordinator:
         entries = coordinator.audit()
@@ -206,8 +250,21 @@ def explain(config_file: str, ident: str, as_json: bool) -> None:
         span = f"{entries[0].seq}-{entries[-1].seq}" if entries else "none"
         fail(f"no audit entry for {ident} (retained entries: {span})")
     if as_json:
-        click.echo(json.dumps([{"seq": e.seq, "at": e.at, "kind": e.kind, "payload": e.payload,
-                                "prev_hash": e.prev_hash, "hash": e.hash} for e in found],
-                              indent=2))
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "seq": e.seq,
+                        "at": e.at,
+                        "kind": e.kind,
+                        "payload": e.payload,
+                        "prev_hash": e.prev_hash,
+                        "hash": e.hash,
+                    }
+                    for e in found
+                ],
+                indent=2,
+            )
+        )
         return
     click.echo("\n\n".join(render(entry) for entry in found))

@@ -10,8 +10,12 @@ from failover.cli.common import EXIT_FAILED, fail, load_or_exit
 from failover.lab import EXAMPLE_CONFIG, Lab, LabError
 
 config_option = click.option(
-    "--config", "config_file", type=click.Path(dir_okay=False), default=str(EXAMPLE_CONFIG),
-    show_default=True, help="The cluster config the lab serves (prefixes, zones, TSIG keys).",
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    default=str(EXAMPLE_CONFIG),
+    show_default=True,
+    help="The cluster config the lab serves (prefixes, zones, TSIG keys).",
 )
 
 
@@ -28,8 +32,14 @@ def lab() -> None:
 
 @lab.command()
 @config_option
-@click.option("--timeout", "timeout_s", type=float, default=20.0, show_default=True,
-              help="Seconds to wait for BGP sessions and name servers.")
+@click.option(
+    "--timeout",
+    "timeout_s",
+    type=float,
+    default=20.0,
+    show_default=True,
+    help="Seconds to wait for BGP sessions and name servers.",
+)
 def up(config_file: str, timeout_s: float) -> None:
     """Create the lab, or complete it (idempotent)."""
     the_lab = _lab(config_file)

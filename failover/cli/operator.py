@@ -43,6 +43,7 @@ from failover.status import build_status
 T = TypeVar("T")
 POLL_S = 0.02
 
+
 def poll(read: Callable[[], T | None], timeout_s: float) -> T | None:
     """Call `read` until it returns something (not None), for at most `timeout_s`."""
     deadline = time.monotonic() + timeout_s
@@ -57,16 +58,23 @@ def await_result(coordinator: Coordinator, command_id: str, timeout_s: float) ->
     result = poll(lambda: coordinator.command_result(command_id), timeout_s)
     if result is None:
         leader = coordinator.leader()
-        why = (f"{leader.instance} leads but has not answered" if leader
-               else "no daemon leads the cluster")
-        fail(f"{command_id}: no result within {timeout_s:g} s ({why}); the command stays "
-             "queued and is carried out when a leader takes it")
+        why = (
+            f"{leader.instance} leads but has not answered"
+            if leader
+            else "no daemon leads the cluster"
+        )
+        fail(
+            f"{command_id}: no result within {timeout_s:g} s ({why}); the command stays "
+            "queued and is carried out when a leader takes it"
+        )
     return result
 
 
 def show_result(result: CommandResult) -> None:
-    click.echo(f"{result.command_id}: {'accepted' if result.ok else 'REFUSED'} "
-               f"[{result.code}] by {result.leader} (term {result.term}): {result.sentence}")
+    click.echo(
+        f"{result.command_id}: {'accepted' if result.ok else 'REFUSED'} "
+        f"[{result.code}] by {result.leader} (term {result.term}): {result.sentence}"
+    )
 
 
 # --- status ------------------------------------------------------------------------------------
@@ -75,14 +83,30 @@ def show_result(result: CommandResult) -> None:
 @click.command()
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="Print the status document as JSON.")
-@click.option("--watch", is_flag=True,
-              help="Refresh until interrupted (a terminal is redrawn; --json: one line each).")
-@click.option("--interval", "interval_s", type=click.FloatRange(min=0.1), default=2.0,
-              show_default=True, metavar="S", help="Seconds between refreshes with --watch.")
-@click.option("--count", type=click.IntRange(min=1), default=None, metavar="N",
-              help="With --watch: stop after N refreshes.")
-def status(config_file: str, as_json: bool, watch: bool, interval_s: float,
-           count: int | None) -> None:
+@click.option(
+    "--watch",
+    is_flag=True,
+    help="Refresh until interrupted (a terminal is redrawn; --json: one line each).",
+)
+@click.option(
+    "--interval",
+    "interval_s",
+    type=click.FloatRange(min=0.1),
+    default=2.0,
+    show_default=True,
+    metavar="S",
+    help="Seconds between refreshes with --watch.",
+)
+@click.option(
+    "--count",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="With --watch: stop after N refreshes.",
+)
+def status(
+    config_file: str, as_json: bool, watch: bool, interval_s: float, count: int | None
+) -> None:
     """Per group: desired against applied per site, epoch, leader, frozen, budget left,
     pending commands; per site and service: the verdict of each observer site."""
     if count is not None and not watch:
@@ -93,12 +117,12 @@ def status(config_file: str, as_json: bool, watch: bool, interval_s: float,
             watch_status(coordinator, config, as_json, interval_s, count)
             return
         doc = build_status(coordinator, config)
-    click.echo(json.dumps(doc, indent=2, sort_keys=True) if as_json
-               else render_status(doc, config))
+    click.echo(json.dumps(doc, indent=2, sort_keys=True) if as_json else render_status(doc, config))
 
 
-def watch_status(coordinator: Coordinator, config: Config, as_json: bool, interval_s: float,
-                 count: int | None) -> None:
+def watch_status(
+    coordinator: Coordinator, config: Config, as_json: bool, interval_s: float, count: int | None
+) -> None:
     """`status --watch`: redraw every `interval_s` until Ctrl-C (exit 0) or `count` refreshes.
 
     A read that fails (ZooKeeper away for a moment) is shown and retried, not fatal."""
@@ -113,14 +137,21 @@ def watch_status(coordinator: Coordinator, config: Config, as_json: bool, interv
             except CoordinatorError as exc:
                 doc, problem = None, str(exc) or type(exc).__name__
             if as_json:
-                click.echo(json.dumps(doc if doc is not None else
-                                      {"error": problem, "at": time.time()}, sort_keys=True))
+                click.echo(
+                    json.dumps(
+                        doc if doc is not None else {"error": problem, "at": time.time()},
+                        sort_keys=True,
+                    )
+                )
             else:
                 if redraw:
                     click.clear()
                 click.echo(f"every {interval_s:g} s (Ctrl-C ends)")
-                click.echo(render_status(doc, config) if doc is not None
-                           else f"cannot read the cluster's state: {problem}; retrying")
+                click.echo(
+                    render_status(doc, config)
+                    if doc is not None
+                    else f"cannot read the cluster's state: {problem}; retrying"
+                )
                 if not redraw:
                     click.echo("")
             shown += 1
@@ -146,8 +177,9 @@ def show_checks(group: str, checks: tuple[PreCheck, ...], scheduled: bool, force
         click.echo(f"  {mark}  {check.name.ljust(width)}  {check.detail}{note}")
 
 
-def read_view(coordinator: Coordinator, config: Config, now: float
-              ) -> tuple[View, dict[str, GroupState | None]]:
+def read_view(
+    coordinator: Coordinator, config: Config, now: float
+) -> tuple[View, dict[str, GroupState | None]]:
     applied: dict[tuple[str, str], Applied] = {}
     states: dict[str, GroupState | None] = {}
     for group in config.groups:
@@ -160,29 +192,52 @@ def read_view(coordinator: Coordinator, config: Config, now: float
 @click.command()
 @config_option
 @click.option("--to", "site", required=True, metavar="SITE", help="The site to make active.")
-@click.option("--group", default=None, metavar="GROUP", help="Only this group (default: every "
-              "group not already on SITE).")
+@click.option(
+    "--group",
+    default=None,
+    metavar="GROUP",
+    help="Only this group (default: every group not already on SITE).",
+)
 @click.option("--reason", default="", help="Why (kept in the audit trail).")
 @click.option("--force", is_flag=True, help="Override the health, freeze and budget checks.")
-@click.option("--at", "at_text", default=None, metavar="TIME",
-              help="Schedule it: ISO 8601 time or +30s / +5m.")
-@click.option("--expires", "expires_text", default=None, metavar="DURATION",
-              help="The override lapses after this long (30m, 2h); then the policy decides: "
-              "with manual failback nothing moves back, with auto failback it moves back only "
-              "as an automatic failback (preferred site healthy long enough, not blocked).")
+@click.option(
+    "--at",
+    "at_text",
+    default=None,
+    metavar="TIME",
+    help="Schedule it: ISO 8601 time or +30s / +5m.",
+)
+@click.option(
+    "--expires",
+    "expires_text",
+    default=None,
+    metavar="DURATION",
+    help="The override lapses after this long (30m, 2h); then the policy decides: "
+    "with manual failback nothing moves back, with auto failback it moves back only "
+    "as an automatic failback (preferred site healthy long enough, not blocked).",
+)
 @click.option("--wait", is_flag=True, help="Return when every site applied and verified it.")
 @timeout_option("60s")
-def switchover(config_file: str, site: str, group: str | None, reason: str, force: bool,
-               at_text: str | None, expires_text: str | None, wait: bool, timeout: str) -> None:
+def switchover(
+    config_file: str,
+    site: str,
+    group: str | None,
+    reason: str,
+    force: bool,
+    at_text: str | None,
+    expires_text: str | None,
+    wait: bool,
+    timeout: str,
+) -> None:
     """Make SITE the active site: print every pre-check with pass/fail and why, submit the
     command, and print the leader's result."""
     config = load_or_exit(config_file)
     if site not in config.serving_sites:
-        fail(f"--to: {site!r} is not a serving site ({', '.join(config.serving_sites)})",
-             EXIT_USAGE)
+        fail(
+            f"--to: {site!r} is not a serving site ({', '.join(config.serving_sites)})", EXIT_USAGE
+        )
     if group is not None and group not in config.groups:
-        fail(f"--group: unknown group {group!r} (known: {', '.join(config.groups)})",
-             EXIT_USAGE)
+        fail(f"--group: unknown group {group!r} (known: {', '.join(config.groups)})", EXIT_USAGE)
     timeout_s = duration_or_exit(timeout, "--timeout")
     expires_s = None if expires_text is None else duration_or_exit(expires_text, "--expires")
     at: float | None = None
@@ -202,8 +257,12 @@ def switchover(config_file: str, site: str, group: str | None, reason: str, forc
         for name in [group] if group else list(config.groups):
             state = states[name] or engine.initial(name, now)
             checks = prechecks(engine, state, health[name], site, now)
-            if group is None and not checks[0].passed and state.active == site \
-                    and state.phase != "switching":
+            if (
+                group is None
+                and not checks[0].passed
+                and state.active == site
+                and state.phase != "switching"
+            ):
                 click.echo(f"{name}: already on {site}; left as it is")
                 continue
             show_checks(name, checks, scheduled, force)
@@ -211,19 +270,24 @@ def switchover(config_file: str, site: str, group: str | None, reason: str, forc
             refused += [f"{name}: {check.name}: {check.detail}" for check in stops]
             todo.append(name)
         if refused:
-            fail("switchover refused: " + "; ".join(refused)
-                 + ("" if force else " (--force overrides target_healthy, not_frozen, budget)"))
+            fail(
+                "switchover refused: "
+                + "; ".join(refused)
+                + ("" if force else " (--force overrides target_healthy, not_frozen, budget)")
+            )
         if not todo:
             fail(f"switchover refused: every group is already on {site}")
         who = operator_name()
         submitted: dict[str, tuple[str, float]] = {}
         for name in todo:
-            command = Command("", "switchover", who, reason, name, site, force, at, expires_s,
-                              time.time())
+            command = Command(
+                "", "switchover", who, reason, name, site, force, at, expires_s, time.time()
+            )
             submitted[name] = (coordinator.submit(command), time.monotonic())
             click.echo(f"{name}: submitted {submitted[name][0]}")
-        results = {name: await_result(coordinator, cid, timeout_s)
-                   for name, (cid, _) in submitted.items()}
+        results = {
+            name: await_result(coordinator, cid, timeout_s) for name, (cid, _) in submitted.items()
+        }
         for result in results.values():
             show_result(result)
         if not all(result.ok for result in results.values()):
@@ -234,27 +298,44 @@ def switchover(config_file: str, site: str, group: str | None, reason: str, forc
                 wait_applied(coordinator, config, name, site, started, timeout_s + extra_s)
 
 
-def wait_applied(coordinator: Coordinator, config: Config, group: str, site: str,
-                 started: float, timeout_s: float) -> None:
+def wait_applied(
+    coordinator: Coordinator,
+    config: Config,
+    group: str,
+    site: str,
+    started: float,
+    timeout_s: float,
+) -> None:
     """Until the group is steady on `site` and every serving site applied it, verified."""
     last: list[str] = []
 
     def done() -> bool | None:
         state, _ = coordinator.desired(group)
         if state is None or state.active != site or state.phase != "steady":
-            last[:] = [f"desired state is {state.phase if state else 'absent'}"
-                       + (f" on {state.active}, epoch {state.epoch}" if state else "")]
+            last[:] = [
+                f"desired state is {state.phase if state else 'absent'}"
+                + (f" on {state.active}, epoch {state.epoch}" if state else "")
+            ]
             return None
         applied = coordinator.applied(group)
-        behind = [s for s in config.serving_sites
-                  if s not in applied or applied[s].epoch < state.epoch
-                  or not applied[s].verified]
+        behind = [
+            s
+            for s in config.serving_sites
+            if s not in applied or applied[s].epoch < state.epoch or not applied[s].verified
+        ]
         if behind:
-            last[:] = [f"{s} " + (f"applied epoch {applied[s].epoch}"
-                                  + ("" if applied[s].verified else " unverified")
-                                  + (f" ({applied[s].detail})" if applied[s].detail else "")
-                                  if s in applied else "applied nothing")
-                       + f", wants epoch {state.epoch}" for s in behind]
+            last[:] = [
+                f"{s} "
+                + (
+                    f"applied epoch {applied[s].epoch}"
+                    + ("" if applied[s].verified else " unverified")
+                    + (f" ({applied[s].detail})" if applied[s].detail else "")
+                    if s in applied
+                    else "applied nothing"
+                )
+                + f", wants epoch {state.epoch}"
+                for s in behind
+            ]
             return None
         return True
 
@@ -267,16 +348,22 @@ def wait_applied(coordinator: Coordinator, config: Config, group: str, site: str
 # --- freeze, unfreeze --------------------------------------------------------------------------
 
 
-def _freeze_command(kind: str, config_file: str, group: str | None, reason: str,
-                    timeout: str) -> None:
+def _freeze_command(
+    kind: str, config_file: str, group: str | None, reason: str, timeout: str
+) -> None:
     config = load_or_exit(config_file)
     if group is not None and group not in config.groups:
-        fail(f"--group: unknown group {group!r} (known: {', '.join(config.groups)})",
-             EXIT_USAGE)
+        fail(f"--group: unknown group {group!r} (known: {', '.join(config.groups)})", EXIT_USAGE)
     timeout_s = duration_or_exit(timeout, "--timeout")
     with connected(config) as coordinator:
-        command = Command("", kind, operator_name(), reason, group,  # type: ignore[arg-type]
-                          requested_at=time.time())
+        command = Command(
+            "",
+            kind,  # type: ignore[arg-type]
+            operator_name(),
+            reason,
+            group,
+            requested_at=time.time(),
+        )
         command_id = coordinator.submit(command)
         result = await_result(coordinator, command_id, timeout_s)
         show_result(result)

@@ -32,8 +32,7 @@ class Progress:
         elapsed = time.monotonic() - self.started
         left = self.total - self.done
         eta = "?" if self.done == 0 else _duration(elapsed / self.done * left)
-        return (f"{self.done}/{self.total} runs, {self.violations} violation(s) so far, "
-                f"ETA {eta}")
+        return f"{self.done}/{self.total} runs, {self.violations} violation(s) so far, ETA {eta}"
 
     def advance(self, violations: int = 0) -> None:
         self.done += 1

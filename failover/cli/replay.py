@@ -25,8 +25,10 @@ def parse_time(text: str | None, option: str) -> float | None:
     try:
         when = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        fail(f"{option} {text!r}: not Unix seconds nor an ISO 8601 time "
-             "(e.g. 2026-12-02T03:00:00Z)", EXIT_USAGE)
+        fail(
+            f"{option} {text!r}: not Unix seconds nor an ISO 8601 time (e.g. 2026-12-02T03:00:00Z)",
+            EXIT_USAGE,
+        )
     if when.tzinfo is None:
         when = when.replace(tzinfo=datetime.UTC)
     return when.timestamp()
@@ -41,27 +43,46 @@ def stamp(at: float | None) -> str:
 
 def _summary_line(name: str, doc: dict[str, Any]) -> str:
     times = ", ".join(f"{t:.1f} s" for t in doc["time_to_switch_s"]) or "-"
-    return (f"{name:<10} switches {doc['switches']}, failovers {doc['failovers']} "
-            f"({doc['false_failovers']} false: the old site healthy again within "
-            f"{FALSE_WITHIN_S:g} s), time to switch: {times}")
+    return (
+        f"{name:<10} switches {doc['switches']}, failovers {doc['failovers']} "
+        f"({doc['false_failovers']} false: the old site healthy again within "
+        f"{FALSE_WITHIN_S:g} s), time to switch: {times}"
+    )
 
 
 @click.command()
-@click.argument("logs", metavar="LOG...", nargs=-1, required=True,
-                type=click.Path(dir_okay=True))
-@click.option("--config", "candidate_file", type=click.Path(dir_okay=False),
-              help="A candidate config: print where its decisions would have differed.")
+@click.argument("logs", metavar="LOG...", nargs=-1, required=True, type=click.Path(dir_okay=True))
+@click.option(
+    "--config",
+    "candidate_file",
+    type=click.Path(dir_okay=False),
+    help="A candidate config: print where its decisions would have differed.",
+)
 @click.option("--from", "start", metavar="T", help="Replay from this time (Unix s or ISO).")
 @click.option("--to", "end", metavar="T", help="Replay up to this time (Unix s or ISO).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-@click.option("--report", "report_dir", type=click.Path(file_okay=False),
-              help="Write a plot of both timelines (recorded, candidate) into this folder.")
-@click.option("--to-playbook", "playbook_file", type=click.Path(dir_okay=False),
-              help="Write the recorded incident as a simulator playbook (faults inferred from "
-                   "the observations) to this file.")
-def replay(logs: tuple[str, ...], candidate_file: str | None, start: str | None,
-           end: str | None, as_json: bool, report_dir: str | None,
-           playbook_file: str | None) -> None:
+@click.option(
+    "--report",
+    "report_dir",
+    type=click.Path(file_okay=False),
+    help="Write a plot of both timelines (recorded, candidate) into this folder.",
+)
+@click.option(
+    "--to-playbook",
+    "playbook_file",
+    type=click.Path(dir_okay=False),
+    help="Write the recorded incident as a simulator playbook (faults inferred from "
+    "the observations) to this file.",
+)
+def replay(
+    logs: tuple[str, ...],
+    candidate_file: str | None,
+    start: str | None,
+    end: str | None,
+    as_json: bool,
+    report_dir: str | None,
+    playbook_file: str | None,
+) -> None:
     """Replay recorded leader cycles (files under cluster.daemon.record_dir).
 
     Without --config, the recorded config must reproduce every recorded decision: exit 0 when
@@ -108,8 +129,10 @@ def replay(logs: tuple[str, ...], candidate_file: str | None, start: str | None,
     if as_json:
         click.echo(json.dumps(data))
         return
-    click.echo(f"cluster {data['cluster']}: {outcome.cycles} cycles from "
-               f"{stamp(outcome.first)} to {stamp(outcome.last)}")
+    click.echo(
+        f"cluster {data['cluster']}: {outcome.cycles} cycles from "
+        f"{stamp(outcome.first)} to {stamp(outcome.last)}"
+    )
     if candidate is None:
         click.echo("faithful: the recorded config reproduces every recorded decision")
         click.echo(_summary_line("recorded", data["recorded"]))

@@ -8,8 +8,11 @@ import click
 
 
 @click.command()
-@click.option("--markdown", is_flag=True,
-              help="Print the field reference (docs/config.md) instead of the JSON Schema.")
+@click.option(
+    "--markdown",
+    is_flag=True,
+    help="Print the field reference (docs/config.md) instead of the JSON Schema.",
+)
 def schema(markdown: bool) -> None:
     """Print the JSON Schema of the cluster config (for editors and yaml-language-server).
 

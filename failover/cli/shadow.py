@@ -18,17 +18,36 @@ from failover.cli.common import EXIT_USAGE, fail, load_or_exit
 
 
 @click.command()
-@click.option("--config", "config_file", required=True, type=click.Path(dir_okay=False),
-              help="The candidate config (the live cluster's, changed where you want).")
-@click.option("--listen", default="127.0.0.1:8790", show_default=True,
-              help="host:port where /metrics is served.")
-@click.option("--for", "for_s", type=float, default=None,
-              help="Stop after this many seconds (default: until SIGTERM or Ctrl-C).")
+@click.option(
+    "--config",
+    "config_file",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="The candidate config (the live cluster's, changed where you want).",
+)
+@click.option(
+    "--listen",
+    default="127.0.0.1:8790",
+    show_default=True,
+    help="host:port where /metrics is served.",
+)
+@click.option(
+    "--for",
+    "for_s",
+    type=float,
+    default=None,
+    help="Stop after this many seconds (default: until SIGTERM or Ctrl-C).",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per divergence.")
-@click.option("--name", default=None, metavar="NAME",
-              help="How `failover status` names this shadow (default: host-pid).")
-def shadow(config_file: str, listen: str, for_s: float | None, as_json: bool,
-           name: str | None) -> None:
+@click.option(
+    "--name",
+    default=None,
+    metavar="NAME",
+    help="How `failover status` names this shadow (default: host-pid).",
+)
+def shadow(
+    config_file: str, listen: str, for_s: float | None, as_json: bool, name: str | None
+) -> None:
     """Follow the live cluster read-only and run a candidate config's decisions beside it.
 
     Connects to ZooKeeper with the operator identity, reads what the leader reads each
@@ -70,8 +89,9 @@ def shadow(config_file: str, listen: str, for_s: float | None, as_json: bool,
     signal.signal(signal.SIGINT, stopping)
     deadline = None if for_s is None else time.monotonic() + for_s
     cycle_s = config.cluster.daemon.cycle_s
-    click.echo(f"shadow of cluster {config.cluster.name}: metrics on http://{listen}/metrics",
-               err=True)
+    click.echo(
+        f"shadow of cluster {config.cluster.name}: metrics on http://{listen}/metrics", err=True
+    )
     problem = ""
     try:
         with connected(config) as coordinator:
@@ -91,11 +111,13 @@ def shadow(config_file: str, listen: str, for_s: float | None, as_json: bool,
                         continue
                     live, mine = event.live, event.shadow
                     what = f"diverges ({event.kind})" if event.kind else "agrees again"
-                    click.echo(f"{stamp(event.at)} {event.group} {what}\n"
-                               f"  live    {live.active:<5} {live.phase:<9} {live.code}: "
-                               f"{live.reason}\n"
-                               f"  shadow  {mine.active:<5} {mine.phase:<9} {event.said[0]}: "
-                               f"{event.said[1]}")
+                    click.echo(
+                        f"{stamp(event.at)} {event.group} {what}\n"
+                        f"  live    {live.active:<5} {live.phase:<9} {live.code}: "
+                        f"{live.reason}\n"
+                        f"  shadow  {mine.active:<5} {mine.phase:<9} {event.said[0]}: "
+                        f"{event.said[1]}"
+                    )
                 stop.wait(cycle_s)
     finally:
         server.shutdown()

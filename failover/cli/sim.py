@@ -24,12 +24,21 @@ def _bad_input(exc: ConfigError) -> None:
 @click.argument("playbook", metavar="PLAYBOOK", type=click.Path(dir_okay=False))
 @click.option("--seed", type=int, default=1, show_default=True, help="Seed of the world.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-@click.option("--report", "report_dir", type=click.Path(file_okay=False),
-              help="Write an HTML report with a timeline plot into this folder.")
-@click.option("--trace", "trace_file", type=click.Path(dir_okay=False),
-              help="Write the full event trace to this file.")
-def gameday(playbook: str, seed: int, as_json: bool, report_dir: str | None,
-            trace_file: str | None) -> None:
+@click.option(
+    "--report",
+    "report_dir",
+    type=click.Path(file_okay=False),
+    help="Write an HTML report with a timeline plot into this folder.",
+)
+@click.option(
+    "--trace",
+    "trace_file",
+    type=click.Path(dir_okay=False),
+    help="Write the full event trace to this file.",
+)
+def gameday(
+    playbook: str, seed: int, as_json: bool, report_dir: str | None, trace_file: str | None
+) -> None:
     """Run a game-day PLAYBOOK in the simulator: a timeline and a verdict per expectation.
 
     Exit 0 when every expectation held, 1 when one failed, 2 on a bad playbook.
@@ -65,8 +74,11 @@ def _need_matplotlib() -> None:
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        click.echo("failover: --report draws its plot with matplotlib, which is not installed: "
-                   "pip install 'failover[report]'", err=True)
+        click.echo(
+            "failover: --report draws its plot with matplotlib, which is not installed: "
+            "pip install 'failover[report]'",
+            err=True,
+        )
         sys.exit(EXIT_USAGE)
 
 
@@ -82,19 +94,24 @@ def _readable(outcome: object, description: str) -> str:
     lines += [f"  {line}" for line in outcome.timeline]
     lines.append("")
     lines.append("steady state:")
-    lines += [f"  [{'ok' if v.passed else 'FAIL'}] {v.name}: {v.observed}"
-              for v in outcome.steady_state]
+    lines += [
+        f"  [{'ok' if v.passed else 'FAIL'}] {v.name}: {v.observed}" for v in outcome.steady_state
+    ]
     lines.append("expectations:")
-    lines += [f"  [{'ok' if v.passed else 'FAIL'}] {v.name}: {v.observed}"
-              for v in outcome.expectations]
+    lines += [
+        f"  [{'ok' if v.passed else 'FAIL'}] {v.name}: {v.observed}" for v in outcome.expectations
+    ]
     for violation in outcome.violations:
-        lines.append(f"  VIOLATION at {violation['at']} s: {violation['name']}: "
-                     f"{violation['message']}")
+        lines.append(
+            f"  VIOLATION at {violation['at']} s: {violation['name']}: {violation['message']}"
+        )
     if outcome.aborted:
         lines.append(f"  ABORTED: {outcome.aborted}")
     rto = "none" if outcome.rto_s is None else f"{outcome.rto_s:.1f} s"
-    lines.append(f"switches {outcome.switches}, RTO {rto}, availability "
-                 f"{outcome.availability * 100:.3f} %, {outcome.unavailable_s:.1f} s unavailable")
+    lines.append(
+        f"switches {outcome.switches}, RTO {rto}, availability "
+        f"{outcome.availability * 100:.3f} %, {outcome.unavailable_s:.1f} s unavailable"
+    )
     lines.append("PASSED" if outcome.passed else "FAILED")
     return "\n".join(lines)
 
@@ -103,13 +120,23 @@ def _readable(outcome: object, description: str) -> str:
 @click.argument("campaign", metavar="CAMPAIGN", type=click.Path(dir_okay=False))
 @click.option("--runs", type=click.IntRange(min=1), default=100, show_default=True)
 @click.option("--seed", type=int, default=1, show_default=True, help="Seed of the first run.")
-@click.option("--jobs", type=click.IntRange(min=1), default=os.cpu_count() or 1,
-              show_default="cores", help="Processes to run on.")
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=os.cpu_count() or 1,
+    show_default="cores",
+    help="Processes to run on.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-@click.option("--trace", "trace_file", type=click.Path(dir_okay=False),
-              help="Write every run's event trace to this file (meant for a replay of one run).")
-def chaos(campaign: str, runs: int, seed: int, jobs: int, as_json: bool,
-          trace_file: str | None) -> None:
+@click.option(
+    "--trace",
+    "trace_file",
+    type=click.Path(dir_okay=False),
+    help="Write every run's event trace to this file (meant for a replay of one run).",
+)
+def chaos(
+    campaign: str, runs: int, seed: int, jobs: int, as_json: bool, trace_file: str | None
+) -> None:
     """Run a chaos CAMPAIGN: many seeded random runs, summarised.
 
     Exit 0 without invariant violations, 1 with any (each failing seed is printed with the
@@ -124,8 +151,14 @@ def chaos(campaign: str, runs: int, seed: int, jobs: int, as_json: bool,
         _bad_input(exc)
     progress = Progress.start(runs, enabled=not as_json)
     try:
-        results = run_campaign(spec, runs, seed, jobs, keep_trace=trace_file is not None,
-                               on_result=lambda result: progress.advance(len(result.violations)))
+        results = run_campaign(
+            spec,
+            runs,
+            seed,
+            jobs,
+            keep_trace=trace_file is not None,
+            on_result=lambda result: progress.advance(len(result.violations)),
+        )
     finally:
         progress.finish()
     if trace_file:
@@ -137,13 +170,18 @@ def chaos(campaign: str, runs: int, seed: int, jobs: int, as_json: bool,
         click.echo(json.dumps(summary))
     else:
         rto = summary["rto_s"]
-        click.echo(f"campaign: {summary['title']}: {summary['runs']} runs, "
-                   f"{summary['simulated_s'] / 3600:.1f} simulated hours")
+        click.echo(
+            f"campaign: {summary['title']}: {summary['runs']} runs, "
+            f"{summary['simulated_s'] / 3600:.1f} simulated hours"
+        )
         click.echo(f"invariant violations: {summary['violations']}")
-        click.echo(f"false failovers: {summary['false_failovers']} "
-                   f"(of {summary['switches']} switches)")
-        click.echo(f"RTO: p50 {rto['p50']} s, p95 {rto['p95']} s, p99 {rto['p99']} s over "
-                   f"{rto['episodes']} outages ({rto['unrecovered']} unrecovered at the end)")
+        click.echo(
+            f"false failovers: {summary['false_failovers']} (of {summary['switches']} switches)"
+        )
+        click.echo(
+            f"RTO: p50 {rto['p50']} s, p95 {rto['p95']} s, p99 {rto['p99']} s over "
+            f"{rto['episodes']} outages ({rto['unrecovered']} unrecovered at the end)"
+        )
         click.echo(f"unavailable: {summary['unavailable_s']:.1f} s")
         click.echo("coverage (runs that hit each fault class):")
         for name, count in summary["coverage"].items():

@@ -42,23 +42,32 @@ def validate(config_file: str, explain: bool) -> None:
 def describe(config: Config) -> str:
     """A plain-language summary of a valid config, for operators and the demo."""
     zk = config.cluster.zookeeper
-    lines = [f"cluster {config.cluster.name}: ZooKeeper {','.join(zk.hosts)}{zk.chroot}, "
-             f"session {zk.session_timeout_s:g} s"]
+    lines = [
+        f"cluster {config.cluster.name}: ZooKeeper {','.join(zk.hosts)}{zk.chroot}, "
+        f"session {zk.session_timeout_s:g} s"
+    ]
     for name, site in config.sites.items():
-        services = ", ".join(f"{s} ({svc.kind}, {svc.check.type}, {svc.role})"
-                             for s, svc in site.services.items())
+        services = ", ".join(
+            f"{s} ({svc.kind}, {svc.check.type}, {svc.role})" for s, svc in site.services.items()
+        )
         lines.append(f"site {name} [{site.role}]: {services or 'observes and votes only'}")
     for name, instance in config.instances.items():
-        lines.append(f"instance {name} in {instance.site}: roles {', '.join(instance.roles)}, "
-                     f"API {instance.api}")
+        lines.append(
+            f"instance {name} in {instance.site}: roles {', '.join(instance.roles)}, "
+            f"API {instance.api}"
+        )
     for name, group in config.groups.items():
         steering = group.steering
-        how = (f"BGP {steering.prefix} (lease {steering.lease_s:g} s, backup "
-               f"{'announced' if steering.backup else 'withdrawn'})"
-               if isinstance(steering, BgpSteering)
-               else f"DNS {', '.join(steering.names)} in {steering.zone} (ttl {steering.ttl})")
-        lines.append(f"group {name}: {', '.join(group.services)} moved by {how}; "
-                     f"preferred site {config.preferred_site(name)}")
+        how = (
+            f"BGP {steering.prefix} (lease {steering.lease_s:g} s, backup "
+            f"{'announced' if steering.backup else 'withdrawn'})"
+            if isinstance(steering, BgpSteering)
+            else f"DNS {', '.join(steering.names)} in {steering.zone} (ttl {steering.ttl})"
+        )
+        lines.append(
+            f"group {name}: {', '.join(group.services)} moved by {how}; "
+            f"preferred site {config.preferred_site(name)}"
+        )
     policy = config.policy
     lines.append(
         f"policy: a site is down when {config.observer_quorum} of "

@@ -42,8 +42,9 @@ def read_text(path: str | Path) -> str:
     try:
         descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as exc:
-        raise ConfigError(str(path), [Problem("", f"cannot read the file: {_os_reason(exc)}")]
-                          ) from None
+        raise ConfigError(
+            str(path), [Problem("", f"cannot read the file: {_os_reason(exc)}")]
+        ) from None
     with os.fdopen(descriptor, "rb") as handle:
         try:
             mode = os.fstat(handle.fileno()).st_mode
@@ -52,16 +53,19 @@ def read_text(path: str | Path) -> str:
                 raise ConfigError(str(path), [Problem("", f"cannot read the file: {why}")])
             data = handle.read(MAX_FILE_BYTES + 1)
         except OSError as exc:
-            raise ConfigError(str(path), [Problem("", f"cannot read the file: "
-                                                      f"{_os_reason(exc)}")]) from None
+            raise ConfigError(
+                str(path), [Problem("", f"cannot read the file: {_os_reason(exc)}")]
+            ) from None
     if len(data) > MAX_FILE_BYTES:
-        raise ConfigError(str(path), [Problem("", f"the file is larger than {MAX_FILE_BYTES} "
-                                                  "bytes")])
+        raise ConfigError(
+            str(path), [Problem("", f"the file is larger than {MAX_FILE_BYTES} bytes")]
+        )
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ConfigError(str(path), [Problem("", f"cannot read the file: not UTF-8 "
-                                                  f"(byte {exc.start})")]) from None
+        raise ConfigError(
+            str(path), [Problem("", f"cannot read the file: not UTF-8 (byte {exc.start})")]
+        ) from None
 
 
 def load_mapping(text: str, source: str) -> dict[str, Any]:
@@ -173,7 +177,8 @@ def pydantic_problems(exc: ValidationError) -> list[Problem]:
 def _without_union_tags(location: list[str]) -> list[str]:
     """pydantic names the chosen union member after `check`/`steering`; it is not a key."""
     return [
-        part for i, part in enumerate(location)
+        part
+        for i, part in enumerate(location)
         if not (i and location[i - 1] in ("check", "steering") and part in _UNION_TAGS)
     ]
 
@@ -197,8 +202,13 @@ def resolve_files(data: Any, base: Path) -> Any:
     config's folder)."""
     if isinstance(data, dict):
         return {
-            key: (str(base / value) if key.endswith(("_file", "_dir")) and isinstance(value, str)
-                  and not value.startswith("/") else resolve_files(value, base))
+            key: (
+                str(base / value)
+                if key.endswith(("_file", "_dir"))
+                and isinstance(value, str)
+                and not value.startswith("/")
+                else resolve_files(value, base)
+            )
             for key, value in data.items()
         }
     if isinstance(data, list):

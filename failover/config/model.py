@@ -117,7 +117,10 @@ class ApiOptions(Strict):
     # need it (a forced switchover always does); wrong codes per key id before it waits.
     totp_file: str | None = None
     totp_actions: list[Literal["switchover", "freeze", "unfreeze"]] = [
-        "switchover", "freeze", "unfreeze"]
+        "switchover",
+        "freeze",
+        "unfreeze",
+    ]
     max_totp_failures: int = Field(default=5, ge=1)
 
 
@@ -348,8 +351,10 @@ class BgpSteering(Strict):
     @model_validator(mode="after")
     def _metrics(self) -> BgpSteering:
         if not self.metric_primary < self.metric_held < self.metric_backup:
-            raise ValueError("metrics must be ordered metric_primary < metric_held < "
-                             "metric_backup (lower is preferred)")
+            raise ValueError(
+                "metrics must be ordered metric_primary < metric_held < "
+                "metric_backup (lower is preferred)"
+            )
         return self
 
 
@@ -393,8 +398,10 @@ class DnsSteering(Strict):
                     try:
                         ipaddress.ip_address(address)
                     except ValueError:
-                        raise ValueError(f"name {name!r}: {address!r} is not an IP address "
-                                         "(an A or AAAA record holds one)") from None
+                        raise ValueError(
+                            f"name {name!r}: {address!r} is not an IP address "
+                            "(an A or AAAA record holds one)"
+                        ) from None
         return self
 
 

@@ -61,8 +61,7 @@ MEANINGS: dict[str, str] = {
     "ApiOptions.backoff_s": "A limited source's first wait; it doubles with each further "
     "failure, up to lockout_s.",
     "ApiOptions.lockout_s": "The longest a limited source waits.",
-    "ApiOptions.max_connections": "Open API connections at most (a quarter of them per "
-    "source).",
+    "ApiOptions.max_connections": "Open API connections at most (a quarter of them per source).",
     "ApiOptions.header_timeout_s": "A request's headers (and a TLS handshake) must arrive "
     "within this.",
     "ApiOptions.body_timeout_s": "A request's body must arrive within this.",
@@ -143,11 +142,9 @@ MEANINGS: dict[str, str] = {
     "CommandCheck.type": "command (a Nagios plugin).",
     "CommandCheck.command": "The program and its arguments; exit 0 (OK) and 1 (WARNING) "
     "pass, 2 and 3 fail.",
-    "TlsClient.ca_file": "CA certificates (PEM) to verify the server with (default: the "
-    "system's).",
+    "TlsClient.ca_file": "CA certificates (PEM) to verify the server with (default: the system's).",
     "TlsClient.verify": "Verify the server's certificate.",
-    "TlsClient.server_name": "The name to verify and send as SNI (default: the endpoint's "
-    "host).",
+    "TlsClient.server_name": "The name to verify and send as SNI (default: the endpoint's host).",
     # groups and steering
     "Group.services": "Names of services that move together (each must exist at both "
     "serving sites).",
@@ -161,8 +158,7 @@ MEANINGS: dict[str, str] = {
     "confirmation on a live ZooKeeper session, then holds it (never withdrawn).",
     "BgpSteering.backup": "Announce the prefix as backup from the inactive site (else "
     "withdraw it there).",
-    "BgpSteering.metric_primary": "Kernel route metric meaning primary (lower than "
-    "metric_held).",
+    "BgpSteering.metric_primary": "Kernel route metric meaning primary (lower than metric_held).",
     "BgpSteering.metric_held": "Kernel route metric meaning held: a former primary that cannot "
     "confirm it still is one (BIRD prepends once: preferred over a backup).",
     "BgpSteering.metric_backup": "Kernel route metric meaning backup (BIRD prepends the AS "
@@ -172,8 +168,7 @@ MEANINGS: dict[str, str] = {
     "BgpSite.table": "The kernel routing table BIRD exports the prefix from.",
     "BgpSite.bird_socket": "BIRD's control socket, to verify what is exported.",
     "BgpSite.netns": "The network namespace that holds the table (default: the daemon's own).",
-    "BgpSite.protocol": "The BIRD BGP protocol whose export and session are verified, e.g. "
-    "isp.",
+    "BgpSite.protocol": "The BIRD BGP protocol whose export and session are verified, e.g. isp.",
     "DnsSteering.method": "dns: RFC 2136 updates signed with TSIG.",
     "DnsSteering.zone": "The zone updated (a trailing dot is added).",
     "DnsSteering.ttl": "TTL of the records written.",
@@ -200,8 +195,11 @@ MEANINGS: dict[str, str] = {
     "Policy.preferred_site": "The default preferred site of every group.",
 }
 
-UNITS = {"DnsSteering.ttl": "seconds", "BgpSite.table": "table id",
-         "Policy.max_switches_per_hour": "per hour"}
+UNITS = {
+    "DnsSteering.ttl": "seconds",
+    "BgpSite.table": "table id",
+    "Policy.max_switches_per_hour": "per hour",
+}
 
 
 def models() -> dict[str, type[BaseModel]]:
@@ -209,8 +207,12 @@ def models() -> dict[str, type[BaseModel]]:
     found = {}
     for name in dir(model):
         value = getattr(model, name)
-        if (isinstance(value, type) and issubclass(value, BaseModel)
-                and value.__module__ == model.__name__ and value.model_fields):
+        if (
+            isinstance(value, type)
+            and issubclass(value, BaseModel)
+            and value.__module__ == model.__name__
+            and value.model_fields
+        ):
             found[name] = value
     return found
 
@@ -244,9 +246,11 @@ def json_schema() -> dict[str, Any]:
         for field, prop in definition.get("properties", {}).items():
             unit = unit_of(cls, field)
             prop["description"] = meaning(cls, field) + (f" Unit: {unit}." if unit else "")
-    return {"$schema": "https://json-schema.org/draft/2020-12/schema",
-            "$id": "https://failover.invalid/schema/cluster.json",
-            **{k: v for k, v in schema.items() if k != "$schema"}}
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://failover.invalid/schema/cluster.json",
+        **{k: v for k, v in schema.items() if k != "$schema"},
+    }
 
 
 def type_name(annotation: Any) -> str:
@@ -258,8 +262,9 @@ def type_name(annotation: Any) -> str:
         discriminated = [a for a in args[1:] if isinstance(a, FieldInfo) and a.discriminator]
         if discriminated:
             return f"{inner} (by {discriminated[0].discriminator})"
-        return inner + _constraints([m for a in args[1:] if isinstance(a, FieldInfo)
-                                     for m in a.metadata])
+        return inner + _constraints(
+            [m for a in args[1:] if isinstance(a, FieldInfo) for m in a.metadata]
+        )
     if origin is Literal:
         return " | ".join(json.dumps(a) for a in args)
     if origin in (types.UnionType, typing.Union):
@@ -273,7 +278,8 @@ def type_name(annotation: Any) -> str:
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return f"[{annotation.__name__}](#{annotation.__name__.lower()})"
     return {str: "string", int: "integer", float: "number", bool: "boolean"}.get(
-        annotation, str(annotation))
+        annotation, str(annotation)
+    )
 
 
 def _constraints(metadata: list[Any]) -> str:
@@ -342,15 +348,20 @@ def _models_in(annotation: Any, suffix: str = "") -> list[tuple[type[BaseModel],
 
 def markdown() -> str:
     """docs/config.md: one table per model, every field with type, default, unit, meaning."""
-    lines = ["# Configuration reference", "",
-             "Generated from the models by `failover schema --markdown`; do not edit by hand "
-             "(tests/config/test_reference.py checks it is current). `failover schema` prints "
-             "the same as a JSON Schema for editors and yaml-language-server. Durations are in "
-             "seconds; unknown keys are errors. See examples/two-dc.yaml for a whole file.", ""]
+    lines = [
+        "# Configuration reference",
+        "",
+        "Generated from the models by `failover schema --markdown`; do not edit by hand "
+        "(tests/config/test_reference.py checks it is current). `failover schema` prints "
+        "the same as a JSON Schema for editors and yaml-language-server. Durations are in "
+        "seconds; unknown keys are errors. See examples/two-dc.yaml for a whole file.",
+        "",
+    ]
     classes = models()
     order = _order()
-    first_check = next(i for i, (name, _) in enumerate(order)
-                       if issubclass(classes[name], model.CheckBase))
+    first_check = next(
+        i for i, (name, _) in enumerate(order) if issubclass(classes[name], model.CheckBase)
+    )
     order.insert(first_check, ("CheckBase", ["every check"]))
     for name, paths in order:
         cls = classes[name]
@@ -360,13 +371,21 @@ def markdown() -> str:
         doc = (cls.__doc__ or "").strip()
         if doc and not doc.startswith(("Base of", "A base", "Usage docs")):
             lines += ["", " ".join(doc.split())]
-        lines += ["", "| field | type | default | unit | meaning |",
-                  "| --- | --- | --- | --- | --- |"]
+        lines += [
+            "",
+            "| field | type | default | unit | meaning |",
+            "| --- | --- | --- | --- | --- |",
+        ]
         for field, info in cls.model_fields.items():
             if cls is not model.CheckBase and owner(cls, field) == "CheckBase":
                 continue
-            cells = [f"`{field}`", _field_type(info), _default(info), unit_of(cls, field),
-                     meaning(cls, field)]
+            cells = [
+                f"`{field}`",
+                _field_type(info),
+                _default(info),
+                unit_of(cls, field),
+                meaning(cls, field),
+            ]
             lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
         lines.append("")
     return "\n".join(lines)

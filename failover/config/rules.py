@@ -11,26 +11,35 @@ def cross_field_problems(config: Config) -> list[Problem]:
     problems: list[Problem] = []
     serving = config.serving_sites
     if len(serving) != 2:
-        problems.append(Problem(
-            "sites", f"exactly two serving sites are required, found {len(serving)} ({serving})",
-            serving))
+        problems.append(
+            Problem(
+                "sites",
+                f"exactly two serving sites are required, found {len(serving)} ({serving})",
+                serving,
+            )
+        )
     for name, instance in config.instances.items():
         if instance.site not in config.sites:
-            problems.append(Problem(f"instances.{name}.site", f"unknown site {instance.site!r}",
-                                    instance.site))
+            problems.append(
+                Problem(f"instances.{name}.site", f"unknown site {instance.site!r}", instance.site)
+            )
     apis = [instance.api for instance in config.instances.values()]
     for api in sorted({a for a in apis if apis.count(a) > 1}):
-        problems.append(Problem("instances", f"api address {api!r} is used by more than one "
-                                "instance", api))
+        problems.append(
+            Problem("instances", f"api address {api!r} is used by more than one instance", api)
+        )
     problems += _duplicate_endpoints(config)
     quorum = config.policy.observer_quorum
     if quorum is not None and quorum > len(config.observer_sites):
-        problems.append(Problem(
-            "policy.observer_quorum",
-            f"{quorum} exceeds the {len(config.observer_sites)} observer sites", quorum))
+        problems.append(
+            Problem(
+                "policy.observer_quorum",
+                f"{quorum} exceeds the {len(config.observer_sites)} observer sites",
+                quorum,
+            )
+        )
     for label, site in (("policy.preferred_site", config.policy.preferred_site),) + tuple(
-        (f"groups.{g}.preferred_site", group.preferred_site)
-        for g, group in config.groups.items()
+        (f"groups.{g}.preferred_site", group.preferred_site) for g, group in config.groups.items()
     ):
         if site is not None and site not in serving:
             problems.append(Problem(label, f"{site!r} is not a serving site", site))
@@ -38,21 +47,35 @@ def cross_field_problems(config: Config) -> list[Problem]:
         problems += _group_problems(config, name, group)
     daemon = config.cluster.daemon
     if daemon.heartbeat_s >= config.policy.stale_after_s:
-        problems.append(Problem(
-            "cluster.daemon.heartbeat_s", f"{daemon.heartbeat_s:g} must be less than "
-            f"policy.stale_after_s ({config.policy.stale_after_s:g})", daemon.heartbeat_s))
+        problems.append(
+            Problem(
+                "cluster.daemon.heartbeat_s",
+                f"{daemon.heartbeat_s:g} must be less than "
+                f"policy.stale_after_s ({config.policy.stale_after_s:g})",
+                daemon.heartbeat_s,
+            )
+        )
     if daemon.watchdog_s <= 2 * daemon.cycle_s:
-        problems.append(Problem(
-            "cluster.daemon.watchdog_s", f"{daemon.watchdog_s:g} must be more than twice "
-            f"cluster.daemon.cycle_s ({daemon.cycle_s:g}): the watchdog is fed once a cycle",
-            daemon.watchdog_s))
+        problems.append(
+            Problem(
+                "cluster.daemon.watchdog_s",
+                f"{daemon.watchdog_s:g} must be more than twice "
+                f"cluster.daemon.cycle_s ({daemon.cycle_s:g}): the watchdog is fed once a cycle",
+                daemon.watchdog_s,
+            )
+        )
     for name in config.groups:
         lease = config.lease_s(name)
         if lease and lease <= 2 * daemon.cycle_s:
-            problems.append(Problem(
-                f"groups.{name}.steering.lease_s", f"{lease:g} must be more than twice "
-                f"cluster.daemon.cycle_s ({daemon.cycle_s:g}): an agent confirms its primary "
-                "once a cycle", lease))
+            problems.append(
+                Problem(
+                    f"groups.{name}.steering.lease_s",
+                    f"{lease:g} must be more than twice "
+                    f"cluster.daemon.cycle_s ({daemon.cycle_s:g}): an agent confirms its primary "
+                    "once a cycle",
+                    lease,
+                )
+            )
     return problems
 
 
@@ -65,8 +88,13 @@ def _duplicate_endpoints(config: Config) -> list[Problem]:
                 key = (service.check.type, endpoint)
                 here = f"sites.{site_name}.services.{service_name}"
                 if key in seen:
-                    problems.append(Problem(f"{here}.endpoints", f"{endpoint!r} is already "
-                                            f"probed by {seen[key]}", endpoint))
+                    problems.append(
+                        Problem(
+                            f"{here}.endpoints",
+                            f"{endpoint!r} is already probed by {seen[key]}",
+                            endpoint,
+                        )
+                    )
                 seen.setdefault(key, here)
     return problems
 
@@ -77,35 +105,51 @@ def _group_problems(config: Config, name: str, group: Group) -> list[Problem]:
     for service in group.services:
         for site in config.serving_sites:
             if service not in config.sites[site].services:
-                problems.append(Problem(f"{where}.services",
-                                        f"{service!r} is not a service of site {site}", service))
+                problems.append(
+                    Problem(
+                        f"{where}.services", f"{service!r} is not a service of site {site}", service
+                    )
+                )
     steering = group.steering
     if isinstance(steering, BgpSteering):
         for site in config.serving_sites:
             if site not in steering.sites:
-                problems.append(Problem(f"{where}.steering.sites",
-                                        f"serving site {site!r} is missing", site))
+                problems.append(
+                    Problem(f"{where}.steering.sites", f"serving site {site!r} is missing", site)
+                )
         for site in steering.sites:
             if site not in config.serving_sites:
-                problems.append(Problem(f"{where}.steering.sites",
-                                        f"{site!r} is not a serving site", site))
+                problems.append(
+                    Problem(f"{where}.steering.sites", f"{site!r} is not a serving site", site)
+                )
     else:
         for record, per_site in steering.names.items():
             for site in config.serving_sites:
                 if site not in per_site:
-                    problems.append(Problem(f"{where}.steering.names.{record}",
-                                            f"no addresses for {site}", site))
+                    problems.append(
+                        Problem(
+                            f"{where}.steering.names.{record}", f"no addresses for {site}", site
+                        )
+                    )
             for site in per_site:
                 if site not in config.serving_sites:
-                    problems.append(Problem(f"{where}.steering.names.{record}",
-                                            f"{site!r} is not a serving site", site))
+                    problems.append(
+                        Problem(
+                            f"{where}.steering.names.{record}",
+                            f"{site!r} is not a serving site",
+                            site,
+                        )
+                    )
             flat = [a for addresses in per_site.values() for a in addresses]
             for address in sorted({a for a in flat if flat.count(a) > 1}):
-                problems.append(Problem(f"{where}.steering.names.{record}",
-                                        f"address {address} is given twice", address))
+                problems.append(
+                    Problem(
+                        f"{where}.steering.names.{record}",
+                        f"address {address} is given twice",
+                        address,
+                    )
+                )
     return problems
-
-
 
 
 # --- warnings: valid, but a timer is risky ----------------------------------------------------
@@ -127,7 +171,8 @@ def timer_warnings(config: Config) -> list[str]:
             f"ZooKeeper grants with its default tickTime ({ZOOKEEPER_DEFAULT_TICK_S * 1000:.0f} "
             f"ms: at least 2 ticks, {2 * ZOOKEEPER_DEFAULT_TICK_S:g} s); every server needs "
             f"tickTime <= {zk.session_timeout_s * 500:.0f} ms (and a timeout of at least 5 "
-            "ticks rides out a ZooKeeper leader election without losing the session)")
+            "ticks rides out a ZooKeeper leader election without losing the session)"
+        )
     by_text: dict[str, list[str]] = {}
     hold_down = config.policy.hold_down_s
     grouped = {s for group in config.groups.values() for s in group.services}
@@ -139,12 +184,16 @@ def timer_warnings(config: Config) -> list[str]:
                 by_text.setdefault(
                     f"timeout_s {check.timeout_s:g} s is close to interval_s "
                     f"{check.interval_s:g} s: a slow target makes the next check start late, "
-                    "and detection slower than interval x fall", []).append(where)
+                    "and detection slower than interval x fall",
+                    [],
+                ).append(where)
             if check.fast_interval_s is not None and check.timeout_s > check.fast_interval_s:
                 by_text.setdefault(
                     f"timeout_s {check.timeout_s:g} s exceeds fast_interval_s "
                     f"{check.fast_interval_s:g} s: while a verdict changes, a check that times "
-                    "out delays the next re-check", []).append(where)
+                    "out delays the next re-check",
+                    [],
+                ).append(where)
             if name not in grouped or service.role == "degraded":
                 continue
             down_after = (check.fall - 1) * check.recheck_s
@@ -154,7 +203,8 @@ def timer_warnings(config: Config) -> list[str]:
                     f"re-check every {check.recheck_s:g} s) is a down verdict, and with "
                     f"policy.hold_down_s ({hold_down:g} s) traffic moves: under {BLIP_S:g} s "
                     "in all, so a GC pause or a route flap that every observer sees is a "
-                    "failover (cooldown and the switch budget bound flapping)", []
+                    "failover (cooldown and the switch budget bound flapping)",
+                    [],
                 ).append(where)
     warnings += [f"{', '.join(paths)}: {text}" for text, paths in by_text.items()]
     return warnings

@@ -23,8 +23,7 @@ def secret_files(config: Config) -> Iterator[tuple[str, str, Callable[[str], str
     zk = config.cluster.zookeeper
     for name, auth in (("daemon_auth", zk.daemon_auth), ("operator_auth", zk.operator_auth)):
         if auth is not None:
-            yield (f"cluster.zookeeper.{name}.credentials_file", auth.credentials_file,
-                   _digest)
+            yield (f"cluster.zookeeper.{name}.credentials_file", auth.credentials_file, _digest)
     if zk.tls.key_file:
         yield "cluster.zookeeper.tls.key_file", zk.tls.key_file, _anything
     if config.cluster.api.tls is not None:
@@ -35,14 +34,20 @@ def secret_files(config: Config) -> Iterator[tuple[str, str, Callable[[str], str
         yield "cluster.api.totp_file", config.cluster.api.totp_file, _totp
     for group, spec in config.groups.items():
         if isinstance(spec.steering, DnsSteering):
-            yield (f"groups.{group}.steering.tsig.secret_file", spec.steering.tsig.secret_file,
-                   _base64)
+            yield (
+                f"groups.{group}.steering.tsig.secret_file",
+                spec.steering.tsig.secret_file,
+                _base64,
+            )
     for site, site_spec in config.sites.items():
         for service, service_spec in site_spec.services.items():
             check = service_spec.check
             if isinstance(check, PostgresCheck) and check.password_file:
-                yield (f"sites.{site}.services.{service}.check.password_file",
-                       check.password_file, _anything)
+                yield (
+                    f"sites.{site}.services.{service}.check.password_file",
+                    check.password_file,
+                    _anything,
+                )
 
 
 def secret_file_problems(config: Config) -> tuple[list[str], list[str]]:
@@ -50,8 +55,10 @@ def secret_file_problems(config: Config) -> tuple[list[str], list[str]]:
     errors: list[str] = []
     warnings: list[str] = []
     if config.cluster.zookeeper.daemon_auth is None:
-        warnings.append("cluster.zookeeper.daemon_auth: not set: every ZooKeeper node will be "
-                        "readable and writable by anyone who can reach the ensemble")
+        warnings.append(
+            "cluster.zookeeper.daemon_auth: not set: every ZooKeeper node will be "
+            "readable and writable by anyone who can reach the ensemble"
+        )
     for where, path, check in secret_files(config):
         try:
             descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
@@ -73,11 +80,15 @@ def secret_file_problems(config: Config) -> tuple[list[str], list[str]]:
         if problem:
             errors.append(f"{where}: {path}: {problem}")
         elif check is _digest and len(text.strip().partition(":")[2]) < MIN_PASSWORD:
-            warnings.append(f"{where}: {path}: a password under {MIN_PASSWORD} characters; "
-                            "its digest is readable by operators and can be guessed offline")
+            warnings.append(
+                f"{where}: {path}: a password under {MIN_PASSWORD} characters; "
+                "its digest is readable by operators and can be guessed offline"
+            )
         if info.st_mode & 0o077:
-            warnings.append(f"{where}: {path}: readable by others (mode "
-                            f"{stat.S_IMODE(info.st_mode):o}); chmod 600 it")
+            warnings.append(
+                f"{where}: {path}: readable by others (mode "
+                f"{stat.S_IMODE(info.st_mode):o}); chmod 600 it"
+            )
     return errors, warnings
 
 

@@ -37,9 +37,7 @@ def chain(records: Sequence[AuditRecord], head_seq: int, head_hash: str) -> list
     return entries
 
 
-def verify_chain(
-    entries: Sequence[AuditEntry], head: tuple[int, str] | None = None
-) -> list[str]:
+def verify_chain(entries: Sequence[AuditEntry], head: tuple[int, str] | None = None) -> list[str]:
     """Every problem found in a retained chain, oldest first; [] when it verifies.
 
     `head` is the stored (seq, hash) of the newest entry, if known.
@@ -81,8 +79,9 @@ def logged_heads(lines: Iterable[str]) -> dict[int, str]:
     return heads
 
 
-def check_heads(entries: Sequence[AuditEntry], head: tuple[int, str] | None,
-                heads: dict[int, str]) -> list[str]:
+def check_heads(
+    entries: Sequence[AuditEntry], head: tuple[int, str] | None, heads: dict[int, str]
+) -> list[str]:
     """Problems between the retained chain and heads logged outside ZooKeeper: whoever can
     write ZooKeeper can rewrite and rehash the whole chain, but not the daemons' logs."""
     by_seq = {entry.seq: entry for entry in entries}
@@ -90,8 +89,10 @@ def check_heads(entries: Sequence[AuditEntry], head: tuple[int, str] | None,
     for seq, logged in sorted(heads.items()):
         entry = by_seq.get(seq)
         if entry is not None and entry.hash != logged:
-            problems.append(f"entry {seq}: its hash is not the one a daemon logged when it "
-                            "was appended (the chain was rewritten)")
+            problems.append(
+                f"entry {seq}: its hash is not the one a daemon logged when it "
+                "was appended (the chain was rewritten)"
+            )
         if head is not None and seq > head[0]:
             problems.append(f"head names entry {head[0]}, but a daemon logged entry {seq}")
     return problems

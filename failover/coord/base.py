@@ -21,7 +21,14 @@ Topic = Literal[
     "session", "members", "leadership", "observations", "desired", "applied", "commands", "audit"
 ]
 TOPICS: tuple[Topic, ...] = (
-    "session", "members", "leadership", "observations", "desired", "applied", "commands", "audit"
+    "session",
+    "members",
+    "leadership",
+    "observations",
+    "desired",
+    "applied",
+    "commands",
+    "audit",
 )
 NO_NODE = -1  # the expected version of a desired-state node that must not exist yet
 
@@ -277,8 +284,9 @@ class Coordinator(ABC):
     def applied(self, group: str) -> dict[str, Applied]:
         """What each site's agent applied for the group, by site. Arms an `applied` watch."""
 
-    def groups(self, names: Sequence[str]
-               ) -> dict[str, tuple[GroupState | None, int, dict[str, Applied]]]:
+    def groups(
+        self, names: Sequence[str]
+    ) -> dict[str, tuple[GroupState | None, int, dict[str, Applied]]]:
         """For each group: `desired()`'s state and version and `applied()`, as those calls
         give them (and arming the same watches); an implementation may read all groups at
         once (ZooKeeper pipelines them: two round trips instead of three per group)."""
@@ -291,8 +299,7 @@ class Coordinator(ABC):
     # --- operator commands -------------------------------------------------------------------
 
     @abstractmethod
-    def submit(self, command: Command, once: str | None = None, once_until: float = 0.0
-               ) -> str:
+    def submit(self, command: Command, once: str | None = None, once_until: float = 0.0) -> str:
         """Queue a command (operators and daemons); returns its id (`cmd-0000000007`),
         which orders commands. The command's own `id` field is replaced by it.
 

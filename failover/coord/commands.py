@@ -31,8 +31,12 @@ def parse_command(command_id: str, data: bytes) -> Command:
     try:
         return _parse(command_id, data)
     except ValueError as exc:
-        return Command(command_id, "note", MALFORMED_BY,
-                       f"command node {command_id} is malformed: {exc}"[:MAX_TEXT])
+        return Command(
+            command_id,
+            "note",
+            MALFORMED_BY,
+            f"command node {command_id} is malformed: {exc}"[:MAX_TEXT],
+        )
 
 
 def _parse(command_id: str, data: bytes) -> Command:
@@ -49,10 +53,17 @@ def _parse(command_id: str, data: bytes) -> Command:
         raise ValueError(f"kind {str(kind)[:40]!r} is not one of {', '.join(sorted(KINDS))}")
     by = _text(raw, "by", required=True)
     return Command(
-        command_id, kind, by or "unknown", _text(raw, "reason") or "",
-        _text(raw, "group"), _text(raw, "site"), _flag(raw, "force"),
-        _number(raw, "at"), _number(raw, "expires_s", positive=True),
-        _number(raw, "requested_at") or 0.0)
+        command_id,
+        kind,
+        by or "unknown",
+        _text(raw, "reason") or "",
+        _text(raw, "group"),
+        _text(raw, "site"),
+        _flag(raw, "force"),
+        _number(raw, "at"),
+        _number(raw, "expires_s", positive=True),
+        _number(raw, "requested_at") or 0.0,
+    )
 
 
 def _no_constant(name: str) -> Any:

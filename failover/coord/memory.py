@@ -58,7 +58,11 @@ class MemoryStore:
     """The shared in-memory service: data, sessions, quorum. Drive time with `tick()`."""
 
     def __init__(
-        self, clock: Callable[[], float], *, audit_keep: int = 1000, commands_keep: int = 100,
+        self,
+        clock: Callable[[], float],
+        *,
+        audit_keep: int = 1000,
+        commands_keep: int = 100,
         refusals_keep: int = 1000,
     ) -> None:
         self.clock = clock
@@ -460,8 +464,7 @@ class MemoryCoordinator(Coordinator):
 
     # --- operator commands ---------------------------------------------------------------------
 
-    def submit(self, command: Command, once: str | None = None, once_until: float = 0.0
-               ) -> str:
+    def submit(self, command: Command, once: str | None = None, once_until: float = 0.0) -> str:
         self._enter("submit")
         if self.role not in ("daemon", "operator") or (once and self.role != "daemon"):
             raise NotAuthorized(f"{self.instance}: role {self.role} may not submit this")
@@ -480,7 +483,8 @@ class MemoryCoordinator(Coordinator):
         command_id = f"cmd-{self.store._next_command:010d}"
         self.store._next_command += 1
         self.store.commands[command_id] = (
-            command if isinstance(command, bytes) else replace(command, id=command_id))
+            command if isinstance(command, bytes) else replace(command, id=command_id)
+        )
         self.store.changed("commands")
         return command_id
 

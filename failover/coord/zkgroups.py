@@ -31,8 +31,13 @@ Decode = Callable[[str, bytes], Any]
 
 
 class GroupCache:
-    def __init__(self, zk: KazooClient, layout: Layout, call: Callable[[Any, str], Any],
-                 wake: Callable[[Topic], None]) -> None:
+    def __init__(
+        self,
+        zk: KazooClient,
+        layout: Layout,
+        call: Callable[[Any, str], Any],
+        wake: Callable[[Topic], None],
+    ) -> None:
         self.zk = zk
         self.layout = layout
         self.call = call
@@ -59,8 +64,9 @@ class GroupCache:
                 self.stale.add(parts[1])
             self.wake("desired" if parts[0] == "state" else "applied")
 
-    def groups(self, names: Sequence[str], decode_state: Decode, decode_applied: Decode
-               ) -> dict[str, GroupRead]:
+    def groups(
+        self, names: Sequence[str], decode_state: Decode, decode_applied: Decode
+    ) -> dict[str, GroupRead]:
         with self.lock:
             todo = [name for name in names if name not in self.read or name in self.stale]
             self.stale.difference_update(todo)
@@ -72,18 +78,19 @@ class GroupCache:
         with self.lock:
             self.read.update(fresh)
             self.reads += len(fresh)
-            return {name: self.read[name] if name in self.read else fresh[name]
-                    for name in names}
+            return {name: self.read[name] if name in self.read else fresh[name] for name in names}
 
-    def _read(self, names: list[str], decode_state: Decode, decode_applied: Decode
-              ) -> dict[str, GroupRead]:
+    def _read(
+        self, names: list[str], decode_state: Decode, decode_applied: Decode
+    ) -> dict[str, GroupRead]:
         if not names:
             return {}
         watch = self._watch
-        states = {name: self.zk.get_async(self.layout.state(name), watch=watch)
-                  for name in names}
-        dirs = {name: self.zk.get_children_async(self.layout.applied_dir(name), watch=watch)
-                for name in names}
+        states = {name: self.zk.get_async(self.layout.state(name), watch=watch) for name in names}
+        dirs = {
+            name: self.zk.get_children_async(self.layout.applied_dir(name), watch=watch)
+            for name in names
+        }
         absent = []  # arm a watch on the creation of what is not there yet
         desired: dict[str, tuple[GroupState | None, int]] = {}
         for name, pending in states.items():
@@ -105,8 +112,13 @@ class GroupCache:
                 absent.append((path, self.zk.exists_async(path, watch=watch)))
         for path, pending in absent:
             self.call(pending, f"watch {path}")
-        nodes = {self.layout.applied(name, site): self.zk.get_async(
-            self.layout.applied(name, site), watch=watch) for name in names for site in sites[name]}
+        nodes = {
+            self.layout.applied(name, site): self.zk.get_async(
+                self.layout.applied(name, site), watch=watch
+            )
+            for name in names
+            for site in sites[name]
+        }
         found: dict[str, bytes] = {}
         for path, pending in nodes.items():
             try:
@@ -115,9 +127,11 @@ class GroupCache:
                 continue
         out: dict[str, GroupRead] = {}
         for name in names:
-            values: list[Applied] = [decode_applied(path, found[path]) for path in
-                                     (self.layout.applied(name, site) for site in sites[name])
-                                     if path in found]
+            values: list[Applied] = [
+                decode_applied(path, found[path])
+                for path in (self.layout.applied(name, site) for site in sites[name])
+                if path in found
+            ]
             applied = {value.site: value for value in sorted(values, key=lambda v: v.site)}
             out[name] = (*desired[name], applied)
         return out

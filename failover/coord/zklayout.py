@@ -35,8 +35,19 @@ from failover.secrets import register
 
 VERDICTS = ("up", "down", "unknown")
 
-DIRS = ("members", "leader", "observations", "state", "applied", "commands", "results", "audit",
-        "once", "refusals", "shadows")
+DIRS = (
+    "members",
+    "leader",
+    "observations",
+    "state",
+    "applied",
+    "commands",
+    "results",
+    "audit",
+    "once",
+    "refusals",
+    "shadows",
+)
 OPERATOR_DIRS = ("commands", "shadows")  # operators may create children here
 SEQ_DIGITS = 10
 
@@ -185,8 +196,12 @@ class Layout:
 
 def _name(kind: str, value: str) -> None:
     """Refuse a name that ZooKeeper would refuse (or read as another node) as a path element."""
-    if (not value or value in (".", "..") or "/" in value
-            or any(ord(char) < 0x20 or 0x7F <= ord(char) <= 0x9F for char in value)):
+    if (
+        not value
+        or value in (".", "..")
+        or "/" in value
+        or any(ord(char) < 0x20 or 0x7F <= ord(char) <= 0x9F for char in value)
+    ):
         raise CoordinatorError(f"{kind} {value!r} cannot name a ZooKeeper node")
 
 
@@ -228,36 +243,58 @@ def encode_observations(observations: list[Observation], compact: bool = False) 
     shared = (first.instance, first.site, first.at)
     if any((o.instance, o.site, o.at) != shared for o in observations):
         return dumps([_observation_dict(item) for item in observations])  # not one heartbeat
-    return dumps({"instance": first.instance, "site": first.site, "at": first.at,
-                  "items": [[o.target, o.verdict, o.since, o.reason] for o in observations]})
+    return dumps(
+        {
+            "instance": first.instance,
+            "site": first.site,
+            "at": first.at,
+            "items": [[o.target, o.verdict, o.since, o.reason] for o in observations],
+        }
+    )
 
 
 def _observation_dict(item: Observation) -> dict[str, Any]:
     """`to_dict(item)`, without `dataclasses.asdict`'s deep copy (1,000 a publish)."""
-    return {"instance": item.instance, "site": item.site, "target": item.target,
-            "verdict": item.verdict, "since": item.since, "at": item.at, "reason": item.reason}
+    return {
+        "instance": item.instance,
+        "site": item.site,
+        "target": item.target,
+        "verdict": item.verdict,
+        "since": item.since,
+        "at": item.at,
+        "reason": item.reason,
+    }
 
 
 def decode_observations(data: bytes) -> list[Observation]:
     """Either form `encode_observations` writes (a list is also what older daemons wrote)."""
     raw = json.loads(data)
     if isinstance(raw, list):
-        return [Observation(item["instance"], item["site"], item["target"], item["verdict"],
-                            item["since"], item["at"], item.get("reason", ""))
-                for item in raw]
+        return [
+            Observation(
+                item["instance"],
+                item["site"],
+                item["target"],
+                item["verdict"],
+                item["since"],
+                item["at"],
+                item.get("reason", ""),
+            )
+            for item in raw
+        ]
     if not isinstance(raw, dict) or not isinstance(raw.get("items"), list):
         raise ValueError("observations: neither a list nor {instance, site, at, items}")
     instance, site, at = str(raw["instance"]), str(raw["site"]), float(raw["at"])
     out = []
     for item in raw["items"]:
         if not isinstance(item, list) or len(item) != 4:
-            raise ValueError(f"observations: an item is not [target, verdict, since, reason]: "
-                             f"{str(item)[:80]}")
+            raise ValueError(
+                f"observations: an item is not [target, verdict, since, reason]: {str(item)[:80]}"
+            )
         target, verdict, since, reason = item
         if verdict not in VERDICTS:
             raise ValueError(f"observations: unknown verdict {str(verdict)[:20]!r}")
-        out.append(Observation(instance, site, str(target), verdict, float(since), at,
-                               str(reason)))
+        out.append(Observation(instance, site, str(target), verdict, float(since), at, str(reason)))
     return out
 
 

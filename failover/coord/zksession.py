@@ -70,9 +70,17 @@ P = ParamSpec("P")
 R = TypeVar("R")
 T = TypeVar("T")
 # No usable session, or no answer in time (ConnectionClosedError is a SessionExpiredError).
-_UNAVAILABLE = (ConnectionLoss, SessionExpiredError, ConnectionDropped, OperationTimeoutError,
-                RequestTimeoutError, SessionMovedError, NotReadOnlyCallError, ThrottledOpError,
-                ZookeeperStoppedError)
+_UNAVAILABLE = (
+    ConnectionLoss,
+    SessionExpiredError,
+    ConnectionDropped,
+    OperationTimeoutError,
+    RequestTimeoutError,
+    SessionMovedError,
+    NotReadOnlyCallError,
+    ThrottledOpError,
+    ZookeeperStoppedError,
+)
 _REFUSED = (NoAuthError, AuthFailedError)
 _MALFORMED = (ValueError, KeyError, TypeError, AttributeError)  # what decoding bad JSON raises
 
@@ -113,7 +121,9 @@ def decoded(what: str, decoder: Callable[[bytes], T], data: bytes) -> T:
 
 
 _STATES: dict[str, SessionState] = {
-    KazooState.CONNECTED: "connected", KazooState.SUSPENDED: "suspended", KazooState.LOST: "lost",
+    KazooState.CONNECTED: "connected",
+    KazooState.SUSPENDED: "suspended",
+    KazooState.LOST: "lost",
 }
 
 
@@ -154,8 +164,7 @@ class ZooKeeperSession:
                 hosts=hosts if isinstance(hosts, str) else ",".join(hosts),
                 timeout=session_timeout_s,
                 auth_data=[own.auth] if own else None,
-                connection_retry={"max_tries": -1, "delay": 0.05, "backoff": 1.5,
-                                  "max_delay": 0.5},
+                connection_retry={"max_tries": -1, "delay": 0.05, "backoff": 1.5, "max_delay": 0.5},
                 logger=log,
                 **(tls or {}),
             )
@@ -180,8 +189,15 @@ class ZooKeeperSession:
         self._started = False
         self._watchers: dict[Topic, Callable[[WatchedEvent], None]] = {
             topic: self._make_watcher(topic)
-            for topic in ("members", "leadership", "observations", "desired", "applied",
-                          "commands", "audit")
+            for topic in (
+                "members",
+                "leadership",
+                "observations",
+                "desired",
+                "applied",
+                "commands",
+                "audit",
+            )
         }
         self._group_cache = GroupCache(self._zk, self.layout, self._call, self._wake)
         self._zk.add_listener(self._on_state)
@@ -216,8 +232,11 @@ class ZooKeeperSession:
         at its first write if `connect()` could not (the ensemble was down at start)."""
         paths = [*self.layout.ancestors(), *(self.layout.dir(name) for name in DIRS)]
         for path in [*paths, self.layout.term]:
-            acl = (self.acls.commands_dir if path in {self.layout.dir(d) for d in OPERATOR_DIRS}
-                   else self.acls.node)
+            acl = (
+                self.acls.commands_dir
+                if path in {self.layout.dir(d) for d in OPERATOR_DIRS}
+                else self.acls.node
+            )
             value = b"0" if path == self.layout.term else b""
             try:
                 self._call(self._zk.create_async(path, value, acl=acl), f"create {path}")
@@ -234,7 +253,8 @@ class ZooKeeperSession:
             raise UntrustedNode(
                 f"{path} exists with ACL [{_describe(found)}], not this cluster's "
                 f"[{_describe(expected)}]: someone else created it; refusing to use it "
-                "(remove it, or set its ACL, as the ZooKeeper administrator)")
+                "(remove it, or set its ACL, as the ZooKeeper administrator)"
+            )
 
     def session_state(self) -> SessionState:
         return self._state
@@ -374,8 +394,9 @@ class ZooKeeperSession:
             self._call(self._zk.set_async(path, data), f"write {path}")
         except NoNodeError:
             self._call(
-                self._zk.create_async(path, data, acl=self.acls.node, ephemeral=ephemeral,
-                                      makepath=True),
+                self._zk.create_async(
+                    path, data, acl=self.acls.node, ephemeral=ephemeral, makepath=True
+                ),
                 f"create {path}",
             )
 
@@ -386,5 +407,6 @@ def _acl_set(acls: Any) -> set[tuple[int, str, str]]:
 
 def _describe(acls: Any) -> str:
     """Who may do what, without the digests (they can be brute-forced offline)."""
-    return ", ".join(sorted(f"{acl.id.scheme}:{str(acl.id.id).split(':', 1)[0]}={acl.perms}"
-                            for acl in acls))
+    return ", ".join(
+        sorted(f"{acl.id.scheme}:{str(acl.id.id).split(':', 1)[0]}={acl.perms}" for acl in acls)
+    )

@@ -86,17 +86,30 @@ class ZooKeeperCoordinator(ZooKeeperSession, Coordinator):
             else None
         )
         if daemon is None and role == "daemon":
-            log.warning("cluster.zookeeper.daemon_auth is not set: every node of the cluster "
-                        "is open to anyone who can reach ZooKeeper")
+            log.warning(
+                "cluster.zookeeper.daemon_auth is not set: every node of the cluster "
+                "is open to anyone who can reach ZooKeeper"
+            )
         tls: dict[str, Any] = {}
         if zk.tls.enabled:
-            tls = {"use_ssl": True, "ca": zk.tls.ca_file, "certfile": zk.tls.cert_file,
-                   "keyfile": zk.tls.key_file, "verify_certs": True,
-                   "check_hostname": zk.tls.verify_hostname}
+            tls = {
+                "use_ssl": True,
+                "ca": zk.tls.ca_file,
+                "certfile": zk.tls.cert_file,
+                "keyfile": zk.tls.key_file,
+                "verify_certs": True,
+                "check_hostname": zk.tls.verify_hostname,
+            }
         settings: dict[str, Any] = {
-            "cluster": config.cluster.name, "instance": instance, "role": role,
-            "chroot": zk.chroot, "session_timeout_s": zk.session_timeout_s,
-            "daemon": daemon, "operator": operator, "tls": tls, **options,
+            "cluster": config.cluster.name,
+            "instance": instance,
+            "role": role,
+            "chroot": zk.chroot,
+            "session_timeout_s": zk.session_timeout_s,
+            "daemon": daemon,
+            "operator": operator,
+            "tls": tls,
+            **options,
         }
         return cls(zk.hosts, **settings)
 
@@ -110,8 +123,9 @@ class ZooKeeperCoordinator(ZooKeeperSession, Coordinator):
         path = self.layout.member(member.instance)
         try:
             self._call(
-                self._zk.create_async(path, encode_member(member), acl=self.acls.node,
-                                      ephemeral=True),
+                self._zk.create_async(
+                    path, encode_member(member), acl=self.acls.node, ephemeral=True
+                ),
                 f"register {member.instance}",
             )
         except NodeExistsError:
@@ -149,8 +163,9 @@ class ZooKeeperCoordinator(ZooKeeperSession, Coordinator):
         else:
             prefix = self.layout.contender_prefix(self.instance, session_id)
             own = self._call(
-                self._zk.create_async(prefix, b"", acl=self.acls.node, ephemeral=True,
-                                      sequence=True),
+                self._zk.create_async(
+                    prefix, b"", acl=self.acls.node, ephemeral=True, sequence=True
+                ),
                 "join the election",
             )
             # Look again: a contender that joined just before may hold a lower number.
@@ -163,8 +178,7 @@ class ZooKeeperCoordinator(ZooKeeperSession, Coordinator):
             if self._contender != own:  # a new election node: what the old one won is gone
                 self._leadership = None
             self._contender = own
-        stat = self._call(self._zk.exists_async(own, watch=self._own_node_watch),
-                          "watch own node")
+        stat = self._call(self._zk.exists_async(own, watch=self._own_node_watch), "watch own node")
         with self._lock:
             if stat is None and self._contender == own:  # gone before the watch was armed
                 self._contender = None
@@ -291,21 +305,24 @@ class ZooKeeperCoordinator(ZooKeeperSession, Coordinator):
             labels.append(f"desired:{state.group}")
         for result in results:
             transaction.check(self.layout.command(result.command_id), 0)
-            transaction.create(self.layout.result(result.command_id), encode_result(result),
-                               self.acls.node)
+            transaction.create(
+                self.layout.result(result.command_id), encode_result(result), self.acls.node
+            )
             labels += [f"command:{result.command_id}", f"result:{result.command_id}"]
         entries: list[AuditEntry] = []
         if audit:
             (head_seq, head_hash), head_version = self._audit_head()
             entries = chain(audit, head_seq, head_hash)
             transaction.set_data(
-                self.layout.audit, dumps({"seq": entries[-1].seq, "hash": entries[-1].hash}),
+                self.layout.audit,
+                dumps({"seq": entries[-1].seq, "hash": entries[-1].hash}),
                 head_version,
             )
             labels.append("audit")
             for entry in entries:
-                transaction.create(self.layout.audit_entry(entry.seq), encode_entry(entry),
-                                   self.acls.node)
+                transaction.create(
+                    self.layout.audit_entry(entry.seq), encode_entry(entry), self.acls.node
+                )
                 labels.append("audit")
         self._group_cache.forget(state.group for state, _ in desired)
         outcome = self._call(transaction.commit_async(), "commit")
@@ -313,8 +330,10 @@ class ZooKeeperCoordinator(ZooKeeperSession, Coordinator):
         if failure is not None:
             self._refuse(labels[failure[0]], failure[1], leadership)
         if entries:  # the head, kept outside ZooKeeper too: `history --verify --heads LOG`
-            log.info(f"audit head {entries[-1].seq} {entries[-1].hash}", extra={"fields": {
-                "audit_seq": entries[-1].seq, "audit_hash": entries[-1].hash}})
+            log.info(
+                f"audit head {entries[-1].seq} {entries[-1].hash}",
+                extra={"fields": {"audit_seq": entries[-1].seq, "audit_hash": entries[-1].hash}},
+            )
         self._commits += 1
         if self._commits % PRUNE_EVERY == 0:
             self._prune(own)
@@ -336,8 +355,11 @@ class ZooKeeperCoordinator(ZooKeeperSession, Coordinator):
                 raise VersionConflict(
                     f"desired state of {state.group}: version {held_version}, expected {version}"
                 )
-            held = None if data is None else decoded(f"desired state of {state.group}",
-                                                     _group_state, data)
+            held = (
+                None
+                if data is None
+                else decoded(f"desired state of {state.group}", _group_state, data)
+            )
             if held is not None and state.epoch < held.epoch:
                 raise VersionConflict(
                     f"desired state of {state.group}: epoch {state.epoch} would go backwards"
@@ -397,19 +419,21 @@ class ZooKeeperCoordinator(ZooKeeperSession, Coordinator):
         return {value.site: value for value in sorted(values, key=lambda value: value.site)}
 
     @edge
-    def groups(self, names: Sequence[str]
-               ) -> dict[str, tuple[GroupState | None, int, dict[str, Applied]]]:
+    def groups(
+        self, names: Sequence[str]
+    ) -> dict[str, tuple[GroupState | None, int, dict[str, Applied]]]:
         """Read through a cache that watches invalidate (see `failover.coord.zkgroups`)."""
         self._enter()
         return self._group_cache.groups(
-            names, lambda path, data: decoded(path, _group_state, data),
-            lambda path, data: decoded(path, _applied, data))
+            names,
+            lambda path, data: decoded(path, _group_state, data),
+            lambda path, data: decoded(path, _applied, data),
+        )
 
     # --- operator commands ---------------------------------------------------------------------
 
     @edge
-    def submit(self, command: Command, once: str | None = None, once_until: float = 0.0
-               ) -> str:
+    def submit(self, command: Command, once: str | None = None, once_until: float = 0.0) -> str:
         self._enter(write=once is not None)
         data = encode(replace(command, id=""))
         if once is None:
@@ -437,14 +461,16 @@ class ZooKeeperCoordinator(ZooKeeperSession, Coordinator):
     def _submit_one(self, data: bytes) -> str:
         try:
             path = self._call(
-                self._zk.create_async(self.layout.command("cmd-"), data, acl=self.acls.node,
-                                      sequence=True),
+                self._zk.create_async(
+                    self.layout.command("cmd-"), data, acl=self.acls.node, sequence=True
+                ),
                 "submit a command",
             )
         except NoNodeError:
             raise CoordinatorError(
                 f"submit a command: {self.layout.dir('commands')} does not exist: no daemon "
-                "has run against this ensemble yet") from None
+                "has run against this ensemble yet"
+            ) from None
         return str(path).rsplit("/", 1)[1]
 
     def _drop_expired_once(self, path: str) -> bool:
@@ -511,8 +537,12 @@ class ZooKeeperCoordinator(ZooKeeperSession, Coordinator):
     def record_refusals(self, summary: dict[str, Any]) -> None:
         self._enter(write=True)
         base = self.layout.dir("refusals")
-        self._call(self._zk.create_async(f"{base}/entry-", dumps(summary), acl=self.acls.node,
-                                         sequence=True), "record refusals")
+        self._call(
+            self._zk.create_async(
+                f"{base}/entry-", dumps(summary), acl=self.acls.node, sequence=True
+            ),
+            "record refusals",
+        )
         self._refusal_records += 1
         if self._refusal_records % PRUNE_EVERY == 1:
             with contextlib.suppress(CoordinatorError, ZookeeperError):
@@ -527,13 +557,14 @@ class ZooKeeperCoordinator(ZooKeeperSession, Coordinator):
         path = self.layout.shadow(name)
         data = dumps(summary)
         try:
-            self._call(self._zk.create_async(path, data, acl=self.acls.shadow_node,
-                                             ephemeral=True), f"announce shadow {name}")
+            self._call(
+                self._zk.create_async(path, data, acl=self.acls.shadow_node, ephemeral=True),
+                f"announce shadow {name}",
+            )
         except NodeExistsError:
             _, stat = self._call(self._zk.get_async(path), f"read shadow {name}")
             if stat.ephemeralOwner != self._zk.client_id[0]:
-                raise CoordinatorError(f"shadow {name!r} is announced by another session"
-                                       ) from None
+                raise CoordinatorError(f"shadow {name!r} is announced by another session") from None
             self._call(self._zk.set_async(path, data), f"update shadow {name}")
 
     @edge

@@ -38,9 +38,16 @@ from collections.abc import Iterable, Mapping
 from failover.core.model import Announcement, GroupState
 
 
-def announcement(desired: GroupState | None, site: str, *, backup: bool,
-                 in_effect: Announcement, confirmed_at: float | None, now: float,
-                 lease_s: float) -> tuple[Announcement, str]:
+def announcement(
+    desired: GroupState | None,
+    site: str,
+    *,
+    backup: bool,
+    in_effect: Announcement,
+    confirmed_at: float | None,
+    now: float,
+    lease_s: float,
+) -> tuple[Announcement, str]:
     """(what to announce, why).
 
     `desired`: the last desired state the agent read (None: none yet). `confirmed_at`: the start
@@ -55,12 +62,20 @@ def announcement(desired: GroupState | None, site: str, *, backup: bool,
     if wanted != "primary":
         return wanted, f"desired state at epoch {desired.epoch}"
     if confirmed_at is not None and now < confirmed_at + lease_s:
-        return "primary", f"desired state at epoch {desired.epoch}, confirmed " \
-                          f"{now - confirmed_at:.1f} s ago"
-    ago = "never confirmed" if confirmed_at is None else \
-        f"last confirmed {now - confirmed_at:.1f} s ago"
-    return "held", f"desired state at epoch {desired.epoch} {ago}; lease of {lease_s:g} s " \
-                   "expired: held (preferred over a backup, never withdrawn)"
+        return (
+            "primary",
+            f"desired state at epoch {desired.epoch}, confirmed {now - confirmed_at:.1f} s ago",
+        )
+    ago = (
+        "never confirmed"
+        if confirmed_at is None
+        else f"last confirmed {now - confirmed_at:.1f} s ago"
+    )
+    return (
+        "held",
+        f"desired state at epoch {desired.epoch} {ago}; lease of {lease_s:g} s "
+        "expired: held (preferred over a backup, never withdrawn)",
+    )
 
 
 def lease_ends_at(confirmed_at: float | None, lease_s: float) -> float | None:
@@ -68,14 +83,16 @@ def lease_ends_at(confirmed_at: float | None, lease_s: float) -> float | None:
     return None if confirmed_at is None else confirmed_at + lease_s
 
 
-def stale_primary_s(*, lease_s: float, watchdog_s: float, stop_hook_s: float,
-                    cycle_s: float) -> float:
+def stale_primary_s(
+    *, lease_s: float, watchdog_s: float, stop_hook_s: float, cycle_s: float
+) -> float:
     """How long after its last confirmation an old primary can still announce primary."""
     return max(lease_s, watchdog_s) + stop_hook_s + cycle_s
 
 
-def keep_alive_until(confirmed_at: float | None, *, lease_s: float, watchdog_s: float,
-                     cycle_s: float) -> float:
+def keep_alive_until(
+    confirmed_at: float | None, *, lease_s: float, watchdog_s: float, cycle_s: float
+) -> float:
     """The last instant a daemon whose primary stands on its lease alone may feed the
     watchdog: a kill `watchdog_s` later still ends within the stale-primary bound."""
     if confirmed_at is None:
@@ -91,8 +108,9 @@ def surely_demoted_at(committed_at: float, gone_at: float | None, stale_s: float
     return start + stale_s
 
 
-def sessions_gone(previous: Mapping[str, float], present: Iterable[str],
-                  sites: Iterable[str], now: float) -> dict[str, float]:
+def sessions_gone(
+    previous: Mapping[str, float], present: Iterable[str], sites: Iterable[str], now: float
+) -> dict[str, float]:
     """Site -> when the reader first saw it without an agent session (kept while it stays
     gone, dropped when an agent is back). A site never seen before counts from `now`."""
     here = set(present)

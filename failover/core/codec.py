@@ -37,9 +37,11 @@ def from_dict(kind: type[T], raw: dict[str, Any]) -> T:
     """A snapshot dataclass from its JSON form, decoded by the fields' type hints (nested
     snapshots, optional ones, tuples); unknown keys are ignored (a newer writer's fields)."""
     hints = typing.get_type_hints(kind)
-    values = {f.name: _value(hints[f.name], raw[f.name])
-              for f in dataclasses.fields(kind)  # type: ignore[arg-type]
-              if f.name in raw}
+    values = {
+        f.name: _value(hints[f.name], raw[f.name])
+        for f in dataclasses.fields(kind)  # type: ignore[arg-type]
+        if f.name in raw
+    }
     return kind(**values)
 
 

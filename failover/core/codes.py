@@ -13,16 +13,35 @@ DecisionKind = Literal["desired", "alert", "command", "info"]
 
 Code = Literal[
     # desired: the group's desired state changed
-    "initial", "failover", "failback", "switchover", "promoted",
+    "initial",
+    "failover",
+    "failback",
+    "switchover",
+    "promoted",
     # alert: an automatic switch is due but blocked
-    "fail_open", "target_unhealthy", "frozen", "cooldown", "budget",
+    "fail_open",
+    "target_unhealthy",
+    "frozen",
+    "cooldown",
+    "budget",
     # info: nothing changes, and why
-    "hold_down", "awaiting_demotion", "recovered", "override_lapsed",
-    "active_observers_disagree", "active_site_isolated", "active_no_quorum",
-    "failback_fail_open", "failback_target_unhealthy", "failback_frozen", "failback_cooldown",
+    "hold_down",
+    "awaiting_demotion",
+    "recovered",
+    "override_lapsed",
+    "active_observers_disagree",
+    "active_site_isolated",
+    "active_no_quorum",
+    "failback_fail_open",
+    "failback_target_unhealthy",
+    "failback_frozen",
+    "failback_cooldown",
     "failback_budget",
     # command: an operator command's outcome
-    "accepted", "refused", "scheduled", "noted",
+    "accepted",
+    "refused",
+    "scheduled",
+    "noted",
 ]
 Blocked = Literal["fail_open", "target_unhealthy", "frozen", "cooldown", "budget"]
 

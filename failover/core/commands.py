@@ -19,30 +19,50 @@ if TYPE_CHECKING:
 FORCEABLE = frozenset({"target_healthy", "not_frozen", "budget"})
 
 
-def prechecks(engine: Engine, state: GroupState, health: Mapping[str, SiteHealth],
-              target: str | None, now: float) -> tuple[PreCheck, ...]:
+def prechecks(
+    engine: Engine,
+    state: GroupState,
+    health: Mapping[str, SiteHealth],
+    target: str | None,
+    now: float,
+) -> tuple[PreCheck, ...]:
     serving = engine.layout.serving
     if target not in serving:
-        valid = PreCheck("target", False, f"{target!r} is not a serving site "
-                                          f"({', '.join(serving)})")
+        valid = PreCheck(
+            "target", False, f"{target!r} is not a serving site ({', '.join(serving)})"
+        )
     elif target == state.active and state.phase != "switching":
         valid = PreCheck("target", False, f"{target} is already active")
     else:
-        valid = PreCheck("target", True, f"{target} is a serving site, now {state.active} is "
-                                         "active")
+        valid = PreCheck(
+            "target", True, f"{target} is a serving site, now {state.active} is active"
+        )
     site = health.get(target or "")
-    healthy = PreCheck("target_healthy", site is not None and site.healthy,
-                       f"{target} is {site.situation} ({site.detail})" if site
-                       else "no health for an unknown site")
-    frozen = PreCheck("not_frozen", not state.frozen,
-                      f"frozen by {state.frozen_by}: {state.frozen_reason}" if state.frozen
-                      else "automation is not frozen")
-    flight = PreCheck("nothing_in_flight", state.phase != "switching",
-                      f"a switch to {state.active} is in flight" if state.phase == "switching"
-                      else "no switch in flight")
+    healthy = PreCheck(
+        "target_healthy",
+        site is not None and site.healthy,
+        f"{target} is {site.situation} ({site.detail})"
+        if site
+        else "no health for an unknown site",
+    )
+    frozen = PreCheck(
+        "not_frozen",
+        not state.frozen,
+        f"frozen by {state.frozen_by}: {state.frozen_reason}"
+        if state.frozen
+        else "automation is not frozen",
+    )
+    flight = PreCheck(
+        "nothing_in_flight",
+        state.phase != "switching",
+        f"a switch to {state.active} is in flight"
+        if state.phase == "switching"
+        else "no switch in flight",
+    )
     used = engine.switches_last_hour(state, now)
-    budget = PreCheck("budget", used < engine.budget,
-                      f"{used} of {engine.budget} switches used in the last hour")
+    budget = PreCheck(
+        "budget", used < engine.budget, f"{used} of {engine.budget} switches used in the last hour"
+    )
     return valid, healthy, frozen, flight, budget
 
 
@@ -56,24 +76,36 @@ def blocking(checks: tuple[PreCheck, ...], scheduled: bool, force: bool) -> list
     return [check for check in failed if not (force and check.name in FORCEABLE)]
 
 
-def apply(engine: Engine, states: Mapping[str, GroupState], command: Command, view: View
-          ) -> Step:
+def apply(engine: Engine, states: Mapping[str, GroupState], command: Command, view: View) -> Step:
     health = engine.assess(view)
     new_states = dict(states)
     decisions: list[Decision] = []
     if command.kind == "note":  # something to keep in the audit trail; changes nothing
-        decisions.append(Decision(command.group or "", "command", "noted",
-                                  f"noted from {command.by}: {command.reason}", 0,
-                                  command_id=command.id))
+        decisions.append(
+            Decision(
+                command.group or "",
+                "command",
+                "noted",
+                f"noted from {command.by}: {command.reason}",
+                0,
+                command_id=command.id,
+            )
+        )
         return Step(new_states, tuple(decisions), health, None)
     if command.group is not None and command.group not in engine.config.groups:
-        decisions.append(Decision(command.group, "command", "refused",
-                                  f"{command.kind} refused: no group {command.group!r}", 0,
-                                  command_id=command.id))
+        decisions.append(
+            Decision(
+                command.group,
+                "command",
+                "refused",
+                f"{command.kind} refused: no group {command.group!r}",
+                0,
+                command_id=command.id,
+            )
+        )
         return Step(new_states, tuple(decisions), health, None)
     for group in [command.group] if command.group else list(engine.config.groups):
-        cycle = Cycle(states.get(group) or engine.initial(group, view.now), health[group],
-                      view.now)
+        cycle = Cycle(states.get(group) or engine.initial(group, view.now), health[group], view.now)
         if command.kind == "freeze":
             _freeze(cycle, command, frozen=True)
         elif command.kind == "unfreeze":
@@ -91,34 +123,52 @@ def _freeze(cycle: Cycle, command: Command, frozen: bool) -> None:
     state = cycle.state
     word = "frozen" if frozen else "unfrozen"
     if state.frozen == frozen:
-        cycle.say("command", "accepted", f"already {word}", command_id=command.id,
-                  by=command.by)
+        cycle.say("command", "accepted", f"already {word}", command_id=command.id, by=command.by)
         return
     # a freeze blocks automatic switches: a running hold-down or failback wait starts again
     # from zero once unfrozen (safety rule 7)
     cycle.state = replace(
-        state, frozen=frozen, frozen_by=command.by if frozen else "",
-        frozen_reason=command.reason if frozen else "", scheduled=state.scheduled,
+        state,
+        frozen=frozen,
+        frozen_by=command.by if frozen else "",
+        frozen_reason=command.reason if frozen else "",
+        scheduled=state.scheduled,
         hold_down_from=None if frozen else state.hold_down_from,
-        preferred_healthy_since=None if frozen else state.preferred_healthy_since)
-    cycle.say("command", "accepted", f"automation {word} by {command.by}"
-              + (f": {command.reason}" if command.reason else ""),
-              command_id=command.id, by=command.by)
+        preferred_healthy_since=None if frozen else state.preferred_healthy_since,
+    )
+    cycle.say(
+        "command",
+        "accepted",
+        f"automation {word} by {command.by}" + (f": {command.reason}" if command.reason else ""),
+        command_id=command.id,
+        by=command.by,
+    )
 
 
 def _schedule(engine: Engine, cycle: Cycle, command: Command) -> None:
     checks = prechecks(engine, cycle.state, cycle.health, command.site, cycle.now)
     if blocking(checks, scheduled=True, force=command.force):
-        cycle.say("command", "refused", f"switchover refused: {checks[0].detail}",
-                  checks=checks, command_id=command.id, by=command.by)
+        cycle.say(
+            "command",
+            "refused",
+            f"switchover refused: {checks[0].detail}",
+            checks=checks,
+            command_id=command.id,
+            by=command.by,
+        )
         return
     cycle.state = replace(cycle.state, scheduled=command)
     assert command.at is not None
     cycle.wake(command.at)
-    cycle.say("command", "scheduled",
-              f"switchover to {command.site} scheduled in {command.at - cycle.now:.0f} s; "
-              "pre-checks run again then", checks=checks, command_id=command.id,
-              by=command.by)
+    cycle.say(
+        "command",
+        "scheduled",
+        f"switchover to {command.site} scheduled in {command.at - cycle.now:.0f} s; "
+        "pre-checks run again then",
+        checks=checks,
+        command_id=command.id,
+        by=command.by,
+    )
 
 
 def run_scheduled(engine: Engine, cycle: Cycle) -> bool:
@@ -139,17 +189,33 @@ def switchover(engine: Engine, cycle: Cycle, command: Command) -> None:
     failed = [c for c in checks if not c.passed]
     stops = blocking(checks, scheduled=False, force=command.force)
     if stops:
-        cycle.say("command", "refused",
-                  f"switchover to {target} refused: "
-                  + "; ".join(f"{c.name}: {c.detail}" for c in stops),
-                  checks=checks, command_id=command.id, by=command.by)
+        cycle.say(
+            "command",
+            "refused",
+            f"switchover to {target} refused: " + "; ".join(f"{c.name}: {c.detail}" for c in stops),
+            checks=checks,
+            command_id=command.id,
+            by=command.by,
+        )
         return
     forced = (" (forced past " + ", ".join(c.name for c in failed) + ")") if failed else ""
     why = f": {command.reason}" if command.reason else ""
-    engine.begin_switch(cycle, target, "switchover",
-                        f"switchover to {target} by {command.by}{why}{forced}", command.by,
-                        forced=[c.name for c in failed])
-    cycle.state = engine.set_override(cycle.state, target, command.by, command.reason,
-                                      cycle.now, command.expires_s)
-    cycle.say("command", "accepted", f"switchover to {target} started{forced}, epoch "
-              f"{cycle.state.epoch}", checks=checks, command_id=command.id, by=command.by)
+    engine.begin_switch(
+        cycle,
+        target,
+        "switchover",
+        f"switchover to {target} by {command.by}{why}{forced}",
+        command.by,
+        forced=[c.name for c in failed],
+    )
+    cycle.state = engine.set_override(
+        cycle.state, target, command.by, command.reason, cycle.now, command.expires_s
+    )
+    cycle.say(
+        "command",
+        "accepted",
+        f"switchover to {target} started{forced}, epoch {cycle.state.epoch}",
+        checks=checks,
+        command_id=command.id,
+        by=command.by,
+    )

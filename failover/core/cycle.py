@@ -36,12 +36,28 @@ class Cycle:
     decisions: list[Decision] = field(default_factory=list)
     wakes: list[float] = field(default_factory=list)
 
-    def say(self, kind: DecisionKind, code: Code, sentence: str, *,
-            checks: tuple[PreCheck, ...] = (), command_id: str | None = None,
-            **evidence: Any) -> None:
-        self.decisions.append(Decision(
-            self.state.group, kind, code, sentence, self.state.epoch,
-            evidence=dict(evidence), checks=checks, command_id=command_id))
+    def say(
+        self,
+        kind: DecisionKind,
+        code: Code,
+        sentence: str,
+        *,
+        checks: tuple[PreCheck, ...] = (),
+        command_id: str | None = None,
+        **evidence: Any,
+    ) -> None:
+        self.decisions.append(
+            Decision(
+                self.state.group,
+                kind,
+                code,
+                sentence,
+                self.state.epoch,
+                evidence=dict(evidence),
+                checks=checks,
+                command_id=command_id,
+            )
+        )
 
     def wake(self, at: float | None) -> None:
         if at is not None and at > self.now:

@@ -25,8 +25,9 @@ class Arrival:
     skew_s: float  # stamp - seen_at at that moment: the observer's clock offset plus delay
 
 
-def restamp(previous: Mapping[str, Arrival], observations: Iterable[Observation], now: float
-            ) -> tuple[dict[str, Arrival], list[Observation]]:
+def restamp(
+    previous: Mapping[str, Arrival], observations: Iterable[Observation], now: float
+) -> tuple[dict[str, Arrival], list[Observation]]:
     """(arrivals, the observations with `at` and `since` on the reader's clock)."""
     by_instance: dict[str, list[Observation]] = {}
     for obs in observations:
@@ -36,11 +37,18 @@ def restamp(previous: Mapping[str, Arrival], observations: Iterable[Observation]
     for instance, seen in by_instance.items():
         stamp = max(o.at for o in seen)
         known = previous.get(instance)
-        arrival = known if known is not None and known.stamp == stamp else \
-            Arrival(stamp, now, stamp - now)
+        arrival = (
+            known
+            if known is not None and known.stamp == stamp
+            else Arrival(stamp, now, stamp - now)
+        )
         arrivals[instance] = arrival
         shift = arrival.seen_at - stamp
         # the constructor, not dataclasses.replace: thousands of observations every cycle
-        out += [Observation(o.instance, o.site, o.target, o.verdict, o.since + shift,
-                            o.at + shift, o.reason) for o in seen]
+        out += [
+            Observation(
+                o.instance, o.site, o.target, o.verdict, o.since + shift, o.at + shift, o.reason
+            )
+            for o in seen
+        ]
     return arrivals, out

@@ -40,11 +40,15 @@ class Layout:
                 layouts = []
                 for name, service in config.sites[site].services.items():
                     if service.role == "degraded" or name in group.services:
-                        layouts.append(ServiceLayout(
-                            site, name, service.role == "critical" and name in group.services,
-                            tuple(target_key(site, name, t) for t in service.targets()),
-                            service.min_up,
-                        ))
+                        layouts.append(
+                            ServiceLayout(
+                                site,
+                                name,
+                                service.role == "critical" and name in group.services,
+                                tuple(target_key(site, name, t) for t in service.targets()),
+                                service.min_up,
+                            )
+                        )
                 per_site[site] = tuple(layouts)
             self.services[group_name] = per_site
 
@@ -52,8 +56,9 @@ class Layout:
         return self.serving[1] if site == self.serving[0] else self.serving[0]
 
 
-def index(observations: Iterable[Observation], now: float, stale_after_s: float
-          ) -> dict[str, dict[str, dict[str, Verdict]]]:
+def index(
+    observations: Iterable[Observation], now: float, stale_after_s: float
+) -> dict[str, dict[str, dict[str, Verdict]]]:
     """target -> observer site -> instance -> verdict, fresh observations only."""
     fresh: dict[str, dict[str, dict[str, Verdict]]] = {}
     for obs in observations:
@@ -62,8 +67,9 @@ def index(observations: Iterable[Observation], now: float, stale_after_s: float
     return fresh
 
 
-def service_votes(service: ServiceLayout, fresh: dict[str, dict[str, dict[str, Verdict]]]
-                  ) -> dict[str, Verdict]:
+def service_votes(
+    service: ServiceLayout, fresh: dict[str, dict[str, dict[str, Verdict]]]
+) -> dict[str, Verdict]:
     """observer site -> its vote on the service (sites without a decided vote are left out)."""
     per_instance: dict[str, dict[str, list[Verdict]]] = {}
     for target in service.targets:
@@ -84,14 +90,16 @@ def service_votes(service: ServiceLayout, fresh: dict[str, dict[str, dict[str, V
     return votes
 
 
-def assess(layout: Layout, group: str, fresh: dict[str, dict[str, dict[str, Verdict]]]
-           ) -> dict[str, SiteHealth]:
+def assess(
+    layout: Layout, group: str, fresh: dict[str, dict[str, dict[str, Verdict]]]
+) -> dict[str, SiteHealth]:
     """The situation of every serving site for one group."""
     return {site: assess_site(layout, group, site, fresh) for site in layout.serving}
 
 
-def assess_site(layout: Layout, group: str, site: str,
-                fresh: dict[str, dict[str, dict[str, Verdict]]]) -> SiteHealth:
+def assess_site(
+    layout: Layout, group: str, site: str, fresh: dict[str, dict[str, dict[str, Verdict]]]
+) -> SiteHealth:
     quorum = layout.quorum
     votes: dict[str, dict[str, Verdict]] = {}
     critical_down: list[str] = []
@@ -124,24 +132,32 @@ def assess_site(layout: Layout, group: str, site: str,
     elif critical_down:
         situation = "site_down" if len(critical_down) == critical else "service_down"
         detail = "; ".join(
-            _evidence(site, name, votes[name], len(voters)) for name in critical_down)
+            _evidence(site, name, votes[name], len(voters)) for name in critical_down
+        )
     elif down_voters:
         others = up_voters - down_voters
         isolated = down_voters == {layout.other(site)} and bool(others)
         situation = "site_isolated" if isolated else "observers_disagree"
-        detail = (f"only {layout.other(site)} sees {site} down; "
-                  f"{', '.join(sorted(others))} see{'s' if len(others) == 1 else ''} it up"
-                  if isolated else "; ".join(
-                      _split_vote(site, name, vote) for name, vote in votes.items()
-                      if "down" in vote.values()) + f"; quorum is {quorum}")
+        detail = (
+            f"only {layout.other(site)} sees {site} down; "
+            f"{', '.join(sorted(others))} see{'s' if len(others) == 1 else ''} it up"
+            if isolated
+            else "; ".join(
+                _split_vote(site, name, vote)
+                for name, vote in votes.items()
+                if "down" in vote.values()
+            )
+            + f"; quorum is {quorum}"
+        )
     elif undecided:
         situation = "no_quorum"
         detail = f"fewer than {quorum} observer sites agree on every service"
     else:
         situation = "healthy"
         detail = f"every critical service up by at least {quorum} observer sites"
-    return SiteHealth(site, situation, tuple(critical_down), tuple(degraded_down), votes,
-                      len(voters), detail)
+    return SiteHealth(
+        site, situation, tuple(critical_down), tuple(degraded_down), votes, len(voters), detail
+    )
 
 
 def _split_vote(site: str, service: str, votes: dict[str, Verdict]) -> str:
@@ -155,8 +171,7 @@ def _evidence(site: str, service: str, votes: dict[str, Verdict], voters: int) -
     return f"{site} {service} down by {downs}/{voters} observer sites"
 
 
-def stale_at(observations: Iterable[Observation], now: float, stale_after_s: float
-             ) -> float | None:
+def stale_at(observations: Iterable[Observation], now: float, stale_after_s: float) -> float | None:
     """The next moment a fresh observation goes stale (and a verdict may change)."""
     times = [o.at + stale_after_s for o in observations if o.at + stale_after_s > now]
     return min(times) if times else None

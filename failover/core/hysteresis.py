@@ -38,4 +38,3 @@ def changing(state: CheckState) -> bool:
 def next_check_in_s(state: CheckState, check: CheckBase) -> float:
     """Seconds until the next probe: the fast re-check while changing, else the interval."""
     return check.recheck_s if changing(state) else check.interval_s
-

@@ -17,7 +17,12 @@ Verdict = Literal["up", "down", "unknown"]
 Announcement = Literal["primary", "held", "backup", "withdrawn"]
 Phase = Literal["steady", "suspect", "switching"]
 Situation = Literal[
-    "healthy", "service_down", "site_down", "site_isolated", "observers_disagree", "no_quorum",
+    "healthy",
+    "service_down",
+    "site_down",
+    "site_isolated",
+    "observers_disagree",
+    "no_quorum",
     "agent_lost",  # the site's agent has no coordinator session: it cannot hold primary
 ]
 CommandKind = Literal["switchover", "freeze", "unfreeze", "note"]  # note: audit only
@@ -141,15 +146,19 @@ class GroupState:
     def __post_init__(self) -> None:
         """The fields must match the phase (h11's habit: an inconsistent state is a bug)."""
         switching = self.phase == "switching"
-        if switching != (self.switch_from is not None) or (not switching and (
-                self.demote_by is not None or self.switch_started_at is not None)):
-            raise ValueError(f"{self.group}: phase {self.phase} with switch_from "
-                             f"{self.switch_from!r}, demote_by {self.demote_by!r}")
+        if switching != (self.switch_from is not None) or (
+            not switching and (self.demote_by is not None or self.switch_started_at is not None)
+        ):
+            raise ValueError(
+                f"{self.group}: phase {self.phase} with switch_from "
+                f"{self.switch_from!r}, demote_by {self.demote_by!r}"
+            )
         if self.switch_from is not None and self.switch_from == self.active:
             raise ValueError(f"{self.group}: switching from {self.active} to itself")
         if (self.phase == "suspect") != (self.suspect_since is not None):
-            raise ValueError(f"{self.group}: phase {self.phase} with suspect_since "
-                             f"{self.suspect_since!r}")
+            raise ValueError(
+                f"{self.group}: phase {self.phase} with suspect_since {self.suspect_since!r}"
+            )
         if self.phase != "suspect" and self.hold_down_from is not None:
             raise ValueError(f"{self.group}: a hold-down outside the suspect phase")
         if self.code not in CODES:

@@ -61,8 +61,12 @@ class Engine:
     # --- public -------------------------------------------------------------------------
 
     def initial(self, group: str, now: float) -> GroupState:
-        return GroupState(group=group, active=self.config.preferred_site(group),
-                          changed_at=now, reason="initial state: the preferred site")
+        return GroupState(
+            group=group,
+            active=self.config.preferred_site(group),
+            changed_at=now,
+            reason="initial state: the preferred site",
+        )
 
     def assess(self, view: View) -> dict[str, dict[str, SiteHealth]]:
         fresh = index(view.observations, view.now, self.layout.stale_after_s)
@@ -74,9 +78,14 @@ class Engine:
                 for site in self.layout.serving:
                     if site not in view.agents:
                         gone = view.now - view.agents_gone_at.get(site, view.now)
-                        sites[site] = replace(sites[site], situation="agent_lost", detail=(
-                            f"{site} has had no agent with a coordinator session for "
-                            f"{gone:.1f} s; it cannot hold primary"))
+                        sites[site] = replace(
+                            sites[site],
+                            situation="agent_lost",
+                            detail=(
+                                f"{site} has had no agent with a coordinator session for "
+                                f"{gone:.1f} s; it cannot hold primary"
+                            ),
+                        )
         return health
 
     def step(self, states: Mapping[str, GroupState], view: View) -> Step:
@@ -103,8 +112,11 @@ class Engine:
         (`core.agent`: the old primary surely ended by then)."""
         daemon = self.config.cluster.daemon
         return agent_rule.stale_primary_s(
-            lease_s=self.config.lease_s(group), watchdog_s=daemon.watchdog_s,
-            stop_hook_s=daemon.stop_hook_s, cycle_s=daemon.cycle_s)
+            lease_s=self.config.lease_s(group),
+            watchdog_s=daemon.watchdog_s,
+            stop_hook_s=daemon.stop_hook_s,
+            cycle_s=daemon.cycle_s,
+        )
 
     def uses_demotion(self, group: str) -> bool:
         return isinstance(self.config.groups[group].steering, BgpSteering)
@@ -129,16 +141,26 @@ class Engine:
             self._active_down(cycle, active, view)
             return
         if state.phase == "suspect":
-            cycle.state = replace(state, phase=transition(state.phase, "recover"),
-                                  suspect_since=None, hold_down_from=None)
-            cycle.say("info", "recovered",
-                      f"{state.active} no longer down ({active.situation}: {active.detail}); "
-                      "hold-down cancelled")
+            cycle.state = replace(
+                state,
+                phase=transition(state.phase, "recover"),
+                suspect_since=None,
+                hold_down_from=None,
+            )
+            cycle.say(
+                "info",
+                "recovered",
+                f"{state.active} no longer down ({active.situation}: {active.detail}); "
+                "hold-down cancelled",
+            )
             return
         if active.situation != "healthy":
-            cycle.say("info", ACTIVE_CODES[active.situation],
-                      f"{state.active}: {active.situation.replace('_', ' ')} "
-                      f"({active.detail}); nothing moves")
+            cycle.say(
+                "info",
+                ACTIVE_CODES[active.situation],
+                f"{state.active}: {active.situation.replace('_', ' ')} "
+                f"({active.detail}); nothing moves",
+            )
         self._failback(cycle)
 
     def _active_down(self, cycle: Cycle, active: SiteHealth, view: View) -> None:
@@ -149,18 +171,30 @@ class Engine:
         healthy for the whole hold-down when the switch is written (safety rule 7)."""
         state, now = cycle.state, cycle.now
         if state.phase == "steady":
-            state = replace(state, phase=transition(state.phase, "suspect"),
-                            suspect_since=now, hold_down_from=None)
+            state = replace(
+                state,
+                phase=transition(state.phase, "suspect"),
+                suspect_since=now,
+                hold_down_from=None,
+            )
         since = state.suspect_since if state.suspect_since is not None else now
-        evidence = (active.detail if active.situation == "agent_lost"
-                    else f"{active.detail} for {now - since:.1f} s")
+        evidence = (
+            active.detail
+            if active.situation == "agent_lost"
+            else f"{active.detail} for {now - since:.1f} s"
+        )
         target = self.layout.other(state.active)
         blocked = self._auto_blocked(cycle, target, state)
         if blocked is not None:
             cycle.state = replace(state, hold_down_from=None)
             code, why = blocked
-            cycle.say("alert", code, f"{evidence}; not failing over to {target}: {why}",
-                      situation=active.situation, down=list(active.down))
+            cycle.say(
+                "alert",
+                code,
+                f"{evidence}; not failing over to {target}: {why}",
+                situation=active.situation,
+                down=list(active.down),
+            )
             return
         if state.hold_down_from is None:
             state = replace(state, hold_down_from=now)
@@ -168,27 +202,41 @@ class Engine:
         held = now - (state.hold_down_from or now)
         if held < self.policy.hold_down_s:
             cycle.wake((state.hold_down_from or now) + self.policy.hold_down_s)
-            cycle.say("info", "hold_down",
-                      f"{evidence}; hold-down {self.policy.hold_down_s:g} s "
-                      f"({held:.1f} s with {target} healthy)",
-                      situation=active.situation, down=list(active.down))
+            cycle.say(
+                "info",
+                "hold_down",
+                f"{evidence}; hold-down {self.policy.hold_down_s:g} s "
+                f"({held:.1f} s with {target} healthy)",
+                situation=active.situation,
+                down=list(active.down),
+            )
             return
         gone_at = None
         if active.situation == "agent_lost":
             gone_at = view.agents_gone_at.get(state.active, now)
-        self.begin_switch(cycle, target, "failover", f"{evidence}; failing over to {target}",
-                          AUTO, gone_at=gone_at, situation=active.situation,
-                          down=list(active.down))
+        self.begin_switch(
+            cycle,
+            target,
+            "failover",
+            f"{evidence}; failing over to {target}",
+            AUTO,
+            gone_at=gone_at,
+            situation=active.situation,
+            down=list(active.down),
+        )
 
-    def _auto_blocked(self, cycle: Cycle, target: str, state: GroupState | None = None
-                      ) -> tuple[Blocked, str] | None:
+    def _auto_blocked(
+        self, cycle: Cycle, target: str, state: GroupState | None = None
+    ) -> tuple[Blocked, str] | None:
         """Why an automatic switch to `target` may not happen now (None: it may)."""
         state, now = state or cycle.state, cycle.now
         health = cycle.health[target]
         if not health.healthy:
             if cycle.health[state.active].situation in TRIGGERS and health.situation in TRIGGERS:
-                return "fail_open", (f"{target} is unhealthy too ({health.detail}); staying on "
-                                     f"{state.active} so that a site keeps serving")
+                return "fail_open", (
+                    f"{target} is unhealthy too ({health.detail}); staying on "
+                    f"{state.active} so that a site keeps serving"
+                )
             return "target_unhealthy", f"{target} is {health.situation} ({health.detail})"
         if state.frozen:
             return "frozen", f"automation frozen by {state.frozen_by} ({state.frozen_reason})"
@@ -209,8 +257,16 @@ class Engine:
     def switches_last_hour(self, state: GroupState, now: float) -> int:
         return sum(1 for t in state.switch_times if t > now - HOUR_S)
 
-    def begin_switch(self, cycle: Cycle, target: str, code: Code, sentence: str, by: str,
-                     gone_at: float | None = None, **evidence: Any) -> None:
+    def begin_switch(
+        self,
+        cycle: Cycle,
+        target: str,
+        code: Code,
+        sentence: str,
+        by: str,
+        gone_at: float | None = None,
+        **evidence: Any,
+    ) -> None:
         """Move the group towards `target`: demote first (BGP), or at once (DNS).
 
         Unless the old site confirms its demotion, its promotion waits until the old primary
@@ -232,10 +288,16 @@ class Engine:
             preferred_healthy_since=None,
             switch_times=tuple(t for t in state.switch_times if t > now - HOUR_S) + (now,),
             last_switch_at=now,
-            reason=sentence, code=code, by=by, changed_at=now,
+            reason=sentence,
+            code=code,
+            by=by,
+            changed_at=now,
         )
-        tail = (f"epoch {cycle.state.epoch}" if direct else
-                f"demoting {state.active} first, epoch {cycle.state.epoch}")
+        tail = (
+            f"epoch {cycle.state.epoch}"
+            if direct
+            else f"demoting {state.active} first, epoch {cycle.state.epoch}"
+        )
         cycle.say("desired", code, f"{sentence}, {tail}", by=by, **evidence)
         if not direct:
             cycle.wake(deadline)
@@ -244,28 +306,49 @@ class Engine:
         state, now = cycle.state, cycle.now
         old = state.switch_from or ""
         applied = view.applied.get((state.group, old))
-        confirmed = (applied is not None and applied.epoch >= state.epoch
-                     and applied.announcement != "primary")
+        confirmed = (
+            applied is not None
+            and applied.epoch >= state.epoch
+            and applied.announcement != "primary"
+        )
         started = state.switch_started_at if state.switch_started_at is not None else now
-        deadline = (state.demote_by if state.demote_by is not None
-                    else started + self.demote_wait_s(state.group))
+        deadline = (
+            state.demote_by
+            if state.demote_by is not None
+            else started + self.demote_wait_s(state.group)
+        )
         if not confirmed and now < deadline:
             cycle.wake(deadline)
-            cycle.say("info", "awaiting_demotion",
-                      f"waiting for {old} to confirm its demotion (epoch {state.epoch}); "
-                      f"it surely stops announcing primary in {deadline - now:.1f} s")
+            cycle.say(
+                "info",
+                "awaiting_demotion",
+                f"waiting for {old} to confirm its demotion (epoch {state.epoch}); "
+                f"it surely stops announcing primary in {deadline - now:.1f} s",
+            )
             return
-        why = (f"{old} confirmed backup at epoch {applied.epoch}" if confirmed and applied
-               else f"{old} did not confirm; it surely stopped announcing primary "
-                    f"{deadline - started:.1f} s after the switch began")
-        cycle.state = replace(state, phase=transition(state.phase, "promote"),
-                              epoch=state.epoch + 1, switch_from=None, switch_started_at=None,
-                              demote_by=None,
-                              code="promoted", reason=f"{why}; {state.active} promoted",
-                              changed_at=now)
-        cycle.say("desired", "promoted",
-                  f"{why}; promoting {state.active} to primary, epoch {cycle.state.epoch}",
-                  confirmed=confirmed)
+        why = (
+            f"{old} confirmed backup at epoch {applied.epoch}"
+            if confirmed and applied
+            else f"{old} did not confirm; it surely stopped announcing primary "
+            f"{deadline - started:.1f} s after the switch began"
+        )
+        cycle.state = replace(
+            state,
+            phase=transition(state.phase, "promote"),
+            epoch=state.epoch + 1,
+            switch_from=None,
+            switch_started_at=None,
+            demote_by=None,
+            code="promoted",
+            reason=f"{why}; {state.active} promoted",
+            changed_at=now,
+        )
+        cycle.say(
+            "desired",
+            "promoted",
+            f"{why}; promoting {state.active} to primary, epoch {cycle.state.epoch}",
+            confirmed=confirmed,
+        )
 
     def _override_lapsed(self, cycle: Cycle) -> None:
         """An expiring override lapses; from then on the policy decides as it always does: a
@@ -282,23 +365,30 @@ class Engine:
             then = f"failback to {preferred} follows the failback rule"
         else:
             then = f"failback is manual: {state.active} stays active"
-        cycle.say("info", "override_lapsed",
-                  f"override to {lapsed.site} by {lapsed.by} lapsed; {then}")
+        cycle.say(
+            "info", "override_lapsed", f"override to {lapsed.site} by {lapsed.by} lapsed; {then}"
+        )
 
     def _failback(self, cycle: Cycle) -> None:
         """Automatic failback: the preferred site healthy, and a switch unblocked, for the
         whole failback wait (at least the hold-down); a blocked cycle restarts the wait."""
         state, now = cycle.state, cycle.now
         preferred = self.config.preferred_site(state.group)
-        idle = (self.policy.failback != "auto" or state.active == preferred
-                or state.override is not None)
+        idle = (
+            self.policy.failback != "auto"
+            or state.active == preferred
+            or state.override is not None
+        )
         blocked = None if idle else self._auto_blocked(cycle, preferred)
         if idle or blocked is not None:
             if state.preferred_healthy_since is not None:
                 cycle.state = replace(state, preferred_healthy_since=None)
             if blocked is not None and blocked[0] != "target_unhealthy":
-                cycle.say("info", FAILBACK_CODES[blocked[0]],
-                          f"failback to {preferred} waits: {blocked[1]}")
+                cycle.say(
+                    "info",
+                    FAILBACK_CODES[blocked[0]],
+                    f"failback to {preferred} waits: {blocked[1]}",
+                )
             return
         since = state.preferred_healthy_since
         if since is None:
@@ -308,11 +398,23 @@ class Engine:
         if now - since < wait:
             cycle.wake(since + wait)
             return
-        self.begin_switch(cycle, preferred, "failback",
-                          f"{preferred} healthy for {now - since:.1f} s; failing back", AUTO)
+        self.begin_switch(
+            cycle,
+            preferred,
+            "failback",
+            f"{preferred} healthy for {now - since:.1f} s; failing back",
+            AUTO,
+        )
 
-    def set_override(self, state: GroupState, site: str, by: str, reason: str,
-                     now: float, expires_s: float | None) -> GroupState:
+    def set_override(
+        self,
+        state: GroupState,
+        site: str,
+        by: str,
+        reason: str,
+        now: float,
+        expires_s: float | None,
+    ) -> GroupState:
         until = None if expires_s is None else now + expires_s
         if site == self.config.preferred_site(state.group) and until is None:
             return replace(state, override=None)

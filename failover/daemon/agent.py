@@ -67,25 +67,44 @@ class Agent:
             assert isinstance(steering, BgpSteering)
             desired = self.desired.get(group)
             current = self.in_effect[group]
-            want, why = rule.announcement(desired, self.site, backup=steering.backup,
-                                          in_effect=current.announcement,
-                                          confirmed_at=self.confirmed_at, now=now,
-                                          lease_s=steering.lease_s)
+            want, why = rule.announcement(
+                desired,
+                self.site,
+                backup=steering.backup,
+                in_effect=current.announcement,
+                confirmed_at=self.confirmed_at,
+                now=now,
+                lease_s=steering.lease_s,
+            )
             epoch = desired.epoch if desired else current.epoch
             if want == "primary":
                 end = rule.lease_ends_at(self.confirmed_at, steering.lease_s)
                 if end is not None:
                     wakes.append(end)
-            if want == current.announcement and current.verified and (
-                    not rule.should_apply(epoch, current.epoch)):
+            if (
+                want == current.announcement
+                and current.verified
+                and (not rule.should_apply(epoch, current.epoch))
+            ):
                 continue
-            result = (steerer.apply(desired) if desired is not None and want == desired
-                      .announcement(self.site, steering.backup) else steerer.announce(want, epoch))
+            result = (
+                steerer.apply(desired)
+                if desired is not None and want == desired.announcement(self.site, steering.backup)
+                else steerer.announce(want, epoch)
+            )
             self.in_effect[group] = InEffect(result.announcement, epoch, result.verified)
             self.unreported[group] = result
-            log.info(f"{group} at {self.site}: {result.announcement} ({result.outcome}); {why}",
-                     extra={"fields": {"group": group, "announcement": result.announcement,
-                                       "outcome": result.outcome, "epoch": epoch}})
+            log.info(
+                f"{group} at {self.site}: {result.announcement} ({result.outcome}); {why}",
+                extra={
+                    "fields": {
+                        "group": group,
+                        "announcement": result.announcement,
+                        "outcome": result.outcome,
+                        "epoch": epoch,
+                    }
+                },
+            )
         self._report(coordinator, now)
         return min(wakes) if wakes else None
 
@@ -95,10 +114,15 @@ class Agent:
         daemon = self.config.cluster.daemon
         for group, effect in self.in_effect.items():
             if effect.announcement != "primary" or (
-                    self.confirmed_at is not None and self.confirmed_at >= self.cycle_started_at):
+                self.confirmed_at is not None and self.confirmed_at >= self.cycle_started_at
+            ):
                 continue
-            until = rule.keep_alive_until(self.confirmed_at, lease_s=self.config.lease_s(group),
-                                          watchdog_s=daemon.watchdog_s, cycle_s=daemon.cycle_s)
+            until = rule.keep_alive_until(
+                self.confirmed_at,
+                lease_s=self.config.lease_s(group),
+                watchdog_s=daemon.watchdog_s,
+                cycle_s=daemon.cycle_s,
+            )
             if now > until:
                 return False
         return True

@@ -51,18 +51,35 @@ class Snapshot:
 
 
 def health_summary(health: Mapping[str, Mapping[str, SiteHealth]]) -> dict[str, Any]:
-    return {group: {site: {"situation": h.situation, "detail": h.detail, "down": list(h.down),
-                           "degraded": list(h.degraded), "votes": h.votes, "voters": h.voters}
-                    for site, h in sites.items()} for group, sites in health.items()}
+    return {
+        group: {
+            site: {
+                "situation": h.situation,
+                "detail": h.detail,
+                "down": list(h.down),
+                "degraded": list(h.degraded),
+                "votes": h.votes,
+                "voters": h.voters,
+            }
+            for site, h in sites.items()
+        }
+        for group, sites in health.items()
+    }
 
 
-def decision_record(decision: Decision, step: Step, leadership: Leadership, now: float,
-                    **extra: Any) -> AuditRecord:
+def decision_record(
+    decision: Decision, step: Step, leadership: Leadership, now: float, **extra: Any
+) -> AuditRecord:
     """An audit record that `failover explain` can read back: the decision and its inputs."""
-    payload = {"decision": to_dict(decision), "leader": leadership.instance,
-               "term": leadership.term, "health": health_summary(
-                   {decision.group: step.health[decision.group]}
-                   if decision.group in step.health else {}), **extra}
+    payload = {
+        "decision": to_dict(decision),
+        "leader": leadership.instance,
+        "term": leadership.term,
+        "health": health_summary(
+            {decision.group: step.health[decision.group]} if decision.group in step.health else {}
+        ),
+        **extra,
+    }
     return AuditRecord(kind=decision.kind, payload=payload, at=now)
 
 
@@ -88,22 +105,26 @@ class Leader:
         versions: dict[str, int] = {}
         applied: dict[tuple[str, str], Applied] = {}
         for group, (state, version, by_site) in coordinator.groups(
-                list(self.config.groups)).items():
+            list(self.config.groups)
+        ).items():
             versions[group] = version
             if state is not None:
                 states[group] = state
             for site, item in by_site.items():
                 applied[(group, site)] = item
-        agents = frozenset(m.site for m in coordinator.members().values()
-                           if "agent" in m.roles and m.site in self.config.serving_sites)
-        self.gone_at = agent_rule.sessions_gone(self.gone_at, agents,
-                                                self.config.serving_sites, now)
+        agents = frozenset(
+            m.site
+            for m in coordinator.members().values()
+            if "agent" in m.roles and m.site in self.config.serving_sites
+        )
+        self.gone_at = agent_rule.sessions_gone(
+            self.gone_at, agents, self.config.serving_sites, now
+        )
         self.arrivals, observations = restamp(self.arrivals, coordinator.observations(), now)
         view = View(now, observations, applied, agents, dict(self.gone_at))
         return Snapshot(now, states, versions, view, coordinator.pending_commands())
 
-    def cycle(self, coordinator: Coordinator, leadership: Leadership, now: float
-              ) -> float | None:
+    def cycle(self, coordinator: Coordinator, leadership: Leadership, now: float) -> float | None:
         """One leader cycle; returns when a timer wants the next one (None: no timer)."""
         started = time.perf_counter()
         snap = self.read(coordinator, now)
@@ -120,18 +141,29 @@ class Leader:
         keep = [d for d in step.decisions if self._worth_keeping(d, recorded)]
         if changed or keep:
             result = coordinator.commit(
-                leadership, desired=[(step.states[g], snap.versions[g]) for g in changed],
-                audit=[decision_record(d, step, leadership, now) for d in keep])
+                leadership,
+                desired=[(step.states[g], snap.versions[g]) for g in changed],
+                audit=[decision_record(d, step, leadership, now) for d in keep],
+            )
             snap.versions.update(result.versions)
             self.phases["commit"] = time.perf_counter() - decided
         self.recorded = recorded  # only once the decisions are in the audit trail
         for decision in keep:
-            log.info(decision.sentence, extra={"fields": {
-                "group": decision.group, "kind": decision.kind, "code": decision.code,
-                "epoch": decision.epoch}})
+            log.info(
+                decision.sentence,
+                extra={
+                    "fields": {
+                        "group": decision.group,
+                        "kind": decision.kind,
+                        "code": decision.code,
+                        "epoch": decision.epoch,
+                    }
+                },
+            )
         if self.dns and (self._dns_job is None or self._dns_job.done()):
             self._dns_job = self._dns_worker.submit(
-                self._steer_dns, coordinator, dict(step.states), snap.view, now)
+                self._steer_dns, coordinator, dict(step.states), snap.view, now
+            )
         if self.recorder is not None:
             self.recorder.record(start, snap.view, snap.commands, step, leadership)
         return step.wake_at
@@ -151,8 +183,9 @@ class Leader:
         recorded[decision.group] = key
         return True
 
-    def _command(self, coordinator: Coordinator, leadership: Leadership, snap: Snapshot,
-                 command: Command) -> None:
+    def _command(
+        self, coordinator: Coordinator, leadership: Leadership, snap: Snapshot, command: Command
+    ) -> None:
         problem = malformed(command)
         if problem is not None:  # consumed as refused, so that it never blocks the queue
             self._refuse_malformed(coordinator, leadership, snap.now, command, problem)
@@ -161,64 +194,110 @@ class Leader:
         changed = [g for g, s in step.states.items() if snap.states.get(g) != s]
         outcomes = [d for d in step.decisions if d.kind == "command"]
         ok = bool(outcomes) and all(d.code in OK_CODES for d in outcomes)
-        sentence = "; ".join(f"{d.group}: {d.sentence}" if d.group else d.sentence
-                             for d in outcomes)
-        result = CommandResult(command.id, ok, outcomes[0].code if outcomes else "refused",
-                               sentence, snap.now, leadership.instance, leadership.term)
-        records = [decision_record(d, step, leadership, snap.now, command=to_dict(command))
-                   for d in step.decisions]
+        sentence = "; ".join(
+            f"{d.group}: {d.sentence}" if d.group else d.sentence for d in outcomes
+        )
+        result = CommandResult(
+            command.id,
+            ok,
+            outcomes[0].code if outcomes else "refused",
+            sentence,
+            snap.now,
+            leadership.instance,
+            leadership.term,
+        )
+        records = [
+            decision_record(d, step, leadership, snap.now, command=to_dict(command))
+            for d in step.decisions
+        ]
         try:
             done = coordinator.commit(
-                leadership, desired=[(step.states[g], snap.versions.get(g, NO_NODE))
-                                     for g in changed], results=[result], audit=records)
+                leadership,
+                desired=[(step.states[g], snap.versions.get(g, NO_NODE)) for g in changed],
+                results=[result],
+                audit=records,
+            )
         except AlreadyDone:
             return
         snap.versions.update(done.versions)
         for group in changed:
             snap.states[group] = step.states[group]
         for decision in step.decisions:
-            log.info(decision.sentence, extra={"fields": {
-                "group": decision.group, "kind": decision.kind, "code": decision.code,
-                "command": command.id, "by": command.by}})
+            log.info(
+                decision.sentence,
+                extra={
+                    "fields": {
+                        "group": decision.group,
+                        "kind": decision.kind,
+                        "code": decision.code,
+                        "command": command.id,
+                        "by": command.by,
+                    }
+                },
+            )
 
-    def _refuse_malformed(self, coordinator: Coordinator, leadership: Leadership, now: float,
-                          command: Command, problem: str) -> None:
-        result = CommandResult(command.id, False, "refused", problem, now, leadership.instance,
-                               leadership.term)
+    def _refuse_malformed(
+        self,
+        coordinator: Coordinator,
+        leadership: Leadership,
+        now: float,
+        command: Command,
+        problem: str,
+    ) -> None:
+        result = CommandResult(
+            command.id, False, "refused", problem, now, leadership.instance, leadership.term
+        )
         decision = Decision("", "command", "refused", problem, 0, command_id=command.id)
-        record = AuditRecord("command", {"decision": to_dict(decision), "leader":
-                                         leadership.instance, "term": leadership.term,
-                                         "command": to_dict(command)}, now)
+        record = AuditRecord(
+            "command",
+            {
+                "decision": to_dict(decision),
+                "leader": leadership.instance,
+                "term": leadership.term,
+                "command": to_dict(command),
+            },
+            now,
+        )
         try:
             coordinator.commit(leadership, results=[result], audit=[record])
         except AlreadyDone:
             return
         log.warning(problem, extra={"fields": {"command": command.id, "code": "refused"}})
 
-    def _steer_dns(self, coordinator: Coordinator, states: Mapping[str, GroupState],
-                   view: View, now: float) -> None:
+    def _steer_dns(
+        self, coordinator: Coordinator, states: Mapping[str, GroupState], view: View, now: float
+    ) -> None:
         try:
             self._steer_dns_now(coordinator, states, view)
         except Exception:  # a worker's failure must be seen, and must not stop the next try
             log.exception("DNS steering failed")
 
-    def _steer_dns_now(self, coordinator: Coordinator, states: Mapping[str, GroupState],
-                       view: View) -> None:
+    def _steer_dns_now(
+        self, coordinator: Coordinator, states: Mapping[str, GroupState], view: View
+    ) -> None:
         for group, steerer in self.dns.items():
             state = states.get(group)
             if state is None:
                 continue
             done = [a for (g, _), a in view.applied.items() if g == group]
-            if done and min(a.epoch for a in done) >= state.epoch and all(
-                    a.verified for a in done):
+            if done and min(a.epoch for a in done) >= state.epoch and all(a.verified for a in done):
                 continue
             result = steerer.apply(state)
-            log.info(f"DNS for {group}: {result.outcome} at epoch {state.epoch}"
-                     + (f" ({result.detail})" if result.detail else ""),
-                     extra={"fields": {"group": group, "epoch": state.epoch,
-                                       "outcome": result.outcome}})
+            log.info(
+                f"DNS for {group}: {result.outcome} at epoch {state.epoch}"
+                + (f" ({result.detail})" if result.detail else ""),
+                extra={"fields": {"group": group, "epoch": state.epoch, "outcome": result.outcome}},
+            )
             if result.outcome in ("verified", "unverified"):
                 for site in self.config.serving_sites:
-                    coordinator.report_applied(Applied(
-                        group, site, state.epoch, state.announcement(site), time.time(),
-                        result.verified, result.detail or result.outcome))
+                    coordinator.report_applied(
+                        Applied(
+                            group,
+                            site,
+                            state.epoch,
+                            state.announcement(site),
+                            time.time(),
+                            result.verified,
+                            result.detail or result.outcome,
+                        )
+                    )

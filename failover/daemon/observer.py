@@ -81,8 +81,13 @@ class Observer:
             f"{self.worst_lag_s * 1000:.0f} ms (e.g. {target.key}, interval "
             f"{target.check.interval_s:g} s); the host is busy or the daemon's scheduling "
             "priority too low, and detection takes longer than the config promises",
-            extra={"fields": {"late_starts": self.late_starts,
-                              "worst_lag_s": round(self.worst_lag_s, 4)}})
+            extra={
+                "fields": {
+                    "late_starts": self.late_starts,
+                    "worst_lag_s": round(self.worst_lag_s, 4),
+                }
+            },
+        )
         self.late_starts = 0
         self.worst_lag_s = 0.0
         self.lag_reported_at = now
@@ -90,9 +95,18 @@ class Observer:
     def observations(self, now: float) -> list[Observation]:
         """Every verdict with its times on the wall clock (`now` is time.time())."""
         loop_now = time.monotonic()  # the event loop's clock, read from any thread
-        return [Observation(self.instance, self.site, target, state.verdict,
-                            now - (loop_now - state.since), now, state.reason)
-                for target, state in self.scheduler.states.items()]
+        return [
+            Observation(
+                self.instance,
+                self.site,
+                target,
+                state.verdict,
+                now - (loop_now - state.since),
+                now,
+                state.reason,
+            )
+            for target, state in self.scheduler.states.items()
+        ]
 
     @property
     def dirty(self) -> bool:
@@ -102,10 +116,8 @@ class Observer:
     def publish_due(self, now: float) -> bool:
         return self.dirty or now - self.published_at >= self.config.cluster.daemon.heartbeat_s
 
-    def publish(self, coordinator: Coordinator, now: float, clock_offset_s: float = 0.0
-                ) -> None:
+    def publish(self, coordinator: Coordinator, now: float, clock_offset_s: float = 0.0) -> None:
         changes = self.changes  # read before the verdicts: a change after it stays dirty
         coordinator.publish(self.observations(now + clock_offset_s))
         self.published_changes = changes
         self.published_at = now
-

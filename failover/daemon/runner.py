@@ -62,23 +62,30 @@ def make_coordinator(config: Config, instance: str) -> Coordinator:
     ends, and feeds the watchdog, instead of being killed as stuck."""
     from failover.coord.zookeeper import ZooKeeperCoordinator
 
-    op_timeout_s = min(config.cluster.zookeeper.session_timeout_s,
-                       config.cluster.daemon.watchdog_s / 3)
-    return ZooKeeperCoordinator.from_config(config, instance, clock=time.time,
-                                            op_timeout_s=op_timeout_s)
+    op_timeout_s = min(
+        config.cluster.zookeeper.session_timeout_s, config.cluster.daemon.watchdog_s / 3
+    )
+    return ZooKeeperCoordinator.from_config(
+        config, instance, clock=time.time, op_timeout_s=op_timeout_s
+    )
 
 
 def dns_steerers(config: Config) -> dict[str, Steerer]:
     from failover.steer.dns import Rfc2136Steerer
 
-    return {group: Rfc2136Steerer(group, g.steering) for group, g in config.groups.items()
-            if isinstance(g.steering, DnsSteering)}
+    return {
+        group: Rfc2136Steerer(group, g.steering)
+        for group, g in config.groups.items()
+        if isinstance(g.steering, DnsSteering)
+    }
 
 
 def bgp_steerers(config: Config, site: str) -> dict[str, BirdSteerer]:
-    return {group: BirdSteerer(group, site, _local(g.steering, site))
-            for group, g in config.groups.items()
-            if isinstance(g.steering, BgpSteering) and site in g.steering.sites}
+    return {
+        group: BirdSteerer(group, site, _local(g.steering, site))
+        for group, g in config.groups.items()
+        if isinstance(g.steering, BgpSteering) and site in g.steering.sites
+    }
 
 
 def _local(steering: BgpSteering, site: str) -> BgpSteering:
@@ -102,8 +109,13 @@ def _local(steering: BgpSteering, site: str) -> BgpSteering:
 
 
 class Daemon:
-    def __init__(self, config: Config, instance: str, config_path: str | None = None,
-                 coordinator: Coordinator | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        instance: str,
+        config_path: str | None = None,
+        coordinator: Coordinator | None = None,
+    ) -> None:
         self.config_path = config_path
         self.instance = instance
         self.coordinator = coordinator or make_coordinator(config, instance)
@@ -142,18 +154,23 @@ class Daemon:
                 from failover.record.log import Recorder
 
                 leader.recorder = Recorder(config, self.instance, record_dir)
-            agent = (Agent(config, site, bgp_steerers(config, site))
-                     if "agent" in roles and site in config.serving_sites else None)
-            observer = (Observer(config, self.instance, self.wake.set)
-                        if "observer" in roles else None)
+            agent = (
+                Agent(config, site, bgp_steerers(config, site))
+                if "agent" in roles and site in config.serving_sites
+                else None
+            )
+            observer = (
+                Observer(config, self.instance, self.wake.set) if "observer" in roles else None
+            )
         except BaseException:
             if leader is not None:
                 leader.close()
             raise
         return leader, agent, observer
 
-    def _install(self, config: Config,
-                 roles: tuple[Leader | None, Agent | None, Observer | None]) -> None:
+    def _install(
+        self, config: Config, roles: tuple[Leader | None, Agent | None, Observer | None]
+    ) -> None:
         """Swap in a whole new set of roles at once (between cycles)."""
         self.config = config
         placed = config.instances[self.instance]
@@ -184,8 +201,10 @@ class Daemon:
             log.error(f"reload refused, keeping the old config: {exc}")
             return
         if self.instance not in config.instances:
-            log.error(f"reload refused, keeping the old config: {self.config_path}: "
-                      f"instances: no instance {self.instance!r}")
+            log.error(
+                f"reload refused, keeping the old config: {self.config_path}: "
+                f"instances: no instance {self.instance!r}"
+            )
             return
         from failover.config.secret_files import secret_file_problems
 
@@ -223,6 +242,7 @@ class Daemon:
         loop.add_signal_handler(signal.SIGTERM, self.stop)
         loop.add_signal_handler(signal.SIGINT, self.stop)
         loop.add_signal_handler(signal.SIGHUP, self.request_reload)
+
         def wake_from_thread() -> None:
             loop.call_soon_threadsafe(self.wake.set)
 
@@ -275,10 +295,16 @@ class Daemon:
         self.slow_reported_at = now
         parts = ", ".join(f"{name} {took:.3f}" for name, took in self.phases.items())
         parts += f"; the last publish beside it {self.last_publish_s:.3f}"
-        log.info(f"slow cycle: {seconds:.3f} s ({parts})",
-                 extra={"fields": {"cycle_s": round(seconds, 4), **{
-                     f"{name}_s": round(took, 4) for name, took in self.phases.items()},
-                     "last_publish_s": round(self.last_publish_s, 4)}})
+        log.info(
+            f"slow cycle: {seconds:.3f} s ({parts})",
+            extra={
+                "fields": {
+                    "cycle_s": round(seconds, 4),
+                    **{f"{name}_s": round(took, 4) for name, took in self.phases.items()},
+                    "last_publish_s": round(self.last_publish_s, 4),
+                }
+            },
+        )
 
     def stop(self) -> None:
         self.stopping = True
@@ -353,8 +379,10 @@ class Daemon:
             return None
         leadership = self.coordinator.campaign()
         if leadership != self.leadership:
-            log.info(f"leading with term {leadership.term}" if leadership else "not leading",
-                     extra={"fields": {"term": leadership.term if leadership else None}})
+            log.info(
+                f"leading with term {leadership.term}" if leadership else "not leading",
+                extra={"fields": {"term": leadership.term if leadership else None}},
+            )
             self.leadership = leadership
         if leadership is None:
             return None
@@ -371,6 +399,7 @@ class Daemon:
         """Publish beside the cycle: with 1,000 checks a publish (a 174 kB ZooKeeper write the
         ensemble commits to disk) took 20-70 ms, and it delayed every decision behind it.
         When it ends the loop wakes, so that a verdict changed meanwhile is published next."""
+
         def job() -> None:
             started = time.perf_counter()
             try:

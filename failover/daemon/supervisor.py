@@ -24,8 +24,13 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-SCHED_POLICIES = {"other": os.SCHED_OTHER, "batch": os.SCHED_BATCH, "idle": os.SCHED_IDLE,
-                  "fifo": os.SCHED_FIFO, "rr": os.SCHED_RR}
+SCHED_POLICIES = {
+    "other": os.SCHED_OTHER,
+    "batch": os.SCHED_BATCH,
+    "idle": os.SCHED_IDLE,
+    "fifo": os.SCHED_FIFO,
+    "rr": os.SCHED_RR,
+}
 REALTIME = ("fifo", "rr")
 
 
@@ -54,8 +59,7 @@ class Priority:
             raise ValueError(f"sched: {self.policy!r} is not one of {', '.join(SCHED_POLICIES)}")
         realtime = self.policy in REALTIME
         if realtime and not 1 <= self.rt_priority <= 99:
-            raise ValueError(f"sched priority: {self.rt_priority} must be 1..99 for "
-                             f"{self.policy}")
+            raise ValueError(f"sched priority: {self.rt_priority} must be 1..99 for {self.policy}")
         if not realtime and self.rt_priority:
             raise ValueError(f"sched priority: {self.rt_priority} needs --sched fifo or rr")
 
@@ -69,8 +73,9 @@ class Priority:
             os.setpriority(os.PRIO_PROCESS, 0, self.nice)
         if self.policy is not None:
             flags = os.SCHED_RESET_ON_FORK if self.policy in REALTIME else 0
-            os.sched_setscheduler(0, SCHED_POLICIES[self.policy] | flags,
-                                  os.sched_param(self.rt_priority))
+            os.sched_setscheduler(
+                0, SCHED_POLICIES[self.policy] | flags, os.sched_param(self.rt_priority)
+            )
 
     def supervise_args(self) -> list[str]:
         """The same settings as `failover supervise` options."""
@@ -82,8 +87,7 @@ class Priority:
         return args
 
     def describe(self) -> dict[str, object]:
-        return {"nice": self.nice, "sched": self.policy,
-                "sched_priority": self.rt_priority or None}
+        return {"nice": self.nice, "sched": self.policy, "sched_priority": self.rt_priority or None}
 
 
 @dataclass(frozen=True)
@@ -109,8 +113,7 @@ class Supervisor:
         self.sock.bind(self.socket_path)
 
     def log(self, event: str, **fields: object) -> None:
-        record = {"at": round(time.time(), 3), "component": "supervisor", "event": event,
-                  **fields}
+        record = {"at": round(time.time(), 3), "component": "supervisor", "event": event, **fields}
         print(json.dumps(record), file=sys.stderr, flush=True)
 
     def run(self) -> int:
@@ -137,26 +140,39 @@ class Supervisor:
             self.child.send_signal(signal.SIGTERM)
 
     def _run_once(self) -> tuple[int, str]:
-        env = {**os.environ, "NOTIFY_SOCKET": self.socket_path,
-               "WATCHDOG_USEC": str(int(self.options.watchdog_s * 1e6))}
+        env = {
+            **os.environ,
+            "NOTIFY_SOCKET": self.socket_path,
+            "WATCHDOG_USEC": str(int(self.options.watchdog_s * 1e6)),
+        }
         priority = self.options.priority
         try:
-            self.child = subprocess.Popen(list(self.options.command), env=env,
-                                          preexec_fn=None if priority.empty else priority.apply)
+            self.child = subprocess.Popen(
+                list(self.options.command),
+                env=env,
+                preexec_fn=None if priority.empty else priority.apply,
+            )
         except subprocess.SubprocessError as exc:  # priority.apply() failed in the child
-            raise PriorityError(f"cannot start the child with {priority.describe()}: "
-                                "setting a negative nice or a real-time policy needs root "
-                                f"(CAP_SYS_NICE) ({exc})") from exc
+            raise PriorityError(
+                f"cannot start the child with {priority.describe()}: "
+                "setting a negative nice or a real-time policy needs root "
+                f"(CAP_SYS_NICE) ({exc})"
+            ) from exc
         pid = self.child.pid
-        self.log("started", pid=pid, watchdog_s=self.options.watchdog_s,
-                 **({} if priority.empty else priority.describe()))
+        self.log(
+            "started",
+            pid=pid,
+            watchdog_s=self.options.watchdog_s,
+            **({} if priority.empty else priority.describe()),
+        )
         ready = False
         deadline = time.monotonic() + self.options.ready_timeout_s
         while True:
             exit_code = self.child.poll()
             if exit_code is not None:
-                result = "success" if exit_code == 0 else (
-                    "signal" if exit_code < 0 else "exit-code")
+                result = (
+                    "success" if exit_code == 0 else ("signal" if exit_code < 0 else "exit-code")
+                )
                 self.log("exited", pid=pid, code=exit_code, result=result)
                 return exit_code, result
             remaining = deadline - time.monotonic()
@@ -194,9 +210,12 @@ class Supervisor:
         env = {**os.environ, "SERVICE_RESULT": result, "EXIT_STATUS": str(code)}
         started = time.monotonic()
         try:
-            done = subprocess.run(list(self.options.stop_hook), env=env,
-                                  timeout=self.options.hook_timeout_s, check=False)
-            self.log("stop_hook", code=done.returncode,
-                     took_s=round(time.monotonic() - started, 3))
+            done = subprocess.run(
+                list(self.options.stop_hook),
+                env=env,
+                timeout=self.options.hook_timeout_s,
+                check=False,
+            )
+            self.log("stop_hook", code=done.returncode, took_s=round(time.monotonic() - started, 3))
         except (OSError, subprocess.TimeoutExpired) as exc:
             self.log("stop_hook_failed", detail=str(exc))

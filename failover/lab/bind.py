@@ -48,8 +48,7 @@ def named_config(role: str, directory: Path, zones: list[Zone], keys: list[TsigK
     own = NAME_SERVERS[role]
     primary, secondary = NAME_SERVERS["primary"], NAME_SERVERS["secondary"]
     key_blocks = "\n".join(
-        f'key "{key.name}" {{ algorithm {key.algorithm}; secret "{key.secret}"; }};'
-        for key in keys
+        f'key "{key.name}" {{ algorithm {key.algorithm}; secret "{key.secret}"; }};' for key in keys
     )
     zone_blocks = []
     for zone in zones:
@@ -70,7 +69,7 @@ def named_config(role: str, directory: Path, zones: list[Zone], keys: list[TsigK
     return f"""// failover lab: the {role} name server
 options {{
   directory "{directory}";
-  pid-file "{directory / 'named.pid'}";
+  pid-file "{directory / "named.pid"}";
   listen-on port 53 {{ {own}; }};
   listen-on-v6 {{ none; }};
   query-source address {own};
@@ -82,12 +81,12 @@ options {{
   notify-rate 1000;
   serial-query-rate 1000;
   max-ixfr-ratio unlimited;
-  session-keyfile "{directory / 'session.key'}";
+  session-keyfile "{directory / "session.key"}";
   managed-keys-directory "{directory}";
 }};
 controls {{ }};
 logging {{
-  channel file_log {{ file "{directory / 'named.log'}"; severity info; print-time yes; }};
+  channel file_log {{ file "{directory / "named.log"}"; severity info; print-time yes; }};
   category default {{ file_log; }};
 }};
 {key_blocks}
@@ -95,8 +94,9 @@ logging {{
 """
 
 
-def start_named(ns: str, role: str, directory: Path, zones: list[Zone], keys: list[TsigKey],
-                fresh: bool) -> int:
+def start_named(
+    ns: str, role: str, directory: Path, zones: list[Zone], keys: list[TsigKey], fresh: bool
+) -> int:
     """Write the files and start `named` (it forks once its config loads); its PID."""
     if fresh and directory.exists():
         shutil.rmtree(directory)

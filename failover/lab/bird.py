@@ -19,8 +19,10 @@ from failover.lab.topology import ISP_AS, ISP_ROUTER_ID, UPLINKS
 # AS-path prepends per announcement: the isp prefers the shortest path, so a primary (none)
 # wins over a held former primary (one), which wins over a backup (three).
 PREPENDS = {"primary": 0, "held": 1, "backup": 3}
-TIMERS = ("hold time 3; keepalive time 1; connect delay time 1; connect retry time 2; "
-          "error wait time 1, 5;")
+TIMERS = (
+    "hold time 3; keepalive time 1; connect delay time 1; connect retry time 2; "
+    "error wait time 1, 5;"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +41,7 @@ def isp_config(run_dir: Path, sites: list[str]) -> str:
         for site in sites
     )
     return f"""# failover lab: the upstream router
-log "{run_dir / 'bird.log'}" all;
+log "{run_dir / "bird.log"}" all;
 router id {ISP_ROUTER_ID};
 protocol device {{ scan time 10; }}
 protocol kernel {{
@@ -62,21 +64,24 @@ def site_config(run_dir: Path, site: str, exports: list[Export], protocol: str) 
   kernel table {table};
   learn;
   scan time 10;
-  ipv4 {{ import where net ~ [ {', '.join(e.prefix for e in exports if e.table == table)} ];
+  ipv4 {{ import where net ~ [ {", ".join(e.prefix for e in exports if e.table == table)} ];
           export none; }};
-}}""" for table in tables
+}}"""
+        for table in tables
     )
+
     def prepend(kind: str) -> str:
         return " ".join(f"bgp_path.prepend({uplink.asn});" for _ in range(PREPENDS[kind]))
 
     rules = "\n".join(
-        f"  if net = {e.prefix} && proto = \"steer{e.table}\" then {{\n"
+        f'  if net = {e.prefix} && proto = "steer{e.table}" then {{\n'
         f"    if krt_metric >= {e.metric_backup} then {{ {prepend('backup')} }}\n"
         f"    else if krt_metric >= {e.metric_held} then {{ {prepend('held')} }}\n"
-        f"    accept;\n  }}" for e in exports
+        f"    accept;\n  }}"
+        for e in exports
     )
     return f"""# failover lab: the edge router of {site}
-log "{run_dir / 'bird.log'}" all;
+log "{run_dir / "bird.log"}" all;
 router id {uplink.ip};
 protocol device {{ scan time 10; }}
 {kernels}
@@ -101,6 +106,7 @@ def start_bird(ns: str, run_dir: Path, config_text: str, socket_path: Path) -> i
     config.write_text(config_text)
     pid_file = run_dir / "bird.pid"
     pid_file.unlink(missing_ok=True)
-    nets.run(nets.in_netns(ns, ["bird", "-c", str(config), "-s", str(socket_path),
-                                "-P", str(pid_file)]))
+    nets.run(
+        nets.in_netns(ns, ["bird", "-c", str(config), "-s", str(socket_path), "-P", str(pid_file)])
+    )
     return nets.wait_pid_file(pid_file, f"BIRD in {ns}")

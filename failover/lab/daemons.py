@@ -21,15 +21,35 @@ FAILOVER = str(Path(sys.executable).parent / "failover")
 class SupervisedDaemon:
     """`failover supervise ... -- failover run` inside a site's namespace."""
 
-    def __init__(self, lab: Lab, instance: str, site: str, config_path: Path,
-                 watchdog_s: float, priority: Priority | None = None) -> None:
+    def __init__(
+        self,
+        lab: Lab,
+        instance: str,
+        site: str,
+        config_path: Path,
+        watchdog_s: float,
+        priority: Priority | None = None,
+    ) -> None:
         self.instance = instance
         self.site = site
         self.watchdog_s = watchdog_s
         hook = f"{FAILOVER} demote --config {config_path} --instance {instance}"
-        argv = [FAILOVER, "supervise", "--watchdog-s", f"{watchdog_s:g}", "--stop-hook", hook,
-                *(priority.supervise_args() if priority else []),
-                "--", FAILOVER, "run", "--config", str(config_path), "--instance", instance]
+        argv = [
+            FAILOVER,
+            "supervise",
+            "--watchdog-s",
+            f"{watchdog_s:g}",
+            "--stop-hook",
+            hook,
+            *(priority.supervise_args() if priority else []),
+            "--",
+            FAILOVER,
+            "run",
+            "--config",
+            str(config_path),
+            "--instance",
+            instance,
+        ]
         self.process: Process = lab.process(site, f"daemon-{instance}", argv)
 
     @property
@@ -60,8 +80,9 @@ class SupervisedDaemon:
         return int(words[0]) if words else None
 
     def wait_child(self, timeout_s: float = 10.0) -> int:
-        wait_until(lambda: self.child_pid() is not None, timeout_s,
-                   f"{self.instance}'s daemon process")
+        wait_until(
+            lambda: self.child_pid() is not None, timeout_s, f"{self.instance}'s daemon process"
+        )
         pid = self.child_pid()
         assert pid is not None
         return pid

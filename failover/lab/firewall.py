@@ -20,7 +20,8 @@ def _pair(a: str, b: str) -> tuple[str, str]:
     for location in (a, b):
         if location not in LOCATIONS:
             raise nets.LabError(
-                f"unknown lab location {location!r} (one of {', '.join(LOCATIONS)})")
+                f"unknown lab location {location!r} (one of {', '.join(LOCATIONS)})"
+            )
     if a == b:
         raise nets.LabError(f"cannot cut {a} from itself")
     first, second = sorted((a, b))
@@ -28,13 +29,16 @@ def _pair(a: str, b: str) -> tuple[str, str]:
 
 
 def _ensure_table(ns: str) -> None:
-    nets.run(["ip", "netns", "exec", ns, "nft", "-f", "-"], input_text=f"""
+    nets.run(
+        ["ip", "netns", "exec", ns, "nft", "-f", "-"],
+        input_text=f"""
 table inet {TABLE} {{
   chain forward {{ type filter hook forward priority 0; policy accept; }}
   chain input {{ type filter hook input priority 0; policy accept; }}
   chain output {{ type filter hook output priority 0; policy accept; }}
 }}
-""")
+""",
+    )
 
 
 def cut(a: str, b: str) -> None:
@@ -44,12 +48,16 @@ def cut(a: str, b: str) -> None:
     comment = f'comment "cut {first} {second}"'
     if second == "isp":
         ns = netns(first)
-        rules = [f'add rule inet {TABLE} input iifname "isp" drop {comment}',
-                 f'add rule inet {TABLE} output oifname "isp" drop {comment}']
+        rules = [
+            f'add rule inet {TABLE} input iifname "isp" drop {comment}',
+            f'add rule inet {TABLE} output oifname "isp" drop {comment}',
+        ]
     else:
         ns = netns("isp")
-        rules = [f'add rule inet {TABLE} forward iifname "{one}" oifname "{other}" drop {comment}'
-                 for one, other in ((first, second), (second, first))]
+        rules = [
+            f'add rule inet {TABLE} forward iifname "{one}" oifname "{other}" drop {comment}'
+            for one, other in ((first, second), (second, first))
+        ]
     _ensure_table(ns)
     nets.run(["ip", "netns", "exec", ns, "nft", "-f", "-"], input_text="\n".join(rules) + "\n")
 
@@ -59,8 +67,22 @@ def heal(a: str, b: str) -> None:
     ns = netns(first if second == "isp" else "isp")
     for rule_first, rule_second, chain, handle in _rules(ns):
         if (rule_first, rule_second) == (first, second):
-            nets.run(["ip", "netns", "exec", ns, "nft", "delete", "rule", "inet", TABLE, chain,
-                      "handle", handle])
+            nets.run(
+                [
+                    "ip",
+                    "netns",
+                    "exec",
+                    ns,
+                    "nft",
+                    "delete",
+                    "rule",
+                    "inet",
+                    TABLE,
+                    chain,
+                    "handle",
+                    handle,
+                ]
+            )
 
 
 def heal_all() -> None:
@@ -78,8 +100,9 @@ def cuts() -> list[tuple[str, str]]:
 
 
 def _rules(ns: str) -> list[tuple[str, str, str, str]]:
-    done = nets.run(["ip", "netns", "exec", ns, "nft", "-a", "list", "table", "inet", TABLE],
-                    check=False)
+    done = nets.run(
+        ["ip", "netns", "exec", ns, "nft", "-a", "list", "table", "inet", TABLE], check=False
+    )
     if done.returncode != 0:
         return []
     rules, chain = [], ""

@@ -63,13 +63,16 @@ class LabStatus:
         return all(self.namespaces.values()) and all(self.processes.values())
 
     def lines(self) -> list[str]:
-        overall = ("up" if self.up else "down" if not any(self.namespaces.values())
-                   else "partial")
+        overall = "up" if self.up else "down" if not any(self.namespaces.values()) else "partial"
         out = [f"lab: {overall}"]
-        out += [f"namespace {ns}: {'present' if ok else 'missing'}"
-                for ns, ok in self.namespaces.items()]
-        out += [f"{name}: {'running, pid ' + str(pid) if pid else 'not running'}"
-                for name, pid in self.processes.items()]
+        out += [
+            f"namespace {ns}: {'present' if ok else 'missing'}"
+            for ns, ok in self.namespaces.items()
+        ]
+        out += [
+            f"{name}: {'running, pid ' + str(pid) if pid else 'not running'}"
+            for name, pid in self.processes.items()
+        ]
         out += [f"bgp isp-{site}: {state}" for site, state in self.sessions.items()]
         for prefix, route in self.best_routes.items():
             out.append(f"isp best route {prefix}: {route.describe() if route else 'none'}")
@@ -97,12 +100,16 @@ class Lab:
         return str(self.location_dir(location) / "bird.ctl")
 
     def _bgp_groups(self) -> list[BgpSteering]:
-        return [g.steering for g in self.config.groups.values()
-                if isinstance(g.steering, BgpSteering)]
+        return [
+            g.steering for g in self.config.groups.values() if isinstance(g.steering, BgpSteering)
+        ]
 
     def _dns_groups(self) -> list[tuple[str, DnsSteering]]:
-        return [(name, g.steering) for name, g in self.config.groups.items()
-                if isinstance(g.steering, DnsSteering)]
+        return [
+            (name, g.steering)
+            for name, g in self.config.groups.items()
+            if isinstance(g.steering, DnsSteering)
+        ]
 
     def prefixes(self) -> list[str]:
         return sorted({steering.prefix for steering in self._bgp_groups()})
@@ -137,13 +144,18 @@ class Lab:
         for location, uplink in UPLINKS.items():
             ns = netns(location)
             nets.add_veth(isp, location, ns, "isp")
-            isp_cmds = [f"addr replace {uplink.isp_address} dev {location}",
-                        f"link set {location} up"]
+            isp_cmds = [
+                f"addr replace {uplink.isp_address} dev {location}",
+                f"link set {location} up",
+            ]
             if uplink.lan:
                 isp_cmds.append(f"route replace {uplink.lan} via {uplink.ip}")
             nets.batch(isp, isp_cmds)
-            cmds = [f"addr replace {uplink.address} dev isp", "link set isp up",
-                    f"route replace default via {uplink.isp_ip}"]
+            cmds = [
+                f"addr replace {uplink.address} dev isp",
+                "link set isp up",
+                f"route replace default via {uplink.isp_ip}",
+            ]
             if uplink.lan_addresses:
                 if not nets.link_exists(ns, "lan"):
                     cmds.insert(0, "link add lan type bridge")
@@ -160,12 +172,20 @@ class Lab:
         """Until every BGP session is established and every name server answers (bounded)."""
         isp_socket = self.bird_socket("isp")
         for site in ROUTER_SITES:
-            wait_until(functools.partial(_established, isp_socket, site), timeout_s,
-                       f"BGP session isp-{site}", retry_on=(OSError, BirdError))
+            wait_until(
+                functools.partial(_established, isp_socket, site),
+                timeout_s,
+                f"BGP session isp-{site}",
+                retry_on=(OSError, BirdError),
+            )
         for role in NAME_SERVERS:
             if self._dns_groups():
-                wait_until(functools.partial(self._zone_loaded, role), timeout_s,
-                           f"{role} name server", retry_on=(OSError, dns.exception.DNSException))
+                wait_until(
+                    functools.partial(self._zone_loaded, role),
+                    timeout_s,
+                    f"{role} name server",
+                    retry_on=(OSError, dns.exception.DNSException),
+                )
 
     def _zone_loaded(self, role: str) -> bool:
         zone = self._dns_groups()[0][1].zone
@@ -194,22 +214,36 @@ class Lab:
         if running is not None:
             return running
         location, _, what = component.partition("-")
-        config_path = (self.location_dir(location) / "bird.conf" if what == "bird"
-                       else self.location_dir("dns") / what / "named.conf")
+        config_path = (
+            self.location_dir(location) / "bird.conf"
+            if what == "bird"
+            else self.location_dir("dns") / what / "named.conf"
+        )
         orphans = nets.pids_running(netns(location), str(config_path))
         if orphans:  # left by a run whose PID files are gone
             nets.kill_pids(orphans, grace_s=0.0)
         if what == "bird":
             directory = self.location_dir(location)
             directory.mkdir(parents=True, exist_ok=True)
-            text = (birds.isp_config(directory, list(ROUTER_SITES)) if location == "isp"
-                    else birds.site_config(directory, location, self._exports(location),
-                                           self._protocol(location)))
-            return birds.start_bird(netns(location), directory, text,
-                                    Path(self.bird_socket(location)))
+            text = (
+                birds.isp_config(directory, list(ROUTER_SITES))
+                if location == "isp"
+                else birds.site_config(
+                    directory, location, self._exports(location), self._protocol(location)
+                )
+            )
+            return birds.start_bird(
+                netns(location), directory, text, Path(self.bird_socket(location))
+            )
         zones, keys = self._zones()
-        return bind.start_named(netns("dns"), what, self.location_dir("dns") / what, zones, keys,
-                                fresh=fresh or what == "secondary")
+        return bind.start_named(
+            netns("dns"),
+            what,
+            self.location_dir("dns") / what,
+            zones,
+            keys,
+            fresh=fresh or what == "secondary",
+        )
 
     def stop(self, component: str) -> None:
         """Kill one component by its PID (a crash, as far as its peers can tell)."""
@@ -218,8 +252,11 @@ class Lab:
             nets.kill_pids([pid], grace_s=0.0)
 
     def _exports(self, site: str) -> list[birds.Export]:
-        return [birds.Export(g.prefix, g.sites[site].table, g.metric_held, g.metric_backup)
-                for g in self._bgp_groups() if site in g.sites]
+        return [
+            birds.Export(g.prefix, g.sites[site].table, g.metric_held, g.metric_backup)
+            for g in self._bgp_groups()
+            if site in g.sites
+        ]
 
     def _protocol(self, site: str) -> str:
         names = {g.sites[site].protocol or "isp" for g in self._bgp_groups() if site in g.sites}
@@ -234,8 +271,9 @@ class Lab:
         allowed: dict[str, set[str]] = {}
         for group, steering in self._dns_groups():
             secret = _read_secret(steering.tsig.secret_file)
-            keys[steering.tsig.name] = bind.TsigKey(steering.tsig.name, steering.tsig.algorithm,
-                                                    secret)
+            keys[steering.tsig.name] = bind.TsigKey(
+                steering.tsig.name, steering.tsig.algorithm, secret
+            )
             site = self.config.preferred_site(group)
             ttls[steering.zone] = steering.ttl
             allowed.setdefault(steering.zone, set()).add(steering.tsig.name)
@@ -243,8 +281,10 @@ class Lab:
                 owner = _owner(name, steering.zone)
                 for address in per_site.get(site, []):
                     records.setdefault(steering.zone, []).append((owner, address))
-        zones = [bind.Zone(zone, ttls[zone], tuple(records.get(zone, [])),
-                           tuple(sorted(allowed[zone]))) for zone in sorted(ttls)]
+        zones = [
+            bind.Zone(zone, ttls[zone], tuple(records.get(zone, [])), tuple(sorted(allowed[zone])))
+            for zone in sorted(ttls)
+        ]
         return zones, list(keys.values())
 
     # --- down ------------------------------------------------------------------------------
@@ -290,8 +330,13 @@ class Lab:
                     sessions[site] = f"unknown ({exc})"
             for prefix in self.prefixes():
                 best[prefix] = self.best_route(prefix)
-        return LabStatus(namespaces, processes, sessions, best,
-                         firewall.cuts() if all(namespaces.values()) else [])
+        return LabStatus(
+            namespaces,
+            processes,
+            sessions,
+            best,
+            firewall.cuts() if all(namespaces.values()) else [],
+        )
 
     def routes(self, prefix: str) -> list[BirdRoute]:
         """The isp's routes for `prefix`, best first."""
@@ -305,16 +350,29 @@ class Lab:
 
     # --- using the lab ---------------------------------------------------------------------
 
-    def exec(self, location: str, argv: Sequence[str], timeout_s: float = 10.0,
-             check: bool = False) -> subprocess.CompletedProcess[str]:
+    def exec(
+        self, location: str, argv: Sequence[str], timeout_s: float = 10.0, check: bool = False
+    ) -> subprocess.CompletedProcess[str]:
         """Run a command to completion inside a location's namespace."""
         return nets.run(nets.in_netns(self._ns(location), argv), timeout_s=timeout_s, check=check)
 
-    def process(self, location: str, name: str, argv: Sequence[str],
-                env: dict[str, str] | None = None, cwd: str | Path | None = None) -> Process:
+    def process(
+        self,
+        location: str,
+        name: str,
+        argv: Sequence[str],
+        env: dict[str, str] | None = None,
+        cwd: str | Path | None = None,
+    ) -> Process:
         """A (not yet started) server process inside a location, logging under the run dir."""
-        return Process(name, argv, log_path=self.location_dir(location) / f"{name}.log",
-                       netns=self._ns(location), env=env, cwd=cwd)
+        return Process(
+            name,
+            argv,
+            log_path=self.location_dir(location) / f"{name}.log",
+            netns=self._ns(location),
+            env=env,
+            cwd=cwd,
+        )
 
     def add_address(self, location: str, address: str) -> None:
         """Add an address to a location: on its LAN bridge if inside its LAN, else as a /32."""

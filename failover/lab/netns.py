@@ -17,12 +17,21 @@ class LabError(RuntimeError):
     """Something the lab needs could not be done; the message says what and why."""
 
 
-def run(argv: Sequence[str], *, timeout_s: float = COMMAND_TIMEOUT_S, check: bool = True,
-        input_text: str | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    argv: Sequence[str],
+    *,
+    timeout_s: float = COMMAND_TIMEOUT_S,
+    check: bool = True,
+    input_text: str | None = None,
+) -> subprocess.CompletedProcess[str]:
     """Run a command to completion (bounded); raise LabError naming it when it fails."""
     try:
         done = subprocess.run(
-            list(argv), capture_output=True, text=True, timeout=timeout_s, input=input_text,
+            list(argv),
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            input=input_text,
             stdin=None if input_text is not None else subprocess.DEVNULL,
         )
     except FileNotFoundError:
@@ -30,8 +39,9 @@ def run(argv: Sequence[str], *, timeout_s: float = COMMAND_TIMEOUT_S, check: boo
     except subprocess.TimeoutExpired:
         raise LabError(f"`{' '.join(argv)}` did not finish within {timeout_s:g} s") from None
     if check and done.returncode != 0:
-        raise LabError(f"`{' '.join(argv)}` failed ({done.returncode}): "
-                       f"{(done.stderr or done.stdout).strip()}")
+        raise LabError(
+            f"`{' '.join(argv)}` failed ({done.returncode}): {(done.stderr or done.stdout).strip()}"
+        )
     return done
 
 
@@ -73,8 +83,23 @@ def add_veth(ns_a: str, name_a: str, ns_b: str, name_b: str) -> None:
     """A veth pair created directly inside both namespaces (it never exists on the host)."""
     if link_exists(ns_a, name_a):
         return
-    run(["ip", "-n", ns_a, "link", "add", name_a, "type", "veth", "peer", "name", name_b,
-         "netns", ns_b])
+    run(
+        [
+            "ip",
+            "-n",
+            ns_a,
+            "link",
+            "add",
+            name_a,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            name_b,
+            "netns",
+            ns_b,
+        ]
+    )
 
 
 def sysctl(ns: str, key: str, value: str) -> None:

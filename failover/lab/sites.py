@@ -52,9 +52,9 @@ class EdgeFirewall:
         match = f"ip daddr {self.address} tcp dport"
         return f"""table ip {FIREWALL_TABLE} {{
   chain prerouting {{ type nat hook prerouting priority dstnat; policy accept;
-    {match} {PORTS['firewall']} dnat to {to}; }}
+    {match} {PORTS["firewall"]} dnat to {to}; }}
   chain output {{ type nat hook output priority -100; policy accept;
-    {match} {PORTS['firewall']} dnat to {to}; }}
+    {match} {PORTS["firewall"]} dnat to {to}; }}
   chain input {{ type filter hook input priority 0; policy accept;
     {match} {FIREWALL_BACKEND_PORT} ct status dnat accept;
     {match} {FIREWALL_BACKEND_PORT} drop; }}
@@ -63,8 +63,10 @@ class EdgeFirewall:
 
     @property
     def running(self) -> bool:
-        done = nets.run(["ip", "netns", "exec", self.ns, "nft", "list", "table", "ip",
-                         FIREWALL_TABLE], check=False)
+        done = nets.run(
+            ["ip", "netns", "exec", self.ns, "nft", "list", "table", "ip", FIREWALL_TABLE],
+            check=False,
+        )
         return done.returncode == 0
 
     def start(self) -> None:
@@ -73,8 +75,9 @@ class EdgeFirewall:
 
     def stop(self) -> None:
         if self.running:
-            nets.run(["ip", "netns", "exec", self.ns, "nft", "delete", "table", "ip",
-                      FIREWALL_TABLE])
+            nets.run(
+                ["ip", "netns", "exec", self.ns, "nft", "delete", "table", "ip", FIREWALL_TABLE]
+            )
 
 
 class SiteServices:
@@ -82,25 +85,58 @@ class SiteServices:
     `front` (an address of the BGP prefix) adds the site's front door: HAProxy there in front
     of the site's lb, which is what a client reaches when the isp routes the prefix here."""
 
-    def __init__(self, site: str, workdir: Path, primary_db: PostgresServer | None = None,
-                 front: str | None = None) -> None:
+    def __init__(
+        self,
+        site: str,
+        workdir: Path,
+        primary_db: PostgresServer | None = None,
+        front: str | None = None,
+    ) -> None:
         self.site = site
         ns = netns(site)
         at = {name: service_address(site, name) for name in SERVICES}
-        self.app = NginxServer(workdir / "app", at["app"], PORTS["app"], netns=ns,
-                               name=f"app {site}")
-        self.lb = HaproxyServer(workdir / "lb", [f"{at['app']}:{PORTS['app']}"], at["lb"],
-                                PORTS["lb"], netns=ns, name="lb")
-        self.db = PostgresServer(workdir / "db" / "data", at["db"], PORTS["db"], netns=ns,
-                                 primary=primary_db, name=f"db {site}")
-        self.mail = SmtpServer(workdir / "mail", at["mail"], PORTS["mail"], netns=ns,
-                               name=f"mail-{site}")
-        self.firewall_backend = NginxServer(workdir / "firewall", at["firewall"],
-                                            FIREWALL_BACKEND_PORT, netns=ns,
-                                            name=f"behind the firewall of {site}")
+        self.app = NginxServer(
+            workdir / "app", at["app"], PORTS["app"], netns=ns, name=f"app {site}"
+        )
+        self.lb = HaproxyServer(
+            workdir / "lb",
+            [f"{at['app']}:{PORTS['app']}"],
+            at["lb"],
+            PORTS["lb"],
+            netns=ns,
+            name="lb",
+        )
+        self.db = PostgresServer(
+            workdir / "db" / "data",
+            at["db"],
+            PORTS["db"],
+            netns=ns,
+            primary=primary_db,
+            name=f"db {site}",
+        )
+        self.mail = SmtpServer(
+            workdir / "mail", at["mail"], PORTS["mail"], netns=ns, name=f"mail-{site}"
+        )
+        self.firewall_backend = NginxServer(
+            workdir / "firewall",
+            at["firewall"],
+            FIREWALL_BACKEND_PORT,
+            netns=ns,
+            name=f"behind the firewall of {site}",
+        )
         self.firewall = EdgeFirewall(site, at["firewall"])
-        self.front = (HaproxyServer(workdir / "front", [f"{at['lb']}:{PORTS['lb']}"], front,
-                                    FRONT_PORT, netns=ns, name="front") if front else None)
+        self.front = (
+            HaproxyServer(
+                workdir / "front",
+                [f"{at['lb']}:{PORTS['lb']}"],
+                front,
+                FRONT_PORT,
+                netns=ns,
+                name="front",
+            )
+            if front
+            else None
+        )
 
     def start_all(self) -> None:
         self.db.start()

@@ -78,10 +78,16 @@ def merged(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, A
 
 
 class Stack:
-    def __init__(self, overrides: Mapping[str, Any] | None = None, *,
-                 run_dir: str | Path = RUN_DIR, base_config: str | Path = EXAMPLE_CONFIG,
-                 zookeeper_tick_ms: int = 200, priority: Priority | None = None,
-                 agents_first: bool = False) -> None:
+    def __init__(
+        self,
+        overrides: Mapping[str, Any] | None = None,
+        *,
+        run_dir: str | Path = RUN_DIR,
+        base_config: str | Path = EXAMPLE_CONFIG,
+        zookeeper_tick_ms: int = 200,
+        priority: Priority | None = None,
+        agents_first: bool = False,
+    ) -> None:
         base = Path(base_config).resolve()
         raw = yaml.safe_load(base.read_text())
         data = merged(merged(raw, STACK_OVERRIDES), overrides or {})
@@ -110,13 +116,15 @@ class Stack:
 
     @property
     def bgp_group(self) -> str:
-        return next(g for g, group in self.config.groups.items()
-                    if isinstance(group.steering, BgpSteering))
+        return next(
+            g for g, group in self.config.groups.items() if isinstance(group.steering, BgpSteering)
+        )
 
     @property
     def dns_group(self) -> str:
-        return next(g for g, group in self.config.groups.items()
-                    if isinstance(group.steering, DnsSteering))
+        return next(
+            g for g, group in self.config.groups.items() if isinstance(group.steering, DnsSteering)
+        )
 
     @property
     def prefix(self) -> str:
@@ -150,9 +158,11 @@ class Stack:
             zk_ready = pool.submit(self.zookeeper.start, 60.0)
             primary = None
             for site in self.config.serving_sites:
-                say(f"{site}: app (nginx), lb (HAProxy), db (PostgreSQL"
+                say(
+                    f"{site}: app (nginx), lb (HAProxy), db (PostgreSQL"
                     f"{', standby of dc1' if primary else ''}), mail (SMTP), firewall (nftables), "
-                    f"front door {self.front}:{FRONT_PORT} (HAProxy)")
+                    f"front door {self.front}:{FRONT_PORT} (HAProxy)"
+                )
                 services = SiteServices(site, self.dir / site, primary, front=self.front)
                 self.sites[site] = services
                 services.start_all()
@@ -160,25 +170,34 @@ class Stack:
             zk_ready.result(timeout=90.0)
         watchdog_s = self.config.cluster.daemon.watchdog_s
         for instance, placed in self.config.instances.items():
-            self.daemons[instance] = SupervisedDaemon(self.lab, instance, placed.site,
-                                                      self.config_path, watchdog_s,
-                                                      self.priority)
+            self.daemons[instance] = SupervisedDaemon(
+                self.lab, instance, placed.site, self.config_path, watchdog_s, self.priority
+            )
         preferred = self.config.preferred_site(self.bgp_group)
         if self.agents_first:  # the preferred site's daemon leads, each agent there in turn
-            order = sorted(self.daemons, key=lambda i: (
-                self.config.instances[i].site == "witness",
-                self.config.instances[i].site != preferred))
+            order = sorted(
+                self.daemons,
+                key=lambda i: (
+                    self.config.instances[i].site == "witness",
+                    self.config.instances[i].site != preferred,
+                ),
+            )
         else:  # the witness first: it usually leads, away from the agents
-            order = sorted(self.daemons,
-                           key=lambda i: self.config.instances[i].site != "witness")
-        say(f"daemons: {', '.join(order)} under `failover supervise` "
-            f"(watchdog {watchdog_s:g} s, stop hook `failover demote`)")
+            order = sorted(self.daemons, key=lambda i: self.config.instances[i].site != "witness")
+        say(
+            f"daemons: {', '.join(order)} under `failover supervise` "
+            f"(watchdog {watchdog_s:g} s, stop hook `failover demote`)"
+        )
         for instance in order:
             self.daemons[instance].start()
             if self.agents_first or self.config.instances[instance].site == "witness":
                 with contextlib.suppress(TimeoutError):
-                    wait_until(functools.partial(self._registered, instance), 10.0,
-                               f"{instance} registered and a leader", 0.05)
+                    wait_until(
+                        functools.partial(self._registered, instance),
+                        10.0,
+                        f"{instance} registered and a leader",
+                        0.05,
+                    )
         left = max(10.0, timeout_s - (time.monotonic() - started))
         self.wait_steady(self.config.preferred_site(self.bgp_group), left)
         self.wait_healthy(timeout_s=max(10.0, timeout_s - (time.monotonic() - started)))
@@ -188,9 +207,14 @@ class Stack:
         hosts, spaces, ports = [], [], set()
         for entry in self.config.cluster.zookeeper.hosts:
             host, port = split_host_port(entry)
-            site = next((name for name, uplink in UPLINKS.items() if uplink.lan
-                         and ipaddress.ip_address(host) in ipaddress.ip_network(uplink.lan)),
-                        None)
+            site = next(
+                (
+                    name
+                    for name, uplink in UPLINKS.items()
+                    if uplink.lan and ipaddress.ip_address(host) in ipaddress.ip_network(uplink.lan)
+                ),
+                None,
+            )
             if site is None:
                 raise LabError(f"cluster.zookeeper.hosts: {entry} is in no site's LAN")
             hosts.append(host)
@@ -198,12 +222,24 @@ class Stack:
             ports.add(port)
         if len(hosts) not in (1, 3) or len(ports) != 1:
             raise LabError("cluster.zookeeper.hosts: the lab runs 1 or 3 nodes on one port")
-        return ZooKeeperEnsemble(self.dir / "zookeeper", len(hosts), tick_ms=self.tick_ms,
-                                 hosts=hosts, netns=list(spaces), client_port=ports.pop())
+        return ZooKeeperEnsemble(
+            self.dir / "zookeeper",
+            len(hosts),
+            tick_ms=self.tick_ms,
+            hosts=hosts,
+            netns=list(spaces),
+            client_port=ports.pop(),
+        )
 
     def _registered(self, instance: str) -> bool:
-        return bool(self.leader() is not None and attempt(
-            lambda: instance in self.operator(lambda c: c.members(), 5.0), OPERATOR_ERRORS, False))
+        return bool(
+            self.leader() is not None
+            and attempt(
+                lambda: instance in self.operator(lambda c: c.members(), 5.0),
+                OPERATOR_ERRORS,
+                False,
+            )
+        )
 
     # --- down ----------------------------------------------------------------------------------
 
@@ -238,16 +274,20 @@ class Stack:
         """Run `call(coordinator)` in the operator thread, as the operator identity."""
         if self._operator is None:
             self._operator = concurrent.futures.ThreadPoolExecutor(
-                1, thread_name_prefix="operator", initializer=enter_netns,
-                initargs=(netns(OPERATOR_LOCATION),))
+                1,
+                thread_name_prefix="operator",
+                initializer=enter_netns,
+                initargs=(netns(OPERATOR_LOCATION),),
+            )
         return self._operator.submit(self._call, call).result(timeout_s)
 
     def _call(self, call: Callable[[Coordinator], T]) -> T:
         if self._coordinator is None:
             from failover.coord.zookeeper import ZooKeeperCoordinator
 
-            coordinator = ZooKeeperCoordinator.from_config(self.config, "lab-operator",
-                                                           role="operator")
+            coordinator = ZooKeeperCoordinator.from_config(
+                self.config, "lab-operator", role="operator"
+            )
             try:
                 coordinator.connect(timeout_s=5.0)
             except BaseException:
@@ -276,10 +316,24 @@ class Stack:
 
     def cli(self, *args: str, timeout_s: float = 90.0) -> subprocess.CompletedProcess[str]:
         """`failover ARGS --config <the stack's>` as an operator types it, from the client."""
-        argv = ["ip", "netns", "exec", netns(OPERATOR_LOCATION), FAILOVER, *args,
-                "--config", str(self.config_path)]
-        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s,
-                              check=False, stdin=subprocess.DEVNULL)
+        argv = [
+            "ip",
+            "netns",
+            "exec",
+            netns(OPERATOR_LOCATION),
+            FAILOVER,
+            *args,
+            "--config",
+            str(self.config_path),
+        ]
+        return subprocess.run(
+            argv,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
 
     # --- traffic: the isp's best route and the name servers' answers ------------------------
 
@@ -314,9 +368,16 @@ class Stack:
                     return dns.query.udp(query, address, timeout=timeout_s, sock=sock)
 
             reply = attempt(ask, DNS_ERRORS, None)  # no answer: the server is down or cut off
-            answers[role] = [] if reply is None else sorted(
-                item.address for rrset in reply.answer
-                if rrset.rdtype == dns.rdatatype.A for item in rrset)
+            answers[role] = (
+                []
+                if reply is None
+                else sorted(
+                    item.address
+                    for rrset in reply.answer
+                    if rrset.rdtype == dns.rdatatype.A
+                    for item in rrset
+                )
+            )
         return answers
 
     def dns_site(self, answers: Mapping[str, list[str]] | None = None) -> str | None:
@@ -325,8 +386,10 @@ class Stack:
         assert isinstance(steering, DnsSteering)
         per_site = next(iter(steering.names.values()))
         answers = self.dns_answers() if answers is None else answers
-        sites = {next((s for s, a in per_site.items() if sorted(a) == found), None)
-                 for found in answers.values()}
+        sites = {
+            next((s for s, a in per_site.items() if sorted(a) == found), None)
+            for found in answers.values()
+        }
         return sites.pop() if len(sites) == 1 else None
 
     def announcement(self, site: str) -> str:
@@ -346,6 +409,7 @@ class Stack:
     def steady_on(self, site: str) -> bool:
         """Every group steady on `site`, applied and verified at its epoch by every serving
         site, the isp's best route a primary via `site`, and every name server answering it."""
+
         def done(c: Coordinator) -> bool:
             for group in self.config.groups:
                 state, _ = c.desired(group)
@@ -358,18 +422,23 @@ class Stack:
                         return False
             return True
 
-        return (self.route() == (site, "primary") and self.dns_site() == site
-                and self.operator(done))
+        return self.route() == (site, "primary") and self.dns_site() == site and self.operator(done)
 
     def wait_steady(self, site: str, timeout_s: float = 30.0) -> float:
         """Until `steady_on(site)`; the seconds it took. TimeoutError says what was seen."""
         started = time.monotonic()
         try:
-            wait_until(lambda: self.steady_on(site), timeout_s, f"steady on {site}", 0.1,
-                       retry_on=(*STATUS_ERRORS, *DNS_ERRORS, LabError))
+            wait_until(
+                lambda: self.steady_on(site),
+                timeout_s,
+                f"steady on {site}",
+                0.1,
+                retry_on=(*STATUS_ERRORS, *DNS_ERRORS, LabError),
+            )
         except TimeoutError:
-            raise TimeoutError(f"not steady on {site} within {timeout_s:g} s: "
-                               f"{self.describe()}") from None
+            raise TimeoutError(
+                f"not steady on {site} within {timeout_s:g} s: {self.describe()}"
+            ) from None
         return time.monotonic() - started
 
     def status(self) -> dict[str, Any]:
@@ -382,21 +451,30 @@ class Stack:
         """Is `site` healthy for every group (and, with `every_vote`, has every observer site
         decided on every service of it)?"""
         doc = self.status()
-        if not all(g["sites"][site]["health"]["situation"] == "healthy"
-                   for g in doc["groups"].values()):
+        if not all(
+            g["sites"][site]["health"]["situation"] == "healthy" for g in doc["groups"].values()
+        ):
             return False
         return not every_vote or all(
-            vote != "unknown" for service in doc["services"][site].values()
-            for vote in service["votes"].values())
+            vote != "unknown"
+            for service in doc["services"][site].values()
+            for vote in service["votes"].values()
+        )
 
-    def wait_healthy(self, sites: list[str] | None = None, timeout_s: float = 30.0,
-                     every_vote: bool = False) -> float:
+    def wait_healthy(
+        self, sites: list[str] | None = None, timeout_s: float = 30.0, every_vote: bool = False
+    ) -> float:
         """Until every site in `sites` (default: the serving ones) is healthy; seconds taken."""
         started = time.monotonic()
         for site in sites or self.config.serving_sites:
             left = max(0.1, timeout_s - (time.monotonic() - started))
-            wait_until(functools.partial(self.healthy, site, every_vote), left,
-                       f"{site} healthy", 0.2, retry_on=STATUS_ERRORS)
+            wait_until(
+                functools.partial(self.healthy, site, every_vote),
+                left,
+                f"{site} healthy",
+                0.2,
+                retry_on=STATUS_ERRORS,
+            )
         return time.monotonic() - started
 
     def describe(self) -> str:
@@ -408,8 +486,14 @@ class Stack:
             except OPERATOR_ERRORS as exc:
                 parts.append(f"{group}: unreadable ({exc})")
                 continue
-            parts.append(f"{group}: " + (f"{state.active} {state.phase} epoch {state.epoch}"
-                                         if state else "no desired state"))
+            parts.append(
+                f"{group}: "
+                + (
+                    f"{state.active} {state.phase} epoch {state.epoch}"
+                    if state
+                    else "no desired state"
+                )
+            )
         parts.append(f"isp route {self.route()}")
         parts.append(f"DNS {self.dns_answers()}")
         return "; ".join(parts)
@@ -458,23 +542,47 @@ class Stack:
                     os.kill(pid, signal.SIGCONT)
             if not daemon.alive:
                 daemon.start()
+
         def left() -> float:
             return max(5.0, timeout_s - (time.monotonic() - started))
 
-        wait_until(lambda: len(self.operator(lambda c: c.members())) == len(self.daemons),
-                   left(), "every daemon a member", 0.2, retry_on=OPERATOR_ERRORS)
+        wait_until(
+            lambda: len(self.operator(lambda c: c.members())) == len(self.daemons),
+            left(),
+            "every daemon a member",
+            0.2,
+            retry_on=OPERATOR_ERRORS,
+        )
         self.wait_healthy(timeout_s=left())
         if any((self.desired(g) or GroupState(g, site)).frozen for g in self.config.groups):
             self._must(self.cli("unfreeze", "--reason", "reset"))
         if not self.steady_on(site):
             with contextlib.suppress(TimeoutError):  # a switch in flight ends by itself
-                wait_until(lambda: all((self.desired(g) or GroupState(g, site)).phase
-                                       != "switching" for g in self.config.groups),
-                           left(), "no switch in flight", 0.2, retry_on=OPERATOR_ERRORS)
-            if any((self.desired(g) or GroupState(g, site)).active != site
-                   for g in self.config.groups):
-                self._must(self.cli("switchover", "--to", site, "--reason", "reset", "--wait",
-                                    "--timeout", f"{left():.0f}s"))
+                wait_until(
+                    lambda: all(
+                        (self.desired(g) or GroupState(g, site)).phase != "switching"
+                        for g in self.config.groups
+                    ),
+                    left(),
+                    "no switch in flight",
+                    0.2,
+                    retry_on=OPERATOR_ERRORS,
+                )
+            if any(
+                (self.desired(g) or GroupState(g, site)).active != site for g in self.config.groups
+            ):
+                self._must(
+                    self.cli(
+                        "switchover",
+                        "--to",
+                        site,
+                        "--reason",
+                        "reset",
+                        "--wait",
+                        "--timeout",
+                        f"{left():.0f}s",
+                    )
+                )
         self.wait_steady(site, left())
 
     @staticmethod
@@ -486,8 +594,10 @@ class Stack:
 
     def log_tails(self, lines: int = 25) -> str:
         """The end of every daemon's, ZooKeeper node's and server's log."""
-        parts = [f"--- {d.instance} ({d.log_path}) ---\n{d.log_tail(lines)}"
-                 for d in self.daemons.values()]
+        parts = [
+            f"--- {d.instance} ({d.log_path}) ---\n{d.log_tail(lines)}"
+            for d in self.daemons.values()
+        ]
         if self.zookeeper is not None:
             parts.append(self.zookeeper.logs(lines))
         for path in sorted(self.lab.run_dir.glob("*/*.log")):

@@ -1,10 +1,10 @@
 """Asynchronous health checks, one module per protocol, and the scheduler that runs them.
 
-    async with ProbeContext() as context:
-        results = await run_once(targets_of(config), context=context)
+async with ProbeContext() as context:
+    results = await run_once(targets_of(config), context=context)
 
-    scheduler = ProbeScheduler(targets_of(config), on_result)   # on_result(key, state, result)
-    await scheduler.run()                                       # until scheduler.stop()
+scheduler = ProbeScheduler(targets_of(config), on_result)   # on_result(key, state, result)
+await scheduler.run()                                       # until scheduler.stop()
 """
 
 from __future__ import annotations

@@ -33,9 +33,7 @@ class DnsProbe(Probe):
         try:
             response = await dns.asyncquery.udp(query, host, port=port, timeout=check.timeout_s)
             if response.flags & dns.flags.TC:
-                response = await dns.asyncquery.tcp(
-                    query, host, port=port, timeout=check.timeout_s
-                )
+                response = await dns.asyncquery.tcp(query, host, port=port, timeout=check.timeout_s)
         except dns.exception.Timeout:
             raise TimeoutError from None
         except dns.exception.DNSException as exc:

@@ -37,7 +37,9 @@ class HttpProbe(Probe):
         if url is None:
             host, port = split_host_port(endpoint)
             netloc = f"[{host}]" if ":" in host else host
-            url = self._urls[endpoint] = URL(f"{self.check.type}://{netloc}:{port}{self.check.path}")
+            url = self._urls[endpoint] = URL(
+                f"{self.check.type}://{netloc}:{port}{self.check.path}"
+            )
         return url
 
     async def run(self, endpoint: str) -> CheckResult:
@@ -60,11 +62,16 @@ class HttpProbe(Probe):
                     text = body.decode(response.charset or "utf-8", errors="replace")
                     try:  # off the event loop, the GIL released, bounded in time
                         matched = await asyncio.to_thread(
-                            _search, self.body_regex, text, check.timeout_s)
+                            _search, self.body_regex, text, check.timeout_s
+                        )
                     except TimeoutError:
-                        return CheckResult(False, reason=(
-                            f"HTTP {status} from {endpoint}, body_regex took longer than "
-                            f"{check.timeout_s:g} s"))
+                        return CheckResult(
+                            False,
+                            reason=(
+                                f"HTTP {status} from {endpoint}, body_regex took longer than "
+                                f"{check.timeout_s:g} s"
+                            ),
+                        )
                     if not matched:
                         return CheckResult(
                             False,

@@ -46,8 +46,13 @@ class PostgresProbe(Probe):
             return CheckResult(False, reason=f"cannot read password_file: {exc.strerror}")
         try:
             connection = await asyncpg.connect(
-                host=host, port=port, user=check.user, database=check.database,
-                password=password, timeout=check.timeout_s, ssl=False,
+                host=host,
+                port=port,
+                user=check.user,
+                database=check.database,
+                password=password,
+                timeout=check.timeout_s,
+                ssl=False,
             )
         except asyncpg.PostgresError as exc:
             return CheckResult(False, reason=f"PostgreSQL at {endpoint}: {first_line(str(exc))}")

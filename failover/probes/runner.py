@@ -71,16 +71,22 @@ def make_probe(check: CheckBase, context: ProbeContext) -> Probe:
     try:
         return _make_probe(check, context)
     except (OSError, ssl.SSLError, ValueError) as exc:
-        what = f"{exc.strerror}: {exc.filename}" if isinstance(exc, OSError) and exc.strerror \
+        what = (
+            f"{exc.strerror}: {exc.filename}"
+            if isinstance(exc, OSError) and exc.strerror
             else str(exc)
+        )
         return BrokenProbe(f"cannot set up the {getattr(check, 'type', 'check')} check: {what}")
 
 
 # check type -> (module under failover.probes, class); imported on first use
 _PROBES: dict[type[CheckBase], tuple[str, str]] = {
-    HttpCheck: ("http", "HttpProbe"), TcpCheck: ("tcp", "TcpProbe"),
-    SmtpCheck: ("smtp", "SmtpProbe"), PostgresCheck: ("postgres", "PostgresProbe"),
-    DnsCheck: ("dns", "DnsProbe"), IcmpCheck: ("icmp", "IcmpProbe"),
+    HttpCheck: ("http", "HttpProbe"),
+    TcpCheck: ("tcp", "TcpProbe"),
+    SmtpCheck: ("smtp", "SmtpProbe"),
+    PostgresCheck: ("postgres", "PostgresProbe"),
+    DnsCheck: ("dns", "DnsProbe"),
+    IcmpCheck: ("icmp", "IcmpProbe"),
     CommandCheck: ("command", "CommandProbe"),
 }
 

@@ -41,9 +41,15 @@ def fingerprint(config: Config) -> str:
 
 
 def header(config: Config, instance: str, version: str, opened: float) -> dict[str, Any]:
-    return {"format": FORMAT, "k": config.cluster.name, "f": fingerprint(config),
-            "instance": instance, "version": version, "opened": opened,
-            "config": config_document(config)}
+    return {
+        "format": FORMAT,
+        "k": config.cluster.name,
+        "f": fingerprint(config),
+        "instance": instance,
+        "version": version,
+        "opened": opened,
+        "config": config_document(config),
+    }
 
 
 def dump(line: Mapping[str, Any]) -> bytes:
@@ -55,8 +61,10 @@ def _obs_rows(observations: Sequence[Observation]) -> list[list[Any]]:
 
 
 def _applied_rows(applied: Mapping[tuple[str, str], Applied]) -> list[list[Any]]:
-    return [[a.group, a.site, a.epoch, a.announcement, a.at, a.verified, a.detail]
-            for a in applied.values()]
+    return [
+        [a.group, a.site, a.epoch, a.announcement, a.at, a.verified, a.detail]
+        for a in applied.values()
+    ]
 
 
 def _states(states: Mapping[str, GroupState]) -> dict[str, Any]:
@@ -78,10 +86,22 @@ class Encoder:
         self.out: dict[str, GroupState] | None = None
         self.decisions: list[DecisionKey] | None = None
 
-    def cycle(self, start: Mapping[str, GroupState], view: View, commands: Sequence[Command],
-              step: Step, term: int, leader: str) -> dict[str, Any]:
-        line: dict[str, Any] = {"k": self.cluster, "f": self.fingerprint, "t": view.now,
-                                "term": term, "by": leader}
+    def cycle(
+        self,
+        start: Mapping[str, GroupState],
+        view: View,
+        commands: Sequence[Command],
+        step: Step,
+        term: int,
+        leader: str,
+    ) -> dict[str, Any]:
+        line: dict[str, Any] = {
+            "k": self.cluster,
+            "f": self.fingerprint,
+            "t": view.now,
+            "term": term,
+            "by": leader,
+        }
         if self.out is None or dict(start) != self.out:
             line["s"] = _states(start)
         by_instance: dict[str, list[Observation]] = {}
@@ -115,8 +135,9 @@ class Encoder:
             self.gone_at = gone_at
         if commands:
             line["c"] = [to_dict(c) for c in commands]
-        decisions: list[DecisionKey] = [(d.group, d.kind, d.code, d.epoch, d.sentence)
-                                        for d in step.decisions]
+        decisions: list[DecisionKey] = [
+            (d.group, d.kind, d.code, d.epoch, d.sentence) for d in step.decisions
+        ]
         if decisions != self.decisions:
             line["d"] = decisions
             self.decisions = decisions
@@ -187,8 +208,10 @@ class Decoder:
     def cycle(self, raw: dict[str, Any], number: int) -> Cycle:
         head = self.header
         if raw["k"] != head.cluster or raw["f"] != head.fingerprint:
-            raise ValueError(f"cluster {raw['k']!r} or fingerprint {raw['f']!r} is not the "
-                             f"header's ({head.cluster!r}, {head.fingerprint!r})")
+            raise ValueError(
+                f"cluster {raw['k']!r} or fingerprint {raw['f']!r} is not the "
+                f"header's ({head.cluster!r}, {head.fingerprint!r})"
+            )
         now = float(raw["t"])
         if "s" in raw:
             start = {g: from_dict(GroupState, s) for g, s in raw["s"].items()}
@@ -205,32 +228,45 @@ class Decoder:
                 at = float(rows)
                 self.observations[instance] = [
                     Observation(o.instance, o.site, o.target, o.verdict, o.since, at, o.reason)
-                    for o in self.observations[instance]]
+                    for o in self.observations[instance]
+                ]
             elif isinstance(rows, dict):
                 at = float(rows["at"])
                 self.observations[instance] = [
-                    Observation(instance, str(site), str(target), verdict, float(since),
-                                at, str(reason))
-                    for site, target, verdict, since, reason in rows["rows"]]
+                    Observation(
+                        instance, str(site), str(target), verdict, float(since), at, str(reason)
+                    )
+                    for site, target, verdict, since, reason in rows["rows"]
+                ]
             else:
                 self.observations[instance] = [
-                    Observation(instance, str(site), str(target), verdict, float(since),
-                                float(at), str(reason))
-                    for site, target, verdict, since, at, reason in rows]
+                    Observation(
+                        instance,
+                        str(site),
+                        str(target),
+                        verdict,
+                        float(since),
+                        float(at),
+                        str(reason),
+                    )
+                    for site, target, verdict, since, at, reason in rows
+                ]
             dirty = True
         if dirty:
             self.flat = tuple(o for i in self.order for o in self.observations[i])
         if "a" in raw:
-            self.applied = {(str(g), str(s)): Applied(str(g), str(s), int(e), ann, float(at),
-                                                      bool(v), str(d))
-                            for g, s, e, ann, at, v, d in raw["a"]}
+            self.applied = {
+                (str(g), str(s)): Applied(str(g), str(s), int(e), ann, float(at), bool(v), str(d))
+                for g, s, e, ann, at, v, d in raw["a"]
+            }
         if "g" in raw:
             self.agents = None if raw["g"] is None else frozenset(str(s) for s in raw["g"])
         if "ga" in raw:
             self.gone_at = {str(s): float(t) for s, t in raw["ga"].items()}
         if "d" in raw:
-            self.decisions = tuple((str(g), str(k), str(c), int(e), str(s))
-                                   for g, k, c, e, s in raw["d"])
+            self.decisions = tuple(
+                (str(g), str(k), str(c), int(e), str(s)) for g, k, c, e, s in raw["d"]
+            )
         if "r" in raw:
             self.out = {g: from_dict(GroupState, s) for g, s in raw["r"].items()}
         elif self.out is None:
@@ -238,6 +274,16 @@ class Decoder:
         view = View(now, self.flat, dict(self.applied), self.agents, dict(self.gone_at))
         commands = tuple(from_dict(Command, c) for c in raw.get("c", ()))
         wake = raw.get("w")
-        return Cycle(head, number, now, int(raw["term"]), str(raw["by"]), start, view,
-                     commands, self.decisions, dict(self.out),
-                     None if wake is None else float(wake))
+        return Cycle(
+            head,
+            number,
+            now,
+            int(raw["term"]),
+            str(raw["by"]),
+            start,
+            view,
+            commands,
+            self.decisions,
+            dict(self.out),
+            None if wake is None else float(wake),
+        )

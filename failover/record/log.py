@@ -45,10 +45,20 @@ def recorded_files(directory: Path, cluster: str, instance: str) -> list[Path]:
 class Recorder:
     """Called by the leader at the end of each cycle (`record`); `close` when it stops."""
 
-    def __init__(self, config: Config, instance: str, directory: str | Path, *,
-                 max_bytes: int | None = None, keep_s: float | None = None,
-                 file_bytes: int | None = None, file_s: float = 3600.0, flush_s: float = 1.0,
-                 retry_s: float = 60.0, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        config: Config,
+        instance: str,
+        directory: str | Path,
+        *,
+        max_bytes: int | None = None,
+        keep_s: float | None = None,
+        file_bytes: int | None = None,
+        file_s: float = 3600.0,
+        flush_s: float = 1.0,
+        retry_s: float = 60.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         options = config.cluster.daemon
         self.config = config
         self.cluster = config.cluster.name
@@ -75,8 +85,14 @@ class Recorder:
 
     # --- the leader's hook ------------------------------------------------------------------
 
-    def record(self, start: Mapping[str, GroupState], view: View, commands: Sequence[Command],
-               step: Step, leadership: Leadership) -> None:
+    def record(
+        self,
+        start: Mapping[str, GroupState],
+        view: View,
+        commands: Sequence[Command],
+        step: Step,
+        leadership: Leadership,
+    ) -> None:
         wall = self.clock()
         if self._gzip is None:
             if not self.ok and wall < self._retry_at:
@@ -84,8 +100,9 @@ class Recorder:
             if not self._open(wall):
                 return
         try:
-            line = self._encoder.cycle(start, view, commands, step, leadership.term,
-                                       leadership.instance)
+            line = self._encoder.cycle(
+                start, view, commands, step, leadership.term, leadership.instance
+            )
             self._write(dump(line), wall)
             self.records += 1
         except Exception as exc:  # a recording problem never stops the leader
@@ -111,8 +128,9 @@ class Recorder:
             name = self.directory / file_name(self.cluster, self.instance, wall)
             raw = open(name, "xb")  # noqa: SIM115 - closed by close()
             self._raw, self.path = raw, name
-            self._gzip = gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0,
-                                       compresslevel=6)
+            self._gzip = gzip.GzipFile(
+                filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6
+            )
             self._encoder = Encoder(self.cluster, self.fingerprint)
             self._gzip.write(dump(header(self.config, self.instance, __version__, wall)))
             self._gzip.flush()
@@ -138,8 +156,11 @@ class Recorder:
 
     def prune(self, wall: float) -> list[Path]:
         """Remove this instance's oldest files beyond the age and size limits; the removed."""
-        files = [p for p in recorded_files(self.directory, self.cluster, self.instance)
-                 if p != self.path or self._gzip is None]
+        files = [
+            p
+            for p in recorded_files(self.directory, self.cluster, self.instance)
+            if p != self.path or self._gzip is None
+        ]
         sizes = {p: p.stat().st_size for p in files}
         total = sum(sizes.values())
         removed = []
@@ -164,8 +185,10 @@ class Recorder:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else repr(exc)
         where = getattr(exc, "filename", None) or self.path or self.directory
         if self.ok:
-            log.error(f"recording stopped: {where}: {reason}; the daemon goes on without it, "
-                      f"retrying in {self.retry_s:g} s",
-                      extra={"fields": {"record_dir": str(self.directory)}})
+            log.error(
+                f"recording stopped: {where}: {reason}; the daemon goes on without it, "
+                f"retrying in {self.retry_s:g} s",
+                extra={"fields": {"record_dir": str(self.directory)}},
+            )
         self.ok, self.error = False, f"{where}: {reason}"
         self._retry_at = self.clock() + self.retry_s

@@ -50,8 +50,9 @@ def _votes(cycle: Cycle) -> dict[tuple[str, str], dict[str, tuple[str, float]]]:
     return out
 
 
-def episodes(cycles: Iterable[Cycle], config: Config) -> tuple[list[Episode], float, float,
-                                                                 Summary, dict[str, str]]:
+def episodes(
+    cycles: Iterable[Cycle], config: Config
+) -> tuple[list[Episode], float, float, Summary, dict[str, str]]:
     """Down episodes, the first and last cycle times, the recorded switches, the end state."""
     found: list[Episode] = []
     open_: dict[tuple[str, str], Episode] = {}
@@ -76,8 +77,11 @@ def episodes(cycles: Iterable[Cycle], config: Config) -> tuple[list[Episode], fl
                 episode.voters |= down
                 episode.peak = max(episode.peak, len(down))
             elif episode is not None:
-                ups = [since for s, (verdict, since) in votes.items()
-                       if s in episode.voters and verdict == "up"]
+                ups = [
+                    since
+                    for s, (verdict, since) in votes.items()
+                    if s in episode.voters and verdict == "up"
+                ]
                 episode.ended = min(ups) if ups else cycle.now
                 del open_[key]
     if first is None:
@@ -85,11 +89,13 @@ def episodes(cycles: Iterable[Cycle], config: Config) -> tuple[list[Episode], fl
     return found, first, last, summary, active
 
 
-def playbook(cycles: Iterable[Cycle], start: float | None = None, end: float | None = None
-             ) -> tuple[dict[str, Any], Config]:
+def playbook(
+    cycles: Iterable[Cycle], start: float | None = None, end: float | None = None
+) -> tuple[dict[str, Any], Config]:
     """The playbook document (its `topology` still to be set) and the recorded config."""
-    chosen = [c for c in cycles if (start is None or c.now >= start)
-              and (end is None or c.now <= end)]
+    chosen = [
+        c for c in cycles if (start is None or c.now >= start) and (end is None or c.now <= end)
+    ]
     if not chosen:
         raise LogError("no recorded cycle in the given files and time window")
     config = recorded_config(chosen[0])
@@ -98,25 +104,40 @@ def playbook(cycles: Iterable[Cycle], start: float | None = None, end: float | N
     for episode in found:
         check = config.sites[episode.site].services[episode.service].check
         began = max(0.0, episode.began - check.fall * check.interval_s - first)
-        ended = None if episode.ended is None else max(
-            began + 0.1, episode.ended - check.rise * check.interval_s - first)
+        ended = (
+            None
+            if episode.ended is None
+            else max(began + 0.1, episode.ended - check.rise * check.interval_s - first)
+        )
         quorum = episode.peak >= config.observer_quorum
         faults: list[dict[str, Any]] = (
             [{"kind": "service_down", "site": episode.site, "service": episode.service}]
-            if quorum else
-            [{"kind": "probe_loss", "between": [voter, episode.site], "one_way": True,
-              "loss": 1.0} for voter in sorted(episode.voters)])
+            if quorum
+            else [
+                {
+                    "kind": "probe_loss",
+                    "between": [voter, episode.site],
+                    "one_way": True,
+                    "loss": 1.0,
+                }
+                for voter in sorted(episode.voters)
+            ]
+        )
         for fault in faults:
             step: dict[str, Any] = {
                 "name": f"{episode.site} {episode.service} down, seen by "
-                        f"{', '.join(sorted(episode.voters))}",
-                "at_s": round(began, 3), "fault": fault}
+                f"{', '.join(sorted(episode.voters))}",
+                "at_s": round(began, 3),
+                "fault": fault,
+            }
             if ended is not None:
                 step["duration_s"] = round(ended - began, 3)
             method.append(step)
     if not method:
-        raise LogError("the recording shows no service judged down by any observer: "
-                       "nothing to turn into a fault")
+        raise LogError(
+            "the recording shows no service judged down by any observer: "
+            "nothing to turn into a fault"
+        )
     counts = {group: 0 for group in config.groups}
     for switch in summary.switches:
         counts[switch["group"]] += 1
@@ -125,8 +146,8 @@ def playbook(cycles: Iterable[Cycle], start: float | None = None, end: float | N
     doc = {
         "title": f"Recorded incident of {config.cluster.name}",
         "description": f"Replayed from {len(chosen)} recorded leader cycles over "
-                       f"{last - first:.1f} s: the faults the observers saw, and what the "
-                       "leader did then.",
+        f"{last - first:.1f} s: the faults the observers saw, and what the "
+        "leader did then.",
         "duration_s": round(last - first + MARGIN_S, 3),
         "method": method,
         "expectations": expectations + ["no_dual_primary"],
@@ -135,23 +156,29 @@ def playbook(cycles: Iterable[Cycle], start: float | None = None, end: float | N
 
 
 def topology(config: Config) -> dict[str, Any]:
-    return {"name": f"recorded-{config.cluster.name}",
-            "description": "the recorded config, in a plain simulated world",
-            "config": config.model_dump(mode="json", exclude_defaults=True),
-            "world": {"zookeeper": {"servers": {site: 1 for site in config.sites}}}}
+    return {
+        "name": f"recorded-{config.cluster.name}",
+        "description": "the recorded config, in a plain simulated world",
+        "config": config.model_dump(mode="json", exclude_defaults=True),
+        "world": {"zookeeper": {"servers": {site: 1 for site in config.sites}}},
+    }
 
 
-def write_playbook(cycles: Iterable[Cycle], out: str | Path, start: float | None = None,
-                   end: float | None = None) -> str:
+def write_playbook(
+    cycles: Iterable[Cycle], out: str | Path, start: float | None = None, end: float | None = None
+) -> str:
     doc, config = playbook(cycles, start, end)
     path = Path(out)
     topo = path.with_name(path.name.removesuffix(".yaml") + ".topology.yaml")
-    doc = {"title": doc.pop("title"), "description": doc.pop("description"),
-           "topology": topo.name, **doc}
+    doc = {
+        "title": doc.pop("title"),
+        "description": doc.pop("description"),
+        "topology": topo.name,
+        **doc,
+    }
     try:
         topo.write_text(yaml.safe_dump(topology(config), sort_keys=False), encoding="utf-8")
         path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
     except OSError as exc:
-        raise LogError(f"{exc.filename or path}: cannot write: {exc.strerror or exc}"
-                       ) from None
+        raise LogError(f"{exc.filename or path}: cannot write: {exc.strerror or exc}") from None
     return str(path)

@@ -48,8 +48,9 @@ def lines(path: Path, notes: list[str] | None = None) -> Iterator[tuple[int, byt
                 try:
                     data = inflate.decompress(chunk)
                 except zlib.error as exc:
-                    raise LogError(f"{path}: corrupt gzip data after line {number}: {exc}"
-                                   ) from None
+                    raise LogError(
+                        f"{path}: corrupt gzip data after line {number}: {exc}"
+                    ) from None
                 chunk = b""
                 if inflate.eof:  # a member ended; another may follow
                     chunk = inflate.unused_data
@@ -65,11 +66,15 @@ def lines(path: Path, notes: list[str] | None = None) -> Iterator[tuple[int, byt
         if number == 0 and not pending and not started:
             raise LogError(f"{path}: empty file, not a recording")
         if pending:
-            raise LogError(f"{path}: truncated: line {number + 1} is cut off "
-                           f"({len(pending)} bytes without an end)")
+            raise LogError(
+                f"{path}: truncated: line {number + 1} is cut off "
+                f"({len(pending)} bytes without an end)"
+            )
         if started and notes is not None:
-            notes.append(f"{path}: unfinished (still being written, or its writer was "
-                         f"stopped): read up to line {number}")
+            notes.append(
+                f"{path}: unfinished (still being written, or its writer was "
+                f"stopped): read up to line {number}"
+            )
 
 
 def read_header(path: Path, raw: bytes) -> Header:
@@ -78,15 +83,23 @@ def read_header(path: Path, raw: bytes) -> Header:
         if not isinstance(doc, dict) or "format" not in doc:
             raise ValueError("no header")
         if doc["format"] != FORMAT:
-            raise LogError(f"{path}: line 1: format {doc['format']!r}; this version reads "
-                           f"format {FORMAT}")
-        return Header(str(doc["k"]), str(doc["f"]), str(doc["instance"]),
-                      float(doc["opened"]), dict(doc["config"]), str(path))
+            raise LogError(
+                f"{path}: line 1: format {doc['format']!r}; this version reads format {FORMAT}"
+            )
+        return Header(
+            str(doc["k"]),
+            str(doc["f"]),
+            str(doc["instance"]),
+            float(doc["opened"]),
+            dict(doc["config"]),
+            str(path),
+        )
     except LogError:
         raise
     except (ValueError, KeyError, TypeError):
-        raise LogError(f"{path}: line 1 is not a recording's header (is this a "
-                       "`failover` recording?)") from None
+        raise LogError(
+            f"{path}: line 1 is not a recording's header (is this a `failover` recording?)"
+        ) from None
 
 
 def cycles(path: Path, notes: list[str] | None = None) -> Iterator[Cycle]:
@@ -103,8 +116,7 @@ def cycles(path: Path, notes: list[str] | None = None) -> Iterator[Cycle]:
             yield decoder.cycle(doc, number)
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             what = "not JSON" if isinstance(exc, json.JSONDecodeError) else "not a cycle record"
-            raise LogError(f"{path}: line {number}: {what} ({type(exc).__name__}: {exc})"
-                           ) from None
+            raise LogError(f"{path}: line {number}: {what} ({type(exc).__name__}: {exc})") from None
 
 
 def headers(paths: Sequence[Path]) -> list[Header]:

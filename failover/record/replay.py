@@ -41,8 +41,12 @@ class Said:
     active: str
 
     def as_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "code": self.code, "sentence": self.sentence,
-                "active": self.active}
+        return {
+            "kind": self.kind,
+            "code": self.code,
+            "sentence": self.sentence,
+            "active": self.active,
+        }
 
 
 @dataclass(frozen=True)
@@ -53,8 +57,12 @@ class Difference:
     candidate: Said
 
     def as_dict(self) -> dict[str, Any]:
-        return {"at": self.at, "group": self.group, "recorded": self.recorded.as_dict(),
-                "candidate": self.candidate.as_dict()}
+        return {
+            "at": self.at,
+            "group": self.group,
+            "recorded": self.recorded.as_dict(),
+            "candidate": self.candidate.as_dict(),
+        }
 
 
 FALSE_WITHIN_S = 30.0  # a failover away from a site healthy again this soon was not needed
@@ -81,15 +89,22 @@ class Summary:
                 self._watching.remove(switch)
 
     def note(self, now: float, start: GroupState | None, out: GroupState) -> None:
-        if out.last_switch_at is None or out.last_switch_at != now or (
-                start is not None and start.last_switch_at == now):
+        if (
+            out.last_switch_at is None
+            or out.last_switch_at != now
+            or (start is not None and start.last_switch_at == now)
+        ):
             return
         since = start.suspect_since if start is not None else None
         switch = {
-            "at": now, "group": out.group, "code": out.code,
-            "from": start.active if start is not None else None, "to": out.active,
+            "at": now,
+            "group": out.group,
+            "code": out.code,
+            "from": start.active if start is not None else None,
+            "to": out.active,
             "time_to_switch_s": None if since is None else round(now - since, 3),
-            "false": False}
+            "false": False,
+        }
         self.switches.append(switch)
         if out.code == "failover" and switch["from"] is not None:
             self._watching.append(switch)
@@ -97,9 +112,13 @@ class Summary:
     def as_dict(self) -> dict[str, Any]:
         failovers = [s for s in self.switches if s["code"] == "failover"]
         times = [s["time_to_switch_s"] for s in failovers if s["time_to_switch_s"] is not None]
-        return {"switches": len(self.switches), "failovers": len(failovers),
-                "false_failovers": sum(1 for s in failovers if s["false"]),
-                "time_to_switch_s": times, "each": self.switches}
+        return {
+            "switches": len(self.switches),
+            "failovers": len(failovers),
+            "false_failovers": sum(1 for s in failovers if s["false"]),
+            "time_to_switch_s": times,
+            "each": self.switches,
+        }
 
 
 @dataclass
@@ -115,17 +134,25 @@ class Outcome:
     timeline: dict[str, list[tuple[float, str, str]]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"faithful": self.faithful, "cycles": self.cycles, "from": self.first,
-                "to": self.last, "differences": [d.as_dict() for d in self.differences],
-                "recorded": self.recorded.as_dict(), "candidate": self.candidate.as_dict()}
+        return {
+            "faithful": self.faithful,
+            "cycles": self.cycles,
+            "from": self.first,
+            "to": self.last,
+            "differences": [d.as_dict() for d in self.differences],
+            "recorded": self.recorded.as_dict(),
+            "candidate": self.candidate.as_dict(),
+        }
 
 
 def recorded_config(cycle: Cycle) -> Config:
     try:
         return Config.model_validate(cycle.header.config)
     except ValidationError as exc:
-        raise LogError(f"{cycle.header.path}: the recorded config does not validate with "
-                       f"this version: {exc.errors()[0]['msg']}") from None
+        raise LogError(
+            f"{cycle.header.path}: the recorded config does not validate with "
+            f"this version: {exc.errors()[0]['msg']}"
+        ) from None
 
 
 def fits(candidate: Config, cycle: Cycle) -> None:
@@ -133,23 +160,30 @@ def fits(candidate: Config, cycle: Cycle) -> None:
     head = cycle.header
     recorded = head.config
     if candidate.cluster.name != head.cluster:
-        raise LogError(f"the candidate config is of cluster {candidate.cluster.name!r}, the "
-                       f"recording {head.path} of {head.cluster!r}")
+        raise LogError(
+            f"the candidate config is of cluster {candidate.cluster.name!r}, the "
+            f"recording {head.path} of {head.cluster!r}"
+        )
     for what in ("sites", "groups"):
         have = set(getattr(candidate, what))
         want = set(recorded.get(what, {}))
         if have != want:
-            raise LogError(f"the candidate config does not fit {head.path}: {what} "
-                           f"{sorted(have)} where the recording has {sorted(want)}")
+            raise LogError(
+                f"the candidate config does not fit {head.path}: {what} "
+                f"{sorted(have)} where the recording has {sorted(want)}"
+            )
     roles = {name: site.get("role", "serving") for name, site in recorded["sites"].items()}
     for name, site in candidate.sites.items():
         if site.role != roles[name]:
-            raise LogError(f"the candidate config does not fit {head.path}: sites.{name}.role "
-                           f"is {site.role!r} where the recording has {roles[name]!r}")
+            raise LogError(
+                f"the candidate config does not fit {head.path}: sites.{name}.role "
+                f"is {site.role!r} where the recording has {roles[name]!r}"
+            )
 
 
-def run_cycle(engine: Engine, cycle: Cycle, states: dict[str, GroupState]
-              ) -> tuple[Step, list[Decision]]:
+def run_cycle(
+    engine: Engine, cycle: Cycle, states: dict[str, GroupState]
+) -> tuple[Step, list[Decision]]:
     """What the leader's cycle does with the engine: commands first, then the step."""
     states = dict(states)
     said: list[Decision] = []
@@ -189,20 +223,33 @@ def check_faithful(cycle: Cycle, step: Step) -> None:
         index = next((i for i, (a, b) in pairs if a != b), min(len(got), len(cycle.decisions)))
         want = cycle.decisions[index] if index < len(cycle.decisions) else None
         have = got[index] if index < len(got) else None
-        raise Mismatch(f"{where}: decision {index + 1} differs: recorded {_describe(want)}; "
-                       f"replayed {_describe(have)}")
+        raise Mismatch(
+            f"{where}: decision {index + 1} differs: recorded {_describe(want)}; "
+            f"replayed {_describe(have)}"
+        )
     if step.states != cycle.states:
-        group = next(g for g in sorted({*step.states, *cycle.states})
-                     if step.states.get(g) != cycle.states.get(g))
-        raise Mismatch(f"{where}: the resulting state of {group} differs: recorded "
-                       f"{cycle.states.get(group)}; replayed {step.states.get(group)}")
+        group = next(
+            g
+            for g in sorted({*step.states, *cycle.states})
+            if step.states.get(g) != cycle.states.get(g)
+        )
+        raise Mismatch(
+            f"{where}: the resulting state of {group} differs: recorded "
+            f"{cycle.states.get(group)}; replayed {step.states.get(group)}"
+        )
     if step.wake_at != cycle.wake_at:
-        raise Mismatch(f"{where}: the wake time differs: recorded {cycle.wake_at}; replayed "
-                       f"{step.wake_at}")
+        raise Mismatch(
+            f"{where}: the wake time differs: recorded {cycle.wake_at}; replayed {step.wake_at}"
+        )
 
 
-def replay(cycles: Iterable[Cycle], candidate: Config | None = None, *,
-           start: float | None = None, end: float | None = None) -> Outcome:
+def replay(
+    cycles: Iterable[Cycle],
+    candidate: Config | None = None,
+    *,
+    start: float | None = None,
+    end: float | None = None,
+) -> Outcome:
     """Replay `cycles` (in time order); raises Mismatch (faithful only) or LogError."""
     outcome = Outcome(faithful=candidate is None)
     engines: dict[str, Engine] = {}
@@ -235,8 +282,7 @@ def replay(cycles: Iterable[Cycle], candidate: Config | None = None, *,
     return outcome
 
 
-def _window(cycles: Iterable[Cycle], start: float | None, end: float | None
-            ) -> Iterator[Cycle]:
+def _window(cycles: Iterable[Cycle], start: float | None, end: float | None) -> Iterator[Cycle]:
     for cycle in cycles:
         if start is not None and cycle.now < start:
             continue
@@ -245,14 +291,20 @@ def _window(cycles: Iterable[Cycle], start: float | None, end: float | None
         yield cycle
 
 
-def _note(summary: Summary, now: float, start: dict[str, GroupState],
-          out: dict[str, GroupState]) -> None:
+def _note(
+    summary: Summary, now: float, start: dict[str, GroupState], out: dict[str, GroupState]
+) -> None:
     for group, state in out.items():
         summary.note(now, start.get(group), state)
 
 
-def _compare(outcome: Outcome, cycle: Cycle, step: Step, said: list[Decision],
-             reported: dict[str, tuple[Any, Any] | None]) -> None:
+def _compare(
+    outcome: Outcome,
+    cycle: Cycle,
+    step: Step,
+    said: list[Decision],
+    reported: dict[str, tuple[Any, Any] | None],
+) -> None:
     for group, state in step.states.items():
         recorded_state = cycle.states.get(group)
         recorded_active = recorded_state.active if recorded_state else "-"
@@ -267,13 +319,23 @@ def _compare(outcome: Outcome, cycle: Cycle, step: Step, said: list[Decision],
         if reported.get(group) == (rec_key, cand_key):
             continue
         reported[group] = (rec_key, cand_key)
-        outcome.differences.append(Difference(
-            cycle.now, group, headline(group, rec, recorded_active),
-            headline(group, cand, state.active)))
+        outcome.differences.append(
+            Difference(
+                cycle.now,
+                group,
+                headline(group, rec, recorded_active),
+                headline(group, cand, state.active),
+            )
+        )
 
 
-def _timeline(outcome: Outcome, now: float, group: str, recorded: GroupState | None,
-              candidate: GroupState | None) -> None:
+def _timeline(
+    outcome: Outcome,
+    now: float,
+    group: str,
+    recorded: GroupState | None,
+    candidate: GroupState | None,
+) -> None:
     line = outcome.timeline.setdefault(group, [])
     here = (_where(recorded), _where(candidate))
     if not line or line[-1][1:] != here:

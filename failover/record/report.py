@@ -43,8 +43,10 @@ def write_report(outcome: Outcome, directory: str | Path) -> str:
         axis.set_yticks(range(len(levels)), levels)
         axis.set_title(f"group {group}")
         axis.legend(loc="upper right")
-    axes[-1, 0].set_xlabel("seconds since " + datetime.datetime.fromtimestamp(
-        first, datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"))
+    axes[-1, 0].set_xlabel(
+        "seconds since "
+        + datetime.datetime.fromtimestamp(first, datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    )
     figure.tight_layout()
     figure.savefig(folder / "timeline.png", dpi=90)
     plt.close(figure)
@@ -52,11 +54,14 @@ def write_report(outcome: Outcome, directory: str | Path) -> str:
         f"<tr><td>{d.at - first:.1f}</td><td>{html.escape(d.group)}</td>"
         f"<td>{html.escape(d.recorded.code)}: {html.escape(d.recorded.sentence)}</td>"
         f"<td>{html.escape(d.candidate.code)}: {html.escape(d.candidate.sentence)}</td></tr>"
-        for d in outcome.differences)
+        for d in outcome.differences
+    )
     page = folder / "index.html"
     page.write_text(
         "<!doctype html><meta charset=utf-8><title>failover replay</title>"
         f"<h1>Replay: {outcome.cycles} cycles</h1><img src=timeline.png alt=timeline>"
         "<table border=1><tr><th>s</th><th>group</th><th>recorded</th><th>candidate</th></tr>"
-        f"{rows}</table>\n", encoding="utf-8")
+        f"{rows}</table>\n",
+        encoding="utf-8",
+    )
     return str(page)

@@ -40,12 +40,24 @@ class Divergence:
     said: tuple[str, str]  # the shadow's headline decision: (code, sentence)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"at": self.at, "group": self.group, "kind": self.kind or "agree",
-                "live": {"active": self.live.active, "phase": self.live.phase,
-                         "epoch": self.live.epoch, "code": self.live.code,
-                         "reason": self.live.reason},
-                "shadow": {"active": self.shadow.active, "phase": self.shadow.phase,
-                           "code": self.said[0], "sentence": self.said[1]}}
+        return {
+            "at": self.at,
+            "group": self.group,
+            "kind": self.kind or "agree",
+            "live": {
+                "active": self.live.active,
+                "phase": self.live.phase,
+                "epoch": self.live.epoch,
+                "code": self.live.code,
+                "reason": self.live.reason,
+            },
+            "shadow": {
+                "active": self.shadow.active,
+                "phase": self.shadow.phase,
+                "code": self.said[0],
+                "sentence": self.said[1],
+            },
+        }
 
 
 class Shadow:
@@ -64,9 +76,13 @@ class Shadow:
 
     def summary(self, now: float) -> dict[str, Any]:
         """What `failover status` shows of this shadow (announced in the coordinator)."""
-        return {"agree": self.agree, "divergences": sum(self.counts.values()),
-                "diverging": sorted(g for g, kind in self.diverging.items() if kind),
-                "cycles": self.cycles, "at": now}
+        return {
+            "agree": self.agree,
+            "divergences": sum(self.counts.values()),
+            "diverging": sorted(g for g, kind in self.diverging.items() if kind),
+            "cycles": self.cycles,
+            "at": now,
+        }
 
     def close(self) -> None:
         self.reader.close()
@@ -84,17 +100,28 @@ class Shadow:
         found = []
         for group, live in snap.states.items():
             mine = self.states[group]
-            kind = ("active" if live.active != mine.active else
-                    "phase" if live.phase != mine.phase else None)
+            kind = (
+                "active"
+                if live.active != mine.active
+                else "phase"
+                if live.phase != mine.phase
+                else None
+            )
             if kind == self.diverging.get(group, None):
                 continue
             self.diverging[group] = kind
             if kind is not None:
                 self.counts[(group, kind)] += 1
-            said = next(((d.code, d.sentence) for d in sorted(
-                (d for d in step.decisions if d.group == group),
-                key=lambda d: ("desired", "alert", "command", "info").index(d.kind))),
-                (mine.code, mine.reason))
+            said = next(
+                (
+                    (d.code, d.sentence)
+                    for d in sorted(
+                        (d for d in step.decisions if d.group == group),
+                        key=lambda d: ("desired", "alert", "command", "info").index(d.kind),
+                    )
+                ),
+                (mine.code, mine.reason),
+            )
             found.append(Divergence(now, group, kind, live, mine, said))
         return found
 
@@ -107,16 +134,21 @@ class ShadowMetrics(Collector):
 
     def collect(self) -> Iterator[Metric]:
         shadow = self.shadow
-        total = CounterMetricFamily("failover_shadow_divergences", "Times the candidate "
-                                    "config's decision started to differ from the live "
-                                    "leader's, by group and kind (active, phase).",
-                                    labels=["group", "kind"])
+        total = CounterMetricFamily(
+            "failover_shadow_divergences",
+            "Times the candidate "
+            "config's decision started to differ from the live "
+            "leader's, by group and kind (active, phase).",
+            labels=["group", "kind"],
+        )
         for group in shadow.engine.config.groups:
             for kind in ("active", "phase"):
                 total.add_metric([group, kind], float(shadow.counts[(group, kind)]))
         yield total
-        agree = GaugeMetricFamily("failover_shadow_agree", "1 while the candidate config "
-                                  "would have every group where the live leader has it.")
+        agree = GaugeMetricFamily(
+            "failover_shadow_agree",
+            "1 while the candidate config would have every group where the live leader has it.",
+        )
         agree.add_metric([], 1.0 if shadow.agree else 0.0)
         yield agree
         cycles = CounterMetricFamily("failover_shadow_cycles", "Shadow cycles run.")

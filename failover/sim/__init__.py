@@ -1,11 +1,11 @@
 """A seeded discrete-event simulation of the whole situation, driving the same core.
 
-    load_topology(path) -> Topology                 simulations/*.yaml: a Config + the world
-    World(topology, seed, engine_factory=Engine)    the world; `run_until(t)`, `trace()`
-    load_playbook(path) -> Playbook                 playbooks/*.yaml
-    run_playbook(playbook, seed) -> Outcome         a verdict per expectation, a timeline
-    load_campaign(path) -> Campaign                 simulations/chaos.yaml
-    run_campaign(campaign, runs, seed, jobs) -> list[RunResult]; summarize(...) -> dict
+load_topology(path) -> Topology                 simulations/*.yaml: a Config + the world
+World(topology, seed, engine_factory=Engine)    the world; `run_until(t)`, `trace()`
+load_playbook(path) -> Playbook                 playbooks/*.yaml
+run_playbook(playbook, seed) -> Outcome         a verdict per expectation, a timeline
+load_campaign(path) -> Campaign                 simulations/chaos.yaml
+run_campaign(campaign, runs, seed, jobs) -> list[RunResult]; summarize(...) -> dict
 """
 
 from __future__ import annotations

@@ -28,10 +28,13 @@ class Agents:
             if "agent" in daemon.roles and daemon.site in world.serving:
                 self.owner.setdefault(daemon.site, name)
         self.groups = list(world.config.groups)
-        self.bgp = {g: isinstance(world.config.groups[g].steering, BgpSteering)
-                    for g in self.groups}
-        self.backup = {g: s.backup if isinstance(s, BgpSteering) else False
-                       for g, s in ((g, world.config.groups[g].steering) for g in self.groups)}
+        self.bgp = {
+            g: isinstance(world.config.groups[g].steering, BgpSteering) for g in self.groups
+        }
+        self.backup = {
+            g: s.backup if isinstance(s, BgpSteering) else False
+            for g, s in ((g, world.config.groups[g].steering) for g in self.groups)
+        }
         self.cached: dict[str, dict[str, GroupState | None]] = {}
         self.route: dict[tuple[str, str], Announcement] = {}  # (group, site): in effect
         self.epoch: dict[tuple[str, str], int] = {}  # (group, site): epoch of the route's steering
@@ -49,7 +52,8 @@ class Agents:
                 self.route[(group, site)] = announced
                 self.epoch[(group, site)] = state.epoch
                 self.world.leadership.applied[(group, site)] = Applied(
-                    group, site, state.epoch, announced, 0.0, True, "bootstrap")
+                    group, site, state.epoch, announced, 0.0, True, "bootstrap"
+                )
         for group in self.groups:
             if not self.bgp[group]:
                 state = desired[group]
@@ -108,10 +112,16 @@ class Agents:
         if self.owner.get(daemon.site) != daemon.name or daemon.connected:
             return float("inf")
         cluster = self.world.config.cluster.daemon
-        limits = [core_agent.keep_alive_until(
-            daemon.disconnected_at, lease_s=self.world.config.lease_s(group),
-            watchdog_s=cluster.watchdog_s, cycle_s=cluster.cycle_s)
-            for group in self.groups if self.route[(group, daemon.site)] == "primary"]
+        limits = [
+            core_agent.keep_alive_until(
+                daemon.disconnected_at,
+                lease_s=self.world.config.lease_s(group),
+                watchdog_s=cluster.watchdog_s,
+                cycle_s=cluster.cycle_s,
+            )
+            for group in self.groups
+            if self.route[(group, daemon.site)] == "primary"
+        ]
         return min(limits, default=float("inf"))
 
     def power_changed(self, site: str, on: bool) -> None:
@@ -124,8 +134,14 @@ class Agents:
             if self.bgp[group] and not on:
                 self._set_route(key, "withdrawn", "routers lost power", fault=True)
 
-    def _set_route(self, key: tuple[str, str], announced: Announcement, why: str,
-                   epoch: int | None = None, fault: bool = False) -> None:
+    def _set_route(
+        self,
+        key: tuple[str, str],
+        announced: Announcement,
+        why: str,
+        epoch: int | None = None,
+        fault: bool = False,
+    ) -> None:
         """Change what a site's router announces. `epoch`: the desired state's epoch an agent
         applied (None: the stop hook or a fault, which keep the epoch); `fault`: not steering
         at all (the routers lost power)."""
@@ -151,8 +167,7 @@ class Agents:
         if daemon.connected:
             for group in self.groups:
                 known = cached.get(group)
-                if core_agent.should_apply(desired[group].epoch,
-                                           known.epoch if known else None):
+                if core_agent.should_apply(desired[group].epoch, known.epoch if known else None):
                     cached[group] = desired[group]
         confirmed = self.confirmed_at(daemon)
         for group in self.groups:
@@ -161,8 +176,14 @@ class Agents:
             key = (group, site)
             if self.bgp[group]:
                 announced, why = core_agent.announcement(
-                    state, site, backup=self.backup[group], in_effect=self.route[key],
-                    confirmed_at=confirmed, now=world.now, lease_s=lease)
+                    state,
+                    site,
+                    backup=self.backup[group],
+                    in_effect=self.route[key],
+                    confirmed_at=confirmed,
+                    now=world.now,
+                    lease_s=lease,
+                )
             elif state is not None and daemon.connected:  # DNS: updates need a session
                 announced, why = state.announcement(site, False), f"epoch {state.epoch}"
             else:
@@ -176,14 +197,20 @@ class Agents:
                 if self.route[key] != announced:
                     if not self.applying.get(key):
                         self.applying[key] = True
-                        world.after(world.model.steering.apply_s, self._applied,
-                                    (site, daemon.gen, group, announced, epoch, why))
+                        world.after(
+                            world.model.steering.apply_s,
+                            self._applied,
+                            (site, daemon.gen, group, announced, epoch, why),
+                        )
                     continue
             elif announced == "primary" and self.dns[group][1] < epoch:
                 if not self.applying.get(key):
                     self.applying[key] = True
-                    world.after(world.model.steering.apply_s, self._applied,
-                                (site, daemon.gen, group, announced, epoch, why))
+                    world.after(
+                        world.model.steering.apply_s,
+                        self._applied,
+                        (site, daemon.gen, group, announced, epoch, why),
+                    )
                 continue
             self._report(daemon, Applied(group, site, epoch, announced, world.now, True, why))
 
@@ -213,6 +240,9 @@ class Agents:
             return
         self.unreported.pop(key, None)
         current = self.world.leadership.applied.get(key)
-        if (current is None or current.epoch != applied.epoch
-                or current.announcement != applied.announcement):
+        if (
+            current is None
+            or current.epoch != applied.epoch
+            or current.announcement != applied.announcement
+        ):
             self.world.leadership.write_applied(applied)

@@ -83,8 +83,9 @@ def load_campaign(path: str | Path) -> Campaign:
     try:
         topology = load_topology(topo_path)
     except ConfigError as exc:
-        raise ConfigError(source, [Problem(f"topology ({spec.topology})", str(p))
-                                   for p in exc.problems]) from None
+        raise ConfigError(
+            source, [Problem(f"topology ({spec.topology})", str(p)) for p in exc.problems]
+        ) from None
     problems = []
     for name, cls in spec.classes.items():
         problems += _template_problems(f"classes.{name}.fault", cls.fault, topology)
@@ -106,8 +107,7 @@ def _is_choice(key: str, value: Any) -> bool:
     return key != "between" or bool(value and isinstance(value[0], list))
 
 
-def _template_problems(where: str, template: dict[str, Any], topology: Topology
-                       ) -> list[Problem]:
+def _template_problems(where: str, template: dict[str, Any], topology: Topology) -> list[Problem]:
     config = topology.config
     services = sorted({s for site in config.serving_sites for s in config.sites[site].services})
     problems: list[Problem] = []
@@ -115,11 +115,18 @@ def _template_problems(where: str, template: dict[str, Any], topology: Topology
         try:
             spec = FAULT_ADAPTER.validate_python(option)
         except ValidationError as exc:
-            return [Problem(f"{where}.{p.path}" if p.path else where, p.message)
-                    for p in pydantic_problems(exc)]
-        for key, message in faults.problems(spec, list(config.sites), config.serving_sites,
-                                            services, list(config.instances),
-                                            list(config.groups)):
+            return [
+                Problem(f"{where}.{p.path}" if p.path else where, p.message)
+                for p in pydantic_problems(exc)
+            ]
+        for key, message in faults.problems(
+            spec,
+            list(config.sites),
+            config.serving_sites,
+            services,
+            list(config.instances),
+            list(config.groups),
+        ):
             problem = Problem(f"{where}.{key}", message)
             if problem not in problems:
                 problems.append(problem)
@@ -167,10 +174,15 @@ def draw_schedule(campaign: Campaign, seed: int) -> Schedule:
     return schedule
 
 
-def run_one(campaign: Campaign, seed: int, engine_factory: EngineFactory | None = None,
-            keep_trace: bool = False) -> RunResult:
-    world = World(campaign.topology, seed,
-                  **({"engine_factory": engine_factory} if engine_factory else {}))
+def run_one(
+    campaign: Campaign,
+    seed: int,
+    engine_factory: EngineFactory | None = None,
+    keep_trace: bool = False,
+) -> RunResult:
+    world = World(
+        campaign.topology, seed, **({"engine_factory": engine_factory} if engine_factory else {})
+    )
     schedule = draw_schedule(campaign, seed)
     classes: list[str] = []
     restart_s = world.model.daemons.restart_s
@@ -191,9 +203,14 @@ def run_one(campaign: Campaign, seed: int, engine_factory: EngineFactory | None 
     try:
         world.run_until(campaign.spec.duration_s)
     except Exception as exc:  # a simulator bug: report the seed that replays it
-        crashed.append({"at": round(world.now, 3), "name": "simulator_error",
-                        "message": f"{type(exc).__name__}: {exc}",
-                        "trace": world.lines[-40:]})
+        crashed.append(
+            {
+                "at": round(world.now, 3),
+                "name": "simulator_error",
+                "message": f"{type(exc).__name__}: {exc}",
+                "trace": world.lines[-40:],
+            }
+        )
     world.traffic.finish(world.now)
     episodes = world.traffic.episodes
     return RunResult(
@@ -225,26 +242,35 @@ def _work(job: tuple[int, bool]) -> RunResult:
     return run_one(_CAMPAIGN, job[0], keep_trace=job[1])
 
 
-def run_campaign(campaign: Campaign, runs: int, seed: int = 1, jobs: int = 1,
-                 engine_factory: EngineFactory | None = None, keep_trace: bool = False,
-                 on_result: Callable[[RunResult], None] | None = None) -> list[RunResult]:
+def run_campaign(
+    campaign: Campaign,
+    runs: int,
+    seed: int = 1,
+    jobs: int = 1,
+    engine_factory: EngineFactory | None = None,
+    keep_trace: bool = False,
+    on_result: Callable[[RunResult], None] | None = None,
+) -> list[RunResult]:
     """Runs `seed` .. `seed + runs - 1`, in order; over `jobs` processes when > 1.
 
     `on_result` is called with each run's result as it arrives, in order (for progress)."""
     seeds = list(range(seed, seed + runs))
     if jobs <= 1 or runs <= 1 or engine_factory is not None:
-        return _collect((run_one(campaign, s, engine_factory, keep_trace) for s in seeds),
-                        on_result)
+        return _collect(
+            (run_one(campaign, s, engine_factory, keep_trace) for s in seeds), on_result
+        )
     # spawn, not fork: a forked child of a process with threads (a test run, kazoo) can hang
     context = multiprocessing.get_context("spawn")
     with context.Pool(jobs, initializer=_init, initargs=(campaign,)) as pool:
         chunk = max(1, min(50, runs // (jobs * 8)))
-        return _collect(pool.imap(_work, [(s, keep_trace) for s in seeds], chunksize=chunk),
-                        on_result)
+        return _collect(
+            pool.imap(_work, [(s, keep_trace) for s in seeds], chunksize=chunk), on_result
+        )
 
 
-def _collect(results: Iterable[RunResult], on_result: Callable[[RunResult], None] | None
-             ) -> list[RunResult]:
+def _collect(
+    results: Iterable[RunResult], on_result: Callable[[RunResult], None] | None
+) -> list[RunResult]:
     collected = []
     for result in results:
         collected.append(result)
@@ -263,8 +289,9 @@ def percentile(values: list[float], q: float) -> float | None:
 
 def summarize(campaign: Campaign, results: list[RunResult], command: str) -> dict[str, Any]:
     rtos = [r for result in results for r in result.rto_s]
-    coverage = {name: sum(1 for r in results if name in r.classes)
-                for name in campaign.spec.classes}
+    coverage = {
+        name: sum(1 for r in results if name in r.classes) for name in campaign.spec.classes
+    }
     failing = [r for r in results if r.violations]
     runs = len(results)
     return {
@@ -272,18 +299,28 @@ def summarize(campaign: Campaign, results: list[RunResult], command: str) -> dic
         "runs": runs,
         "violations": sum(len(r.violations) for r in results),
         "false_failovers": sum(r.false_failovers for r in results),
-        "max_primary_overlap_s": round(max((r.max_primary_overlap_s for r in results),
-                                           default=0.0), 3),
+        "max_primary_overlap_s": round(
+            max((r.max_primary_overlap_s for r in results), default=0.0), 3
+        ),
         "switches": sum(r.switches for r in results),
-        "rto_s": {"p50": percentile(rtos, 50), "p95": percentile(rtos, 95),
-                  "p99": percentile(rtos, 99), "episodes": len(rtos),
-                  "unrecovered": sum(r.unrecovered for r in results)},
+        "rto_s": {
+            "p50": percentile(rtos, 50),
+            "p95": percentile(rtos, 95),
+            "p99": percentile(rtos, 99),
+            "episodes": len(rtos),
+            "unrecovered": sum(r.unrecovered for r in results),
+        },
         "unavailable_s": round(sum(r.unavailable_s for r in results), 3),
         "coverage": coverage,
         "coverage_ok": all(count * 100 >= runs for count in coverage.values()),
         "simulated_s": round(sum(r.simulated_s for r in results), 3),
         "events": sum(r.events for r in results),
-        "failing": [{"seed": r.seed, "violations": [v["name"] + ": " + v["message"]
-                                                    for v in r.violations],
-                     "replay": f"{command} --seed {r.seed} --runs 1"} for r in failing],
+        "failing": [
+            {
+                "seed": r.seed,
+                "violations": [v["name"] + ": " + v["message"] for v in r.violations],
+                "replay": f"{command} --seed {r.seed} --runs 1",
+            }
+            for r in failing
+        ],
     }

@@ -63,8 +63,9 @@ class Observers:
         for site in world.serving:
             for name, service in world.config.sites[site].services.items():
                 for endpoint in service.targets():
-                    self.targets.append(Target(target_key(site, name, endpoint), site, name,
-                                               service.check))
+                    self.targets.append(
+                        Target(target_key(site, name, endpoint), site, name, service.check)
+                    )
         self.by_site: dict[str, list[Target]] = {}
         for target in self.targets:
             self.by_site.setdefault(target.site, []).append(target)
@@ -94,8 +95,9 @@ class Observers:
             return
         rng = self.world.rng
         now = self.world.now
-        self.pairs[daemon.name] = {t.key: Pair(now - rng.uniform(0, t.check.interval_s))
-                                   for t in self.targets}
+        self.pairs[daemon.name] = {
+            t.key: Pair(now - rng.uniform(0, t.check.interval_s)) for t in self.targets
+        }
         self._poke_observer(daemon.name)
 
     def resumed(self, daemon: Daemon) -> None:
@@ -107,7 +109,8 @@ class Observers:
             return
         self.published[daemon.name] = {
             key: (p.state.verdict, p.state.since, p.state.reason)
-            for key, p in self.pairs[daemon.name].items()}
+            for key, p in self.pairs[daemon.name].items()
+        }
         self.heartbeat[daemon.name] = None
         self._changed()
 
@@ -197,8 +200,7 @@ class Observers:
         chance, reason, took = self.outcome(daemon.site, target)
         ok = chance >= 1.0 or (chance > 0.0 and world.rng.random() < chance)
         result = OK if ok else CheckResult(False, 0.0, reason)
-        world.after(took, self._result,
-                    (name, gen, target, result))
+        world.after(took, self._result, (name, gen, target, result))
 
     def _result(self, arg: tuple[str, int, Target, CheckResult]) -> None:
         name, gen, target, result = arg
@@ -212,8 +214,11 @@ class Observers:
         state = observe(old, result, world.now, check.rise, check.fall)
         pair.state = state
         if state.verdict != old.verdict:
-            world.log("verdict", f"{name} sees {target.key} {state.verdict}"
-                                 + (f" ({state.reason})" if state.reason else ""))
+            world.log(
+                "verdict",
+                f"{name} sees {target.key} {state.verdict}"
+                + (f" ({state.reason})" if state.reason else ""),
+            )
             if daemon.connected:
                 self.published[name][target.key] = (state.verdict, state.since, state.reason)
                 self._changed()
@@ -236,8 +241,17 @@ class Observers:
             site = sites[name].site
             at = clock(site, now if hb is None else hb)  # stamped by the observer's own clock
             for key, (verdict, since, reason) in published.items():
-                out.append(Observation(name, site, key, verdict, clock(site, since), at,  # type: ignore[arg-type]
-                                       reason))
+                out.append(
+                    Observation(
+                        name,
+                        site,
+                        key,
+                        verdict,  # type: ignore[arg-type]
+                        clock(site, since),
+                        at,
+                        reason,
+                    )
+                )
         return out
 
 
@@ -305,8 +319,11 @@ class Leadership:
     def agents(self) -> frozenset[str]:
         """Serving sites whose agent holds a session (its ephemeral member node exists)."""
         world = self.world
-        return frozenset(site for site, name in world.agents.owner.items()
-                         if world.daemons[name].session in world.sessions)
+        return frozenset(
+            site
+            for site, name in world.agents.owner.items()
+            if world.daemons[name].session in world.sessions
+        )
 
     def view(self) -> View:
         """What the acting leader reads: observations restamped on its own clock, and when it
@@ -318,8 +335,9 @@ class Leadership:
             self._reader, self._gone_at, self._arrivals = reader, {}, {}
         agents = self.agents()
         self._gone_at = sessions_gone(self._gone_at, agents, world.serving, now)
-        self._arrivals, observations = restamp(self._arrivals,
-                                               world.observers.observations(now), now)
+        self._arrivals, observations = restamp(
+            self._arrivals, world.observers.observations(now), now
+        )
         return View(now, observations, dict(self.applied), agents, dict(self._gone_at))
 
     def step(self) -> None:
@@ -355,8 +373,11 @@ class Leadership:
             self.desired[group] = state
             changed = True
             if old is None or state.epoch != old.epoch:
-                world.log("desired", f"{group}: {state.active} {state.phase} epoch {state.epoch}"
-                                     f" by {state.by} ({state.code}) [leader {leader}]")
+                world.log(
+                    "desired",
+                    f"{group}: {state.active} {state.phase} epoch {state.epoch}"
+                    f" by {state.by} ({state.code}) [leader {leader}]",
+                )
                 self.history.append((world.now, state.code, state))
                 world.checker.on_desired(old, state, step)
                 if old is not None and state.last_switch_at != old.last_switch_at:
@@ -390,6 +411,10 @@ class Leadership:
 
 
 def _quiet(state: GroupState) -> bool:
-    return (state.phase == "steady" and state.suspect_since is None and state.scheduled is None
-            and state.preferred_healthy_since is None
-            and (state.override is None or state.override.until is None))
+    return (
+        state.phase == "steady"
+        and state.suspect_since is None
+        and state.scheduled is None
+        and state.preferred_healthy_since is None
+        and (state.override is None or state.override.until is None)
+    )

@@ -30,8 +30,7 @@ class ServiceFault(Strict):
     latency_s: float | None = Field(default=None, gt=0, description="service_slow")
     period_s: float | None = Field(default=None, gt=0, description="service_flap")
     up_s: float | None = Field(default=None, gt=0, description="service_flap: time up per flap")
-    down_s: float | None = Field(default=None, gt=0,
-                                 description="service_flap: time down per flap")
+    down_s: float | None = Field(default=None, gt=0, description="service_flap: time down per flap")
     fraction: float = Field(default=0.5, gt=0, le=1, description="service_partial")
 
 
@@ -69,8 +68,10 @@ class ClockSkew(Strict):
 
 class DaemonFault(Strict):
     kind: Literal["daemon_crash", "daemon_pause"]
-    instance: str = Field(description="an instance name, `leader` (whoever leads then), or "
-                          "`agent:SITE` (the daemon holding that site's agent)")
+    instance: str = Field(
+        description="an instance name, `leader` (whoever leads then), or "
+        "`agent:SITE` (the daemon holding that site's agent)"
+    )
 
 
 class Switchover(Strict):
@@ -79,8 +80,9 @@ class Switchover(Strict):
     group: str | None = None
     force: bool = False
     expires_s: float | None = Field(default=None, gt=0)
-    in_s: float | None = Field(default=None, gt=0, description="scheduled: runs this much "
-                               "later (the operator's --at +N s)")
+    in_s: float | None = Field(
+        default=None, gt=0, description="scheduled: runs this much later (the operator's --at +N s)"
+    )
     by: str = "operator"
     reason: str = "game day"
 
@@ -93,7 +95,13 @@ class Freeze(Strict):
 
 
 FaultSpec = Annotated[
-    ServiceFault | PowerLoss | LinkFault | ZooKeeperFault | ClockSkew | DaemonFault | Switchover
+    ServiceFault
+    | PowerLoss
+    | LinkFault
+    | ZooKeeperFault
+    | ClockSkew
+    | DaemonFault
+    | Switchover
     | Freeze,
     Field(discriminator="kind"),
 ]
@@ -107,8 +115,14 @@ def resolve_site(world: World, name: str, group: str | None) -> str:
     return state.active if name == "active" else world.engine.layout.other(state.active)
 
 
-def problems(spec: FaultSpec, sites: list[str], serving: list[str], services: list[str],
-             instances: list[str], groups: list[str]) -> list[tuple[str, str]]:
+def problems(
+    spec: FaultSpec,
+    sites: list[str],
+    serving: list[str],
+    services: list[str],
+    instances: list[str],
+    groups: list[str],
+) -> list[tuple[str, str]]:
     """(field, message) for every name that the topology does not know."""
     found: list[tuple[str, str]] = []
     any_site = sites + ["active", "standby"]
@@ -129,7 +143,8 @@ def problems(spec: FaultSpec, sites: list[str], serving: list[str], services: li
         if spec.between[0] == spec.between[1]:
             found.append(("between", "a link joins two different locations"))
     elif isinstance(spec, DaemonFault) and spec.instance not in instances + ["leader"] + [
-            f"agent:{site}" for site in serving]:
+        f"agent:{site}" for site in serving
+    ]:
         found.append(("instance", f"unknown instance {spec.instance!r}"))
     elif isinstance(spec, Switchover) and spec.site not in serving + ["active", "standby"]:
         found.append(("site", f"{spec.site!r} is not a serving site"))
@@ -145,8 +160,9 @@ def inject(world: World, spec: FaultSpec, label: str = "") -> Callable[[], None]
         return _service(world, spec, label)
     if isinstance(spec, PowerLoss):
         site = resolve_site(world, spec.site, spec.group)
-        record = world.open_fault(spec.kind, label or f"{site} loses power", (site,),
-                                  places=(site,))
+        record = world.open_fault(
+            spec.kind, label or f"{site} loses power", (site,), places=(site,)
+        )
         world.set_power(site, False)
         return _ender(world, record, lambda: world.set_power(site, True))
     if isinstance(spec, LinkFault):
@@ -163,16 +179,26 @@ def _ender(world: World, record: FaultRecord, undo: Callable[[], None]) -> Calla
         if record.end is None:
             world.close_fault(record)
             undo()
+
     return end
 
 
 def _service(world: World, spec: ServiceFault, label: str) -> Callable[[], None]:
     site = resolve_site(world, spec.site, spec.group)
     service = world.services[(site, spec.service)]
-    words = {"service_down": "stops", "service_flap": "flaps", "service_slow": "slows down",
-             "service_partial": f"fails {spec.fraction:.0%} of requests"}
-    record = world.open_fault(spec.kind, label or f"{site} {spec.service} {words[spec.kind]}",
-                              (site,), places=(site,), service=spec.service)
+    words = {
+        "service_down": "stops",
+        "service_flap": "flaps",
+        "service_slow": "slows down",
+        "service_partial": f"fails {spec.fraction:.0%} of requests",
+    }
+    record = world.open_fault(
+        spec.kind,
+        label or f"{site} {spec.service} {words[spec.kind]}",
+        (site,),
+        places=(site,),
+        service=spec.service,
+    )
     fid = record.id
     if spec.kind == "service_down":
         service.down += 1
@@ -191,6 +217,7 @@ def _service(world: World, spec: ServiceFault, label: str) -> Callable[[], None]
                 world.log("flap", f"{site} {spec.service} {'up' if up else 'down'}")
                 world.world_changed((site,))
                 world.after(up_s if up else down_s, toggle)
+
         world.after(down_s, toggle)
     world.world_changed((site,))
 
@@ -201,22 +228,30 @@ def _service(world: World, spec: ServiceFault, label: str) -> Callable[[], None]
         service.partial.pop(fid, None)
         service.flapping.pop(fid, None)
         world.world_changed((site,))
+
     return _ender(world, record, undo)
 
 
 def _link(world: World, spec: LinkFault, label: str) -> Callable[[], None]:
-    a, b = (resolve_site(world, end, spec.group) if end != CLIENTS else end
-            for end in spec.between)
+    a, b = (resolve_site(world, end, spec.group) if end != CLIENTS else end for end in spec.between)
     directions = [(a, b)] if spec.one_way else [(a, b), (b, a)]
     serving = world.serving
     inter = spec.kind == "link_cut" and {a, b} == set(serving)
     arrow = "->" if spec.one_way else "<->"
-    what = {"link_cut": "cut", "link_latency": f"+{spec.latency_s:g} s latency",
-            "probe_loss": f"{spec.loss:.0%} loss"}[spec.kind]
+    what = {
+        "link_cut": "cut",
+        "link_latency": f"+{spec.latency_s:g} s latency",
+        "probe_loss": f"{spec.loss:.0%} loss",
+    }[spec.kind]
     # only a fault between the clients and a site hurts that site's serving
     touched = tuple(s for s in (a, b) if s in serving) if CLIENTS in (a, b) else ()
-    record = world.open_fault(spec.kind, label or f"link {a}{arrow}{b} {what}", touched, inter,
-                              places=tuple(end for end in (a, b) if end != CLIENTS))
+    record = world.open_fault(
+        spec.kind,
+        label or f"link {a}{arrow}{b} {what}",
+        touched,
+        inter,
+        places=tuple(end for end in (a, b) if end != CLIENTS),
+    )
     for key in directions:
         link = world.links[key]
         if spec.kind == "link_cut":
@@ -235,19 +270,25 @@ def _link(world: World, spec: LinkFault, label: str) -> Callable[[], None]:
             link.extra_s.pop(record.id, None)
             link.loss.pop(record.id, None)
         world.world_changed((a, b))
+
     return _ender(world, record, undo)
 
 
 def _clock(world: World, spec: ClockSkew, label: str) -> Callable[[], None]:
     site = resolve_site(world, spec.site, spec.group)
-    record = world.open_fault(spec.kind, label or f"{site}'s clock {spec.offset_s:+g} s"
-                              + (f", {spec.drift_ppm:+g} ppm" if spec.drift_ppm else ""),
-                              places=(site,))
+    record = world.open_fault(
+        spec.kind,
+        label
+        or f"{site}'s clock {spec.offset_s:+g} s"
+        + (f", {spec.drift_ppm:+g} ppm" if spec.drift_ppm else ""),
+        places=(site,),
+    )
     world.clock_skew[site] = (spec.offset_s, spec.drift_ppm * 1e-6, world.now)
     world.observers.version += 1
 
     def undo() -> None:
         world.clock_skew.pop(site, None)
+
     return _ender(world, record, undo)
 
 
@@ -258,21 +299,27 @@ def _zookeeper(world: World, spec: ZooKeeperFault, label: str) -> Callable[[], N
         if where == site and up and len(stopped) < spec.count:
             world.zk_servers[index] = (where, False)
             stopped.append(index)
-    record = world.open_fault(spec.kind, label or f"{len(stopped)} ZooKeeper server(s) in "
-                                                   f"{site} stop", places=(site,))
+    record = world.open_fault(
+        spec.kind, label or f"{len(stopped)} ZooKeeper server(s) in {site} stop", places=(site,)
+    )
     world.refresh_coordination()
 
     def undo() -> None:
         for index in stopped:
             world.zk_servers[index] = (world.zk_servers[index][0], True)
         world.refresh_coordination()
+
     return _ender(world, record, undo)
 
 
 def _daemon(world: World, spec: DaemonFault, label: str) -> Callable[[], None]:
-    name = (world.leader if spec.instance == "leader" else
-            world.agents.owner.get(spec.instance.removeprefix("agent:"))
-            if spec.instance.startswith("agent:") else spec.instance)
+    name = (
+        world.leader
+        if spec.instance == "leader"
+        else world.agents.owner.get(spec.instance.removeprefix("agent:"))
+        if spec.instance.startswith("agent:")
+        else spec.instance
+    )
     if name is None:
         world.log("fault", f"{spec.kind}: no leader to hit")
         return lambda: None
@@ -280,8 +327,9 @@ def _daemon(world: World, spec: DaemonFault, label: str) -> Callable[[], None]:
     # A site's agent is what may hold its primary announcement: losing it is a fault of the site.
     touched = (daemon.site,) if world.agents.owner.get(daemon.site) == name else ()
     if spec.kind == "daemon_crash":
-        record = world.open_fault(spec.kind, label or f"{name} crashes", touched,
-                                  places=(daemon.site,))
+        record = world.open_fault(
+            spec.kind, label or f"{name} crashes", touched, places=(daemon.site,)
+        )
         daemon.held_down += 1
         world.crash(name, "crashed", restart=False)
 
@@ -289,9 +337,9 @@ def _daemon(world: World, spec: DaemonFault, label: str) -> Callable[[], None]:
             daemon.held_down -= 1
             if not daemon.alive and not daemon.held_down and world.power[daemon.site]:
                 world.start(name)
+
         return _ender(world, record, restart)
-    record = world.open_fault(spec.kind, label or f"{name} freezes", touched,
-                              places=(daemon.site,))
+    record = world.open_fault(spec.kind, label or f"{name} freezes", touched, places=(daemon.site,))
     world.pause(name)
     return _ender(world, record, lambda: world.resume(name))
 
@@ -303,11 +351,22 @@ def _operator(world: World, spec: Switchover | Freeze) -> None:
         site = resolve_site(world, spec.site, spec.group)
         record = world.open_fault("operator", f"operator: switchover to {site}")
         at = None if spec.in_s is None else world.now + spec.in_s
-        command = Command(ident, "switchover", spec.by, spec.reason, spec.group, site,
-                          spec.force, at, spec.expires_s, world.now)
+        command = Command(
+            ident,
+            "switchover",
+            spec.by,
+            spec.reason,
+            spec.group,
+            site,
+            spec.force,
+            at,
+            spec.expires_s,
+            world.now,
+        )
     else:
         record = world.open_fault("operator", f"operator: {spec.kind}")
-        command = Command(ident, spec.kind, spec.by, spec.reason, spec.group,
-                          requested_at=world.now)
+        command = Command(
+            ident, spec.kind, spec.by, spec.reason, spec.group, requested_at=world.now
+        )
     world.close_fault(record)
     world.leadership.submit(command)

@@ -43,8 +43,12 @@ class Violation:
     trace: tuple[str, ...]
 
     def as_dict(self) -> dict[str, object]:
-        return {"at": round(self.at, 3), "name": self.name, "message": self.message,
-                "trace": list(self.trace)}
+        return {
+            "at": round(self.at, 3),
+            "name": self.name,
+            "message": self.message,
+            "trace": list(self.trace),
+        }
 
 
 class Checker:
@@ -61,8 +65,7 @@ class Checker:
         self.max_overlap_s = 0.0  # the longest two sites announced primary at once
         self.overlap_s: dict[str, float] = {}  # group -> seconds of ended overlaps
         config = world.config
-        checks = [s.check for site in world.serving
-                  for s in config.sites[site].services.values()]
+        checks = [s.check for site in world.serving for s in config.sites[site].services.values()]
         detect_s = max(c.fall * c.interval_s + c.timeout_s for c in checks)
         self.hold_down_s = config.policy.hold_down_s
         self.window_s = self.hold_down_s + config.policy.stale_after_s + detect_s
@@ -74,8 +77,9 @@ class Checker:
     def violate(self, name: str, message: str) -> None:
         world = self.world
         world.log("VIOLATION", f"{name}: {message}")
-        self.violations.append(Violation(world.now, name, message,
-                                         tuple(world.lines[-TRACE_TAIL:])))
+        self.violations.append(
+            Violation(world.now, name, message, tuple(world.lines[-TRACE_TAIL:]))
+        )
 
     # --- every event ---------------------------------------------------------------------
 
@@ -91,14 +95,22 @@ class Checker:
         for group, since in self.overlap_since.items():
             if world.now - since > self.bound_s[group] and (group, since) not in self._reported:
                 self._reported.add((group, since))
-                self.violate("primary_overlap",
-                             f"{group}: two sites announce primary for more than "
-                             f"{self.bound_s[group]:g} s (since {since:.3f})")
+                self.violate(
+                    "primary_overlap",
+                    f"{group}: two sites announce primary for more than "
+                    f"{self.bound_s[group]:g} s (since {since:.3f})",
+                )
 
     # --- what routers and name servers show ----------------------------------------------
 
-    def route_changed(self, key: tuple[str, str], old: Announcement, new: Announcement,
-                      epoch: int | None, fault: bool) -> None:
+    def route_changed(
+        self,
+        key: tuple[str, str],
+        old: Announcement,
+        new: Announcement,
+        epoch: int | None,
+        fault: bool,
+    ) -> None:
         group, site = key
         if epoch is not None:
             self._epoch_seen(("route", group, site), epoch, f"{site}'s router for {group}")
@@ -121,9 +133,10 @@ class Checker:
             return
         started = self.no_quorum_since if self.no_quorum_since is not None else self.world.now
         if self.world.now - started > self.apply_s + 1e-9:
-            self.violate("moved_without_quorum",
-                         f"{what} while ZooKeeper has had no quorum for "
-                         f"{self.world.now - started:.3f} s")
+            self.violate(
+                "moved_without_quorum",
+                f"{what} while ZooKeeper has had no quorum for {self.world.now - started:.3f} s",
+            )
 
     def _overlap(self, group: str) -> None:
         world = self.world
@@ -139,16 +152,21 @@ class Checker:
             self.overlap_s[group] = self.overlap_s.get(group, 0.0) + took
             if took > self.bound_s[group] and (group, since) not in self._reported:
                 self._reported.add((group, since))
-                self.violate("primary_overlap", f"{group}: two sites announced primary for "
-                                                f"{took:.3f} s (bound {self.bound_s[group]:g} s)")
+                self.violate(
+                    "primary_overlap",
+                    f"{group}: two sites announced primary for "
+                    f"{took:.3f} s (bound {self.bound_s[group]:g} s)",
+                )
 
     def dual_primary_s(self, group: str | None = None) -> float:
         """Seconds two sites announced primary at once so far (one group, or all)."""
         now = self.world.now
         groups = [group] if group else list(self.world.config.groups)
-        return sum(self.overlap_s.get(g, 0.0) + (now - self.overlap_since[g]
-                                                 if g in self.overlap_since else 0.0)
-                   for g in groups)
+        return sum(
+            self.overlap_s.get(g, 0.0)
+            + (now - self.overlap_since[g] if g in self.overlap_since else 0.0)
+            for g in groups
+        )
 
     # --- every write of desired state ----------------------------------------------------
 
@@ -159,14 +177,17 @@ class Checker:
         if len(primaries) > 1:
             self.violate("dual_active", f"{group}: desired state names {primaries} primary")
         if new.epoch < self.epochs.get(group, 0):
-            self.violate("dual_active", f"{group}: epoch went back from "
-                                        f"{self.epochs[group]} to {new.epoch}")
+            self.violate(
+                "dual_active", f"{group}: epoch went back from {self.epochs[group]} to {new.epoch}"
+            )
         self.epochs[group] = max(new.epoch, self.epochs.get(group, 0))
         if old is None or new.last_switch_at == old.last_switch_at:
             return
         if not world.quorum_ready:
-            self.violate("switch_without_quorum", f"{group}: switch to {new.active} written "
-                                                  "without a ZooKeeper quorum")
+            self.violate(
+                "switch_without_quorum",
+                f"{group}: switch to {new.active} written without a ZooKeeper quorum",
+            )
         if new.code not in FAILOVER_CODES:
             return
         self._observer_quorum(old, new)
@@ -175,56 +196,81 @@ class Checker:
         if not self._touched(old.active, self.window_s):
             self.false_failovers += 1
             world.log("false", f"{group}: failover from {old.active} while it was healthy")
-            self.violate("false_failover",
-                         f"{group}: failover from {old.active}, which no fault touched in the "
-                         f"last {self.window_s:g} s")
+            self.violate(
+                "false_failover",
+                f"{group}: failover from {old.active}, which no fault touched in the "
+                f"last {self.window_s:g} s",
+            )
 
     def _observer_quorum(self, old: GroupState, new: GroupState) -> None:
         world = self.world
         if old.active not in world.leadership.agents():
             return  # its agent's session is gone, as the ZooKeeper quorum says: not a vote
-        critical = {name for name, service in world.config.sites[old.active].services.items()
-                    if service.role == "critical" and name in world.config.groups[
-                        new.group].services}
+        critical = {
+            name
+            for name, service in world.config.sites[old.active].services.items()
+            if service.role == "critical" and name in world.config.groups[new.group].services
+        }
         stale = world.config.policy.stale_after_s
         seeing = []
         for obs in world.observers.observations(world.now, true_time=True):
             site, service, _ = split_target(obs.target)
-            if (site == old.active and service in critical and obs.verdict == "down"
-                    and world.now - obs.at < stale and obs.site not in seeing):
+            if (
+                site == old.active
+                and service in critical
+                and obs.verdict == "down"
+                and world.now - obs.at < stale
+                and obs.site not in seeing
+            ):
                 seeing.append(obs.site)
         needed = world.config.observer_quorum
         if len(seeing) < needed:
-            self.violate("switch_without_quorum",
-                         f"{new.group}: failover from {old.active} with only "
-                         f"{len(seeing)} observer site(s) seeing it down "
-                         f"({', '.join(seeing) or 'none'}); the quorum is {needed}")
+            self.violate(
+                "switch_without_quorum",
+                f"{new.group}: failover from {old.active} with only "
+                f"{len(seeing)} observer site(s) seeing it down "
+                f"({', '.join(seeing) or 'none'}); the quorum is {needed}",
+            )
 
     def _inter_site_cut(self, old: GroupState, new: GroupState) -> None:
-        recent = [f for f in self.world.faults if f.kind != "operator"
-                  and (f.end is None or self.world.now - f.end <= self.window_s)]
+        recent = [
+            f
+            for f in self.world.faults
+            if f.kind != "operator" and (f.end is None or self.world.now - f.end <= self.window_s)
+        ]
         if recent and all(f.inter_site_cut for f in recent):
-            self.violate("switch_on_inter_site_cut",
-                         f"{new.group}: failover from {old.active} to {new.active} while the "
-                         "only fault is a cut between the sites")
+            self.violate(
+                "switch_on_inter_site_cut",
+                f"{new.group}: failover from {old.active} to {new.active} while the "
+                "only fault is a cut between the sites",
+            )
 
     def _settled_target(self, new: GroupState) -> None:
         """Safety rule 7 on ground truth: the target was healthy for the whole hold-down."""
         world = self.world
         critical = set(world.config.groups[new.group].services)
         for fault in world.faults:
-            if (fault.kind in SEEN_OUTAGES and new.active in fault.sites
-                    and (fault.service is None or fault.service in critical)
-                    and fault.end is not None and world.now - fault.end < self.hold_down_s
-                    and fault.end - fault.start >= self.seen_after_s):
-                self.violate("unsettled_target",
-                             f"{new.group}: failover to {new.active} "
-                             f"{world.now - fault.end:.3f} s after its outage ended "
-                             f"({fault.label}); the hold-down is {self.hold_down_s:g} s")
+            if (
+                fault.kind in SEEN_OUTAGES
+                and new.active in fault.sites
+                and (fault.service is None or fault.service in critical)
+                and fault.end is not None
+                and world.now - fault.end < self.hold_down_s
+                and fault.end - fault.start >= self.seen_after_s
+            ):
+                self.violate(
+                    "unsettled_target",
+                    f"{new.group}: failover to {new.active} "
+                    f"{world.now - fault.end:.3f} s after its outage ended "
+                    f"({fault.label}); the hold-down is {self.hold_down_s:g} s",
+                )
 
     def _touched(self, site: str, window_s: float) -> bool:
-        return any(site in self._places(f) for f in self.world.faults if f.kind != "operator"
-                   and (f.end is None or self.world.now - f.end <= window_s))
+        return any(
+            site in self._places(f)
+            for f in self.world.faults
+            if f.kind != "operator" and (f.end is None or self.world.now - f.end <= window_s)
+        )
 
     @staticmethod
     def _places(fault: FaultRecord) -> tuple[str, ...]:

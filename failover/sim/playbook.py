@@ -62,12 +62,17 @@ _EXPR = re.compile(
     r"(?P<value>[\w.-]+)\s*(?P<unit>%|s)?"
     rf"(?:\s+within\s+(?P<within>{_NUMBER})\s*s)?"
     rf"(?:\s+not\s+before\s+(?P<after>{_NUMBER})\s*s)?"
-    rf"(?:\s+between\s+(?P<start>{_NUMBER})\s*s\s+and\s+(?P<end>{_NUMBER})\s*s)?$")
-_STAYS = re.compile(r"^(?P<metric>active|traffic|leader)(?:\((?P<group>[\w.-]+)\))?\s+stays\s+"
-                    r"(?P<value>[\w.-]+)$")
+    rf"(?:\s+between\s+(?P<start>{_NUMBER})\s*s\s+and\s+(?P<end>{_NUMBER})\s*s)?$"
+)
+_STAYS = re.compile(
+    r"^(?P<metric>active|traffic|leader)(?:\((?P<group>[\w.-]+)\))?\s+stays\s+"
+    r"(?P<value>[\w.-]+)$"
+)
 _ALERT = re.compile(r"^(?P<no>no\s+)?alert\s+(?P<value>[a-z_]+)$")
-_REFUSED = re.compile(r"^refused\((?P<kind>switchover|freeze|unfreeze)"
-                      r"(?:\s+to\s+(?P<site>[\w.-]+))?\)(?:\s+naming\s+(?P<checks>[\w, ]+))?$")
+_REFUSED = re.compile(
+    r"^refused\((?P<kind>switchover|freeze|unfreeze)"
+    r"(?:\s+to\s+(?P<site>[\w.-]+))?\)(?:\s+naming\s+(?P<checks>[\w, ]+))?$"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,18 +98,20 @@ def parse_expr(text: str, groups: list[str], allow_within: bool = True) -> Expr:
     if match := _ALERT.match(text):
         return Expr(text, "alert", value=match["value"], negate=bool(match["no"]))
     if match := _STAYS.match(text):
-        return Expr(text, f"stays:{match['metric']}", _group(match["group"], groups),
-                    value=match["value"])
+        return Expr(
+            text, f"stays:{match['metric']}", _group(match["group"], groups), value=match["value"]
+        )
     if match := _REFUSED.match(text):
         checks = tuple(c for c in (match["checks"] or "").replace(",", " ").split() if c)
-        return Expr(text, "refused", value=match["site"] or "",
-                    args=(match["kind"],) + checks)
+        return Expr(text, "refused", value=match["site"] or "", args=(match["kind"],) + checks)
     match = _EXPR.match(text)
     if not match:
-        raise ValueError(f"cannot read {text!r}: expected `METRIC OP VALUE [within N s] "
-                         "[not before N s] [between A s and B s]`, `METRIC stays VALUE`, "
-                         "`alert CODE`, `refused(switchover to SITE) [naming CHECK, ...]` or "
-                         f"one of {', '.join(FLAGS)}")
+        raise ValueError(
+            f"cannot read {text!r}: expected `METRIC OP VALUE [within N s] "
+            "[not before N s] [between A s and B s]`, `METRIC stays VALUE`, "
+            "`alert CODE`, `refused(switchover to SITE) [naming CHECK, ...]` or "
+            f"one of {', '.join(FLAGS)}"
+        )
     metric, op, value = match["metric"], match["op"], match["value"]
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r} (known: {', '.join(METRICS)})")
@@ -123,20 +130,26 @@ def parse_expr(text: str, groups: list[str], allow_within: bool = True) -> Expr:
     after = float(match["after"]) if match["after"] else None
     timed = within is not None or after is not None
     if timed and (not allow_within or metric not in TEXT_METRICS or op != "=="):
-        raise ValueError("`within` and `not before` go with `METRIC == VALUE` of "
-                         f"{', '.join(TEXT_METRICS)} in expectations only")
+        raise ValueError(
+            "`within` and `not before` go with `METRIC == VALUE` of "
+            f"{', '.join(TEXT_METRICS)} in expectations only"
+        )
     window = None
     if match["start"] is not None:
         window = (float(match["start"]), float(match["end"]))
         if not allow_within or metric not in COUNTED or window[0] > window[1]:
-            raise ValueError(f"`between A s and B s` (A <= B) goes with {', '.join(COUNTED)} "
-                             "in expectations only")
-    return Expr(text, metric, group, op, value, number, within, args=args,
-                not_before_s=after, window=window)
+            raise ValueError(
+                f"`between A s and B s` (A <= B) goes with {', '.join(COUNTED)} "
+                "in expectations only"
+            )
+    return Expr(
+        text, metric, group, op, value, number, within, args=args, not_before_s=after, window=window
+    )
 
 
-def _arguments(metric: str, args: tuple[str, ...], groups: list[str]
-               ) -> tuple[str | None, tuple[str, ...]]:
+def _arguments(
+    metric: str, args: tuple[str, ...], groups: list[str]
+) -> tuple[str | None, tuple[str, ...]]:
     """(group, the other arguments) of `METRIC(ARGS)`, checked for the metric."""
     if metric == "decisions":
         if len(args) != 1 or args[0] not in KINDS:
@@ -193,8 +206,9 @@ class MethodStep(Strict):
 
 class Expectation(Strict):
     expect: str
-    start: str | None = Field(default=None, alias="from",
-                              description="the method step `within` counts from")
+    start: str | None = Field(
+        default=None, alias="from", description="the method step `within` counts from"
+    )
     name: str | None = None
 
 
@@ -259,8 +273,10 @@ def load_playbook(path: str | Path) -> Playbook:
                 else:
                     model.model_validate(item)
             except ValidationError as exc:
-                problems += [Problem(f"{key}.{i}.{p.path}" if p.path else f"{key}.{i}",
-                                     p.message) for p in pydantic_problems(exc)]
+                problems += [
+                    Problem(f"{key}.{i}.{p.path}" if p.path else f"{key}.{i}", p.message)
+                    for p in pydantic_problems(exc)
+                ]
     topology = None
     if isinstance(data.get("topology"), str):
         topo_path = Path(data["topology"])
@@ -269,8 +285,7 @@ def load_playbook(path: str | Path) -> Playbook:
         try:
             topology = load_topology(topo_path)
         except ConfigError as exc:
-            problems += [Problem(f"topology ({data['topology']})", str(p))
-                         for p in exc.problems]
+            problems += [Problem(f"topology ({data['topology']})", str(p)) for p in exc.problems]
     if outline is not None and topology is not None:
         try:
             spec = PlaybookFile.model_validate(data)
@@ -282,30 +297,52 @@ def load_playbook(path: str | Path) -> Playbook:
     raise ConfigError(source, problems or [Problem("", "invalid playbook")])
 
 
-def _check(source: str, spec: PlaybookFile | None, topology: Topology, outline: _Outline,
-           data: dict[str, Any]) -> list[Problem]:
+def _check(
+    source: str,
+    spec: PlaybookFile | None,
+    topology: Topology,
+    outline: _Outline,
+    data: dict[str, Any],
+) -> list[Problem]:
     """Names and expressions that the topology cannot resolve, each by its path."""
     config = topology.config
     groups = list(config.groups)
     problems: list[Problem] = []
-    known = {"active": {*config.sites, "switching"}, "traffic": {*config.sites, "split", "none"},
-             "leader": {*config.instances, "none"}, "phase": {"steady", "suspect", "switching"},
-             "announced": {"primary", "held", "backup", "withdrawn"}, "dns": {*config.sites}}
+    known = {
+        "active": {*config.sites, "switching"},
+        "traffic": {*config.sites, "split", "none"},
+        "leader": {*config.instances, "none"},
+        "phase": {"steady", "suspect", "switching"},
+        "announced": {"primary", "held", "backup", "withdrawn"},
+        "dns": {*config.sites},
+    }
 
-    def _expr(problems: list[Problem], where: str, text: str, groups: list[str],
-              allow_within: bool = False) -> None:  # a name that can never match is an error
+    def _expr(
+        problems: list[Problem],
+        where: str,
+        text: str,
+        groups: list[str],
+        allow_within: bool = False,
+    ) -> None:  # a name that can never match is an error
         parsed = _parse_or_say(problems, where, text, groups, allow_within)
         if parsed is None:
             return
         metric = parsed.metric.removeprefix("stays:")
         if metric in known and parsed.value not in known[metric]:
-            problems.append(Problem(where, f"{metric} is never {parsed.value!r} here (one of "
-                                    f"{', '.join(sorted(known[metric]))})"))
+            problems.append(
+                Problem(
+                    where,
+                    f"{metric} is never {parsed.value!r} here (one of "
+                    f"{', '.join(sorted(known[metric]))})",
+                )
+            )
         problems.extend(Problem(where, message) for message in _resolve(parsed, config))
+
     chosen = config.instances.get(outline.leader or "")
     if outline.leader is not None and (chosen is None or "leader" not in chosen.roles):
-        problems.append(Problem("leader", f"{outline.leader!r} is not an instance with the "
-                                "leader role"))
+        problems.append(
+            Problem("leader", f"{outline.leader!r} is not an instance with the leader role")
+        )
     for i, probe in enumerate(outline.steady_state.probes):
         _expr(problems, f"steady_state.probes.{i}.expect", probe.expect, groups)
     names = [step.get("name") for step in outline.method]
@@ -320,18 +357,30 @@ def _check(source: str, spec: PlaybookFile | None, topology: Topology, outline: 
             except ValidationError:
                 continue  # reported by the structural pass
             prefix = f"method.{i}.fault" if key == "method" else f"rollbacks.{i}"
-            for field, message in faults.problems(parsed, list(config.sites),
-                                                  config.serving_sites, services,
-                                                  list(config.instances), groups):
+            for field, message in faults.problems(
+                parsed,
+                list(config.sites),
+                config.serving_sites,
+                services,
+                list(config.instances),
+                groups,
+            ):
                 problems.append(Problem(f"{prefix}.{field}", message))
     for i, item in enumerate(outline.expectations):
         text = item if isinstance(item, str) else item.expect
         where = f"expectations.{i}" + ("" if isinstance(item, str) else ".expect")
-        if not isinstance(item, str) and item.start is not None and item.start.removesuffix(
-                " end") not in names:
-            problems.append(Problem(f"expectations.{i}.from",
-                                    f"no method step is named {item.start!r} (a step's name, "
-                                    "or its name and ` end` for when its fault ended)"))
+        if (
+            not isinstance(item, str)
+            and item.start is not None
+            and item.start.removesuffix(" end") not in names
+        ):
+            problems.append(
+                Problem(
+                    f"expectations.{i}.from",
+                    f"no method step is named {item.start!r} (a step's name, "
+                    "or its name and ` end` for when its fault ended)",
+                )
+            )
         _expr(problems, where, text, groups, allow_within=True)
     for i, text in enumerate(outline.abort):
         _expr(problems, f"abort.{i}", text, groups)
@@ -352,15 +401,17 @@ def _resolve(expr: Expr, config: Config) -> list[str]:
         if not isinstance(steering, DnsSteering):
             found.append(f"dns: group {expr.group} is not steered by DNS")
         elif expr.args and expr.args[0] not in {
-                split_host_port(server)[0] for server in steering.servers}:
+            split_host_port(server)[0] for server in steering.servers
+        }:
             found.append(f"dns: {expr.args[0]!r} is not a name server of group {expr.group}")
     if expr.metric == "refused" and expr.value and expr.value not in config.serving_sites:
         found.append(f"refused: {expr.value!r} is not a serving site")
     return found
 
 
-def _parse_or_say(problems: list[Problem], where: str, text: str, groups: list[str],
-                  allow_within: bool = False) -> Expr | None:
+def _parse_or_say(
+    problems: list[Problem], where: str, text: str, groups: list[str], allow_within: bool = False
+) -> Expr | None:
     try:
         return parse_expr(text, groups, allow_within)
     except ValueError as exc:
@@ -370,10 +421,14 @@ def _parse_or_say(problems: list[Problem], where: str, text: str, groups: list[s
 
 def _build(source: str, spec: PlaybookFile, topology: Topology) -> Playbook:
     groups = list(topology.config.groups)
-    steady = tuple((probe, parse_expr(probe.expect, groups, False))
-                   for probe in spec.steady_state.probes)
-    whens = {i: parse_expr(step.when, groups, False)
-             for i, step in enumerate(spec.method) if step.when is not None}
+    steady = tuple(
+        (probe, parse_expr(probe.expect, groups, False)) for probe in spec.steady_state.probes
+    )
+    whens = {
+        i: parse_expr(step.when, groups, False)
+        for i, step in enumerate(spec.method)
+        if step.when is not None
+    }
     expectations = []
     for item in spec.expectations:
         text = item if isinstance(item, str) else item.expect

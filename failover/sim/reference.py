@@ -11,31 +11,55 @@ from pydantic import BaseModel
 from failover.sim import faults, playbook
 
 FORMS = [
-    ("METRIC[(ARGS)] OP VALUE", "compare a metric now (at the end of the run): `switches <= 1`, "
-     "`availability >= 99.5 %`, `announced(web, dc1) == primary`"),
-    ("... within N s", "it first holds no later than N s after the start of the method "
-     "(or `from:` a step)"),
+    (
+        "METRIC[(ARGS)] OP VALUE",
+        "compare a metric now (at the end of the run): `switches <= 1`, "
+        "`availability >= 99.5 %`, `announced(web, dc1) == primary`",
+    ),
+    (
+        "... within N s",
+        "it first holds no later than N s after the start of the method (or `from:` a step)",
+    ),
     ("... not before N s", "it first holds no sooner than N s after that"),
-    ("COUNT OP N between A s and B s", "count switches, alerts or decisions in a window "
-     "(offsets from the start, or `from:` a step)"),
+    (
+        "COUNT OP N between A s and B s",
+        "count switches, alerts or decisions in a window "
+        "(offsets from the start, or `from:` a step)",
+    ),
     ("METRIC stays VALUE", "it never had any other value (active, traffic, leader)"),
     ("alert CODE / no alert CODE", "the leader raised (or never raised) that alert"),
-    ("refused(switchover to SITE) [naming CHECK, ...]", "such a command was refused, and its "
-     "failed pre-checks include every check named"),
+    (
+        "refused(switchover to SITE) [naming CHECK, ...]",
+        "such a command was refused, and its failed pre-checks include every check named",
+    ),
     ("no_dual_primary / no_violations", "the checker's invariants held"),
 ]
 
 
 def markdown() -> str:
-    lines = ["# Playbook reference", "",
-             "Generated from `failover/sim/playbook.py` and `failover/sim/faults.py` by "
-             "`python -m failover.sim.reference`; a test keeps it current.", "",
-             "## Expressions", "", "| form | meaning |", "| --- | --- |"]
+    lines = [
+        "# Playbook reference",
+        "",
+        "Generated from `failover/sim/playbook.py` and `failover/sim/faults.py` by "
+        "`python -m failover.sim.reference`; a test keeps it current.",
+        "",
+        "## Expressions",
+        "",
+        "| form | meaning |",
+        "| --- | --- |",
+    ]
     lines += [f"| `{form}` | {meaning} |" for form, meaning in FORMS]
-    lines += ["", "`from:` names a method step (its start) or `STEP end` (when its fault "
-              "ended). A playbook's `leader: INSTANCE` chooses who leads at the start; a "
-              "daemon fault's `instance` may be `leader` or `agent:SITE`.", "", "## Metrics",
-              "", "| metric | meaning |", "| --- | --- |"]
+    lines += [
+        "",
+        "`from:` names a method step (its start) or `STEP end` (when its fault "
+        "ended). A playbook's `leader: INSTANCE` chooses who leads at the start; a "
+        "daemon fault's `instance` may be `leader` or `agent:SITE`.",
+        "",
+        "## Metrics",
+        "",
+        "| metric | meaning |",
+        "| --- | --- |",
+    ]
     lines += [f"| `{name}` | {meaning} |" for name, meaning in playbook.METRICS.items()]
     lines += ["", "## Faults and operator actions", ""]
     for model in typing.get_args(typing.get_args(faults.FaultSpec)[0]):
@@ -45,13 +69,18 @@ def markdown() -> str:
 
 def _model(model: type[BaseModel]) -> list[str]:
     kinds = typing.get_args(model.model_fields["kind"].annotation)
-    out = [f"### {', '.join(f'`{k}`' for k in kinds)}", "", "| field | type | default | "
-           "meaning |", "| --- | --- | --- | --- |"]
+    out = [
+        f"### {', '.join(f'`{k}`' for k in kinds)}",
+        "",
+        "| field | type | default | meaning |",
+        "| --- | --- | --- | --- |",
+    ]
     for name, field in model.model_fields.items():
         if name == "kind":
             continue
-        kind = str(field.annotation).replace("typing.", "").replace("<class '", "").replace(
-            "'>", "")
+        kind = (
+            str(field.annotation).replace("typing.", "").replace("<class '", "").replace("'>", "")
+        )
         default = "required" if field.is_required() else f"`{field.default!r}`"
         out.append(f"| `{name}` | `{kind}` | {default} | {field.description or ''} |")
     return out + [""]

@@ -33,20 +33,29 @@ class Recorder:
         now = world.now
         for site in world.serving:
             names = list(world.config.sites[site].services)
-            up = sum(1 for n in names if world.power[site] and world.services[(site, n)].serving()
-                     and not world.services[(site, n)].faulty())
+            up = sum(
+                1
+                for n in names
+                if world.power[site]
+                and world.services[(site, n)].serving()
+                and not world.services[(site, n)].faulty()
+            )
             value = up / len(names) if names else 1.0
             _point(self.health[site], now, value)
         state = world.leadership.desired[self.group]
         _point(self.desired, now, state.active if state.phase != "switching" else "switching")
         _point(self.announced, now, world.traffic.top(self.group))
         if world.agents.bgp[self.group]:
-            primaries = [s for s in world.serving
-                         if world.agents.route[(self.group, s)] == "primary"]
+            primaries = [
+                s for s in world.serving if world.agents.route[(self.group, s)] == "primary"
+            ]
         else:
             primaries = [world.agents.dns[self.group][0]]
-        _point(self.primary, now, primaries[0] if len(primaries) == 1 else
-               "none" if not primaries else "split")
+        _point(
+            self.primary,
+            now,
+            primaries[0] if len(primaries) == 1 else "none" if not primaries else "split",
+        )
 
 
 def _point(series: list[tuple[float, Any]], now: float, value: Any) -> None:
@@ -69,8 +78,9 @@ def plot(outcome: Outcome, path: Path) -> None:
     world: World = outcome.series["world"]
     recorder: Recorder = outcome.series["recorder"]
     end = float(outcome.series["end"])
-    figure, axes = plt.subplots(3, 1, figsize=(11, 7.5), sharex=True,
-                                gridspec_kw={"height_ratios": [1.2, 1, 1.2]})
+    figure, axes = plt.subplots(
+        3, 1, figsize=(11, 7.5), sharex=True, gridspec_kw={"height_ratios": [1.2, 1, 1.2]}
+    )
     health, sites, clients = axes
     for site, points in recorder.health.items():
         hx, hy = _steps(points, end)
@@ -81,14 +91,20 @@ def plot(outcome: Outcome, path: Path) -> None:
     health.set_title(outcome.title, fontsize=11)
     levels: dict[str, float] = {site: float(i) for i, site in enumerate(world.serving)}
     levels.update({"switching": 0.5, "split": 0.5, "none": -0.5})
-    for label, line, style in (("desired active", recorder.desired, "-"),
-                                 ("announced primary", recorder.primary, "-."),
-                                 ("client traffic to", recorder.announced, "--")):
+    for label, line, style in (
+        ("desired active", recorder.desired, "-"),
+        ("announced primary", recorder.primary, "-."),
+        ("client traffic to", recorder.announced, "--"),
+    ):
         xs, ys = _steps(line, end)
-        sites.step(xs, [levels.get(y, -0.5) for y in ys], where="post", linestyle=style,
-                   label=f"{label} ({recorder.group})")
-    sites.set_yticks([-0.5, 0, 0.5, 1], ["none", world.serving[0], "between",
-                                          world.serving[1]])
+        sites.step(
+            xs,
+            [levels.get(y, -0.5) for y in ys],
+            where="post",
+            linestyle=style,
+            label=f"{label} ({recorder.group})",
+        )
+    sites.set_yticks([-0.5, 0, 0.5, 1], ["none", world.serving[0], "between", world.serving[1]])
     sites.set_ylim(-0.8, 1.3)
     sites.legend(loc="lower left", fontsize=8)
     rate_xs, rate_ys = _steps(world.traffic.series, end)
@@ -104,8 +120,12 @@ def plot(outcome: Outcome, path: Path) -> None:
             if fault.kind == "operator":
                 axis.axvline(fault.start, color="tab:purple", linestyle=":", linewidth=1)
             else:
-                axis.axvspan(fault.start, min(end, fault.end if fault.end is not None
-                                              else end), color="tab:red", alpha=0.12)
+                axis.axvspan(
+                    fault.start,
+                    min(end, fault.end if fault.end is not None else end),
+                    color="tab:red",
+                    alpha=0.12,
+                )
     for violation in world.checker.violations:
         for axis in axes:
             axis.axvline(violation.at, color="black", linewidth=1.5)
@@ -124,11 +144,15 @@ def write_report(outcome: Outcome, playbook: Playbook, folder: str) -> str:
     def rows(verdicts: list[Any]) -> str:
         return "".join(
             f"<tr class={'ok' if v.passed else 'fail'}><td>{'ok' if v.passed else 'FAIL'}</td>"
-            f"<td>{esc(v.name)}</td><td>{esc(v.observed)}</td></tr>" for v in verdicts)
+            f"<td>{esc(v.name)}</td><td>{esc(v.observed)}</td></tr>"
+            for v in verdicts
+        )
 
     violations = "".join(
         f"<li><b>{esc(v['name'])}</b> at {v['at']} s: {esc(v['message'])}"
-        f"<pre>{esc(chr(10).join(v['trace']))}</pre></li>" for v in outcome.violations)
+        f"<pre>{esc(chr(10).join(v['trace']))}</pre></li>"
+        for v in outcome.violations
+    )
     rto = "none" if outcome.rto_s is None else f"{outcome.rto_s:.1f} s"
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>{esc(outcome.title)}</title>
@@ -140,15 +164,15 @@ pre {{ background: #f6f6f6; padding: 1em; overflow-x: auto; font-size: 85%; }}
 </style></head><body>
 <h1>{esc(outcome.title)}</h1>
 <p>{esc(" ".join(playbook.spec.description.split()))}</p>
-<p><b>{'PASSED' if outcome.passed else 'FAILED'}</b> &middot; seed {outcome.seed} &middot;
+<p><b>{"PASSED" if outcome.passed else "FAILED"}</b> &middot; seed {outcome.seed} &middot;
 topology {esc(playbook.topology.name)} &middot; switches {outcome.switches} &middot; RTO {rto}
 &middot; availability {outcome.availability * 100:.3f} % &middot;
 {outcome.unavailable_s:.1f} s unavailable
-{'&middot; aborted: ' + esc(outcome.aborted) if outcome.aborted else ''}</p>
+{"&middot; aborted: " + esc(outcome.aborted) if outcome.aborted else ""}</p>
 <img src="timeline.png" alt="timeline plot" width="990">
 <h2>Steady state</h2><table>{rows(outcome.steady_state)}</table>
 <h2>Expectations</h2><table>{rows(outcome.expectations)}</table>
-<h2>Invariant violations</h2>{'<ul>' + violations + '</ul>' if violations else '<p>none</p>'}
+<h2>Invariant violations</h2>{"<ul>" + violations + "</ul>" if violations else "<p>none</p>"}
 <h2>Timeline</h2><pre>{esc(chr(10).join(outcome.timeline))}</pre>
 </body></html>
 """

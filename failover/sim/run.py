@@ -11,10 +11,27 @@ from failover.sim.playbook import Expr, Playbook
 from failover.sim.world import EngineFactory, World
 
 ROLLBACK_S = 60.0  # how long the world runs after the rollbacks
-TIMELINE_KINDS = ("fault", "desired", "bgp", "clients", "alert", "command", "leader", "route",
-                  "dns", "zk",
-                  "VIOLATION", "false", "daemon", "power", "abort", "rollback", "step", "info",
-                  "operator")
+TIMELINE_KINDS = (
+    "fault",
+    "desired",
+    "bgp",
+    "clients",
+    "alert",
+    "command",
+    "leader",
+    "route",
+    "dns",
+    "zk",
+    "VIOLATION",
+    "false",
+    "daemon",
+    "power",
+    "abort",
+    "rollback",
+    "step",
+    "info",
+    "operator",
+)
 
 
 @dataclass
@@ -46,14 +63,17 @@ class Outcome:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "title": self.title, "seed": self.seed, "passed": self.passed,
+            "title": self.title,
+            "seed": self.seed,
+            "passed": self.passed,
             "expectations": [v.as_dict() for v in self.expectations],
             "steady_state": [v.as_dict() for v in self.steady_state],
             "switches": self.switches,
             "rto_s": None if self.rto_s is None else round(self.rto_s, 3),
             "availability": round(self.availability * 100, 4),
             "unavailable_s": round(self.unavailable_s, 3),
-            "violations": self.violations, "aborted": self.aborted,
+            "violations": self.violations,
+            "aborted": self.aborted,
         }
 
 
@@ -76,7 +96,8 @@ class Metrics:
         agents = self.world.agents
         now = self.world.now
         seen: dict[tuple[str, ...], str] = {
-            ("announced", g, s): a for (g, s), a in agents.route.items() if agents.bgp[g]}
+            ("announced", g, s): a for (g, s), a in agents.route.items() if agents.bgp[g]
+        }
         seen.update({("dns", g): site for g, (site, _) in agents.dns.items()})
         for key, value in seen.items():
             series = self.steering.setdefault(key, [])
@@ -121,8 +142,7 @@ class Metrics:
         if metric == "unavailable":
             return round(world.traffic.lost_s(expr.group), 3)
         if metric == "rto":
-            return round(max((e.rto_s(world.now) for e in world.traffic.episodes),
-                             default=0.0), 3)
+            return round(max((e.rto_s(world.now) for e in world.traffic.episodes), default=0.0), 3)
         if metric == "violations":
             return len(world.checker.violations)
         if metric == "false_failovers":
@@ -145,8 +165,11 @@ class Metrics:
             times = [t for t, g in leadership.switch_log if expr.group in (None, g)]
         else:
             kind = "alert" if expr.metric == "alerts" else expr.args[0]
-            times = [t for t, d in leadership.decision_log
-                     if d.kind == kind and expr.group in (None, d.group)]
+            times = [
+                t
+                for t, d in leadership.decision_log
+                if d.kind == kind and expr.group in (None, d.group)
+            ]
         if window is not None:
             times = [t for t in times if window[0] - 1e-9 <= t <= window[1] + 1e-9]
         return times
@@ -172,8 +195,9 @@ class Metrics:
         """Whether an expression without `within` holds now, and what was observed."""
         world = self.world
         if expr.metric == "no_dual_primary":
-            bad = [v for v in world.checker.violations
-                   if v.name in ("primary_overlap", "dual_active")]
+            bad = [
+                v for v in world.checker.violations if v.name in ("primary_overlap", "dual_active")
+            ]
             return not bad, f"{len(bad)} dual-primary violation(s)"
         if expr.metric == "no_violations":
             names = [v.name for v in world.checker.violations]
@@ -192,8 +216,11 @@ class Metrics:
             ok = _compare(float(value), expr.op, expr.number)
         else:
             ok = (value == expr.value) == (expr.op == "==")
-        unit = " %" if expr.metric == "availability" else (
-            " s" if expr.metric in ("unavailable", "rto", "dual_primary_s") else "")
+        unit = (
+            " %"
+            if expr.metric == "availability"
+            else (" s" if expr.metric in ("unavailable", "rto", "dual_primary_s") else "")
+        )
         return ok, f"{value}{unit}"
 
     def timed(self, expr: Expr, since: float) -> tuple[bool, str]:
@@ -203,17 +230,25 @@ class Metrics:
             count = len(self.counted(expr, window))
             assert expr.number is not None
             return _compare(count, expr.op, expr.number), f"{count} in the window"
-        first = next((when for when, value in self._history(expr.metric, expr.group, expr.args)
-                      if value == expr.value and when >= since - 1e-9), None)
+        first = next(
+            (
+                when
+                for when, value in self._history(expr.metric, expr.group, expr.args)
+                if value == expr.value and when >= since - 1e-9
+            ),
+            None,
+        )
         if first is None:
             return False, f"not by the end (now {self.value(expr)})"
         took = first - since
-        ok = ((expr.within_s is None or took <= expr.within_s + 1e-9)
-              and (expr.not_before_s is None or took >= expr.not_before_s - 1e-9))
+        ok = (expr.within_s is None or took <= expr.within_s + 1e-9) and (
+            expr.not_before_s is None or took >= expr.not_before_s - 1e-9
+        )
         return ok, f"after {took:.1f} s"
 
-    def _history(self, metric: str, group: str | None, args: tuple[str, ...] = ()
-                 ) -> list[tuple[float, Any]]:
+    def _history(
+        self, metric: str, group: str | None, args: tuple[str, ...] = ()
+    ) -> list[tuple[float, Any]]:
         world = self.world
         group = group or self.first
         if metric == "announced":
@@ -228,8 +263,7 @@ class Metrics:
                 if metric == "phase":
                     out.append((when, state.phase))
                 else:
-                    out.append((when, state.active if state.phase != "switching"
-                                else "switching"))
+                    out.append((when, state.active if state.phase != "switching" else "switching"))
             return out
         if metric == "traffic":
             return list(world.traffic.top_series[group])
@@ -243,12 +277,19 @@ class RunState:
 
 
 def _compare(left: float, op: str, right: float) -> bool:
-    return {"==": left == right, "!=": left != right, "<=": left <= right,
-            ">=": left >= right, "<": left < right, ">": left > right}[op]
+    return {
+        "==": left == right,
+        "!=": left != right,
+        "<=": left <= right,
+        ">=": left >= right,
+        "<": left < right,
+        ">": left > right,
+    }[op]
 
 
-def _expectations(playbook: Playbook, metrics: Metrics, started: dict[str, float],
-                  base: float) -> list[Verdict]:
+def _expectations(
+    playbook: Playbook, metrics: Metrics, started: dict[str, float], base: float
+) -> list[Verdict]:
     """Each expectation's verdict; `within` counts from its `from:` step (else the first
     fault)."""
     verdicts = []
@@ -261,10 +302,14 @@ def _expectations(playbook: Playbook, metrics: Metrics, started: dict[str, float
     return verdicts
 
 
-def run_playbook(playbook: Playbook, seed: int = 1, engine_factory: EngineFactory | None = None,
-                 ) -> Outcome:
-    world = World(playbook.topology, seed, **({"engine_factory": engine_factory}
-                                              if engine_factory else {}))
+def run_playbook(
+    playbook: Playbook,
+    seed: int = 1,
+    engine_factory: EngineFactory | None = None,
+) -> Outcome:
+    world = World(
+        playbook.topology, seed, **({"engine_factory": engine_factory} if engine_factory else {})
+    )
     spec = playbook.spec
     if spec.leader is not None:
         world.prefer_leader(spec.leader)
@@ -274,8 +319,9 @@ def run_playbook(playbook: Playbook, seed: int = 1, engine_factory: EngineFactor
     first_fault: list[float] = []
     state = RunState()
     waiting = dict(playbook.whens)
-    steady = [Verdict(p.name, *metrics.holds(e)) for p, e in playbook.steady
-              if p.name]  # checked again at the first fault
+    steady = [
+        Verdict(p.name, *metrics.holds(e)) for p, e in playbook.steady if p.name
+    ]  # checked again at the first fault
 
     def start(index: int) -> None:
         if state.aborted or state.done:
@@ -296,6 +342,7 @@ def run_playbook(playbook: Playbook, seed: int = 1, engine_factory: EngineFactor
         def end() -> None:  # `from: NAME end` counts from here
             started.setdefault(f"{name} end", world.now)
             undo()
+
         enders.append(end)
         if duration is not None:
             world.after(duration, _call, end)
@@ -332,8 +379,7 @@ def run_playbook(playbook: Playbook, seed: int = 1, engine_factory: EngineFactor
             world.at(step.at_s, start, index)
     world.run_until(spec.duration_s)
     world.traffic.finish(world.now)
-    verdicts = _expectations(playbook, metrics, started,
-                             first_fault[0] if first_fault else 0.0)
+    verdicts = _expectations(playbook, metrics, started, first_fault[0] if first_fault else 0.0)
     switches = world.leadership.switches
     episodes = world.traffic.episodes
     rto = max((e.rto_s(world.now) for e in episodes), default=None)
@@ -343,16 +389,38 @@ def run_playbook(playbook: Playbook, seed: int = 1, engine_factory: EngineFactor
     if not state.aborted:
         world.after(0.0, _call, rollback)
     world.run_until(spec.duration_s + ROLLBACK_S)
-    steady += [Verdict(f"after: {p.name}", *metrics.holds(e))
-               for p, e in playbook.steady if p.after]
+    steady += [
+        Verdict(f"after: {p.name}", *metrics.holds(e)) for p, e in playbook.steady if p.after
+    ]
     violations = [v.as_dict() for v in world.checker.violations]
-    passed = (all(v.passed for v in verdicts) and all(v.passed for v in steady)
-              and not state.aborted and not violations)
+    passed = (
+        all(v.passed for v in verdicts)
+        and all(v.passed for v in steady)
+        and not state.aborted
+        and not violations
+    )
     timeline = [line for line in world.lines if line.split()[1] in TIMELINE_KINDS]
-    return Outcome(spec.title, seed, passed, verdicts, steady, switches, rto, availability,
-                   unavailable, violations, state.aborted, timeline, world.trace(),
-                   series={"world": world, "metrics": metrics, "recorder": recorder,
-                           "end": spec.duration_s + ROLLBACK_S})
+    return Outcome(
+        spec.title,
+        seed,
+        passed,
+        verdicts,
+        steady,
+        switches,
+        rto,
+        availability,
+        unavailable,
+        violations,
+        state.aborted,
+        timeline,
+        world.trace(),
+        series={
+            "world": world,
+            "metrics": metrics,
+            "recorder": recorder,
+            "end": spec.duration_s + ROLLBACK_S,
+        },
+    )
 
 
 def _call(action: Callable[[], None]) -> None:

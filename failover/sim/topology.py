@@ -75,8 +75,9 @@ class NetworkWorld(Strict):
 class ClientWorld(Strict):
     weights: dict[str, float] = Field(default={}, description="share of traffic per group")
     timeout_s: float = Field(default=2.0, gt=0)
-    recovered_at: float = Field(default=0.99, gt=0, le=1, description="success rate that counts "
-                                "as recovered")
+    recovered_at: float = Field(
+        default=0.99, gt=0, le=1, description="success rate that counts as recovered"
+    )
 
 
 class ServiceWorld(Strict):
@@ -103,8 +104,9 @@ class TopologyFile(Strict):
 class Topology:
     """A validated topology: `config` (the cluster) and `world` (what surrounds it)."""
 
-    def __init__(self, name: str, description: str, config: Config, world: WorldModel,
-                 source: str) -> None:
+    def __init__(
+        self, name: str, description: str, config: Config, world: WorldModel, source: str
+    ) -> None:
         self.name = name
         self.description = description
         self.config = config
@@ -135,21 +137,25 @@ def parse_topology(text: str, source: str = "<topology>", base: Path | None = No
 
 def _config(raw: dict[str, Any] | str, source: str, base: Path | None) -> Config:
     from failover.config import load_config
+
     if isinstance(raw, str):
         path = Path(raw) if base is None or Path(raw).is_absolute() else base / raw
         try:
             return load_config(path)
         except ConfigError as exc:
-            raise ConfigError(source, [Problem(f"config ({raw})", str(p))
-                                       for p in exc.problems]) from None
+            raise ConfigError(
+                source, [Problem(f"config ({raw})", str(p)) for p in exc.problems]
+            ) from None
     data = resolve_files(raw, base) if base is not None else raw
     try:
         config = Config.model_validate(data, context={"defer_cross_field_rules": True})
     except ValidationError as exc:
-        raise ConfigError(source, [Problem(_join("config", p.path), p.message)
-                                   for p in pydantic_problems(exc)]) from None
-    problems = [Problem(_join("config", p.path), p.message, p.value)
-                for p in cross_field_problems(config)]
+        raise ConfigError(
+            source, [Problem(_join("config", p.path), p.message) for p in pydantic_problems(exc)]
+        ) from None
+    problems = [
+        Problem(_join("config", p.path), p.message, p.value) for p in cross_field_problems(config)
+    ]
     if problems:
         raise ConfigError(source, problems)
     return config
@@ -169,9 +175,13 @@ def _world_problems(config: Config, world: WorldModel) -> list[Problem]:
     for key in world.network.latency_s:
         parts = key.split("-", 1)
         if len(parts) != 2 or parts[0] == parts[1] or not set(parts) <= locations:
-            problems.append(Problem(f"world.network.latency_s.{key}",
-                                    "expected `a-b` with two different locations among "
-                                    f"{', '.join(sorted(locations))}"))
+            problems.append(
+                Problem(
+                    f"world.network.latency_s.{key}",
+                    "expected `a-b` with two different locations among "
+                    f"{', '.join(sorted(locations))}",
+                )
+            )
         elif world.network.latency_s[key] < 0:
             problems.append(Problem(f"world.network.latency_s.{key}", "cannot be negative"))
     for group, weight in world.clients.weights.items():
@@ -189,5 +199,6 @@ def _world_problems(config: Config, world: WorldModel) -> list[Problem]:
 
 def dump(topology: Topology) -> str:
     """The topology as YAML (for reports)."""
-    return yaml.safe_dump({"name": topology.name, "world": topology.world.model_dump()},
-                          sort_keys=False)
+    return yaml.safe_dump(
+        {"name": topology.name, "world": topology.world.model_dump()}, sort_keys=False
+    )

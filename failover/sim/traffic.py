@@ -27,8 +27,7 @@ def best_path(seen: Mapping[str, Announcement], order: Sequence[str]) -> str | N
     """The site whose route the upstream router picks, as BGP does: the shortest AS path,
     ties to the first site of `order` (the lab's BIRD: the lowest router id, dc1's); None when
     nobody announces. Never a split."""
-    ranked = [(PATH_LENGTH[a], order.index(site)) for site, a in seen.items()
-              if a != "withdrawn"]
+    ranked = [(PATH_LENGTH[a], order.index(site)) for site, a in seen.items() if a != "withdrawn"]
     if not ranked:
         return None
     return order[min(ranked)[1]]
@@ -107,11 +106,17 @@ class Traffic:
         follow = 1 - world.model.steering.dns_ignore_ttl_fraction
         ttl = self.ttl_s[group]
         for step in range(1, DNS_STEPS + 1):
-            world.at(world.now + ttl * step / DNS_STEPS, self._dns_move,
-                     (group, gen, site, {s: v * follow / DNS_STEPS for s, v in away.items()}))
+            world.at(
+                world.now + ttl * step / DNS_STEPS,
+                self._dns_move,
+                (group, gen, site, {s: v * follow / DNS_STEPS for s, v in away.items()}),
+            )
         stragglers = {s: v * (1 - follow) for s, v in away.items()}
-        world.at(world.now + max(ttl, world.model.steering.dns_ignore_ttl_s), self._dns_move,
-                 (group, gen, site, stragglers))
+        world.at(
+            world.now + max(ttl, world.model.steering.dns_ignore_ttl_s),
+            self._dns_move,
+            (group, gen, site, stragglers),
+        )
 
     def _dns_move(self, arg: tuple[str, int, str, dict[str, float]]) -> None:
         group, gen, site, moves = arg
@@ -164,9 +169,14 @@ class Traffic:
         total = 0.0
         rates = {}
         for group in self.groups:
-            rates[group] = round(sum(share * self.site_success(group, site)
-                                     for site, share in self.destinations(group).items()
-                                     if share > 0), 9)
+            rates[group] = round(
+                sum(
+                    share * self.site_success(group, site)
+                    for site, share in self.destinations(group).items()
+                    if share > 0
+                ),
+                9,
+            )
             total += self.weights[group] * rates[group]
             top = self.top(group)
             if self.top_series[group][-1][1] == "":

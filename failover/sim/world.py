@@ -107,8 +107,12 @@ class FaultRecord:
 class World:
     """The whole situation at `now`; `run_until` advances it event by event."""
 
-    def __init__(self, topology: Topology, seed: int, engine_factory: EngineFactory = Engine,
-                 ) -> None:
+    def __init__(
+        self,
+        topology: Topology,
+        seed: int,
+        engine_factory: EngineFactory = Engine,
+    ) -> None:
         from failover.sim.agents import Agents
         from failover.sim.control import Leadership, Observers
         from failover.sim.invariants import Checker
@@ -128,16 +132,25 @@ class World:
         self.serving = list(self.config.serving_sites)
         self.sites = list(self.config.sites)
         self.power = {site: True for site in self.sites}
-        self.services = {(site, name): Service(site, name) for site in self.serving
-                         for name in self.config.sites[site].services}
+        self.services = {
+            (site, name): Service(site, name)
+            for site in self.serving
+            for name in self.config.sites[site].services
+        }
         pairs = self.model.network.pairs()
         locations = self.sites + [CLIENTS]
         default_s = self.model.network.default_latency_s
-        self.links = {(a, b): Link(pairs.get(frozenset((a, b)), default_s))
-                      for a in locations for b in locations if a != b}
+        self.links = {
+            (a, b): Link(pairs.get(frozenset((a, b)), default_s))
+            for a in locations
+            for b in locations
+            if a != b
+        }
         self.zk_servers: list[tuple[str, bool]] = [
-            (site, True) for site, count in self.model.zookeeper.servers.items()
-            for _ in range(count)]
+            (site, True)
+            for site, count in self.model.zookeeper.servers.items()
+            for _ in range(count)
+        ]
         self.quorum_sites: tuple[str, ...] = ()  # sites holding the serving quorum
         self.quorum_ready = False
         self._members: tuple[int, ...] = ()  # servers of the majority component
@@ -147,8 +160,10 @@ class World:
         self.sessions: dict[int, float | None] = {}  # live server-side sessions -> expiry
         self._live: dict[int, str] = {}  # session -> daemon name
         self._sessions = 0
-        self.daemons = {name: Daemon(name, inst.site, tuple(inst.roles))
-                        for name, inst in self.config.instances.items()}
+        self.daemons = {
+            name: Daemon(name, inst.site, tuple(inst.roles))
+            for name, inst in self.config.instances.items()
+        }
         self.faults: list[FaultRecord] = []
         # site -> (offset s, drift s/s, since): how far its wall clock is off (clock_skew)
         self.clock_skew: dict[str, tuple[float, float, float]] = {}
@@ -283,8 +298,11 @@ class World:
 
     def _connections(self) -> None:
         for daemon in self.daemons.values():
-            can = (daemon.running and self.quorum_ready
-                   and any(self.reach(daemon.site, s) for s in self.quorum_sites))
+            can = (
+                daemon.running
+                and self.quorum_ready
+                and any(self.reach(daemon.site, s) for s in self.quorum_sites)
+            )
             if can and not daemon.connected:
                 self._connect(daemon)
             elif not can and daemon.connected:
@@ -312,8 +330,10 @@ class World:
             self._sessions += 1
             daemon.session = self._sessions
             self.sessions[daemon.session] = None
-            self.log("session", f"{daemon.name} {'session lost; ' if lost else ''}"
-                                f"new session {daemon.session}")
+            self.log(
+                "session",
+                f"{daemon.name} {'session lost; ' if lost else ''}new session {daemon.session}",
+            )
             if "leader" in daemon.roles:
                 self.election.append((daemon.name, daemon.session))
         else:
@@ -412,15 +432,21 @@ class World:
         daemon.paused_at = self.now
         self.log("daemon", f"{name} frozen")
         self.refresh_coordination()
-        self.at(last_keep_alive + self.config.cluster.daemon.watchdog_s, self._watchdog,
-                (name, daemon.gen))
+        self.at(
+            last_keep_alive + self.config.cluster.daemon.watchdog_s,
+            self._watchdog,
+            (name, daemon.gen),
+        )
 
     def _watchdog(self, arg: tuple[str, int]) -> None:
         name, gen = arg
         daemon = self.daemons[name]
         if daemon.paused and daemon.gen == gen:
-            self.crash(name, "killed by the watchdog after "
-                             f"{self.config.cluster.daemon.watchdog_s:g} s without a keep-alive")
+            self.crash(
+                name,
+                "killed by the watchdog after "
+                f"{self.config.cluster.daemon.watchdog_s:g} s without a keep-alive",
+            )
 
     def resume(self, name: str) -> None:
         daemon = self.daemons[name]
@@ -434,15 +460,24 @@ class World:
 
     # --- faults' ground truth ------------------------------------------------------------
 
-    def open_fault(self, kind: str, label: str, sites: tuple[str, ...] = (),
-                   inter_site_cut: bool = False, places: tuple[str, ...] = (),
-                   service: str | None = None) -> FaultRecord:
+    def open_fault(
+        self,
+        kind: str,
+        label: str,
+        sites: tuple[str, ...] = (),
+        inter_site_cut: bool = False,
+        places: tuple[str, ...] = (),
+        service: str | None = None,
+    ) -> FaultRecord:
         self._fault_ids += 1
-        record = FaultRecord(self._fault_ids, kind, label, self.now, None, sites, inter_site_cut,
-                             places, service)
+        record = FaultRecord(
+            self._fault_ids, kind, label, self.now, None, sites, inter_site_cut, places, service
+        )
         self.faults.append(record)
-        self.log("operator" if kind == "operator" else "fault",
-                 label if kind == "operator" else f"#{record.id} {label}")
+        self.log(
+            "operator" if kind == "operator" else "fault",
+            label if kind == "operator" else f"#{record.id} {label}",
+        )
         return record
 
     def close_fault(self, record: FaultRecord) -> None:

@@ -39,9 +39,15 @@ class SteerResult:
         return self.outcome == "verified"
 
     def applied(self, at: float) -> Applied:
-        return Applied(group=self.group, site=self.site, epoch=self.epoch,
-                       announcement=self.announcement, at=at, verified=self.verified,
-                       detail=self.detail or self.outcome)
+        return Applied(
+            group=self.group,
+            site=self.site,
+            epoch=self.epoch,
+            announcement=self.announcement,
+            at=at,
+            verified=self.verified,
+            detail=self.detail or self.outcome,
+        )
 
 
 class Steerer(ABC):
@@ -64,8 +70,9 @@ class Steerer(ABC):
     site: str
 
     @abstractmethod
-    def apply(self, state: GroupState, *, force: bool = False,
-              deadline_s: float | None = None) -> SteerResult:
+    def apply(
+        self, state: GroupState, *, force: bool = False, deadline_s: float | None = None
+    ) -> SteerResult:
         """Make what this steerer controls match `state`; verify it; say what is in effect."""
 
     @abstractmethod
@@ -86,5 +93,7 @@ def fail_open_problem(group: str, plan: Mapping[str, Announcement]) -> str | Non
     if any(announcement != "withdrawn" for announcement in plan.values()):
         return None
     sites = ", ".join(sorted(plan)) or "no site"
-    return (f"fail-open guard: no site would announce group {group} "
-            f"({sites}: withdrawn); force is required to withdraw it everywhere")
+    return (
+        f"fail-open guard: no site would announce group {group} "
+        f"({sites}: withdrawn); force is required to withdraw it everywhere"
+    )

@@ -49,9 +49,17 @@ class BirdSteerer(Steerer):
     site's route as announced (clean, prepended, or none), identified by the site's AS.
     """
 
-    def __init__(self, group: str, site: str, steering: BgpSteering, *,
-                 upstream_socket: str | None = None, deadline_s: float = 5.0,
-                 poll_s: float = 0.01, transcript: Transcript | None = None) -> None:
+    def __init__(
+        self,
+        group: str,
+        site: str,
+        steering: BgpSteering,
+        *,
+        upstream_socket: str | None = None,
+        deadline_s: float = 5.0,
+        poll_s: float = 0.01,
+        transcript: Transcript | None = None,
+    ) -> None:
         if site not in steering.sites:
             raise SteerError(f"group {group}: site {site!r} has no BGP settings")
         self.group = group
@@ -68,11 +76,13 @@ class BirdSteerer(Steerer):
 
     # --- the contract ----------------------------------------------------------------------
 
-    def apply(self, state: GroupState, *, force: bool = False,
-              deadline_s: float | None = None) -> SteerResult:
+    def apply(
+        self, state: GroupState, *, force: bool = False, deadline_s: float | None = None
+    ) -> SteerResult:
         plan = bgp_plan(state, list(self.steering.sites), self.steering.backup)
-        return self.announce(plan[self.site], state.epoch, plan=plan, force=force,
-                             deadline_s=deadline_s)
+        return self.announce(
+            plan[self.site], state.epoch, plan=plan, force=force, deadline_s=deadline_s
+        )
 
     def read(self) -> SteerResult:
         try:
@@ -89,9 +99,15 @@ class BirdSteerer(Steerer):
 
     # --- announcing ------------------------------------------------------------------------
 
-    def announce(self, announcement: Announcement, epoch: int, *,
-                 plan: dict[str, Announcement] | None = None, force: bool = False,
-                 deadline_s: float | None = None) -> SteerResult:
+    def announce(
+        self,
+        announcement: Announcement,
+        epoch: int,
+        *,
+        plan: dict[str, Announcement] | None = None,
+        force: bool = False,
+        deadline_s: float | None = None,
+    ) -> SteerResult:
         """Put `announcement` in effect at this site. Without `plan` (what every site of the
         group will announce) a withdrawal counts as the last one, refused unless forced."""
         deadline = time.monotonic() + (deadline_s if deadline_s is not None else self.deadline_s)
@@ -102,20 +118,27 @@ class BirdSteerer(Steerer):
         try:
             changed = self._converge(announcement, deadline)
         except (_Transient, OSError, NetlinkError) as exc:
-            return self._result(self._safe_in_effect(deadline), "failed",
-                                f"{self.site}: cannot change the kernel route: {exc}")
+            return self._result(
+                self._safe_in_effect(deadline),
+                "failed",
+                f"{self.site}: cannot change the kernel route: {exc}",
+            )
         self.epoch = epoch
         problem = self._wait_for(announcement, deadline)
-        return self._result(announcement, "unverified" if problem else "verified",
-                            problem or "", changed)
+        return self._result(
+            announcement, "unverified" if problem else "verified", problem or "", changed
+        )
 
     def _refused(self, problem: str, deadline: float) -> SteerResult:
         return self._result(self._safe_in_effect(deadline), "refused", problem)
 
     def _converge(self, announcement: Announcement, deadline: float) -> bool:
         metrics = self._metrics(deadline)
-        target = {"primary": self.steering.metric_primary, "held": self.steering.metric_held,
-                  "backup": self.steering.metric_backup}.get(announcement)
+        target = {
+            "primary": self.steering.metric_primary,
+            "held": self.steering.metric_held,
+            "backup": self.steering.metric_backup,
+        }.get(announcement)
         changed = False
         if target is None and self._in_effect(metrics) == "primary":
             # de-prefer before withdraw: the upstream moves to the other path first
@@ -144,7 +167,8 @@ class BirdSteerer(Steerer):
         return Retrying(
             stop=stop_after_attempt(5) | stop_after_delay(max(0.0, deadline - time.monotonic())),
             wait=wait_exponential(multiplier=0.02, max=0.5),
-            retry=retry_if_exception_type(_Transient), reraise=True,
+            retry=retry_if_exception_type(_Transient),
+            reraise=True,
         )
 
     def _metrics(self, deadline: float) -> set[int]:
@@ -157,19 +181,31 @@ class BirdSteerer(Steerer):
                 except (OSError, NetlinkError) as exc:
                     self.close()
                     raise _Transient(str(exc)) from exc
-        return {int(route.get("priority") or 0) for route in routes
-                if route.get("dst") == network and str(route.get("dst_len")) == length
-                and route.get("table") == self.bgp.table}
+        return {
+            int(route.get("priority") or 0)
+            for route in routes
+            if route.get("dst") == network
+            and str(route.get("dst_len")) == length
+            and route.get("table") == self.bgp.table
+        }
 
     def _route(self, verb: str, metric: int, deadline: float) -> None:
         if self.transcript:
-            self.transcript.record(f"{self.site} route {verb} {self.steering.prefix} "
-                                   f"table {self.bgp.table} metric {metric}")
+            self.transcript.record(
+                f"{self.site} route {verb} {self.steering.prefix} "
+                f"table {self.bgp.table} metric {metric}"
+            )
         for attempt in self._retrying(deadline):
             with attempt:
                 try:
-                    self._netlink().route(verb, dst=self.steering.prefix, table=self.bgp.table,
-                                          priority=metric, proto=RTPROT_STATIC, type="blackhole")
+                    self._netlink().route(
+                        verb,
+                        dst=self.steering.prefix,
+                        table=self.bgp.table,
+                        priority=metric,
+                        proto=RTPROT_STATIC,
+                        type="blackhole",
+                    )
                 except NetlinkError as exc:
                     if (verb, exc.code) in (("add", errno.EEXIST), ("del", errno.ESRCH)):
                         return
@@ -233,8 +269,11 @@ class BirdSteerer(Steerer):
             if not local_as.isdigit():
                 return f"{self.site} BIRD protocol {self.bgp.protocol} shows no local AS"
             self._local_as = int(local_as)
-        ours = [r for r in show_routes(self.upstream_socket, self.steering.prefix)
-                if r.as_path[:1] == (self._local_as,)]
+        ours = [
+            r
+            for r in show_routes(self.upstream_socket, self.steering.prefix)
+            if r.as_path[:1] == (self._local_as,)
+        ]
         seen = as_path_announcement(ours[0].as_path[1:] if ours else None)
         if seen != announcement:
             return f"upstream holds {self.site}'s route as {seen}"
@@ -242,11 +281,18 @@ class BirdSteerer(Steerer):
             return f"upstream holds {self.site}'s route as primary but prefers another"
         return None
 
-    def _result(self, announcement: Announcement, outcome: str, detail: str,
-                changed: bool = False) -> SteerResult:
-        return SteerResult(group=self.group, site=self.site, epoch=self.epoch,
-                           announcement=announcement, outcome=outcome,  # type: ignore[arg-type]
-                           detail=detail, changed=changed)
+    def _result(
+        self, announcement: Announcement, outcome: str, detail: str, changed: bool = False
+    ) -> SteerResult:
+        return SteerResult(
+            group=self.group,
+            site=self.site,
+            epoch=self.epoch,
+            announcement=announcement,
+            outcome=outcome,  # type: ignore[arg-type]
+            detail=detail,
+            changed=changed,
+        )
 
 
 def as_path_announcement(path: tuple[int, ...] | None) -> Announcement:

@@ -73,12 +73,15 @@ def _read_reply(reader: object) -> list[tuple[int, str]]:
     raise OSError("connection closed in the middle of a reply")
 
 
-_ROUTE = re.compile(r"^(?P<prefix>\S+/\d+)?\s+(?P<kind>unicast|blackhole|unreachable|prohibited)"
-                    r"\s+\[(?P<proto>\S+)\s[^\]]*\](?P<best>\s\*)?")
+_ROUTE = re.compile(
+    r"^(?P<prefix>\S+/\d+)?\s+(?P<kind>unicast|blackhole|unreachable|prohibited)"
+    r"\s+\[(?P<proto>\S+)\s[^\]]*\](?P<best>\s\*)?"
+)
 
 
-def show_routes(socket_path: str, prefix: str, export: str | None = None,
-                timeout_s: float = 2.0) -> list[BirdRoute]:
+def show_routes(
+    socket_path: str, prefix: str, export: str | None = None, timeout_s: float = 2.0
+) -> list[BirdRoute]:
     """Every route BIRD holds for exactly `prefix` (best first as BIRD prints it); with
     `export`, the routes it exports to that protocol, as its export filter leaves them."""
     command = f"show route for {prefix}{f' export {export}' if export else ''} all"
@@ -101,8 +104,11 @@ def parse_routes(lines: list[tuple[int, str]], prefix: str) -> list[BirdRoute]:
             if current is not None:
                 routes.append(BirdRoute(**current))  # type: ignore[arg-type]
             net = match.group("prefix") or net
-            current = {"prefix": net, "protocol": match.group("proto"),
-                       "best": bool(match.group("best"))}
+            current = {
+                "prefix": net,
+                "protocol": match.group("proto"),
+                "best": bool(match.group("best")),
+            }
             continue
         if current is None:
             continue

@@ -61,9 +61,17 @@ class ZoneView:
 class Rfc2136Steerer(Steerer):
     """The leader's DNS steering of one group. `netns` opens its sockets in that namespace."""
 
-    def __init__(self, group: str, steering: DnsSteering, *, netns: str | None = None,
-                 secret: str | None = None, deadline_s: float = 5.0, poll_s: float = 0.02,
-                 transcript: Transcript | None = None) -> None:
+    def __init__(
+        self,
+        group: str,
+        steering: DnsSteering,
+        *,
+        netns: str | None = None,
+        secret: str | None = None,
+        deadline_s: float = 5.0,
+        poll_s: float = 0.02,
+        transcript: Transcript | None = None,
+    ) -> None:
         self.group = group
         self.site = ""
         self.steering = steering
@@ -84,16 +92,23 @@ class Rfc2136Steerer(Steerer):
 
     # --- the contract ----------------------------------------------------------------------
 
-    def apply(self, state: GroupState, *, force: bool = False,
-              deadline_s: float | None = None, previous_epoch: int | None = None) -> SteerResult:
+    def apply(
+        self,
+        state: GroupState,
+        *,
+        force: bool = False,
+        deadline_s: float | None = None,
+        previous_epoch: int | None = None,
+    ) -> SteerResult:
         """Point the group's names at `state.active`. `previous_epoch`: the epoch the caller
         believes the zone holds (None: read it from the primary first)."""
         deadline = time.monotonic() + (deadline_s if deadline_s is not None else self.deadline_s)
         site, epoch = state.active, state.epoch
         want = self._wanted(site)
         if want is None:
-            return self._not_done("refused", f"fail-open guard: no addresses for {site} in "
-                                  f"group {self.group}")
+            return self._not_done(
+                "refused", f"fail-open guard: no addresses for {site} in group {self.group}"
+            )
         try:
             changed = self._update(site, epoch, want, previous_epoch, deadline)
         except _Refused as exc:
@@ -101,8 +116,9 @@ class Rfc2136Steerer(Steerer):
         except _Transient as exc:
             return self._not_done("failed", f"the update was not delivered: {exc}")
         problem = self._wait_for(want, epoch, deadline)
-        return self._result(site, epoch, "unverified" if problem else "verified",
-                            problem or "", changed)
+        return self._result(
+            site, epoch, "unverified" if problem else "verified", problem or "", changed
+        )
 
     def read(self, timeout_s: float = 1.0) -> SteerResult:
         views: dict[str, ZoneView | str] = {}
@@ -113,33 +129,45 @@ class Rfc2136Steerer(Steerer):
                 views[f"{host}:{port}"] = str(exc)
         first = next((v for v in views.values() if isinstance(v, ZoneView)), None)
         if first is None:
-            return self._result("", 0, "failed", "; ".join(f"{s}: {v}" for s, v in views.items()),
-                                announced=False)
+            return self._result(
+                "", 0, "failed", "; ".join(f"{s}: {v}" for s, v in views.items()), announced=False
+            )
         site = next((s for s in self._sites() if self._wanted(s) == first.records), "")
         disagree = [s for s, v in views.items() if v != first]
-        return self._result(site, first.epoch or 0,
-                            "unverified" if disagree or not site else "verified",
-                            f"servers disagree: {', '.join(disagree)}" if disagree else "",
-                            announced=bool(site))
+        return self._result(
+            site,
+            first.epoch or 0,
+            "unverified" if disagree or not site else "verified",
+            f"servers disagree: {', '.join(disagree)}" if disagree else "",
+            announced=bool(site),
+        )
 
     def _not_done(self, outcome: str, detail: str) -> SteerResult:
         """A refused or failed apply: what is in effect as read back, with the reason."""
         now = self.read(timeout_s=0.2)
-        return self._result(now.site, now.epoch, outcome, detail,
-                            announced=now.announcement == "primary")
+        return self._result(
+            now.site, now.epoch, outcome, detail, announced=now.announcement == "primary"
+        )
 
     # --- the update ------------------------------------------------------------------------
 
-    def _update(self, site: str, epoch: int, want: dict[str, frozenset[str]],
-                previous: int | None, deadline: float) -> bool:
+    def _update(
+        self,
+        site: str,
+        epoch: int,
+        want: dict[str, frozenset[str]],
+        previous: int | None,
+        deadline: float,
+    ) -> bool:
         for attempt in self._retrying(deadline):
             with attempt:
                 host, port = self.servers[0]
                 if previous is None:
                     current = self._view(host, port, self._left(deadline))
                     if current.epoch is not None and current.epoch > epoch:
-                        raise _Refused(f"stale epoch {epoch}: the zone already holds epoch "
-                                       f"{current.epoch}")
+                        raise _Refused(
+                            f"stale epoch {epoch}: the zone already holds epoch {current.epoch}"
+                        )
                     if current.epoch == epoch and current.records == want:
                         return False
                     base = current.epoch
@@ -152,10 +180,12 @@ class Rfc2136Steerer(Steerer):
                 return True
         return False  # not reached: the retrying loop either returns or raises
 
-    def _message(self, want: dict[str, frozenset[str]], epoch: int,
-                 previous: int | None) -> dns.update.UpdateMessage:
-        update = dns.update.UpdateMessage(self.zone, keyring=self.keyring, keyname=self.keyname,
-                                          keyalgorithm=self.algorithm)
+    def _message(
+        self, want: dict[str, frozenset[str]], epoch: int, previous: int | None
+    ) -> dns.update.UpdateMessage:
+        update = dns.update.UpdateMessage(
+            self.zone, keyring=self.keyring, keyname=self.keyname, keyalgorithm=self.algorithm
+        )
         if previous is None:
             update.absent(self.epoch_name, "TXT")
         else:
@@ -169,21 +199,25 @@ class Rfc2136Steerer(Steerer):
         update.replace(self.epoch_name, self.steering.ttl, "TXT", f'"{epoch}"')
         return update
 
-    def _send(self, message: dns.update.UpdateMessage, host: str, port: int,
-              deadline: float) -> None:
+    def _send(
+        self, message: dns.update.UpdateMessage, host: str, port: int, deadline: float
+    ) -> None:
         try:
             with self._tcp(host, port, deadline) as sock:
                 response = dns.query.tcp(message, host, timeout=self._left(deadline), sock=sock)
         except dns.tsig.PeerError as exc:
-            raise _Refused(f"{host}:{port} rejected the TSIG key {self.keyname}: "
-                           f"{type(exc).__name__}") from exc
+            raise _Refused(
+                f"{host}:{port} rejected the TSIG key {self.keyname}: {type(exc).__name__}"
+            ) from exc
         except (OSError, dns.exception.Timeout, EOFError) as exc:
             raise _Transient(f"{host}:{port}: {exc or type(exc).__name__}") from exc
         rcode = response.rcode()
         if rcode in (dns.rcode.NXRRSET, dns.rcode.YXRRSET):
-            raise _Refused(f"{host}:{port} refused the update: prerequisite failed "
-                           f"({dns.rcode.to_text(rcode)}): the epoch record no longer holds "
-                           "the previous epoch")
+            raise _Refused(
+                f"{host}:{port} refused the update: prerequisite failed "
+                f"({dns.rcode.to_text(rcode)}): the epoch record no longer holds "
+                "the previous epoch"
+            )
         if rcode != dns.rcode.NOERROR:
             raise _Refused(f"{host}:{port} refused the update: {dns.rcode.to_text(rcode)}")
 
@@ -209,14 +243,16 @@ class Rfc2136Steerer(Steerer):
             if time.monotonic() >= deadline:
                 return "unverified on " + "; ".join(
                     f"{host}:{port} ({problems.get((host, port), 'no answer')})"
-                    for host, port in pending)
+                    for host, port in pending
+                )
             time.sleep(self.poll_s)
 
     def _view(self, host: str, port: int, timeout_s: float) -> ZoneView:
         merged: dict[str, frozenset[str]] = {}
         for name in self.names:
             merged[name] = frozenset().union(
-                *(self._query(host, port, name, kind, timeout_s) for kind in self.types))
+                *(self._query(host, port, name, kind, timeout_s) for kind in self.types)
+            )
         texts = self._query(host, port, self.epoch_name.to_text(), "TXT", timeout_s)
         epochs = [int(text.strip('"')) for text in texts if text.strip('"').isdigit()]
         return ZoneView(merged, max(epochs) if epochs else None)
@@ -233,8 +269,12 @@ class Rfc2136Steerer(Steerer):
             raise _Transient(f"{host}:{port}: {exc or type(exc).__name__}") from exc
         if answer.rcode() not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
             raise _Refused(f"{host}:{port} answers {dns.rcode.to_text(answer.rcode())}")
-        return [item.to_text() for rrset in answer.answer if rrset.rdtype ==
-                dns.rdatatype.from_text(kind) for item in rrset]
+        return [
+            item.to_text()
+            for rrset in answer.answer
+            if rrset.rdtype == dns.rdatatype.from_text(kind)
+            for item in rrset
+        ]
 
     # --- helpers ---------------------------------------------------------------------------
 
@@ -253,7 +293,8 @@ class Rfc2136Steerer(Steerer):
         return Retrying(
             stop=stop_after_attempt(20) | stop_after_delay(self._left(deadline)),
             wait=wait_exponential(multiplier=0.05, max=0.5),
-            retry=retry_if_exception_type(_Transient), reraise=True,
+            retry=retry_if_exception_type(_Transient),
+            reraise=True,
         )
 
     def _left(self, deadline: float) -> float:
@@ -268,17 +309,34 @@ class Rfc2136Steerer(Steerer):
         return sorted({site for per_site in self.names.values() for site in per_site})
 
     def _any_v6(self) -> bool:
-        return any(ipaddress.ip_address(a).version == 6 for per_site in self.names.values()
-                   for addresses in per_site.values() for a in addresses)
+        return any(
+            ipaddress.ip_address(a).version == 6
+            for per_site in self.names.values()
+            for addresses in per_site.values()
+            for a in addresses
+        )
 
     def _fqdn(self, name: str) -> str:
         return dns.name.from_text(name, self.zone).to_text()
 
-    def _result(self, site: str, epoch: int, outcome: str, detail: str, changed: bool = False,
-                announced: bool = True) -> SteerResult:
-        return SteerResult(group=self.group, site=site, epoch=epoch,
-                           announcement="primary" if announced and site else "withdrawn",
-                           outcome=outcome, detail=detail, changed=changed)  # type: ignore[arg-type]
+    def _result(
+        self,
+        site: str,
+        epoch: int,
+        outcome: str,
+        detail: str,
+        changed: bool = False,
+        announced: bool = True,
+    ) -> SteerResult:
+        return SteerResult(
+            group=self.group,
+            site=site,
+            epoch=epoch,
+            announcement="primary" if announced and site else "withdrawn",
+            outcome=outcome,  # type: ignore[arg-type]
+            detail=detail,
+            changed=changed,
+        )
 
 
 def _family(host: str) -> int:

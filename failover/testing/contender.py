@@ -47,7 +47,10 @@ def run(args: argparse.Namespace) -> int:
     from failover.coord.zookeeper import ZooKeeperCoordinator
 
     coordinator = ZooKeeperCoordinator(
-        args.hosts, cluster=args.cluster, instance=args.instance, chroot=args.chroot,
+        args.hosts,
+        cluster=args.cluster,
+        instance=args.instance,
+        chroot=args.chroot,
         session_timeout_s=args.session_timeout_s,
         daemon=read_identity(args.daemon_auth, "daemon") if args.daemon_auth else None,
         operator=read_identity(args.operator_auth, "operator") if args.operator_auth else None,
@@ -83,8 +86,9 @@ def run(args: argparse.Namespace) -> int:
             current = coordinator.leadership()
             if current is None and leading:
                 leading = False
-                emit("deposed", term=held.term if held else None,
-                     session=coordinator.session_state())
+                emit(
+                    "deposed", term=held.term if held else None, session=coordinator.session_state()
+                )
             writer = held if args.stale else current
             if writer is not None and args.write_every_s > 0 and time.monotonic() >= next_write:
                 next_write = time.monotonic() + args.write_every_s
@@ -121,8 +125,14 @@ def _write(coordinator: Any, writer: Leadership, args: argparse.Namespace) -> No
     try:
         state, version = coordinator.desired(args.group)
         epoch = (state.epoch if state else 0) + 1
-        new = GroupState(args.group, active=args.site, epoch=epoch, by=args.instance,
-                         reason=f"term {writer.term}", changed_at=time.time())
+        new = GroupState(
+            args.group,
+            active=args.site,
+            epoch=epoch,
+            by=args.instance,
+            reason=f"term {writer.term}",
+            changed_at=time.time(),
+        )
         coordinator.write_desired(writer, new, version)
         emit("write", ok=True, term=writer.term, epoch=epoch)
     except CoordinatorError as exc:
@@ -138,12 +148,26 @@ def _commands(
             time.sleep(args.command_delay_s)  # the window in which a test kills the leader
         state, version = coordinator.desired(args.group)
         epoch = (state.epoch if state else 0) + 1
-        new = GroupState(args.group, active=command.site or args.site, epoch=epoch,
-                         by=command.by, reason=f"{command.kind} {command.id}", code="switchover")
-        result = CommandResult(command.id, True, "done", f"executed by {args.instance}",
-                               time.time(), args.instance, leader.term)
-        record = AuditRecord("command", {"id": command.id, "by": args.instance,
-                                         "epoch": epoch}, time.time())
+        new = GroupState(
+            args.group,
+            active=command.site or args.site,
+            epoch=epoch,
+            by=command.by,
+            reason=f"{command.kind} {command.id}",
+            code="switchover",
+        )
+        result = CommandResult(
+            command.id,
+            True,
+            "done",
+            f"executed by {args.instance}",
+            time.time(),
+            args.instance,
+            leader.term,
+        )
+        record = AuditRecord(
+            "command", {"id": command.id, "by": args.instance, "epoch": epoch}, time.time()
+        )
         coordinator.commit(leader, desired=[(new, version)], results=[result], audit=[record])
         emit("command-done", id=command.id, epoch=epoch)
         if stopping():
@@ -163,8 +187,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--operator-auth")
     parser.add_argument("--interval-s", type=float, default=0.1)
     parser.add_argument("--write-every-s", type=float, default=0.0)
-    parser.add_argument("--stale", action="store_true",
-                        help="keep writing with the last leadership won (tests the fence)")
+    parser.add_argument(
+        "--stale",
+        action="store_true",
+        help="keep writing with the last leadership won (tests the fence)",
+    )
     parser.add_argument("--commands", action="store_true")
     parser.add_argument("--command-delay-s", type=float, default=0.0)
     logging.basicConfig(level=logging.ERROR, stream=sys.stderr)  # events only, no chatter
@@ -179,8 +206,16 @@ class Contender:
 
     def __init__(self, workdir: Path, instance: str, hosts: str, *options: str) -> None:
         self.instance = instance
-        argv = [sys.executable, "-m", "failover.testing.contender", "--hosts", hosts,
-                "--instance", instance, *options]
+        argv = [
+            sys.executable,
+            "-m",
+            "failover.testing.contender",
+            "--hosts",
+            hosts,
+            "--instance",
+            instance,
+            *options,
+        ]
         self.log_path = workdir / f"contender-{instance}.log"
         self.process = Process(f"contender-{instance}", argv, log_path=self.log_path)
 

@@ -69,13 +69,28 @@ def serve_text(lab: Lab, location: str, address: str, port: int, text: str) -> P
     root = lab.location_dir(location) / f"http-{address}-{port}"
     root.mkdir(parents=True, exist_ok=True)
     Path(root / "index.html").write_text(text)
-    process = lab.process(location, f"http-{address}-{port}",
-                          [sys.executable, "-m", "http.server", str(port), "--bind", address,
-                           "--directory", str(root)])
+    process = lab.process(
+        location,
+        f"http-{address}-{port}",
+        [
+            sys.executable,
+            "-m",
+            "http.server",
+            str(port),
+            "--bind",
+            address,
+            "--directory",
+            str(root),
+        ],
+    )
     process.start()
     try:
-        wait_until(lambda: _listening(lab, location, port), 5.0, f"http server in {location}",
-                   retry_on=(OSError, LabError))
+        wait_until(
+            lambda: _listening(lab, location, port),
+            5.0,
+            f"http server in {location}",
+            retry_on=(OSError, LabError),
+        )
     except TimeoutError:
         process.stop()
         raise process.fail("did not listen") from None
@@ -97,15 +112,20 @@ def reset_lab(lab: Lab, timeout_s: float = 10.0) -> None:
     lab.heal_all()
     for component in COMPONENTS:
         lab.start(component)
-    tables = {site.table for group in lab.config.groups.values()
-              if isinstance(group.steering, BgpSteering) for site in group.steering.sites.values()}
+    tables = {
+        site.table
+        for group in lab.config.groups.values()
+        if isinstance(group.steering, BgpSteering)
+        for site in group.steering.sites.values()
+    }
     for site in ROUTER_SITES:
         for table in sorted(tables):
             lab.exec(site, ["ip", "route", "flush", "table", str(table)])  # may not exist yet
     lab.wait_ready(timeout_s)
     for prefix in lab.prefixes():
-        wait_until(functools.partial(_forgotten, lab, prefix), timeout_s,
-                   f"the isp forgetting {prefix}")
+        wait_until(
+            functools.partial(_forgotten, lab, prefix), timeout_s, f"the isp forgetting {prefix}"
+        )
 
 
 def reset_dns(lab: Lab, timeout_s: float = 10.0) -> None:

@@ -31,33 +31,54 @@ def steady(cluster: Cluster) -> Cluster:
     return cluster
 
 
-def sign(cluster: Cluster, instance: str, path: str, body: dict[str, Any] | str, *,
-         key_id: str = KEY_ID, secret: str = KEY_SECRET, at: float | None = None,
-         for_instance: str | None = None, totp: str | None = None
-         ) -> tuple[bytes, dict[str, str]]:
+def sign(
+    cluster: Cluster,
+    instance: str,
+    path: str,
+    body: dict[str, Any] | str,
+    *,
+    key_id: str = KEY_ID,
+    secret: str = KEY_SECRET,
+    at: float | None = None,
+    for_instance: str | None = None,
+    totp: str | None = None,
+) -> tuple[bytes, dict[str, str]]:
     text = body if isinstance(body, str) else json.dumps(body)
     address = cluster.api[for_instance or instance]
-    return text.encode(), signed_headers("POST", address, path, text, key_id, secret, SCOPE,
-                                         at=at, totp=totp)
+    return text.encode(), signed_headers(
+        "POST", address, path, text, key_id, secret, SCOPE, at=at, totp=totp
+    )
 
 
-def send(cluster: Cluster, instance: str, path: str, data: bytes, headers: dict[str, str],
-         source: str = "127.0.0.1") -> tuple[int, dict[str, Any]]:
+def send(
+    cluster: Cluster,
+    instance: str,
+    path: str,
+    data: bytes,
+    headers: dict[str, str],
+    source: str = "127.0.0.1",
+) -> tuple[int, dict[str, Any]]:
     """POST from a loopback `source` address (each attacker of a test uses its own)."""
     host, port = cluster.api[instance].rsplit(":", 1)
-    connection = http.client.HTTPConnection(host, int(port), timeout=10,
-                                            source_address=(source, 0))
+    connection = http.client.HTTPConnection(host, int(port), timeout=10, source_address=(source, 0))
     try:
-        connection.request("POST", path, body=data, headers={
-            "Content-Type": "application/json", **headers})
+        connection.request(
+            "POST", path, body=data, headers={"Content-Type": "application/json", **headers}
+        )
         response = connection.getresponse()
         return response.status, json.loads(response.read())
     finally:
         connection.close()
 
 
-def post(cluster: Cluster, instance: str, path: str, body: dict[str, Any] | str,
-         source: str = "127.0.0.1", **options: Any) -> tuple[int, dict[str, Any]]:
+def post(
+    cluster: Cluster,
+    instance: str,
+    path: str,
+    body: dict[str, Any] | str,
+    source: str = "127.0.0.1",
+    **options: Any,
+) -> tuple[int, dict[str, Any]]:
     """Sign (unless told otherwise) and send one write request."""
     data, headers = sign(cluster, instance, path, body, **options)
     return send(cluster, instance, path, data, headers, source)
@@ -65,8 +86,11 @@ def post(cluster: Cluster, instance: str, path: str, body: dict[str, Any] | str,
 
 def notes(cluster: Cluster) -> list[str]:
     """The sentences of every API note in the audit trail."""
-    return [entry.payload["decision"]["sentence"] for entry in cluster.operator_audit()
-            if entry.payload.get("decision", {}).get("code") == "noted"]
+    return [
+        entry.payload["decision"]["sentence"]
+        for entry in cluster.operator_audit()
+        if entry.payload.get("decision", {}).get("code") == "noted"
+    ]
 
 
 def wait_noted(cluster: Cluster, *fragments: str, timeout_s: float = 10.0) -> list[str]:
@@ -90,15 +114,21 @@ def refusal_rows(cluster: Cluster) -> list[dict[str, Any]]:
         client.close()
 
 
-def wait_refused(cluster: Cluster, source: str, key_id: str, reason: str,
-                 timeout_s: float = 10.0) -> list[dict[str, Any]]:
+def wait_refused(
+    cluster: Cluster, source: str, key_id: str, reason: str, timeout_s: float = 10.0
+) -> list[dict[str, Any]]:
     """Until a refusal summary counts a request from `source` claiming `key_id` for `reason`
     (a prefix of the recorded reason code)."""
     found: list[dict[str, Any]] = []
 
     def seen() -> bool:
-        found[:] = [row for row in refusal_rows(cluster) if row["source"] == source
-                    and row["key_id"] == key_id and row["reason"].startswith(reason)]
+        found[:] = [
+            row
+            for row in refusal_rows(cluster)
+            if row["source"] == source
+            and row["key_id"] == key_id
+            and row["reason"].startswith(reason)
+        ]
         return bool(found)
 
     wait_until(seen, timeout_s, f"a refusal from {source} ({key_id}): {reason}")

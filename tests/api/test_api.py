@@ -31,10 +31,14 @@ def metrics(cluster: Cluster, instance: str) -> dict[str, list[tuple[dict[str, s
     return samples
 
 
-def value(samples: dict[str, list[tuple[dict[str, str], float]]], name: str,
-          **labels: str) -> float:
-    matching = [v for found, v in samples.get(name, [])
-                if all(found.get(k) == want for k, want in labels.items())]
+def value(
+    samples: dict[str, list[tuple[dict[str, str], float]]], name: str, **labels: str
+) -> float:
+    matching = [
+        v
+        for found, v in samples.get(name, [])
+        if all(found.get(k) == want for k, want in labels.items())
+    ]
     assert len(matching) == 1, (name, labels, samples.get(name))
     return matching[0]
 
@@ -53,8 +57,9 @@ def test_health_on_every_daemon(steady: Cluster) -> None:
 
 def test_status_is_the_cli_document(steady: Cluster) -> None:
     served = steady.status("b")
-    printed = json.loads(CliRunner().invoke(
-        cli, ["status", "--json", "--config", str(steady.config_path)]).output)
+    printed = json.loads(
+        CliRunner().invoke(cli, ["status", "--json", "--config", str(steady.config_path)]).output
+    )
     assert served.keys() == printed.keys()
     assert served["groups"]["web"]["active"] == printed["groups"]["web"]["active"] == "dc1"
     assert served["leader"] == printed["leader"]
@@ -77,23 +82,37 @@ def test_metrics_exposition(steady: Cluster) -> None:
     assert value(samples, "failover_switches_total", group="web") >= 0.0
     assert value(samples, "failover_audit_chain_ok") == 1.0  # verified at the first scrape
     for site in ("dc1", "dc2"):
-        assert value(samples, "failover_probe_latency_seconds_count", site=site,
-                     service="app", result="ok") > 0
+        assert (
+            value(
+                samples,
+                "failover_probe_latency_seconds_count",
+                site=site,
+                service="app",
+                result="ok",
+            )
+            > 0
+        )
         for observer in INSTANCES:
-            assert value(samples, "failover_verdict", site=site, service="app",
-                         observer=observer) == 1.0
+            assert (
+                value(samples, "failover_verdict", site=site, service="app", observer=observer)
+                == 1.0
+            )
 
 
 def test_signed_switchover_is_accepted_carried_out_and_audited(steady: Cluster) -> None:
     switches = value(metrics(steady, "b"), "failover_switches_total", group="web")
-    code, body = post(steady, "b", "/switchover",
-                      {"site": "dc2", "group": "web", "reason": "api drill"})
+    code, body = post(
+        steady, "b", "/switchover", {"site": "dc2", "group": "web", "reason": "api drill"}
+    )
     assert code == 202, body
     command_id = body["command_id"]
     assert body["by"] == "ops" and body["site"] == "dc2"
     steady.wait_steady("dc2")
-    entries = [e for e in steady.operator_audit()
-               if (e.payload.get("command") or {}).get("id") == command_id]
+    entries = [
+        e
+        for e in steady.operator_audit()
+        if (e.payload.get("command") or {}).get("id") == command_id
+    ]
     assert {e.kind for e in entries} == {"desired", "command"}
     assert all(e.payload["command"]["by"] == "ops" for e in entries)
     assert all(e.payload["command"]["reason"] == "api drill" for e in entries)
@@ -110,12 +129,12 @@ def test_refused_requests_are_refused_and_counted(steady: Cluster) -> None:
     code, body = send(steady, "a", "/freeze", data, {}, "127.0.0.11")
     assert code == 401 and "missing signature" in body["error"]
 
-    code, body = post(steady, "a", "/freeze", {"reason": "wrong"}, "127.0.0.12",
-                      secret="not-the-secret")
+    code, body = post(
+        steady, "a", "/freeze", {"reason": "wrong"}, "127.0.0.12", secret="not-the-secret"
+    )
     assert code == 401 and body["error"] == "wrong signature"
 
-    code, body = post(steady, "a", "/freeze", {"reason": "old"}, "127.0.0.13",
-                      at=now() - 1000)
+    code, body = post(steady, "a", "/freeze", {"reason": "old"}, "127.0.0.13", at=now() - 1000)
     assert code == 401 and "expired" in body["error"]
 
     code, body = post(steady, "a", "/freeze", {"reason": "who"}, "127.0.0.14", key_id="nobody")
@@ -146,19 +165,28 @@ def test_refused_requests_are_refused_and_counted(steady: Cluster) -> None:
 
 def test_failures_slow_their_source_and_never_lock_the_key(steady: Cluster) -> None:
     for _attempt in range(3):
-        code, body = post(steady, "w", "/unfreeze", {}, "127.0.0.21", key_id=LOCK_KEY_ID,
-                          secret="wrong")
+        code, body = post(
+            steady, "w", "/unfreeze", {}, "127.0.0.21", key_id=LOCK_KEY_ID, secret="wrong"
+        )
         assert code == 401, body
     assert "requests from 127.0.0.21 wait 0.5 s" in body["error"]
-    code, body = post(steady, "w", "/unfreeze", {}, "127.0.0.21", key_id=LOCK_KEY_ID,
-                      secret=LOCK_KEY_SECRET)
+    code, body = post(
+        steady, "w", "/unfreeze", {}, "127.0.0.21", key_id=LOCK_KEY_ID, secret=LOCK_KEY_SECRET
+    )
     assert code == 429 and "retry in" in body["error"]
-    code, body = post(steady, "w", "/unfreeze", {"reason": "elsewhere"}, key_id=LOCK_KEY_ID,
-                      secret=LOCK_KEY_SECRET)
+    code, body = post(
+        steady,
+        "w",
+        "/unfreeze",
+        {"reason": "elsewhere"},
+        key_id=LOCK_KEY_ID,
+        secret=LOCK_KEY_SECRET,
+    )
     assert code == 202, body  # the same key from another source is not affected
     time.sleep(0.6)
-    code, body = post(steady, "w", "/unfreeze", {}, "127.0.0.21", key_id=LOCK_KEY_ID,
-                      secret=LOCK_KEY_SECRET)
+    code, body = post(
+        steady, "w", "/unfreeze", {}, "127.0.0.21", key_id=LOCK_KEY_ID, secret=LOCK_KEY_SECRET
+    )
     assert code == 202, body
     wait_refused(steady, "127.0.0.21", LOCK_KEY_ID, "too many failed requests from 127.0.0.21")
     wait_noted(steady, f"api:{LOCK_KEY_ID}", "accepted as cmd-")

@@ -34,17 +34,25 @@ class Clock:
 
 
 def guard(clock: Clock, **options: float) -> RequestGuard:
-    settings = ApiOptions(clock_skew_s=options.get("skew", 60.0),
-                          max_failures=int(options.get("failures", 3)),
-                          max_source_failures=int(options.get("source_failures", 6)),
-                          backoff_s=options.get("backoff", 2.0),
-                          lockout_s=options.get("lockout", 30.0))
+    settings = ApiOptions(
+        clock_skew_s=options.get("skew", 60.0),
+        max_failures=int(options.get("failures", 3)),
+        max_source_failures=int(options.get("source_failures", 6)),
+        backoff_s=options.get("backoff", 2.0),
+        lockout_s=options.get("lockout", 30.0),
+    )
     return RequestGuard(settings, ADDRESS, {"ops": "s3cret", "other": "x"}, clock=clock)
 
 
-def request(body: str = "{}", *, key: str = "ops", secret: str = "s3cret", at: float = T0,
-            address: str = ADDRESS, path: str = "/freeze") -> tuple[str, str, list[tuple[str,
-                                                                                       str]], str]:
+def request(
+    body: str = "{}",
+    *,
+    key: str = "ops",
+    secret: str = "s3cret",
+    at: float = T0,
+    address: str = ADDRESS,
+    path: str = "/freeze",
+) -> tuple[str, str, list[tuple[str, str]], str]:
     headers = signed_headers("POST", address, path, body, key, secret, SCOPE, at=at)
     return "POST", path, list(headers.items()), body
 
@@ -99,14 +107,25 @@ def test_a_crafted_auth_header_is_refused_at_once() -> None:
     for repeat in (100, 400, 2000):
         crafted = "ESR-HMAC-SHA256 " + "Credential=a,SignedHeaders=a," * repeat
         started = time.perf_counter()
-        outcome = check.check("POST", "/freeze", [("Host", ADDRESS), ("X-Escher-Auth",
-                                                                      crafted)], "{}")
+        outcome = check.check(
+            "POST", "/freeze", [("Host", ADDRESS), ("X-Escher-Auth", crafted)], "{}"
+        )
         assert time.perf_counter() - started < 0.5
         assert outcome.status == 401 and outcome.reason.startswith("malformed signature")
-    assert parse_auth_header("ESR-HMAC-SHA256 Credential=ops/20270115/a/b, SignedHeaders="
-                             "host;x-escher-date, Signature=" + "0" * 64) is not None
-    assert parse_auth_header("ESR-HMAC-SHA256 Credential=ops/20270115/a/b, SignedHeaders="
-                             "host;x-escher-date, Signature=" + "0" * 63) is None
+    assert (
+        parse_auth_header(
+            "ESR-HMAC-SHA256 Credential=ops/20270115/a/b, SignedHeaders="
+            "host;x-escher-date, Signature=" + "0" * 64
+        )
+        is not None
+    )
+    assert (
+        parse_auth_header(
+            "ESR-HMAC-SHA256 Credential=ops/20270115/a/b, SignedHeaders="
+            "host;x-escher-date, Signature=" + "0" * 63
+        )
+        is None
+    )
 
 
 def test_forged_requests_never_lock_the_operator_out() -> None:
@@ -156,8 +175,11 @@ def test_keys_file(tmp_path: Path) -> None:
     path = tmp_path / "keys"
     path.write_text("# comment\n\nops:abc\nci-bot:def:with:colons\n")
     assert read_keys(path) == {"ops": "abc", "ci-bot": "def:with:colons"}
-    for text, problem in (("ops\n", "line 1"), ("bad key:x\n", "line 1"),
-                          ("ops:a\nops:b\n", "line 2: key id ops given twice")):
+    for text, problem in (
+        ("ops\n", "line 1"),
+        ("bad key:x\n", "line 1"),
+        ("ops:a\nops:b\n", "line 2: key id ops given twice"),
+    ):
         path.write_text(text)
         with pytest.raises(ApiKeysError, match=problem):
             read_keys(path)
@@ -194,10 +216,19 @@ groups:
 def test_request_bodies() -> None:
     config = parse_config(CONFIG)
     command = command_from_body(
-        "switchover", '{"site": "dc2", "group": "web", "force": true, "at": "+1m", '
-        '"expires": "30m", "reason": "drill"}', "ops", config, T0)
-    assert (command.kind, command.site, command.group, command.by) == ("switchover", "dc2",
-                                                                      "web", "ops")
+        "switchover",
+        '{"site": "dc2", "group": "web", "force": true, "at": "+1m", '
+        '"expires": "30m", "reason": "drill"}',
+        "ops",
+        config,
+        T0,
+    )
+    assert (command.kind, command.site, command.group, command.by) == (
+        "switchover",
+        "dc2",
+        "web",
+        "ops",
+    )
     assert command.force and command.at == T0 + 60 and command.expires_s == 1800
     freeze = command_from_body("freeze", "", "ops", config, T0)
     assert (freeze.kind, freeze.group, freeze.reason) == ("freeze", None, "")

@@ -37,8 +37,7 @@ class Served:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
-        self.runner = asyncio.run_coroutine_threadsafe(start_api(self.daemon), self.loop
-                                                       ).result(10)
+        self.runner = asyncio.run_coroutine_threadsafe(start_api(self.daemon), self.loop).result(10)
 
     def stop(self) -> None:
         asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
@@ -64,15 +63,36 @@ def served(pki: dict[str, Any], mutual: bool) -> Iterator[Served]:
     if mutual:
         tls["client_ca_file"] = "ca.pem"
     document = {
-        "cluster": {"name": "c", "zookeeper": {"hosts": ["127.0.0.1:2181"]},
-                    "api": {"keys_file": "api.keys", "tls": tls}},
-        "sites": {site: {"services": {"app": {"kind": "app", "endpoints": [f"127.0.0.1:{n}"],
-                                              "check": {"type": "tcp"}}}}
-                  for site, n in (("dc1", 1), ("dc2", 2))},
-        "instances": {"a": {"site": "dc1", "api": f"127.0.0.1:{free_port()}",
-                            "roles": ["observer"]}},
-        "groups": {"web": {"services": ["app"], "steering": {
-            "method": "bgp", "prefix": "203.0.113.0/24", "sites": {"dc1": {}, "dc2": {}}}}},
+        "cluster": {
+            "name": "c",
+            "zookeeper": {"hosts": ["127.0.0.1:2181"]},
+            "api": {"keys_file": "api.keys", "tls": tls},
+        },
+        "sites": {
+            site: {
+                "services": {
+                    "app": {
+                        "kind": "app",
+                        "endpoints": [f"127.0.0.1:{n}"],
+                        "check": {"type": "tcp"},
+                    }
+                }
+            }
+            for site, n in (("dc1", 1), ("dc2", 2))
+        },
+        "instances": {
+            "a": {"site": "dc1", "api": f"127.0.0.1:{free_port()}", "roles": ["observer"]}
+        },
+        "groups": {
+            "web": {
+                "services": ["app"],
+                "steering": {
+                    "method": "bgp",
+                    "prefix": "203.0.113.0/24",
+                    "sites": {"dc1": {}, "dc2": {}},
+                },
+            }
+        },
     }
     path = folder / "config.yaml"
     path.write_text(yaml.safe_dump(document))
@@ -83,12 +103,20 @@ def served(pki: dict[str, Any], mutual: bool) -> Iterator[Served]:
         running.stop()
 
 
-def request(running: Served, context: ssl.SSLContext | None, method: str = "GET",
-            path: str = "/health", body: str = "", headers: dict[str, str] | None = None
-            ) -> tuple[int, dict[str, Any]]:
+def request(
+    running: Served,
+    context: ssl.SSLContext | None,
+    method: str = "GET",
+    path: str = "/health",
+    body: str = "",
+    headers: dict[str, str] | None = None,
+) -> tuple[int, dict[str, Any]]:
     host, port = running.address.rsplit(":", 1)
-    connection = (http.client.HTTPSConnection(host, int(port), timeout=5, context=context)
-                  if context else http.client.HTTPConnection(host, int(port), timeout=5))
+    connection = (
+        http.client.HTTPSConnection(host, int(port), timeout=5, context=context)
+        if context
+        else http.client.HTTPConnection(host, int(port), timeout=5)
+    )
     try:
         connection.request(method, path, body=body.encode(), headers=headers or {})
         response = connection.getresponse()
@@ -111,10 +139,12 @@ def test_https_serves_and_signed_writes_work(pki: dict[str, Any]) -> None:
         with pytest.raises((http.client.HTTPException, ConnectionError, OSError)):
             request(running, None)  # plain HTTP to a TLS port gets no answer
         body = json.dumps({"reason": "over TLS"})
-        headers = signed_headers("POST", running.address, "/freeze", body, "ops",
-                                 "s3cret-s3cret", SCOPE)
-        code, answer = request(running, client_context(pki, False), "POST", "/freeze", body,
-                               headers)
+        headers = signed_headers(
+            "POST", running.address, "/freeze", body, "ops", "s3cret-s3cret", SCOPE
+        )
+        code, answer = request(
+            running, client_context(pki, False), "POST", "/freeze", body, headers
+        )
         assert code == 202, answer
 
 

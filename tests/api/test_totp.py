@@ -26,8 +26,9 @@ class Clock:
 
 
 def factor(clock: Clock, **options: object) -> SecondFactor:
-    settings = ApiOptions.model_validate({"totp_file": "x", "max_totp_failures": 3,
-                                          "backoff_s": 2, **options})
+    settings = ApiOptions.model_validate(
+        {"totp_file": "x", "max_totp_failures": 3, "backoff_s": 2, **options}
+    )
     return SecondFactor(settings, {"ops": TOTP_SECRET}, clock=clock)
 
 
@@ -41,13 +42,14 @@ def test_a_code_is_required_signed_right_and_used_once() -> None:
     assert check.required("freeze", False) and check.required("switchover", True)
     assert not factor(clock, totp_actions=["switchover"]).required("freeze", False)
     assert factor(clock, totp_actions=[]).required("switchover", True)  # --force always
-    assert check.check("ops", None, SIGNED) == (401, "second factor required: a signed "
-                                                     "X-Failover-TOTP header")
+    assert check.check("ops", None, SIGNED) == (
+        401,
+        "second factor required: a signed X-Failover-TOTP header",
+    )
     unsigned = check.check("ops", code(T0), SIGNED[:3])  # present but not signed
     assert unsigned is not None and unsigned[0] == 401
     assert check.check("ops", code(T0), SIGNED) is None
-    assert check.check("ops", code(T0), SIGNED) == (401, "this second factor code was "
-                                                         "already used")
+    assert check.check("ops", code(T0), SIGNED) == (401, "this second factor code was already used")
     clock.now += 30
     assert check.check("ops", code(T0 - 30), SIGNED) == (401, "wrong second factor")
     assert check.check("nobody", code(clock.now), SIGNED) == (401, "wrong second factor")

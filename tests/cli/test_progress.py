@@ -19,9 +19,15 @@ CHAOS_ARGS = ["chaos", str(CHAOS), "--runs", "3", "--jobs", "1"]
 def on_terminal(*args: str) -> tuple[int, str]:
     """Run `failover ARGS` with stdout and stderr on a pseudo-terminal; (exit code, output)."""
     leader, follower = pty.openpty()
-    process = subprocess.Popen([sys.executable, "-m", "failover", *args], stdin=follower,
-                               stdout=follower, stderr=follower, close_fds=True,
-                               env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "failover", *args],
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        close_fds=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        cwd=ROOT,
+    )
     os.close(follower)
     chunks = []
     while True:
@@ -52,9 +58,14 @@ def test_chaos_is_quiet_with_json_even_on_a_terminal() -> None:
 
 
 def test_chaos_is_quiet_into_a_pipe() -> None:
-    done = subprocess.run([sys.executable, "-m", "failover", *CHAOS_ARGS], capture_output=True,
-                          text=True, timeout=120, cwd=ROOT,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    done = subprocess.run(
+        [sys.executable, "-m", "failover", *CHAOS_ARGS],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert done.returncode in (0, 1), done.stderr
     assert done.stderr == "" and "ETA" not in done.stdout
     assert "campaign: " in done.stdout

@@ -15,20 +15,38 @@ from failover import __version__
 from failover.cli import COMMANDS, LazyGroup, cli
 
 ROOT = Path(__file__).resolve().parents[2]
-HEAVY = ("pyroute2", "kazoo", "aiohttp", "asyncpg", "matplotlib", "failover.lab",
-         "failover.sim", "failover.daemon", "failover.steer", "failover.coord")
+HEAVY = (
+    "pyroute2",
+    "kazoo",
+    "aiohttp",
+    "asyncpg",
+    "matplotlib",
+    "failover.lab",
+    "failover.sim",
+    "failover.daemon",
+    "failover.steer",
+    "failover.coord",
+)
 
 
 def loaded_after(*args: str, **env: str) -> set[str]:
     """Modules in sys.modules after `failover ARGS` in a fresh interpreter."""
-    code = ("import sys, runpy\n"
-            f"sys.argv = ['failover', *{list(args)!r}]\n"
-            "try:\n    runpy.run_module('failover', run_name='__main__')\n"
-            "except SystemExit as exc:\n    assert exc.code in (0, None), exc.code\n"
-            "import json\nprint(json.dumps(sorted(sys.modules)))\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
-                          env={**os.environ, "PYTHONPATH": str(ROOT), **env}, check=True,
-                          timeout=60)
+    code = (
+        "import sys, runpy\n"
+        f"sys.argv = ['failover', *{list(args)!r}]\n"
+        "try:\n    runpy.run_module('failover', run_name='__main__')\n"
+        "except SystemExit as exc:\n    assert exc.code in (0, None), exc.code\n"
+        "import json\nprint(json.dumps(sorted(sys.modules)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+        check=True,
+        timeout=60,
+    )
     return set(json.loads(done.stdout.splitlines()[-1]))
 
 
@@ -55,8 +73,11 @@ def test_version_is_the_package_version() -> None:
 
 
 def test_help_lists_every_command_as_the_commands_themselves_describe_it() -> None:
-    lazy_help = CliRunner().invoke(LazyGroup(name="failover", lazy=COMMANDS,
-                                             help=cli.help), ["--help"]).output
+    lazy_help = (
+        CliRunner()
+        .invoke(LazyGroup(name="failover", lazy=COMMANDS, help=cli.help), ["--help"])
+        .output
+    )
     eager = click.Group(name="failover", help=cli.help)
     for name in COMMANDS:
         command = cli.get_command(click.Context(cli), name)
@@ -77,9 +98,19 @@ def test_completion_scripts_complete_subcommands() -> None:
         assert result.exit_code == 0 and "_FAILOVER_COMPLETE" in result.output, shell
     # what the bash script asks for when the user presses TAB after `failover sw`
     done = subprocess.run(
-        [sys.executable, "-m", "failover"], capture_output=True, text=True, timeout=60, cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT), "_FAILOVER_COMPLETE": "bash_complete",
-             "COMP_WORDS": "failover sw", "COMP_CWORD": "1"})
+        [sys.executable, "-m", "failover"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "_FAILOVER_COMPLETE": "bash_complete",
+            "COMP_WORDS": "failover sw",
+            "COMP_CWORD": "1",
+        },
+    )
     assert done.stdout.split() == ["plain,switchover"]
     assert CliRunner().invoke(cli, ["completion", "tcsh"]).exit_code == 2
 
@@ -95,15 +126,23 @@ def test_every_command_loads_first_in_a_fresh_process() -> None:
     """Each subcommand imports on its own (no import cycle hidden by another loading first)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     for name in COMMANDS:
-        done = subprocess.run([sys.executable, "-m", "failover", name, "--help"], env=env, cwd=ROOT,
-                              capture_output=True, text=True, timeout=60, check=False)
+        done = subprocess.run(
+            [sys.executable, "-m", "failover", name, "--help"],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
         assert done.returncode == 0, (name, done.stderr)
         assert done.stdout.startswith(f"Usage: failover {name} "), name
 
 
 def test_completing_a_subcommand_name_imports_no_subcommand() -> None:
-    modules = loaded_after(_FAILOVER_COMPLETE="bash_complete", COMP_WORDS="failover s",
-                           COMP_CWORD="1")
+    modules = loaded_after(
+        _FAILOVER_COMPLETE="bash_complete", COMP_WORDS="failover s", COMP_CWORD="1"
+    )
     assert heavy_in(modules) == [] and "failover.config" not in modules
     assert not [m for m in modules if m.startswith("failover.cli.") and m != "failover.cli"]
 

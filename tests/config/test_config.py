@@ -55,57 +55,93 @@ def test_every_error_is_reported_with_its_path_and_value() -> None:
     data["sites"]["dc2"]["services"]["mail"]["colour"] = "red"
     data["policy"]["hold_down_s"] = -1
     found = problems(data)
-    assert "sites.dc1.services.app.check.fall: Input should be greater than or equal to 1 " \
-           "(got 0)" in found
-    assert any(p.startswith("sites.dc1.services.db.check: timeout_s (5.0) must be less than "
-                            "interval_s (1.0)") for p in found)
+    assert (
+        "sites.dc1.services.app.check.fall: Input should be greater than or equal to 1 "
+        "(got 0)" in found
+    )
+    assert any(
+        p.startswith(
+            "sites.dc1.services.db.check: timeout_s (5.0) must be less than interval_s (1.0)"
+        )
+        for p in found
+    )
     assert "sites.dc2.services.mail.colour: unknown key" in found
     assert any(p.startswith("policy.hold_down_s: ") and "(got -1)" in p for p in found)
     assert len(found) == 4
 
 
-@pytest.mark.parametrize("change, expected", [
-    (lambda d: d["groups"]["web"]["services"].append("cache"),
-     "groups.web.services: 'cache' is not a service of site dc1"),
-    (lambda d: d["sites"]["witness"].update(services={"app": d["sites"]["dc1"]["services"]["app"]}),
-     "sites.witness: a witness site observes and votes only; it cannot have services"),
-    (lambda d: d["sites"]["dc2"]["services"]["app"].update(endpoints=["10.1.0.10:8080"]),
-     "sites.dc2.services.app.endpoints: '10.1.0.10:8080' is already probed by "
-     "sites.dc1.services.app"),
-    (lambda d: d["groups"]["mail"]["steering"]["names"]["mail"].update(dc2=["10.1.0.13"]),
-     "groups.mail.steering.names.mail: address 10.1.0.13 is given twice"),
-    (lambda d: d["instances"]["dc2-a"].update(site="dc3"),
-     "instances.dc2-a.site: unknown site 'dc3'"),
-    (lambda d: d["policy"].update(preferred_site="witness"),
-     "policy.preferred_site: 'witness' is not a serving site"),
-    (lambda d: d["policy"].update(observer_quorum=4),
-     "policy.observer_quorum: 4 exceeds the 3 observer sites"),
-    (lambda d: d["groups"]["web"]["steering"]["sites"].pop("dc2"),
-     "groups.web.steering.sites: serving site 'dc2' is missing"),
-    (lambda d: d["instances"]["dc2-a"].update(api="10.1.0.2:8700"),
-     "instances: api address '10.1.0.2:8700' is used by more than one instance"),
-    (lambda d: d["sites"]["dc1"].update(role="witness", services={}),
-     "sites: exactly two serving sites are required, found 1 (['dc2'])"),
-])
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        (
+            lambda d: d["groups"]["web"]["services"].append("cache"),
+            "groups.web.services: 'cache' is not a service of site dc1",
+        ),
+        (
+            lambda d: d["sites"]["witness"].update(
+                services={"app": d["sites"]["dc1"]["services"]["app"]}
+            ),
+            "sites.witness: a witness site observes and votes only; it cannot have services",
+        ),
+        (
+            lambda d: d["sites"]["dc2"]["services"]["app"].update(endpoints=["10.1.0.10:8080"]),
+            "sites.dc2.services.app.endpoints: '10.1.0.10:8080' is already probed by "
+            "sites.dc1.services.app",
+        ),
+        (
+            lambda d: d["groups"]["mail"]["steering"]["names"]["mail"].update(dc2=["10.1.0.13"]),
+            "groups.mail.steering.names.mail: address 10.1.0.13 is given twice",
+        ),
+        (
+            lambda d: d["instances"]["dc2-a"].update(site="dc3"),
+            "instances.dc2-a.site: unknown site 'dc3'",
+        ),
+        (
+            lambda d: d["policy"].update(preferred_site="witness"),
+            "policy.preferred_site: 'witness' is not a serving site",
+        ),
+        (
+            lambda d: d["policy"].update(observer_quorum=4),
+            "policy.observer_quorum: 4 exceeds the 3 observer sites",
+        ),
+        (
+            lambda d: d["groups"]["web"]["steering"]["sites"].pop("dc2"),
+            "groups.web.steering.sites: serving site 'dc2' is missing",
+        ),
+        (
+            lambda d: d["instances"]["dc2-a"].update(api="10.1.0.2:8700"),
+            "instances: api address '10.1.0.2:8700' is used by more than one instance",
+        ),
+        (
+            lambda d: d["sites"]["dc1"].update(role="witness", services={}),
+            "sites: exactly two serving sites are required, found 1 (['dc2'])",
+        ),
+    ],
+)
 def test_cross_field_rules(change: Callable[[dict[str, Any]], object], expected: str) -> None:
     data = example_data()
     change(data)
     assert expected in problems(data)
 
 
-@pytest.mark.parametrize("path, value, fragment", [
-    ("groups.web.steering.prefix", "203.0.113.7/24", "not a network prefix"),
-    ("groups.web.steering.metric_primary", 30, "metric_primary < metric_held < metric_backup"),
-    ("groups.web.steering.metric_held", 5, "metric_primary < metric_held < metric_backup"),
-    ("groups.mail.steering.names", {"mail.other.test.": {"dc1": ["10.1.0.13"],
-                                                          "dc2": ["10.2.0.13"]}},
-     "outside zone example.test."),
-    ("cluster.zookeeper.hosts", ["zk1"], "'zk1' is not host:port"),
-    ("cluster.zookeeper.chroot", "failover", "must be an absolute path"),
-    ("sites.dc1.services.app.endpoints", [], "at least one endpoint is required"),
-    ("sites.dc1.services.app.check.type", "gopher", "does not match any of the expected tags"),
-    ("sites.dc1.services.app.kind", "cache", "Input should be 'app', 'mail'"),
-])
+@pytest.mark.parametrize(
+    "path, value, fragment",
+    [
+        ("groups.web.steering.prefix", "203.0.113.7/24", "not a network prefix"),
+        ("groups.web.steering.metric_primary", 30, "metric_primary < metric_held < metric_backup"),
+        ("groups.web.steering.metric_held", 5, "metric_primary < metric_held < metric_backup"),
+        (
+            "groups.mail.steering.names",
+            {"mail.other.test.": {"dc1": ["10.1.0.13"], "dc2": ["10.2.0.13"]}},
+            "outside zone example.test.",
+        ),
+        ("cluster.zookeeper.hosts", ["zk1"], "'zk1' is not host:port"),
+        ("cluster.zookeeper.chroot", "failover", "must be an absolute path"),
+        ("sites.dc1.services.app.endpoints", [], "at least one endpoint is required"),
+        ("sites.dc1.services.app.check.type", "gopher", "does not match any of the expected tags"),
+        ("sites.dc1.services.app.kind", "cache", "Input should be 'app', 'mail'"),
+    ],
+)
 def test_field_rules(path: str, value: object, fragment: str) -> None:
     data = example_data()
     *parents, last = path.split(".")
@@ -174,10 +210,18 @@ def test_daemon_timers_must_fit_the_lease_and_staleness() -> None:
     data["cluster"]["daemon"] = {"heartbeat_s": 6, "watchdog_s": 1.5, "cycle_s": 3}
     found = problems(data)
     assert "cluster.daemon.heartbeat_s: 6 must be less than policy.stale_after_s (6)" in found
-    assert any(p.startswith("cluster.daemon.watchdog_s: 1.5 must be more than twice "
-                            "cluster.daemon.cycle_s (3)") for p in found)
-    assert any(p.startswith("groups.web.steering.lease_s: 6 must be more than twice "
-                            "cluster.daemon.cycle_s (3)") for p in found)
+    assert any(
+        p.startswith(
+            "cluster.daemon.watchdog_s: 1.5 must be more than twice cluster.daemon.cycle_s (3)"
+        )
+        for p in found
+    )
+    assert any(
+        p.startswith(
+            "groups.web.steering.lease_s: 6 must be more than twice cluster.daemon.cycle_s (3)"
+        )
+        for p in found
+    )
 
 
 def test_cross_field_rules_are_structured_problems() -> None:

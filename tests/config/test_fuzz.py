@@ -27,10 +27,42 @@ CASES = 1200
 THROUGH_CLI = 60  # of them, also through `failover validate`
 TIME_BOUND_S = 90.0
 HOSTILE: list[Any] = [
-    float("inf"), float("-inf"), float("nan"), -1, 0, 10**30, 1e308, "", " ", "x" * 5000,
-    [], {}, None, True, "[]:8700", "0.0.0.0:0", "::1:53", "ns.example:53", "10.0.0.1:99999",
-    "2001:db8::1", "/dev/zero", "../../etc/shadow", "\u0000", "\u202e", "\uff11\uff12", "*", "&a",
-    {"a": {"b": {"c": {}}}}, [[[]]], "30s", "1e999", ".inf", -0.0, 2**63, "-5", "NaN",
+    float("inf"),
+    float("-inf"),
+    float("nan"),
+    -1,
+    0,
+    10**30,
+    1e308,
+    "",
+    " ",
+    "x" * 5000,
+    [],
+    {},
+    None,
+    True,
+    "[]:8700",
+    "0.0.0.0:0",
+    "::1:53",
+    "ns.example:53",
+    "10.0.0.1:99999",
+    "2001:db8::1",
+    "/dev/zero",
+    "../../etc/shadow",
+    "\u0000",
+    "\u202e",
+    "\uff11\uff12",
+    "*",
+    "&a",
+    {"a": {"b": {"c": {}}}},
+    [[[]]],
+    "30s",
+    "1e999",
+    ".inf",
+    -0.0,
+    2**63,
+    "-5",
+    "NaN",
 ]
 
 
@@ -61,12 +93,19 @@ def mutate(document: dict[str, Any], text: str, rng: random.Random) -> str:
             chars[rng.randrange(len(chars))] = rng.choice("{}[]:&*!|>'\"\t\n#%@`-? ")
         return "".join(chars)
     if kind == 2:  # a YAML bomb or deep nesting appended
-        return text + rng.choice([
-            "bomb: &a [x, x, x, x, x, x, x, x]\n" + "".join(
-                f"b{i}: &b{i} [" + ", ".join([f"*{'a' if i == 0 else f'b{i - 1}'}"] * 8) + "]\n"
-                for i in range(8)),
-            "deep: " + "[" * 3000 + "]" * 3000 + "\n",
-            "1: numeric key\n", "? [a]\n: complex key\n", "big: " + "7" * 6000 + "\n"])
+        return text + rng.choice(
+            [
+                "bomb: &a [x, x, x, x, x, x, x, x]\n"
+                + "".join(
+                    f"b{i}: &b{i} [" + ", ".join([f"*{'a' if i == 0 else f'b{i - 1}'}"] * 8) + "]\n"
+                    for i in range(8)
+                ),
+                "deep: " + "[" * 3000 + "]" * 3000 + "\n",
+                "1: numeric key\n",
+                "? [a]\n: complex key\n",
+                "big: " + "7" * 6000 + "\n",
+            ]
+        )
     data = copy.deepcopy(document)
     for _ in range(rng.randint(1, 4)):
         everything = paths(data)
@@ -107,8 +146,9 @@ def test_mutated_configs_load_or_are_refused_cleanly(tmp_path: Path) -> None:
             assert exc.problems and str(path) in str(exc), case
             outcomes["refused"] += 1
         except Exception as exc:  # anything else is a defect: name the case
-            raise AssertionError(f"case {case} ({path.read_text()[:300]!r}): "
-                                 f"{type(exc).__name__}: {exc}") from exc
+            raise AssertionError(
+                f"case {case} ({path.read_text()[:300]!r}): {type(exc).__name__}: {exc}"
+            ) from exc
         if case < THROUGH_CLI:
             result = runner.invoke(cli, ["validate", str(path)])
             assert result.exit_code in (0, 2), (case, result.output)

@@ -41,18 +41,26 @@ def validate(path: Path) -> Result:
     return run("validate", str(path))
 
 
-@pytest.mark.parametrize(("text", "problem"), [
-    ("cluster: {name: c}\n1: x\n", "the key 1 is not a string"),
-    ("cluster: {name: c, ? [a, b] : x}\n", "invalid YAML"),
-    ("a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
-        f"{chr(98 + i)}: &{chr(98 + i)} [" + ", ".join([f"*{chr(97 + i)}"] * 10) + "]\n"
-        for i in range(9)), "more than 64 aliases"),
-    ("a: " + "[" * 5000 + "]" * 5000 + "\n", "nested deeper than 40 levels"),
-    ("a: " + "{b: " * 100 + "1" + "}" * 100 + "\n", "nested deeper than 40 levels"),
-    ("cluster: {zookeeper: {session_timeout_s: .inf}}\n", "inf is not a finite number"),
-    ("policy: {hold_down_s: .nan}\n", "nan is not a finite number"),
-    ("a: " + "9" * 5000 + "\n", "invalid YAML"),
-])
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("cluster: {name: c}\n1: x\n", "the key 1 is not a string"),
+        ("cluster: {name: c, ? [a, b] : x}\n", "invalid YAML"),
+        (
+            "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+            + "".join(
+                f"{chr(98 + i)}: &{chr(98 + i)} [" + ", ".join([f"*{chr(97 + i)}"] * 10) + "]\n"
+                for i in range(9)
+            ),
+            "more than 64 aliases",
+        ),
+        ("a: " + "[" * 5000 + "]" * 5000 + "\n", "nested deeper than 40 levels"),
+        ("a: " + "{b: " * 100 + "1" + "}" * 100 + "\n", "nested deeper than 40 levels"),
+        ("cluster: {zookeeper: {session_timeout_s: .inf}}\n", "inf is not a finite number"),
+        ("policy: {hold_down_s: .nan}\n", "nan is not a finite number"),
+        ("a: " + "9" * 5000 + "\n", "invalid YAML"),
+    ],
+)
 def test_hostile_yaml_is_refused_cleanly(tmp_path: Path, text: str, problem: str) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text(text)
@@ -66,23 +74,33 @@ def test_huge_files_fifos_devices_and_folders_are_refused(tmp_path: Path) -> Non
     huge.write_text("# " + "x" * MAX_FILE_BYTES + "\n")
     fifo = tmp_path / "fifo.yaml"
     os.mkfifo(fifo)
-    for path, problem in ((huge, "larger than"), (fifo, "not a regular file"),
-                          (Path("/dev/zero"), "not a regular file"),
-                          (tmp_path, "a directory")):
+    for path, problem in (
+        (huge, "larger than"),
+        (fifo, "not a regular file"),
+        (Path("/dev/zero"), "not a regular file"),
+        (tmp_path, "a directory"),
+    ):
         result = validate(path)
         assert result.exit_code == 2 and problem in result.output, (path, result.output)
 
 
-@pytest.mark.parametrize(("change", "problem"), [
-    (lambda d: d["cluster"]["api"].update(clock_skew_s=float("inf")), "finite"),
-    (lambda d: d["instances"]["dc1-a"].update(api="[]:8700"), "is not an IP address"),
-    (lambda d: d["instances"]["dc1-a"].update(api="api.example:8700"), "not an IP address"),
-    (lambda d: d["instances"]["dc1-a"].update(api="::1:8700"), "goes in brackets"),
-    (lambda d: d["instances"]["dc1-a"].update(api="10.1.0.2:\uff18\uff17\uff10\uff10"),
-     "is not host:port"),  # full-width digits
-    (lambda d: d["groups"]["mail"]["steering"].update(servers=["ns1.example:53"]),
-     "is not an IP address"),
-])
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        (lambda d: d["cluster"]["api"].update(clock_skew_s=float("inf")), "finite"),
+        (lambda d: d["instances"]["dc1-a"].update(api="[]:8700"), "is not an IP address"),
+        (lambda d: d["instances"]["dc1-a"].update(api="api.example:8700"), "not an IP address"),
+        (lambda d: d["instances"]["dc1-a"].update(api="::1:8700"), "goes in brackets"),
+        (
+            lambda d: d["instances"]["dc1-a"].update(api="10.1.0.2:\uff18\uff17\uff10\uff10"),
+            "is not host:port",
+        ),  # full-width digits
+        (
+            lambda d: d["groups"]["mail"]["steering"].update(servers=["ns1.example:53"]),
+            "is not an IP address",
+        ),
+    ],
+)
 def test_values_that_would_crash_or_weaken_the_daemon(tmp_path: Path, change, problem) -> None:  # type: ignore[no-untyped-def]
     path, document = example(tmp_path)
     change(document)
@@ -141,9 +159,14 @@ def test_times_durations_and_bodies_are_bounded() -> None:
         with pytest.raises(BadRequest):
             parse_at(bad, now)
     config = load_config(EXAMPLES / "two-dc.yaml")
-    for body in ('{"site": "dc2", "expires": NaN}', '{"site": "dc2", "at": Infinity}',
-                 '{"site": "dc2", "expires": 1e999}', '{"site": "dc2", "at": 1e308}',
-                 '{"site": "dc2", "at": ' + "9" * 400 + "}", "[" * 100_000):
+    for body in (
+        '{"site": "dc2", "expires": NaN}',
+        '{"site": "dc2", "at": Infinity}',
+        '{"site": "dc2", "expires": 1e999}',
+        '{"site": "dc2", "at": 1e308}',
+        '{"site": "dc2", "at": ' + "9" * 400 + "}",
+        "[" * 100_000,
+    ):
         with pytest.raises(BadRequest):
             command_from_body("switchover", body, "ops", config, now)
 

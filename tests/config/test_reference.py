@@ -18,8 +18,11 @@ EXAMPLE = ROOT / "examples" / "two-dc.yaml"
 
 
 def test_every_field_has_a_meaning_and_every_meaning_a_field() -> None:
-    fields = {f"{reference.owner(cls, field)}.{field}"
-              for cls in reference.models().values() for field in cls.model_fields}
+    fields = {
+        f"{reference.owner(cls, field)}.{field}"
+        for cls in reference.models().values()
+        for field in cls.model_fields
+    }
     assert sorted(fields - set(reference.MEANINGS)) == []
     assert sorted(set(reference.MEANINGS) - fields) == []
     assert set(reference.UNITS) <= fields
@@ -30,7 +33,8 @@ def test_docs_config_md_is_current() -> None:
     assert result.exit_code == 0
     checked_in = (ROOT / "docs" / "config.md").read_text(encoding="utf-8")
     assert checked_in == result.output, (
-        "docs/config.md is stale: run `failover schema --markdown > docs/config.md`")
+        "docs/config.md is stale: run `failover schema --markdown > docs/config.md`"
+    )
 
 
 def test_the_reference_documents_every_model_and_field() -> None:

@@ -52,9 +52,11 @@ def test_the_example_has_no_warning() -> None:
 def test_a_timeout_close_to_the_interval_is_named(tmp_path: Path) -> None:
     path = variant(tmp_path, {"sites.dc2.services.firewall.check.timeout_s": 0.9})
     warnings = timer_warnings(load_config(path))
-    assert warnings == ["sites.dc2.services.firewall.check: timeout_s 0.9 s is close to "
-                        "interval_s 1 s: a slow target makes the next check start late, and "
-                        "detection slower than interval x fall"]
+    assert warnings == [
+        "sites.dc2.services.firewall.check: timeout_s 0.9 s is close to "
+        "interval_s 1 s: a slow target makes the next check start late, and "
+        "detection slower than interval x fall"
+    ]
 
 
 def test_a_short_stall_that_moves_traffic_is_named(tmp_path: Path) -> None:
@@ -66,4 +68,5 @@ def test_a_short_stall_that_moves_traffic_is_named(tmp_path: Path) -> None:
         "of 0.8 s (fall 2, re-check every 0.8 s) is a down verdict, and with "
         "policy.hold_down_s (0 s) traffic moves: under 1 s in all, so a GC pause or a route "
         "flap that every observer sees is a failover (cooldown and the switch budget bound "
-        "flapping)"]
+        "flapping)"
+    ]

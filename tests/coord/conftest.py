@@ -30,8 +30,10 @@ class ContainerEnsemble:
         except ImportError:
             pytest.skip("testcontainers back end: testcontainers is not installed (.[docker])")
         try:
-            self.container = DockerContainer("zookeeper:3.8").with_exposed_ports(2181).with_env(
-                "ZOO_TICK_TIME", str(TICK_MS)
+            self.container = (
+                DockerContainer("zookeeper:3.8")
+                .with_exposed_ports(2181)
+                .with_env("ZOO_TICK_TIME", str(TICK_MS))
             )
             self.container.start()
         except Exception as exc:  # docker.errors.DockerException without an engine

@@ -115,13 +115,18 @@ class ZooKeeperHarness:
         self.logs: Callable[[], str] | None = None
         self._raw: list[KazooClient] = []
 
-    def client(
-        self, instance: str, role: Role = "daemon", **options: Any
-    ) -> ZooKeeperCoordinator:
+    def client(self, instance: str, role: Role = "daemon", **options: Any) -> ZooKeeperCoordinator:
         client = ZooKeeperCoordinator(
-            self.hosts, cluster=self.cluster, instance=instance, role=role, chroot=self.chroot,
-            session_timeout_s=self.session_timeout_s, daemon=DAEMON, operator=OPERATOR,
-            op_timeout_s=2.0, **options,
+            self.hosts,
+            cluster=self.cluster,
+            instance=instance,
+            role=role,
+            chroot=self.chroot,
+            session_timeout_s=self.session_timeout_s,
+            daemon=DAEMON,
+            operator=OPERATOR,
+            op_timeout_s=2.0,
+            **options,
         )
         self.clients.append(client)
         client.connect(timeout_s=10.0)
@@ -176,8 +181,7 @@ class ZooKeeperHarness:
     def submit_raw(self, data: bytes) -> str:
         """A command node with these bytes, written with the operator identity."""
         raw = self.raw(OPERATOR)
-        path = raw.create(Layout(self.chroot, self.cluster).command("cmd-"), data,
-                          sequence=True)
+        path = raw.create(Layout(self.chroot, self.cluster).command("cmd-"), data, sequence=True)
         return str(path).rsplit("/", 1)[1]
 
     def close(self) -> None:

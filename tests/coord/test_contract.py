@@ -70,8 +70,11 @@ def test_expired_session_is_lost_and_comes_back_empty(harness: Any) -> None:
     assert lead(harness, a).instance == "a"
     harness.expire(a)
     harness.settle(lambda: "a" not in b.members(), 3.0, "a's member node gone")
-    harness.settle(lambda: a.session_state() == "connected" and "lost" in states, 5.0,
-                   "a connected again after lost")
+    harness.settle(
+        lambda: a.session_state() == "connected" and "lost" in states,
+        5.0,
+        "a connected again after lost",
+    )
     assert a.leadership() is None
     a.register(member("a"))
     assert "a" in b.members()
@@ -163,7 +166,12 @@ def test_observations_are_published_per_instance_and_vanish_with_it(harness: Any
 
 
 def test_applied_state_per_group_and_site(harness: Any) -> None:
-    a, b = harness.client("a"), harness.client("b", )
+    a, b = (
+        harness.client("a"),
+        harness.client(
+            "b",
+        ),
+    )
     a.report_applied(Applied("web", "dc1", 3, "primary", 10.0, verified=True))
     b.report_applied(Applied("web", "dc2", 3, "backup", 10.5))
     b.report_applied(Applied("web", "dc2", 4, "backup", 11.0))
@@ -184,8 +192,11 @@ def test_groups_reads_many_groups_as_desired_and_applied_do(harness: Any) -> Non
     read = b.groups(names)
     assert list(read) == names
     assert read == {name: (*b.desired(name), b.applied(name)) for name in names}
-    assert read["web"] == (GroupState("web", "dc1", epoch=1), v1, {
-        "dc1": Applied("web", "dc1", 1, "primary", 10.0, verified=True)})
+    assert read["web"] == (
+        GroupState("web", "dc1", epoch=1),
+        v1,
+        {"dc1": Applied("web", "dc1", 1, "primary", 10.0, verified=True)},
+    )
     assert read["db"] == (None, NO_NODE, {})
     c = harness.client("c")  # a client that read nothing else: the watches are groups()'s
     wakes: list[str] = []
@@ -210,13 +221,20 @@ def test_groups_sees_every_change_its_own_at_once(harness: Any) -> None:
     assert a.groups(names)["web"][:2] == (GroupState("web", "dc2", epoch=2), v2)
     a.report_applied(Applied("web", "dc2", 2, "primary", 12.0, verified=True))
     assert a.groups(names)["web"][2] == {
-        "dc2": Applied("web", "dc2", 2, "primary", 12.0, verified=True)}
+        "dc2": Applied("web", "dc2", 2, "primary", 12.0, verified=True)
+    }
     # another client's writes: seen once its watches fire
     b.report_applied(Applied("mail", "dc1", 1, "primary", 13.0))
-    harness.settle(lambda: a.groups(names)["mail"][2] == {
-        "dc1": Applied("mail", "dc1", 1, "primary", 13.0)}, 3.0, "a sees b's report")
-    harness.settle(lambda: b.groups(names)["web"][:2] == (GroupState("web", "dc2", epoch=2),
-                                                           v2), 3.0, "b sees a's commit")
+    harness.settle(
+        lambda: a.groups(names)["mail"][2] == {"dc1": Applied("mail", "dc1", 1, "primary", 13.0)},
+        3.0,
+        "a sees b's report",
+    )
+    harness.settle(
+        lambda: b.groups(names)["web"][:2] == (GroupState("web", "dc2", epoch=2), v2),
+        3.0,
+        "b sees a's commit",
+    )
     cache = getattr(a, "_group_cache", None)
     if cache is not None:  # ZooKeeper: what nothing changed is not read again
         before = cache.reads
@@ -268,8 +286,13 @@ def test_audit_chain_verifies_and_detects_tampering(harness: Any) -> None:
     a = harness.client("a")
     leader = lead(harness, a)
     for index in range(3):
-        a.commit(leader, audit=[AuditRecord("decision", {"n": index, "why": "test"}, 10.0 + index),
-                                AuditRecord("note", {"n": index}, 10.5 + index)])
+        a.commit(
+            leader,
+            audit=[
+                AuditRecord("decision", {"n": index, "why": "test"}, 10.0 + index),
+                AuditRecord("note", {"n": index}, 10.5 + index),
+            ],
+        )
     entries = a.audit()
     assert [e.seq for e in entries] == [1, 2, 3, 4, 5, 6]
     assert [e.kind for e in entries[:2]] == ["decision", "note"]
@@ -312,9 +335,14 @@ def test_anonymous_gets_nothing(harness: Any) -> None:
     a = harness.client("a")
     a.write_desired(lead(harness, a), GroupState("web", "dc1"), NO_NODE)
     anonymous = harness.client("nobody", role="anonymous")
-    for call in (anonymous.members, anonymous.observations, anonymous.pending_commands,
-                 anonymous.audit, lambda: anonymous.desired("web"),
-                 lambda: anonymous.submit(Command("", "freeze", "nobody"))):
+    for call in (
+        anonymous.members,
+        anonymous.observations,
+        anonymous.pending_commands,
+        anonymous.audit,
+        lambda: anonymous.desired("web"),
+        lambda: anonymous.submit(Command("", "freeze", "nobody")),
+    ):
         with pytest.raises(NotAuthorized):
             call()
 
@@ -329,8 +357,11 @@ def test_without_quorum_nothing_changes_and_then_everything_comes_back(
     assert b.campaign() is None
     version = a.write_desired(leader, GroupState("web", "dc1", epoch=1), NO_NODE)
     harness.lose_quorum()
-    harness.settle(lambda: a.session_state() == b.session_state() == "suspended",
-                   2 * harness.session_timeout_s, "both suspended")
+    harness.settle(
+        lambda: a.session_state() == b.session_state() == "suspended",
+        2 * harness.session_timeout_s,
+        "both suspended",
+    )
     assert a.leadership() is None  # suspended: the leader issues no writes
     assert a.disconnected_since() is not None
     with pytest.raises(CoordinatorUnavailable):
@@ -339,8 +370,9 @@ def test_without_quorum_nothing_changes_and_then_everything_comes_back(
         b.members()
     harness.wait(harness.session_timeout_s + 0.5)  # no session expires without a quorum
     harness.restore_quorum()
-    harness.settle(lambda: a.session_state() == b.session_state() == "connected", 20.0,
-                   "both connected again")
+    harness.settle(
+        lambda: a.session_state() == b.session_state() == "connected", 20.0, "both connected again"
+    )
     assert a.leadership() == leader and a.disconnected_since() is None
     assert b.campaign() is None
     assert set(b.members()) == {"a"}
@@ -368,8 +400,9 @@ def test_a_once_only_id_queues_one_command_across_clients(harness: Any) -> None:
     with pytest.raises(AlreadyUsed):  # another daemon of the cluster
         b.submit(Command("", "freeze", "ops", "again"), once=signature, once_until=1e12)
     with pytest.raises(AlreadyUsed):  # a new session of the same daemon (a restart)
-        harness.client("a2").submit(Command("", "freeze", "ops", "again"), once=signature,
-                                    once_until=1e12)
+        harness.client("a2").submit(
+            Command("", "freeze", "ops", "again"), once=signature, once_until=1e12
+        )
     assert [c.id for c in a.pending_commands()] == [first]  # the refused ones queued nothing
     stale = "cd" * 32
     a.submit(Command("", "freeze", "ops", "old"), once=stale, once_until=1.0)  # already past
@@ -385,10 +418,17 @@ def test_a_malformed_command_node_is_a_note_naming_the_problem(harness: Any) -> 
     a = harness.client("a")
     lead(harness, a)
     good = a.submit(Command("", "freeze", "ops", "fine"))
-    bad = [harness.submit_raw(data) for data in (
-        b"not json", b"[1]", b'{"kind": "reboot", "by": "x"}',
-        b'{"kind": "switchover", "by": "x", "site": "dc2", "at": NaN}',
-        b'{"kind": "freeze", "by": 7}', b'{"kind": "switchover", "by": "x", "force": "yes"}')]
+    bad = [
+        harness.submit_raw(data)
+        for data in (
+            b"not json",
+            b"[1]",
+            b'{"kind": "reboot", "by": "x"}',
+            b'{"kind": "switchover", "by": "x", "site": "dc2", "at": NaN}',
+            b'{"kind": "freeze", "by": 7}',
+            b'{"kind": "switchover", "by": "x", "force": "yes"}',
+        )
+    ]
     pending = a.pending_commands()
     assert [c.id for c in pending] == [good, *bad]
     assert malformed(pending[0]) is None
@@ -405,8 +445,7 @@ def test_refusal_summaries_have_their_own_retention(harness: Any) -> None:
         a.record_refusals({"interval": index, "counts": [["10.0.0.1", "wrong signature", 9]]})
     assert [r["interval"] for r in a.refusals()][-3:] == [37, 38, 39]
     assert len(a.refusals()) <= 3 + 32
-    assert a.refusals(limit=1) == [{"interval": 39, "counts": [["10.0.0.1",
-                                                                 "wrong signature", 9]]}]
+    assert a.refusals(limit=1) == [{"interval": 39, "counts": [["10.0.0.1", "wrong signature", 9]]}]
     assert [e.payload for e in a.audit()] == [{"n": "kept"}]
     with pytest.raises(NotAuthorized):
         harness.client("alice", role="operator").record_refusals({"n": 1})
@@ -426,5 +465,9 @@ def test_a_shadow_is_announced_by_an_operator_and_goes_with_its_session(harness:
     with pytest.raises(NotAuthorized):
         anonymous.announce_shadow("x", {})
     harness.expire(shadow)
-    wait_until(lambda: a.shadows() == {}, 10.0, "the shadow gone with its session",
-               retry_on=(CoordinatorError,))
+    wait_until(
+        lambda: a.shadows() == {},
+        10.0,
+        "the shadow gone with its session",
+        retry_on=(CoordinatorError,),
+    )

@@ -59,15 +59,20 @@ def calls(client: Coordinator, leadership: Leadership) -> list[Call]:
         ("campaign", client.campaign),
         ("leadership", client.leadership),
         ("leader", client.leader),
-        ("publish", lambda: client.publish(
-            [Observation(client.instance, "dc1", "web", "up", 1.0, 1.0)])),
+        (
+            "publish",
+            lambda: client.publish([Observation(client.instance, "dc1", "web", "up", 1.0, 1.0)]),
+        ),
         ("observations", client.observations),
         ("desired", lambda: client.desired("web")),
-        ("commit", lambda: client.commit(leadership, desired=[(state, NO_NODE)],
-                                         results=[result], audit=[record])),
+        (
+            "commit",
+            lambda: client.commit(
+                leadership, desired=[(state, NO_NODE)], results=[result], audit=[record]
+            ),
+        ),
         ("write_desired", lambda: client.write_desired(leadership, state, 0)),
-        ("report_applied", lambda: client.report_applied(
-            Applied("web", "dc1", 2, "primary", 1.0))),
+        ("report_applied", lambda: client.report_applied(Applied("web", "dc1", 2, "primary", 1.0))),
         ("applied", lambda: client.applied("web")),
         ("groups", lambda: client.groups(["web", "mail"])),
         ("submit", lambda: client.submit(Command("", "note", "tester", "hello"))),
@@ -76,8 +81,12 @@ def calls(client: Coordinator, leadership: Leadership) -> list[Call]:
         ("complete_command", lambda: client.complete_command(leadership, result)),
         ("audit", client.audit),
         ("audit_head", client.audit_head),
-        ("record_refusals", lambda: client.record_refusals(
-            {"from": 1.0, "to": 2.0, "counts": {"127.0.0.1 bad signature": 3}})),
+        (
+            "record_refusals",
+            lambda: client.record_refusals(
+                {"from": 1.0, "to": 2.0, "counts": {"127.0.0.1 bad signature": 3}}
+            ),
+        ),
         ("refusals", client.refusals),
         ("announce_shadow", lambda: client.announce_shadow("candidate", {"agree": True})),
         ("shadows", client.shadows),
@@ -87,8 +96,11 @@ def calls(client: Coordinator, leadership: Leadership) -> list[Call]:
 
 
 def public_methods() -> set[str]:
-    return {name for name, _ in inspect.getmembers(Coordinator, inspect.isfunction)
-            if not name.startswith("_")}
+    return {
+        name
+        for name, _ in inspect.getmembers(Coordinator, inspect.isfunction)
+        if not name.startswith("_")
+    }
 
 
 def leaks(client: Coordinator, leadership: Leadership) -> list[str]:
@@ -118,12 +130,14 @@ def test_every_zookeeper_method_that_does_io_is_wrapped_at_the_edge() -> None:
     """A kazoo error that only a race can provoke would slip past the fault tests: so every
     method that talks to ZooKeeper must go through `edge`, which translates whatever is left."""
     unwrapped = sorted(
-        name for name in public_methods() - LOCAL - DELEGATING
+        name
+        for name in public_methods() - LOCAL - DELEGATING
         if not hasattr(getattr(ZooKeeperCoordinator, name), "__wrapped__")
     )
     assert unwrapped == []
-    assert all(getattr(ZooKeeperCoordinator, name) is getattr(Coordinator, name)
-               for name in DELEGATING)
+    assert all(
+        getattr(ZooKeeperCoordinator, name) is getattr(Coordinator, name) for name in DELEGATING
+    )
 
 
 def test_memory_raises_only_coordinator_errors_without_quorum_or_cut_off() -> None:
@@ -150,12 +164,17 @@ class Clients:
     def __init__(self, ensemble: ZooKeeperEnsemble) -> None:
         self.ensemble = ensemble
         options: dict[str, Any] = {
-            "cluster": "shop", "chroot": "/errors", "session_timeout_s": SESSION_S,
-            "daemon": DAEMON, "operator": OPERATOR, "op_timeout_s": OP_TIMEOUT_S,
+            "cluster": "shop",
+            "chroot": "/errors",
+            "session_timeout_s": SESSION_S,
+            "daemon": DAEMON,
+            "operator": OPERATOR,
+            "op_timeout_s": OP_TIMEOUT_S,
         }
         self.daemon = ZooKeeperCoordinator(ensemble.connect_string, instance="a", **options)
-        self.operator = ZooKeeperCoordinator(ensemble.connect_string, instance="op",
-                                             role="operator", **options)
+        self.operator = ZooKeeperCoordinator(
+            ensemble.connect_string, instance="op", role="operator", **options
+        )
         for client in (self.daemon, self.operator):
             client.connect(timeout_s=10.0)
         self.daemon.register(Member("a", "dc1", "0", (), 1.0))
@@ -190,8 +209,14 @@ def test_a_stopped_ensemble_raises_only_coordinator_errors(clients: Clients) -> 
         clients.ensemble.kill(index)
     assert each_client(clients) == []  # at once: the clients may not have noticed yet
     # A client that never had a session: connect() says so, and so does every call.
-    never = ZooKeeperCoordinator(clients.ensemble.connect_string, cluster="shop", instance="b",
-                                 chroot="/errors", daemon=DAEMON, op_timeout_s=OP_TIMEOUT_S)
+    never = ZooKeeperCoordinator(
+        clients.ensemble.connect_string,
+        cluster="shop",
+        instance="b",
+        chroot="/errors",
+        daemon=DAEMON,
+        op_timeout_s=OP_TIMEOUT_S,
+    )
     with pytest.raises(CoordinatorUnavailable):
         never.connect(timeout_s=0.5)
     assert leaks(never, clients.leadership) == []
@@ -221,8 +246,12 @@ def test_a_partitioned_ensemble_raises_only_coordinator_errors(
 def test_a_bad_name_is_a_coordinator_error(zk_harness: ZooKeeperHarness) -> None:
     """A name ZooKeeper would refuse (or read as another node) is refused before any I/O."""
     client = zk_harness.client("a")
-    for call in (lambda: client.command_result(""), lambda: client.desired("a/b"),
-                 lambda: client.applied(".."), lambda: client.command_result("x\x00")):
+    for call in (
+        lambda: client.command_result(""),
+        lambda: client.desired("a/b"),
+        lambda: client.applied(".."),
+        lambda: client.command_result("x\x00"),
+    ):
         with pytest.raises(CoordinatorError, match="cannot name a ZooKeeper node"):
             call()
 

@@ -37,10 +37,20 @@ class Contenders:
         started = []
         for name in names:
             contender = Contender(
-                self.workdir, name, self.hosts, "--chroot", self.chroot, "--cluster", "shop",
-                "--session-timeout-s", str(SESSION_S),
-                "--daemon-auth", str(self.workdir / "daemon.digest"),
-                "--operator-auth", str(self.workdir / "operator.digest"), *options,
+                self.workdir,
+                name,
+                self.hosts,
+                "--chroot",
+                self.chroot,
+                "--cluster",
+                "shop",
+                "--session-timeout-s",
+                str(SESSION_S),
+                "--daemon-auth",
+                str(self.workdir / "daemon.digest"),
+                "--operator-auth",
+                str(self.workdir / "operator.digest"),
+                *options,
             )
             self.contenders.append(contender.start())
             started.append(contender)
@@ -48,8 +58,15 @@ class Contenders:
 
     def client(self, instance: str, role: Any = "daemon") -> ZooKeeperCoordinator:
         client = ZooKeeperCoordinator(
-            self.hosts, cluster="shop", instance=instance, role=role, chroot=self.chroot,
-            session_timeout_s=SESSION_S, daemon=DAEMON, operator=OPERATOR, op_timeout_s=2.0,
+            self.hosts,
+            cluster="shop",
+            instance=instance,
+            role=role,
+            chroot=self.chroot,
+            session_timeout_s=SESSION_S,
+            daemon=DAEMON,
+            operator=OPERATOR,
+            op_timeout_s=2.0,
         )
         self.clients.append(client)
         return client.connect(timeout_s=10.0)
@@ -106,15 +123,26 @@ def test_paused_leader_is_fenced_and_knows_it(contenders: Contenders) -> None:
     others = [c for c in contenders.contenders if c is not old]
     new = contenders.leader(timeout_s=SESSION_S + 5.0, among=others)
     new_term = last(new, "lead")["term"]
-    wait_real(lambda: any(e["term"] == new_term for e in new.events("write")), 5.0,
-              "the new leader writes")
+    wait_real(
+        lambda: any(e["term"] == new_term for e in new.events("write")),
+        5.0,
+        "the new leader writes",
+    )
     time.sleep(0.3)
     seen = len(old.events())
     old.process.resume()
-    wait_real(lambda: bool(old.events()[seen:]) and any(
-        e["event"] == "refused" for e in old.events()[seen:]), 5.0, "the old leader's write")
-    wait_real(lambda: any(e["event"] == "deposed" for e in old.events()[seen:]), 5.0,
-              "the old leader learns it was deposed")
+    wait_real(
+        lambda: (
+            bool(old.events()[seen:]) and any(e["event"] == "refused" for e in old.events()[seen:])
+        ),
+        5.0,
+        "the old leader's write",
+    )
+    wait_real(
+        lambda: any(e["event"] == "deposed" for e in old.events()[seen:]),
+        5.0,
+        "the old leader learns it was deposed",
+    )
     after = old.events()[seen:]
     assert not [e for e in after if e["event"] == "write"], after
     assert all(e["term"] == old_term for e in after if e["event"] == "refused")
@@ -154,8 +182,11 @@ def test_zookeeper_server_faults(
         if index != survivor:
             ensemble.kill(index)
     wait_real(lambda: agent.session_state() != "connected", 3.0 * SESSION_S, "agent suspended")
-    wait_real(lambda: bool([e for e in leader.events("deposed") if e["t"] > lost_at]),
-              3.0 * SESSION_S, "the leader stops acting")
+    wait_real(
+        lambda: bool([e for e in leader.events("deposed") if e["t"] > lost_at]),
+        3.0 * SESSION_S,
+        "the leader stops acting",
+    )
     time.sleep(1.0)
     assert [e for e in leader.events("write") if e["t"] > lost_at + 0.2] == []
     since = agent.disconnected_since()
@@ -169,6 +200,7 @@ def test_zookeeper_server_faults(
         if index != survivor:
             ensemble.restart(index, wait=False)
     ensemble.wait_ready(timeout_s=30.0)
+
     def writes_again() -> bool:
         return any(e["t"] > restored_at for c in group.contenders for e in c.events("write"))
 
@@ -185,12 +217,18 @@ def test_command_runs_once_when_the_leader_dies_handling_it(contenders: Contende
     operator = contenders.client("alice", role="operator")
     _, version_before = operator.desired("web")
     command_id = operator.submit(Command("", "switchover", "alice", "test", "web", "dc2"))
-    wait_real(lambda: any(c.events("command-start") for c in contenders.contenders),
-              SESSION_S + 8.0, "the leader starts the command")
+    wait_real(
+        lambda: any(c.events("command-start") for c in contenders.contenders),
+        SESSION_S + 8.0,
+        "the leader starts the command",
+    )
     old = next(c for c in contenders.contenders if c.events("command-start"))
     old.process.kill()
-    wait_real(lambda: operator.command_result(command_id) is not None, SESSION_S + 8.0,
-              "the command's result")
+    wait_real(
+        lambda: operator.command_result(command_id) is not None,
+        SESSION_S + 8.0,
+        "the command's result",
+    )
     result = operator.command_result(command_id)
     assert result is not None and result.leader != old.instance
     assert old.events("command-done") == []
@@ -207,6 +245,12 @@ def held(since: float | None, now: float, lease_s: float) -> str:
     """What a primary whose session went away at `since` announces now (core.agent's rule:
     connected, it confirms now; else its last confirmation was when the session went)."""
     primary = GroupState("web", "dc1")
-    return announcement(primary, "dc1", backup=True, in_effect="primary",
-                        confirmed_at=now if since is None else since, now=now,
-                        lease_s=lease_s)[0]
+    return announcement(
+        primary,
+        "dc1",
+        backup=True,
+        in_effect="primary",
+        confirmed_at=now if since is None else since,
+        now=now,
+        lease_s=lease_s,
+    )[0]

@@ -94,6 +94,7 @@ def test_a_cut_off_agent_keeps_primary_for_its_lease_then_holds_it() -> None:
 def trace(seed_names: tuple[str, ...]) -> list[str]:
     clock, store, clients = world(*seed_names)
     events: list[str] = []
+
     def recorder(name: str) -> Callable[[str], None]:
         return lambda topic: events.append(f"{clock():.2f} {name} {topic}")
 
@@ -123,6 +124,12 @@ def held(since: float | None, now: float, lease_s: float) -> str:
     """What a primary whose session went away at `since` announces now (core.agent's rule:
     connected, it confirms now; else its last confirmation was when the session went)."""
     primary = GroupState("web", "dc1")
-    return announcement(primary, "dc1", backup=True, in_effect="primary",
-                        confirmed_at=now if since is None else since, now=now,
-                        lease_s=lease_s)[0]
+    return announcement(
+        primary,
+        "dc1",
+        backup=True,
+        in_effect="primary",
+        confirmed_at=now if since is None else since,
+        now=now,
+        lease_s=lease_s,
+    )[0]

@@ -14,10 +14,18 @@ from failover.core.model import Observation
 
 
 def heartbeat(count: int) -> list[Observation]:
-    return [Observation("dc1-a", "dc1", f"dc{1 + i % 2}/s{i}/10.0.{i // 250}.{i % 250}:80",
-                        "down" if i % 7 == 0 else "up", 1796182000.125 + i,
-                        1796182500.661234, "refused" if i % 7 == 0 else "")
-            for i in range(count)]
+    return [
+        Observation(
+            "dc1-a",
+            "dc1",
+            f"dc{1 + i % 2}/s{i}/10.0.{i // 250}.{i % 250}:80",
+            "down" if i % 7 == 0 else "up",
+            1796182000.125 + i,
+            1796182500.661234,
+            "refused" if i % 7 == 0 else "",
+        )
+        for i in range(count)
+    ]
 
 
 def test_one_heartbeat_round_trips_in_half_the_size() -> None:
@@ -40,13 +48,16 @@ def test_mixed_stamps_and_older_daemons_lists_are_read() -> None:
     assert decode_observations(encode_observations([])) == []
 
 
-@pytest.mark.parametrize("raw", [
-    {"instance": "a", "site": "dc1", "at": 1.0},
-    {"instance": "a", "site": "dc1", "at": 1.0, "items": [["t", "up", 1.0]]},
-    {"instance": "a", "site": "dc1", "at": 1.0, "items": [["t", "sideways", 1.0, ""]]},
-    {"instance": "a", "site": "dc1", "at": "soon", "items": []},
-    "observations",
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"instance": "a", "site": "dc1", "at": 1.0},
+        {"instance": "a", "site": "dc1", "at": 1.0, "items": [["t", "up", 1.0]]},
+        {"instance": "a", "site": "dc1", "at": 1.0, "items": [["t", "sideways", 1.0, ""]]},
+        {"instance": "a", "site": "dc1", "at": "soon", "items": []},
+        "observations",
+    ],
+)
 def test_malformed_contents_are_refused(raw: object) -> None:
     with pytest.raises((ValueError, KeyError, TypeError)):
         decode_observations(json.dumps(raw).encode())

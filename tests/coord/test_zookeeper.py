@@ -41,7 +41,8 @@ def populate(harness: ZooKeeperHarness) -> ZooKeeperCoordinator:
     from failover.coord import CommandResult
 
     daemon.commit(
-        leader, desired=[(GroupState("web", "dc1"), NO_NODE)],
+        leader,
+        desired=[(GroupState("web", "dc1"), NO_NODE)],
         results=[CommandResult(command_id, True, "frozen", "", 1.0, "a", leader.term)],
         audit=[AuditRecord("command", {"id": command_id}, 1.0)],
     )
@@ -79,8 +80,9 @@ def test_operator_may_submit_commands_but_not_write_desired_state(
     layout = Layout(zk_harness.chroot, zk_harness.cluster)
     operator = zk_harness.raw(identity=OPERATOR)
     assert operator.get(layout.state("web"))[0]
-    created = operator.create(layout.command("cmd-"), b"{}", sequence=True,
-                              acl=zk_harness.clients[0].acls.node)
+    created = operator.create(
+        layout.command("cmd-"), b"{}", sequence=True, acl=zk_harness.clients[0].acls.node
+    )
     assert created.startswith(layout.dir("commands"))
     refused: list[Callable[[], object]] = [
         lambda: operator.set(layout.state("web"), b"{}"),
@@ -99,9 +101,15 @@ def test_wrong_password_is_not_authorized(zk_harness: ZooKeeperHarness) -> None:
     from failover.coord.zklayout import Identity
 
     intruder = ZooKeeperCoordinator(
-        zk_harness.hosts, cluster=zk_harness.cluster, instance="x", role="operator",
-        chroot=zk_harness.chroot, session_timeout_s=SESSION_S, daemon=DAEMON,
-        operator=Identity(OPERATOR.user, "guessed"), op_timeout_s=2.0,
+        zk_harness.hosts,
+        cluster=zk_harness.cluster,
+        instance="x",
+        role="operator",
+        chroot=zk_harness.chroot,
+        session_timeout_s=SESSION_S,
+        daemon=DAEMON,
+        operator=Identity(OPERATOR.user, "guessed"),
+        op_timeout_s=2.0,
     )
     zk_harness.clients.append(intruder)
     intruder.connect(timeout_s=10.0)
@@ -118,8 +126,11 @@ def test_the_server_refuses_a_stale_leaders_commit(zk_harness: ZooKeeperHarness)
     b.campaign()
     zk_harness.expire(a)
     new = lead(zk_harness, b)
-    wait_real(lambda: a.session_state() == "connected" and a.leadership() is None, 5.0,
-              "a back with a new session")
+    wait_real(
+        lambda: a.session_state() == "connected" and a.leadership() is None,
+        5.0,
+        "a back with a new session",
+    )
     a._leadership, a._contender = old, stale_node  # what a paused process still believes
     with pytest.raises(NotLeader):
         a.write_desired(old, GroupState("web", "dc2", epoch=2), version)
@@ -143,10 +154,13 @@ def test_leader_learns_at_once_when_its_node_is_deleted(zk_harness: ZooKeeperHar
 
 def test_built_from_the_config(zk_harness: ZooKeeperHarness) -> None:
     config = load_config(EXAMPLE)
-    zk = config.cluster.zookeeper.model_copy(update={
-        "hosts": zk_harness.hosts.split(","), "chroot": zk_harness.chroot,
-        "session_timeout_s": SESSION_S,
-    })
+    zk = config.cluster.zookeeper.model_copy(
+        update={
+            "hosts": zk_harness.hosts.split(","),
+            "chroot": zk_harness.chroot,
+            "session_timeout_s": SESSION_S,
+        }
+    )
     config = config.model_copy(
         update={"cluster": config.cluster.model_copy(update={"zookeeper": zk})}
     )
@@ -178,8 +192,14 @@ def test_a_daemon_started_before_zookeeper_fails_fast_then_catches_up(tmp_path: 
     from failover.testing.servers.process import free_port
 
     port = free_port()
-    client = ZooKeeperCoordinator(f"127.0.0.1:{port}", cluster="shop", instance="a",
-                                  session_timeout_s=SESSION_S, daemon=DAEMON, operator=OPERATOR)
+    client = ZooKeeperCoordinator(
+        f"127.0.0.1:{port}",
+        cluster="shop",
+        instance="a",
+        session_timeout_s=SESSION_S,
+        daemon=DAEMON,
+        operator=OPERATOR,
+    )
     ensemble = ZooKeeperEnsemble(tmp_path / "zk", size=1, client_port=port)
     try:
         with pytest.raises(CoordinatorError, match="no ZooKeeper session"):
@@ -246,11 +266,16 @@ def test_tls_to_zookeeper(tmp_path: Path) -> None:
     ensemble = ZooKeeperEnsemble(tmp_path / "zk", size=1, tls=tls)
     with ensemble:
         config = load_config(EXAMPLE)
-        zk = config.cluster.zookeeper.model_copy(update={
-            "hosts": ensemble.secure_hosts, "chroot": "/tls", "session_timeout_s": SESSION_S,
-            "tls": config.cluster.zookeeper.tls.model_copy(
-                update={"enabled": True, "ca_file": str(tls.ca_pem)}),
-        })
+        zk = config.cluster.zookeeper.model_copy(
+            update={
+                "hosts": ensemble.secure_hosts,
+                "chroot": "/tls",
+                "session_timeout_s": SESSION_S,
+                "tls": config.cluster.zookeeper.tls.model_copy(
+                    update={"enabled": True, "ca_file": str(tls.ca_pem)}
+                ),
+            }
+        )
         config = config.model_copy(
             update={"cluster": config.cluster.model_copy(update={"zookeeper": zk})}
         )
@@ -264,7 +289,10 @@ def test_tls_to_zookeeper(tmp_path: Path) -> None:
         finally:
             daemon.close()
         untrusting = ZooKeeperCoordinator(
-            ensemble.secure_hosts, cluster="shop", instance="x", session_timeout_s=SESSION_S,
+            ensemble.secure_hosts,
+            cluster="shop",
+            instance="x",
+            session_timeout_s=SESSION_S,
             tls={"use_ssl": True, "ca": str(tmp_path / "tls" / "server.crt")},
         )
         try:

@@ -19,10 +19,23 @@ STEADY = GroupState("web", active="dc1", epoch=4)
 SWITCHING = GroupState("web", active="dc2", epoch=5, phase="switching", switch_from="dc1")
 
 
-def say(desired: GroupState | None, site: str, confirmed_at: float | None = 100.0,
-        now: float = 100.0, backup: bool = True, in_effect: Announcement = "primary") -> str:
-    return announcement(desired, site, backup=backup, in_effect=in_effect,
-                        confirmed_at=confirmed_at, now=now, lease_s=6.0)[0]
+def say(
+    desired: GroupState | None,
+    site: str,
+    confirmed_at: float | None = 100.0,
+    now: float = 100.0,
+    backup: bool = True,
+    in_effect: Announcement = "primary",
+) -> str:
+    return announcement(
+        desired,
+        site,
+        backup=backup,
+        in_effect=in_effect,
+        confirmed_at=confirmed_at,
+        now=now,
+        lease_s=6.0,
+    )[0]
 
 
 def test_follows_desired_state_while_confirmed() -> None:
@@ -53,8 +66,9 @@ def test_primary_held_never_backup_or_withdrawn_after_the_lease() -> None:
     assert say(STEADY, "dc1", confirmed_at=94.0) == "held"
     assert say(STEADY, "dc1", confirmed_at=94.0, backup=False) == "held"
     assert say(STEADY, "dc1", confirmed_at=None) == "held"
-    why = announcement(STEADY, "dc1", backup=True, in_effect="primary", confirmed_at=90.0,
-                       now=100.0, lease_s=6.0)[1]
+    why = announcement(
+        STEADY, "dc1", backup=True, in_effect="primary", confirmed_at=90.0, now=100.0, lease_s=6.0
+    )[1]
     assert "lease of 6 s expired" in why and "10.0 s ago" in why
 
 
@@ -76,8 +90,15 @@ def test_the_lease_ends_exactly_when_lease_ends_at_says() -> None:
     confirmed, lease = 511.993, 6.0  # (confirmed + lease) - confirmed rounds below lease
     end = lease_ends_at(confirmed, lease)
     assert end is not None
-    got = announcement(STEADY, "dc1", backup=True, in_effect="primary", confirmed_at=confirmed,
-                       now=end, lease_s=lease)[0]
+    got = announcement(
+        STEADY,
+        "dc1",
+        backup=True,
+        in_effect="primary",
+        confirmed_at=confirmed,
+        now=end,
+        lease_s=lease,
+    )[0]
     assert got == "held"
 
 
@@ -100,18 +121,31 @@ def test_sessions_gone_keeps_the_first_sighting() -> None:
 
 
 @settings(max_examples=2000, deadline=None)
-@given(lease=st.floats(0.5, 30), watchdog=st.floats(0.5, 30), hook=st.floats(0.1, 10),
-       cycle=st.floats(0.05, 2), confirmed=st.floats(0, 1000), frozen_after=st.floats(0, 60),
-       stops_confirming=st.booleans())
+@given(
+    lease=st.floats(0.5, 30),
+    watchdog=st.floats(0.5, 30),
+    hook=st.floats(0.1, 10),
+    cycle=st.floats(0.05, 2),
+    confirmed=st.floats(0, 1000),
+    frozen_after=st.floats(0, 60),
+    stops_confirming=st.booleans(),
+)
 def test_a_stale_primary_ends_within_the_bound_however_the_agent_stops(
-        lease: float, watchdog: float, hook: float, cycle: float, confirmed: float,
-        frozen_after: float, stops_confirming: bool) -> None:
+    lease: float,
+    watchdog: float,
+    hook: float,
+    cycle: float,
+    confirmed: float,
+    frozen_after: float,
+    stops_confirming: bool,
+) -> None:
     """The derivation in core.agent, checked: an agent whose last confirmation was at
     `confirmed` either keeps running (the lease holds it) or freezes `frozen_after` later;
     then the supervisor kills it `watchdog` after its last keep-alive and the hook holds the
     site `hook` later. Keep-alives go out once a cycle while `keep_alive_until` allows."""
-    bound = confirmed + stale_primary_s(lease_s=lease, watchdog_s=watchdog, stop_hook_s=hook,
-                                        cycle_s=cycle)
+    bound = confirmed + stale_primary_s(
+        lease_s=lease, watchdog_s=watchdog, stop_hook_s=hook, cycle_s=cycle
+    )
     lease_end = lease_ends_at(confirmed, lease)
     assert lease_end is not None and lease_end <= bound
     if not stops_confirming:

@@ -32,15 +32,18 @@ def test_no_code_is_built_by_formatting() -> None:
         assert not re.search(r'say\(\s*"[a-z]+",\s*f"', text), path
 
 
-@pytest.mark.parametrize("fields", [
-    {"phase": "switching"},  # no switch_from
-    {"switch_from": "dc2"},  # steady with a switch in flight
-    {"phase": "switching", "switch_from": "dc1"},  # from itself
-    {"phase": "suspect"},  # no suspect_since
-    {"suspect_since": 5.0},  # steady yet suspect
-    {"hold_down_from": 5.0},  # a hold-down outside suspect
-    {"demote_by": 5.0},
-])
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"phase": "switching"},  # no switch_from
+        {"switch_from": "dc2"},  # steady with a switch in flight
+        {"phase": "switching", "switch_from": "dc1"},  # from itself
+        {"phase": "suspect"},  # no suspect_since
+        {"suspect_since": 5.0},  # steady yet suspect
+        {"hold_down_from": 5.0},  # a hold-down outside suspect
+        {"demote_by": 5.0},
+    ],
+)
 def test_group_state_fields_must_match_its_phase(fields: dict[str, object]) -> None:
     with pytest.raises(ValueError):
         GroupState("web", "dc1", **fields)  # type: ignore[arg-type]

@@ -37,8 +37,9 @@ def test_quorum_of_two_sites_is_enough() -> None:
 
 
 def test_every_critical_service_down_is_site_down() -> None:
-    down = [key for svc in ("app", "lb", "db", "firewall")
-            for key in everyone_sees(CONFIG, "dc1", svc)]
+    down = [
+        key for svc in ("app", "lb", "db", "firewall") for key in everyone_sees(CONFIG, "dc1", svc)
+    ]
     assert web(down=down)["dc1"].situation == "site_down"
 
 
@@ -70,16 +71,16 @@ def test_not_enough_fresh_observers_is_no_quorum() -> None:
 
 def test_stale_observations_do_not_vote() -> None:
     now = 100.0
-    old = observations(CONFIG, now - CONFIG.policy.stale_after_s - 1,
-                       down=everyone_sees(CONFIG, "dc1", "db"))
+    old = observations(
+        CONFIG, now - CONFIG.policy.stale_after_s - 1, down=everyone_sees(CONFIG, "dc1", "db")
+    )
     fresh = [o for o in observations(CONFIG, now) if o.site == "dc1"]
     health = ENGINE.assess(View(now, old + fresh))["web"]
     assert health["dc1"].situation == "no_quorum"
 
 
 def test_unknown_verdicts_do_not_vote() -> None:
-    unknown = [(o, s, svc) for o in ("dc1", "dc2", "witness") for s in ("dc1",)
-               for svc in ("db",)]
+    unknown = [(o, s, svc) for o in ("dc1", "dc2", "witness") for s in ("dc1",) for svc in ("db",)]
     assert web(unknown=unknown)["dc1"].situation == "no_quorum"
 
 
@@ -91,33 +92,48 @@ def test_degraded_role_service_only_alerts() -> None:
 
 def test_service_outside_the_group_does_not_count() -> None:
     assert web(down=everyone_sees(CONFIG, "dc1", "mail"))["dc1"].healthy
-    mail = ENGINE.assess(View(100.0, observations(
-        CONFIG, 100.0, down=everyone_sees(CONFIG, "dc1", "mail"))))["mail"]
+    mail = ENGINE.assess(
+        View(100.0, observations(CONFIG, 100.0, down=everyone_sees(CONFIG, "dc1", "mail")))
+    )["mail"]
     assert mail["dc1"].situation == "site_down"
 
 
 def test_instances_of_one_site_vote_by_majority() -> None:
-    config = CONFIG.model_copy(update={"instances": {
-        **CONFIG.instances, "dc2-b": CONFIG.instances["dc2-a"].model_copy(
-            update={"api": "10.2.0.3:8700"})}})
+    config = CONFIG.model_copy(
+        update={
+            "instances": {
+                **CONFIG.instances,
+                "dc2-b": CONFIG.instances["dc2-a"].model_copy(update={"api": "10.2.0.3:8700"}),
+            }
+        }
+    )
     engine = Engine(config)
     obs = observations(config, 100.0)
-    split = [Observation(o.instance, o.site, o.target, "down", 0, 100.0)
-             if o.instance == "dc2-b" and o.target.startswith("dc1/db") else o for o in obs]
+    split = [
+        Observation(o.instance, o.site, o.target, "down", 0, 100.0)
+        if o.instance == "dc2-b" and o.target.startswith("dc1/db")
+        else o
+        for o in obs
+    ]
     # one of dc2's two instances says down: a tie, so dc2 does not vote down
     assert engine.assess(View(100.0, split))["web"]["dc1"].situation == "healthy"
 
 
-@pytest.mark.parametrize("min_up, down_endpoints, expected", [
-    (1, 1, "healthy"), (1, 2, "service_down"), (2, 1, "service_down")])
+@pytest.mark.parametrize(
+    "min_up, down_endpoints, expected",
+    [(1, 1, "healthy"), (1, 2, "service_down"), (2, 1, "service_down")],
+)
 def test_min_up_endpoints(min_up: int, down_endpoints: int, expected: str) -> None:
     two = f'endpoints: ["10.1.0.10:8080", "10.1.0.20:8080"]\n        min_up: {min_up}'
     config = parse_config(EXAMPLE_TEXT.replace('endpoints: ["10.1.0.10:8080"]', two))
     engine = Engine(config)
     endpoints = ["10.1.0.10:8080", "10.1.0.20:8080"][:down_endpoints]
-    obs = [Observation(o.instance, o.site, o.target, "down", 0, 100.0)
-           if o.target in {f"dc1/app/{e}" for e in endpoints} else o
-           for o in observations(config, 100.0)]
+    obs = [
+        Observation(o.instance, o.site, o.target, "down", 0, 100.0)
+        if o.target in {f"dc1/app/{e}" for e in endpoints}
+        else o
+        for o in observations(config, 100.0)
+    ]
     assert engine.assess(View(100.0, obs))["web"]["dc1"].situation == expected
 
 
@@ -129,4 +145,5 @@ def test_disagreement_names_each_services_split() -> None:
     assert health["dc1"].situation == "observers_disagree"
     assert health["dc1"].detail == (
         "dc1 app down for dc2, up for dc1, witness; "
-        "dc1 db down for witness, up for dc1, dc2; quorum is 2")
+        "dc1 db down for witness, up for dc1, dc2; quorum is 2"
+    )

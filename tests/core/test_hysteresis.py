@@ -33,7 +33,11 @@ def test_mixed_start_restarts_the_count() -> None:
 
 def test_goes_down_after_fall_consecutive_failures_only() -> None:
     assert run([True, True, False, False, True, False, False, False])[-4:] == [
-        "up", "up", "up", "down"]
+        "up",
+        "up",
+        "up",
+        "down",
+    ]
 
 
 def test_comes_back_after_rise_successes() -> None:
@@ -65,13 +69,14 @@ def test_default_recheck_is_half_the_interval_but_not_under_the_timeout() -> Non
 
 @settings(max_examples=1000)
 @given(st.lists(st.booleans(), max_size=40), st.integers(1, 5), st.integers(1, 5))
-def test_a_verdict_needs_a_full_run_of_agreeing_results(results: list[bool], rise: int,
-                                                        fall: int) -> None:
+def test_a_verdict_needs_a_full_run_of_agreeing_results(
+    results: list[bool], rise: int, fall: int
+) -> None:
     state = CheckState()
     for i, ok in enumerate(results):
         new = observe(state, OK if ok else BAD, float(i), rise, fall)
         if new.verdict != state.verdict:
             need = rise if new.verdict == "up" else fall
-            tail = results[max(0, i - need + 1): i + 1]
+            tail = results[max(0, i - need + 1) : i + 1]
             assert len(tail) == need and all(r == (new.verdict == "up") for r in tail)
         state = new

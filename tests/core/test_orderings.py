@@ -25,14 +25,14 @@ from .world import EXAMPLE, everyone_sees, observations
 def config(lease_s: float, watchdog_s: float, hold_down_s: float) -> Config:
     data = yaml.safe_load(EXAMPLE.read_text())
     data["groups"]["web"]["steering"]["lease_s"] = lease_s
-    data["cluster"].setdefault("daemon", {}).update(watchdog_s=watchdog_s, stop_hook_s=2.0,
-                                                    cycle_s=1.0)
+    data["cluster"].setdefault("daemon", {}).update(
+        watchdog_s=watchdog_s, stop_hook_s=2.0, cycle_s=1.0
+    )
     data["policy"]["hold_down_s"] = hold_down_s
     return parse_config(yaml.safe_dump(data), base=EXAMPLE.parent)
 
 
-CONFIGS = [config(6, 3, 2), config(2.5, 8, 2), config(10, 3, 0), config(4, 4, 5),
-           config(6, 3, 5)]
+CONFIGS = [config(6, 3, 2), config(2.5, 8, 2), config(10, 3, 0), config(4, 4, 5), config(6, 3, 5)]
 SESSION_TIMEOUT_S = 4.0
 
 
@@ -49,9 +49,16 @@ class Story:
 
 
 stories = st.builds(
-    Story, st.sampled_from(CONFIGS), st.one_of(st.none(), st.floats(1, 30)),
-    st.floats(1, 30), st.booleans(), st.floats(0, 0.99), st.floats(0, 2), st.floats(0, 2),
-    st.floats(0.2, 1.5))
+    Story,
+    st.sampled_from(CONFIGS),
+    st.one_of(st.none(), st.floats(1, 30)),
+    st.floats(1, 30),
+    st.booleans(),
+    st.floats(0, 0.99),
+    st.floats(0, 2),
+    st.floats(0, 2),
+    st.floats(0.2, 1.5),
+)
 
 
 APPLY_S = 0.2  # an agent that read the switch has demoted itself this much later
@@ -85,15 +92,22 @@ def promotion(story: Story, engine: Engine) -> tuple[float, float] | None:
     committed_at: float | None = None
     now = 0.0
     while now < 60:
-        down = (everyone_sees(story.config, "dc1", "db")
-                if story.service_fails_at is not None and now >= story.service_fails_at else [])
+        down = (
+            everyone_sees(story.config, "dc1", "db")
+            if story.service_fails_at is not None and now >= story.service_fails_at
+            else []
+        )
         agents = frozenset({"dc2"}) if now >= seen_gone else frozenset({"dc1", "dc2"})
         gone = sessions_gone(gone, agents, story.config.serving_sites, now)
         applied: dict[tuple[str, str], Applied] = {}
         state = states.get("web")
-        if (state is not None and state.phase == "switching" and committed_at is not None
-                and now >= primary_ends(story, committed_at)
-                and confirmed_at(story) >= committed_at):
+        if (
+            state is not None
+            and state.phase == "switching"
+            and committed_at is not None
+            and now >= primary_ends(story, committed_at)
+            and confirmed_at(story) >= committed_at
+        ):
             applied[("web", "dc1")] = Applied("web", "dc1", state.epoch, "backup", now, True)
         view = View(now, observations(story.config, now, down=down), applied, agents, gone)
         step = engine.step(states, view)
@@ -114,14 +128,23 @@ def test_the_leader_never_promotes_before_the_old_primary_ended(story: Story) ->
     if done is not None:
         promoted, ends = done
         assert promoted >= ends - 1e-9, (
-            f"dc2 promoted at {promoted:.3f} while dc1 can be primary until {ends:.3f}")
+            f"dc2 promoted at {promoted:.3f} while dc1 can be primary until {ends:.3f}"
+        )
 
 
 def test_the_property_catches_the_old_rule() -> None:
     """The defect: the database fails at 10, the agent is cut off at 10.5, in a hold-down of
     5 s that outlasts its session (4 s)."""
-    story = Story(CONFIGS[4], service_fails_at=10.0, lost_at=10.5, frozen=False,
-                  confirm_lag_s=0.0, sighting_delay_s=0.0, hook_s=0.0, cycle_s=0.05)
+    story = Story(
+        CONFIGS[4],
+        service_fails_at=10.0,
+        lost_at=10.5,
+        frozen=False,
+        confirm_lag_s=0.0,
+        sighting_delay_s=0.0,
+        hook_s=0.0,
+        cycle_s=0.05,
+    )
     done = promotion(story, SuspicionLease(story.config))
     assert done is not None
     promoted, ends = done

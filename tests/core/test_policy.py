@@ -54,11 +54,17 @@ def test_failover_after_hold_down_demotes_first() -> None:
     run.step(12, down=DB_DOWN)
     state = run.state()
     assert (state.phase, state.active, state.switch_from, state.epoch) == (
-        "switching", "dc2", "dc1", 2)
+        "switching",
+        "dc2",
+        "dc1",
+        2,
+    )
     assert state.primaries(["dc1", "dc2"]) == []
     sentence = run.decisions[-1].sentence
-    assert sentence == ("dc1 db down by 3/3 observer sites for 2.0 s; failing over to dc2, "
-                        "demoting dc1 first, epoch 2")
+    assert sentence == (
+        "dc1 db down by 3/3 observer sites for 2.0 s; failing over to dc2, "
+        "demoting dc1 first, epoch 2"
+    )
 
 
 def test_promotion_waits_for_confirmed_demotion() -> None:
@@ -226,7 +232,12 @@ def test_manual_switchover_reports_every_precheck() -> None:
     decision = [d for d in run.decisions if d.kind == "command"][-1]
     assert decision.code == "accepted"
     assert [c.name for c in decision.checks] == [
-        "target", "target_healthy", "not_frozen", "nothing_in_flight", "budget"]
+        "target",
+        "target_healthy",
+        "not_frozen",
+        "nothing_in_flight",
+        "budget",
+    ]
     assert all(c.passed for c in decision.checks)
     assert run.state().phase == "switching" and run.state().by == "bob"
     override = run.state().override
@@ -240,22 +251,22 @@ def test_switchover_refused_with_reasons_and_forced() -> None:
     refused = run.decisions[-1]
     assert refused.code == "refused" and "target_healthy: dc2 is site_down" in refused.sentence
     assert run.state().epoch == 1
-    run.command(2, Command("c2", "switchover", "bob", group="web", site="dc2", force=True),
-                down=DC2_DOWN)
+    run.command(
+        2, Command("c2", "switchover", "bob", group="web", site="dc2", force=True), down=DC2_DOWN
+    )
     assert run.decisions[-1].code == "accepted"
     assert "forced past target_healthy" in run.decisions[-1].sentence
     assert [d.evidence.get("forced") for d in run.decisions if d.kind == "desired"][-1] == [
-        "target_healthy"]
+        "target_healthy"
+    ]
 
 
 def test_force_never_overrides_a_switch_in_flight_or_a_bad_target() -> None:
     run = Run()
     t = failed_over(run)
-    run.command(t + 0.1, Command("c1", "switchover", "bob", group="web", site="dc1",
-                                 force=True))
+    run.command(t + 0.1, Command("c1", "switchover", "bob", group="web", site="dc1", force=True))
     assert run.decisions[-1].code == "refused" and "nothing_in_flight" in run.decisions[-1].sentence
-    run.command(t + 0.2, Command("c2", "switchover", "bob", group="web", site="dc9",
-                                 force=True))
+    run.command(t + 0.2, Command("c2", "switchover", "bob", group="web", site="dc9", force=True))
     assert "'dc9' is not a serving site" in run.decisions[-1].sentence
 
 
@@ -370,11 +381,13 @@ def test_a_note_changes_nothing_and_is_recorded() -> None:
     assert run.decisions[-1].sentence == "noted from api: refused POST /switchover: bad signature"
 
 
-def lost_view(run: Run, now: float, gone_at: float,
-              down: Iterable[tuple[str, str, str]] = ()) -> View:
+def lost_view(
+    run: Run, now: float, gone_at: float, down: Iterable[tuple[str, str, str]] = ()
+) -> View:
     """dc1's agent has had no session since `gone_at` (as the leader saw it)."""
-    return replace(run.view(now, down=down), agents=frozenset({"dc2"}),
-                   agents_gone_at={"dc1": gone_at})
+    return replace(
+        run.view(now, down=down), agents=frozenset({"dc2"}), agents_gone_at={"dc1": gone_at}
+    )
 
 
 def test_a_lost_agent_moves_a_bgp_group_but_not_a_dns_group() -> None:
@@ -390,7 +403,8 @@ def test_a_lost_agent_moves_a_bgp_group_but_not_a_dns_group() -> None:
     assert (state.phase, state.active, state.code) == ("switching", "dc2", "failover")
     assert step.decisions[-1].sentence.startswith(
         "dc1 has had no agent with a coordinator session for 2.0 s; it cannot hold primary; "
-        "failing over to dc2")
+        "failing over to dc2"
+    )
     assert step.states["mail"].active == "dc1"
 
 

@@ -16,8 +16,9 @@ from tests.broken import StickyHoldDown
 from .world import EXAMPLE, Run
 
 DATA = yaml.safe_load(EXAMPLE.read_text())
-DATA["policy"].update(failback="auto", failback_after_s=20, cooldown_s=10,
-                      max_switches_per_hour=3, hold_down_s=2)
+DATA["policy"].update(
+    failback="auto", failback_after_s=20, cooldown_s=10, max_switches_per_hour=3, hold_down_s=2
+)
 CONFIG = parse_config(yaml.safe_dump(DATA), base=EXAMPLE.parent)
 SERVING = ("dc1", "dc2")
 OBSERVERS = ("dc1", "dc2", "witness")
@@ -26,14 +27,18 @@ SERVICES = ("app", "lb", "db", "firewall", "mail")
 SWITCH_CODES = {"failover", "failback", "switchover", "override_lapsed"}
 AUTOMATIC = {"failover", "failback", "override_lapsed"}
 QUORUM = CONFIG.observer_quorum
-EXAMPLES = settings(max_examples=1000, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+EXAMPLES = settings(
+    max_examples=1000,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
 
 Triple = tuple[str, str, str]  # (observer site, site, service) seen down
 
 
-def triples(observers: tuple[str, ...] = OBSERVERS, sites: tuple[str, ...] = SERVING
-            ) -> list[Triple]:
+def triples(
+    observers: tuple[str, ...] = OBSERVERS, sites: tuple[str, ...] = SERVING
+) -> list[Triple]:
     return [(o, s, svc) for o in observers for s in sites for svc in SERVICES]
 
 
@@ -41,9 +46,15 @@ def profile(sites: tuple[str, ...], services: tuple[str, ...]) -> frozenset[Trip
     return frozenset((o, s, svc) for o in OBSERVERS for s in sites for svc in services)
 
 
-PROFILES = [frozenset(), profile(("dc1",), ("db",)), profile(("dc2",), ("app",)),
-            profile(("dc1",), SERVICES), profile(("dc2",), SERVICES),
-            profile(("dc1",), ("mail",)), profile(("dc2",), ("mail",))]
+PROFILES = [
+    frozenset(),
+    profile(("dc1",), ("db",)),
+    profile(("dc2",), ("app",)),
+    profile(("dc1",), SERVICES),
+    profile(("dc2",), SERVICES),
+    profile(("dc1",), ("mail",)),
+    profile(("dc2",), ("mail",)),
+]
 
 
 def downs(universe: list[Triple]) -> st.SearchStrategy[frozenset[Triple]]:
@@ -52,12 +63,20 @@ def downs(universe: list[Triple]) -> st.SearchStrategy[frozenset[Triple]]:
 
 
 commands = st.one_of(
-    st.builds(lambda site, group, force, expires: Command(
-        "c", "switchover", "op", group=group, site=site, force=force, expires_s=expires),
-        st.sampled_from(["dc1", "dc2", "dc3"]), st.sampled_from([None, "web", "mail"]),
-        st.booleans(), st.sampled_from([None, 30.0])),
-    st.builds(lambda kind, group: Command("c", kind, "op", group=group),
-              st.sampled_from(["freeze", "unfreeze"]), st.sampled_from([None, "web"])),
+    st.builds(
+        lambda site, group, force, expires: Command(
+            "c", "switchover", "op", group=group, site=site, force=force, expires_s=expires
+        ),
+        st.sampled_from(["dc1", "dc2", "dc3"]),
+        st.sampled_from([None, "web", "mail"]),
+        st.booleans(),
+        st.sampled_from([None, 30.0]),
+    ),
+    st.builds(
+        lambda kind, group: Command("c", kind, "op", group=group),
+        st.sampled_from(["freeze", "unfreeze"]),
+        st.sampled_from([None, "web"]),
+    ),
 )
 
 
@@ -70,14 +89,20 @@ class Step:
     command: Command | None = None
 
 
-def histories(universe: list[Triple], with_commands: bool = True, absent: bool = True,
-              extra: frozenset[Triple] = frozenset()) -> st.SearchStrategy[list[Step]]:
+def histories(
+    universe: list[Triple],
+    with_commands: bool = True,
+    absent: bool = True,
+    extra: frozenset[Triple] = frozenset(),
+) -> st.SearchStrategy[list[Step]]:
     step = st.builds(
         lambda dt, down, gone, confirm, command: Step(dt, down | extra, gone, confirm, command),
-        st.floats(0.1, 40.0), downs(universe),
+        st.floats(0.1, 40.0),
+        downs(universe),
         st.frozensets(st.sampled_from(OBSERVERS), max_size=2) if absent else st.just(frozenset()),
         st.booleans(),
-        st.one_of(st.none(), commands) if with_commands else st.none())
+        st.one_of(st.none(), commands) if with_commands else st.none(),
+    )
     return st.lists(step, min_size=1, max_size=30)
 
 
@@ -86,7 +111,8 @@ class Trace:
     """Everything a history produced, for the properties to read."""
 
     states: list[tuple[float, dict[str, GroupState], list[Observation]]] = field(
-        default_factory=list)
+        default_factory=list
+    )
     decisions: list[tuple[float, Decision, list[Observation]]] = field(default_factory=list)
 
 
@@ -121,8 +147,13 @@ def switches(trace: Trace) -> list[tuple[float, Decision]]:
 
 
 def votes(observations: list[Observation], site: str, service: str, verdict: str) -> int:
-    return len({o.site for o in observations
-                if o.target.startswith(f"{site}/{service}/") and o.verdict == verdict})
+    return len(
+        {
+            o.site
+            for o in observations
+            if o.target.startswith(f"{site}/{service}/") and o.verdict == verdict
+        }
+    )
 
 
 def triggered(observations: list[Observation], group: str, site: str) -> bool:
@@ -131,8 +162,11 @@ def triggered(observations: list[Observation], group: str, site: str) -> bool:
 
 
 def healthy(observations: list[Observation], group: str, site: str) -> bool:
-    return all(votes(observations, site, svc, "up") >= QUORUM
-               and votes(observations, site, svc, "down") == 0 for svc in CRITICAL[group])
+    return all(
+        votes(observations, site, svc, "up") >= QUORUM
+        and votes(observations, site, svc, "down") == 0
+        for svc in CRITICAL[group]
+    )
 
 
 @EXAMPLES
@@ -158,29 +192,44 @@ def test_no_automatic_switch_without_an_observer_quorum(history: list[Step]) -> 
         for group, state in states.items():
             if state.active != active[group]:
                 assert triggered(observations, group, active[group]) or any(
-                    d.code == "failback" for when, d, _ in trace.decisions if when == t)
+                    d.code == "failback" for when, d, _ in trace.decisions if when == t
+                )
                 assert healthy(observations, group, state.active)
             active[group] = state.active
 
 
 @EXAMPLES
-@given(st.sampled_from(OBSERVERS).flatmap(
-    lambda observer: histories(triples(observers=(observer,)), with_commands=False,
-                               absent=False)))
+@given(
+    st.sampled_from(OBSERVERS).flatmap(
+        lambda observer: histories(
+            triples(observers=(observer,)), with_commands=False, absent=False
+        )
+    )
+)
 def test_one_observers_broken_network_never_switches(history: list[Step]) -> None:
     assert switches(play(history)) == []
 
 
 @EXAMPLES
-@given(histories([("dc1", "dc2", s) for s in SERVICES] + [("dc2", "dc1", s) for s in SERVICES],
-                 with_commands=False, absent=False))
+@given(
+    histories(
+        [("dc1", "dc2", s) for s in SERVICES] + [("dc2", "dc1", s) for s in SERVICES],
+        with_commands=False,
+        absent=False,
+    )
+)
 def test_a_cut_between_the_serving_sites_alone_never_switches(history: list[Step]) -> None:
     assert switches(play(history)) == []
 
 
 @EXAMPLES
-@given(histories(triples(), with_commands=False,
-                 extra=profile(("dc1",), ("db", "mail")) | profile(("dc2",), ("app", "mail"))))
+@given(
+    histories(
+        triples(),
+        with_commands=False,
+        extra=profile(("dc1",), ("db", "mail")) | profile(("dc2",), ("app", "mail")),
+    )
+)
 def test_both_sites_down_never_switches(history: list[Step]) -> None:
     trace = play(history)
     assert switches(trace) == []
@@ -235,8 +284,7 @@ def target_healthy_since(trace: Trace, group: str, t: float, target: str) -> flo
 
 @EXAMPLES
 @given(histories(triples()))
-def test_the_target_is_healthy_and_unblocked_for_the_whole_hold_down(
-        history: list[Step]) -> None:
+def test_the_target_is_healthy_and_unblocked_for_the_whole_hold_down(history: list[Step]) -> None:
     """Safety rule 7: an automatic failover happens only after a whole hold-down in which the
     target was healthy and automation not frozen; a blocked period restarts it."""
     assert hold_down_violations(play(history)) == []
@@ -251,8 +299,10 @@ def hold_down_violations(trace: Trace) -> list[str]:
         target = states[decision.group].active
         since = target_healthy_since(trace, decision.group, t, target)
         if since > t - CONFIG.policy.hold_down_s:
-            found.append(f"{decision.group}: failover to {target} at {t:.2f}; healthy and "
-                         f"unblocked only since {since:.2f}")
+            found.append(
+                f"{decision.group}: failover to {target} at {t:.2f}; healthy and "
+                f"unblocked only since {since:.2f}"
+            )
     return found
 
 
@@ -260,8 +310,12 @@ def test_the_hold_down_property_catches_a_hold_down_that_survives_a_blocked_peri
     """The defect: both databases fail (fail-open blocks the switch), dc2's recovery is seen
     just before dc1's: the old rule failed over at once, its hold-down having run all along."""
     both = profile(("dc1", "dc2"), ("db",))
-    history = [Step(10, both), Step(30, both), Step(60, profile(("dc1",), ("db",))),
-               Step(0.1, frozenset())]
+    history = [
+        Step(10, both),
+        Step(30, both),
+        Step(60, profile(("dc1",), ("db",))),
+        Step(0.1, frozenset()),
+    ]
     assert hold_down_violations(play(history)) == []
     broken = play(history, engine=StickyHoldDown(CONFIG))
     assert hold_down_violations(broken) != []

@@ -7,8 +7,23 @@ from pathlib import Path
 
 import failover.core
 
-FORBIDDEN = {"socket", "asyncio", "kazoo", "subprocess", "threading", "time", "os", "random",
-             "select", "selectors", "multiprocessing", "datetime", "pyroute2", "dns", "aiohttp"}
+FORBIDDEN = {
+    "socket",
+    "asyncio",
+    "kazoo",
+    "subprocess",
+    "threading",
+    "time",
+    "os",
+    "random",
+    "select",
+    "selectors",
+    "multiprocessing",
+    "datetime",
+    "pyroute2",
+    "dns",
+    "aiohttp",
+}
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -33,8 +48,11 @@ def test_core_imports_nothing_of_ours_but_config_and_core() -> None:
     root = Path(failover.core.__file__).parent
     for path in root.glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(
-                    "failover."):
+            if (
+                isinstance(node, ast.ImportFrom)
+                and node.module
+                and node.module.startswith("failover.")
+            ):
                 assert node.module.split(".")[1] in ("core", "config"), (path.name, node.module)
 
 

@@ -43,8 +43,11 @@ def observations(
                     "down" if key in down_set else "unknown" if key in unknown_set else "up"
                 )
                 for target in service.targets():
-                    result.append(Observation(instance, placed.site, target_key(site, name, target),
-                                              verdict, 0.0, now))
+                    result.append(
+                        Observation(
+                            instance, placed.site, target_key(site, name, target), verdict, 0.0, now
+                        )
+                    )
     return result
 
 
@@ -75,18 +78,25 @@ class Run:
         assert self._last is not None, "no step yet"
         return self._last
 
-    def view(self, now: float, down: Iterable[tuple[str, str, str]] = (),
-             absent: Iterable[str] = ()) -> View:
+    def view(
+        self, now: float, down: Iterable[tuple[str, str, str]] = (), absent: Iterable[str] = ()
+    ) -> View:
         from failover.core import View
 
         return View(now, observations(self.config, now, down, absent), dict(self.applied))
 
-    def step(self, now: float, down: Iterable[tuple[str, str, str]] = (),
-             absent: Iterable[str] = ()) -> Step:
+    def step(
+        self, now: float, down: Iterable[tuple[str, str, str]] = (), absent: Iterable[str] = ()
+    ) -> Step:
         return self._took(self.engine.step(self.states, self.view(now, down, absent)))
 
-    def command(self, now: float, command: Command, down: Iterable[tuple[str, str, str]] = (),
-                absent: Iterable[str] = ()) -> Step:
+    def command(
+        self,
+        now: float,
+        command: Command,
+        down: Iterable[tuple[str, str, str]] = (),
+        absent: Iterable[str] = (),
+    ) -> Step:
         return self._took(self.engine.command(self.states, command, self.view(now, down, absent)))
 
     def _took(self, step: Step) -> Step:
@@ -98,8 +108,9 @@ class Run:
     def confirm(self, group: str, site: str, now: float) -> None:
         """The site's agent reports it applied the current desired state."""
         state = self.states[group]
-        self.applied[(group, site)] = Applied(group, site, state.epoch,
-                                              state.announcement(site), now, True)
+        self.applied[(group, site)] = Applied(
+            group, site, state.epoch, state.announcement(site), now, True
+        )
 
     def codes(self, group: str = "web") -> list[str]:
         return [d.code for d in self.decisions if d.group == group]

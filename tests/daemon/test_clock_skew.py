@@ -25,8 +25,11 @@ def skewed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 
 def test_a_site_30_s_behind_still_votes_and_its_skew_is_shown(skewed: Cluster) -> None:
-    wait_for(lambda: {"a", "b", "w"} <= set(skewed.status("a")["clocks"]), 15.0,
-             "every observer published")
+    wait_for(
+        lambda: {"a", "b", "w"} <= set(skewed.status("a")["clocks"]),
+        15.0,
+        "every observer published",
+    )
     clocks = skewed.status("a")["clocks"]
     assert clocks["b"]["off"] and -31.5 < clocks["b"]["offset_s"] < -28.5, clocks
     assert not clocks["a"]["off"]

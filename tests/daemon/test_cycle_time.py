@@ -33,8 +33,9 @@ def test_a_slow_cycle_is_logged_with_its_parts(caplog: pytest.LogCaptureFixture)
     assert slow[0].getMessage().startswith("slow cycle: 0.250 s (")
     assert "read" in slow[0].getMessage() and "decide" in slow[0].getMessage()
     text = daemon.metrics.exposition().decode()
-    count = next(line for line in text.splitlines()
-                 if line.startswith("failover_cycle_seconds_count"))
+    count = next(
+        line for line in text.splitlines() if line.startswith("failover_cycle_seconds_count")
+    )
     assert float(count.split()[-1]) == 3
 
 

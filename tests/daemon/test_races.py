@@ -41,8 +41,7 @@ def leading(config: Config) -> tuple[MemoryStore, MemoryCoordinator, Leadership,
 def test_a_failed_commit_leaves_its_decisions_to_be_audited_by_the_next_cycle() -> None:
     config = example()
     store, coordinator, leadership, clock = leading(config)
-    coordinator.publish(observations(config, clock.now,
-                                     down=everyone_sees(config, "dc1", "db")))
+    coordinator.publish(observations(config, clock.now, down=everyone_sees(config, "dc1", "db")))
     leader = Leader(config)
     stale = Leadership(leadership.instance, leadership.term - 1)
     with pytest.raises(CoordinatorError):
@@ -53,8 +52,9 @@ def test_a_failed_commit_leaves_its_decisions_to_be_audited_by_the_next_cycle() 
     assert lost
     clock.now += 0.1
     leader.cycle(coordinator, leadership, clock.now)
-    codes = {(e.payload["decision"]["group"], e.payload["decision"]["code"])
-             for e in coordinator.audit()}
+    codes = {
+        (e.payload["decision"]["group"], e.payload["decision"]["code"]) for e in coordinator.audit()
+    }
     assert lost <= codes  # not taken as already audited
     leader.close()
 
@@ -84,9 +84,11 @@ def test_a_verdict_that_changes_during_a_publish_stays_dirty() -> None:
     assert not observer.dirty
     down = CheckState("down", 0, False, clock.now, "refused")
     coordinator.during_publish = [
-        lambda: observer._on_result(target, down, CheckResult(False, 0.0, "refused"))]
-    observer._on_result(target, CheckState("up", 0, True, clock.now, ""),
-                        CheckResult(True))  # a first change: dirty
+        lambda: observer._on_result(target, down, CheckResult(False, 0.0, "refused"))
+    ]
+    observer._on_result(
+        target, CheckState("up", 0, True, clock.now, ""), CheckResult(True)
+    )  # a first change: dirty
     observer.publish(coordinator, clock.now)  # the second change lands mid-publish
     assert observer.dirty  # so the next cycle publishes it, not the next heartbeat
     assert observer.publish_due(clock.now)
@@ -94,8 +96,9 @@ def test_a_verdict_that_changes_during_a_publish_stays_dirty() -> None:
 
 def test_a_reload_waits_for_the_cycle_that_uses_the_roles(tmp_path: Path) -> None:
     config_path = tmp_path / "cluster.yaml"
-    config_path.write_text(EXAMPLE.read_text().replace(
-        "secrets/", f"{EXAMPLE.parent.as_posix()}/secrets/"))
+    config_path.write_text(
+        EXAMPLE.read_text().replace("secrets/", f"{EXAMPLE.parent.as_posix()}/secrets/")
+    )
     config = example()
     store = MemoryStore(Clock())
     coordinator = MemoryCoordinator(store, "witness-a")
@@ -114,8 +117,7 @@ def test_a_reload_waits_for_the_cycle_that_uses_the_roles(tmp_path: Path) -> Non
             self.seen.append((used, self.leader))
             return None
 
-    daemon = SlowDaemon(config, "witness-a", config_path=str(config_path),
-                        coordinator=coordinator)
+    daemon = SlowDaemon(config, "witness-a", config_path=str(config_path), coordinator=coordinator)
 
     async def scenario() -> None:
         task = asyncio.create_task(daemon.run())
@@ -146,15 +148,20 @@ def test_a_reload_is_all_or_nothing(tmp_path: Path, caplog: pytest.LogCaptureFix
     config_path = tmp_path / "cluster.yaml"
     config_path.write_text(good)
     store = MemoryStore(Clock())
-    daemon = Daemon(example(), "dc1-a", config_path=str(config_path),
-                    coordinator=MemoryCoordinator(store, "dc1-a"))
+    daemon = Daemon(
+        example(),
+        "dc1-a",
+        config_path=str(config_path),
+        coordinator=MemoryCoordinator(store, "dc1-a"),
+    )
     before = (daemon.leader, daemon.agent, daemon.observer, daemon.config)
     config_path.write_text(good.replace("secrets/tsig.key", "secrets/no-such.key"))
     with caplog.at_level("ERROR", logger="failover.daemon"):
         asyncio.run(daemon.reload())
     assert (daemon.leader, daemon.agent, daemon.observer, daemon.config) == before
-    assert any("reload refused" in r.message and "no-such.key" in r.message
-               for r in caplog.records), [r.message for r in caplog.records]
+    assert any(
+        "reload refused" in r.message and "no-such.key" in r.message for r in caplog.records
+    ), [r.message for r in caplog.records]
     config_path.write_text(good.replace("hold_down_s: 2", "hold_down_s: 3"))
     asyncio.run(daemon.reload())
     assert daemon.config.policy.hold_down_s == 3 and daemon.leader is not before[0]

@@ -37,8 +37,12 @@ def hup_with(cluster: Cluster, text: str, logged: str) -> dict[str, object]:
     cluster.config_path.write_text(text)
     try:
         cluster.daemons["b"].signal(signal.SIGHUP)
-        wait_until(lambda: any(logged in str(line["msg"]) for line in log_lines(cluster, "b")),
-                   10.0, f"{logged!r} logged", retry_on=(OSError, ValueError, KeyError))
+        wait_until(
+            lambda: any(logged in str(line["msg"]) for line in log_lines(cluster, "b")),
+            10.0,
+            f"{logged!r} logged",
+            retry_on=(OSError, ValueError, KeyError),
+        )
     finally:
         cluster.config_path.write_text(good)
     return next(line for line in log_lines(cluster, "b") if logged in str(line["msg"]))
@@ -51,8 +55,7 @@ def leader_of(cluster: Cluster, asking: str) -> str | None:
 
 def test_sighup_keeps_the_old_config_on_errors_and_takes_a_valid_one(cluster: Cluster) -> None:
     good = cluster.config_path.read_text()
-    refusal = hup_with(cluster, good.replace("hold_down_s: 1", "hold_down_s: -5"),
-                       "reload refused")
+    refusal = hup_with(cluster, good.replace("hold_down_s: 1", "hold_down_s: -5"), "reload refused")
     assert "policy.hold_down_s" in str(refusal["msg"]) and "(got -5)" in str(refusal["msg"])
     assert cluster.get("b", "/health")[0] == 200  # still running, on the old config
 
@@ -63,8 +66,7 @@ def test_sighup_keeps_the_old_config_on_errors_and_takes_a_valid_one(cluster: Cl
     cluster.wait_steady("dc1")
 
 
-def test_sigterm_hands_leadership_over_at_once_and_changes_no_steering(
-        cluster: Cluster) -> None:
+def test_sigterm_hands_leadership_over_at_once_and_changes_no_steering(cluster: Cluster) -> None:
     from failover.testing.servers.process import Process
 
     leader = leader_of(cluster, "a")
@@ -75,8 +77,9 @@ def test_sigterm_hands_leadership_over_at_once_and_changes_no_steering(
     stopped_at = time.monotonic()
     process.signal(signal.SIGTERM)
     assert process.wait(10.0) == 0
-    wait_until(lambda: leader_of(cluster, others[0]) in others, 5.0, "a new leader",
-               retry_on=SETTLING)
+    wait_until(
+        lambda: leader_of(cluster, others[0]) in others, 5.0, "a new leader", retry_on=SETTLING
+    )
     took_s = time.monotonic() - stopped_at
     assert took_s < 1.5  # at once: a crash would take the 2 s session timeout
     after = cluster.status(others[0])["groups"]["web"]
@@ -84,10 +87,16 @@ def test_sigterm_hands_leadership_over_at_once_and_changes_no_steering(
     assert any(line["msg"] == "stopped" for line in log_lines(cluster, leader))
     # bring it back as it was
     cluster.daemons[leader] = Process(
-        process.name, [FAILOVER, "run", "--config", str(cluster.config_path), "--instance",
-                       leader], log_path=process.log_path).start()
-    wait_until(lambda: cluster.get(leader, "/health")[0] == 200, 20.0, "restarted daemon",
-               retry_on=SETTLING)
+        process.name,
+        [FAILOVER, "run", "--config", str(cluster.config_path), "--instance", leader],
+        log_path=process.log_path,
+    ).start()
+    wait_until(
+        lambda: cluster.get(leader, "/health")[0] == 200,
+        20.0,
+        "restarted daemon",
+        retry_on=SETTLING,
+    )
 
 
 def test_sighup_refuses_a_config_without_this_instance(cluster: Cluster) -> None:

@@ -18,13 +18,21 @@ ANALYZE = shutil.which("systemd-analyze")
 def test_the_unit_is_valid_and_its_exposure_is_low(tmp_path: Path) -> None:
     unit = tmp_path / UNIT.name
     shutil.copy(UNIT, unit)
-    verify = subprocess.run([str(ANALYZE), "verify", str(unit)], capture_output=True,
-                            text=True, timeout=60)
-    problems = [line for line in (verify.stdout + verify.stderr).splitlines()
-                if line.strip() and "is not executable" not in line]  # not installed here
+    verify = subprocess.run(
+        [str(ANALYZE), "verify", str(unit)], capture_output=True, text=True, timeout=60
+    )
+    problems = [
+        line
+        for line in (verify.stdout + verify.stderr).splitlines()
+        if line.strip() and "is not executable" not in line
+    ]  # not installed here
     assert problems == []
-    security = subprocess.run([str(ANALYZE), "security", "--offline=yes", str(unit)],
-                              capture_output=True, text=True, timeout=60)
+    security = subprocess.run(
+        [str(ANALYZE), "security", "--offline=yes", str(unit)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     found = re.search(r"Overall exposure level for \S+: ([0-9.]+)", security.stdout)
     assert found is not None, security.stdout + security.stderr
     assert float(found.group(1)) < 3.0, security.stdout

@@ -21,15 +21,20 @@ BLOCK = re.compile(r"(?:<!--(?P<mark>[^>]*)-->\n)?```sh\n(?P<body>.*?)```", re.S
 
 def blocks() -> list[tuple[bool, str]]:
     """(needs root, body) of every ```sh block."""
-    found = [(bool(m.group("mark") and "needs root" in m.group("mark")), m.group("body"))
-             for m in BLOCK.finditer(README.read_text(encoding="utf-8"))]
+    found = [
+        (bool(m.group("mark") and "needs root" in m.group("mark")), m.group("body"))
+        for m in BLOCK.finditer(README.read_text(encoding="utf-8"))
+    ]
     assert found, "the README has no sh block"
     return found
 
 
 def commands(body: str) -> list[list[str]]:
-    return [shlex.split(line, comments=True) for line in body.splitlines()
-            if shlex.split(line, comments=True)]
+    return [
+        shlex.split(line, comments=True)
+        for line in body.splitlines()
+        if shlex.split(line, comments=True)
+    ]
 
 
 def test_both_kinds_of_block_are_there() -> None:
@@ -37,18 +42,30 @@ def test_both_kinds_of_block_are_there() -> None:
     assert kinds == {True, False}
 
 
-@pytest.mark.parametrize("body", [b for root, b in blocks() if not root],
-                         ids=lambda body: body.splitlines()[0][:40])
+@pytest.mark.parametrize(
+    "body", [b for root, b in blocks() if not root], ids=lambda body: body.splitlines()[0][:40]
+)
 def test_a_block_runs(body: str, tmp_path: Path) -> None:
     """Run the block in bash -e from the repository root, `failover` being this checkout."""
     shim = tmp_path / "bin" / "failover"
     shim.parent.mkdir()
     shim.write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -m failover "$@"\n')
     shim.chmod(0o755)
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp_path),
-           "PATH": f"{shim.parent}{os.pathsep}{os.environ['PATH']}"}
-    done = subprocess.run(["bash", "-e", "-o", "pipefail", "-c", body], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=600, check=False)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "TMPDIR": str(tmp_path),
+        "PATH": f"{shim.parent}{os.pathsep}{os.environ['PATH']}",
+    }
+    done = subprocess.run(
+        ["bash", "-e", "-o", "pipefail", "-c", body],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert done.returncode == 0, f"{body}\n--- stdout\n{done.stdout}\n--- stderr\n{done.stderr}"
     assert "Traceback" not in done.stderr
 

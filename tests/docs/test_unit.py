@@ -23,8 +23,9 @@ def test_systemd_analyze_verifies_the_unit(tmp_path: Path) -> None:
     installed = Path(sys.executable).parent / "failover"
     copy = tmp_path / "failover@.service"
     copy.write_text(UNIT.read_text().replace("/usr/local/bin/failover", str(installed)))
-    done = subprocess.run([tool, "verify", str(copy)], capture_output=True, text=True,
-                          timeout=60, check=False)
+    done = subprocess.run(
+        [tool, "verify", str(copy)], capture_output=True, text=True, timeout=60, check=False
+    )
     assert (done.returncode, done.stdout + done.stderr) == (0, "")
 
 

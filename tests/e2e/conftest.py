@@ -44,8 +44,9 @@ def stack(stack_module: Stack) -> Stack:
     return stack_module
 
 
-def watch(stack: Stack, seconds: float, until: Callable[[], bool] | None = None,
-          interval_s: float = 0.1) -> list[tuple[float, tuple[str, str] | None, str | None]]:
+def watch(
+    stack: Stack, seconds: float, until: Callable[[], bool] | None = None, interval_s: float = 0.1
+) -> list[tuple[float, tuple[str, str] | None, str | None]]:
     """Sample (time, isp best route, DNS site) for `seconds`, or until `until()` holds."""
     samples = []
     started = time.monotonic()
@@ -69,5 +70,10 @@ def epochs(stack: Stack) -> dict[str, int]:
 def audit_codes(stack: Stack) -> list[tuple[str, str]]:
     """(group, code) of every decision in the audit trail, oldest first."""
     entries = stack.operator(lambda c: c.audit())
-    return [(e.payload.get("decision", {}).get("group", ""),
-             e.payload.get("decision", {}).get("code", "")) for e in entries]
+    return [
+        (
+            e.payload.get("decision", {}).get("group", ""),
+            e.payload.get("decision", {}).get("code", ""),
+        )
+        for e in entries
+    ]

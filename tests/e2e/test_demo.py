@@ -28,8 +28,12 @@ def test_demo_runs_end_to_end_and_leaves_nothing() -> None:
     assert measured, text
     bgp_s, dns_s = float(measured.group(1)), float(measured.group(2))
     check = stack.config.sites["dc1"].services["db"].check
-    bound_s = (check.interval_s * (check.fall - 1) + check.timeout_s
-               + stack.config.policy.hold_down_s + 5.0)
+    bound_s = (
+        check.interval_s * (check.fall - 1)
+        + check.timeout_s
+        + stack.config.policy.hold_down_s
+        + 5.0
+    )
     assert 0 < bgp_s < bound_s and 0 < dns_s < bound_s, text
     assert "isp best route 203.0.113.0/24: via dc2 (primary)" in text
     assert "web: applied and verified on dc1" in text

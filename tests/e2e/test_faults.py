@@ -35,21 +35,26 @@ def test_leader_killed_in_steady_state_another_leads_and_traffic_stays(stack: St
     old = stack.leader()
     assert old is not None
     stack.kill_daemon(old)
-    samples = watch(stack, session_timeout_s(stack) + 10.0,
-                    until=lambda: stack.leader() not in (None, old))
+    samples = watch(
+        stack, session_timeout_s(stack) + 10.0, until=lambda: stack.leader() not in (None, old)
+    )
     new = stack.leader()
     assert new not in (None, old), f"no new leader after {samples[-1][0]:.1f} s"
     sites = {route[0] if route else None for _, route, _ in samples}
     assert sites == {"dc1"}, f"the isp's best route moved: {samples}"
     assert {site for _, _, site in samples} == {"dc1"}
     assert epochs(stack) == before
-    wait_until(lambda: [e["event"] for e in stack.daemons[old].events()][-2:]
-               == ["exited", "stop_hook"], HOOK_S, "the stop hook after the kill")
+    wait_until(
+        lambda: [e["event"] for e in stack.daemons[old].events()][-2:] == ["exited", "stop_hook"],
+        HOOK_S,
+        "the stop hook after the kill",
+    )
 
 
 @pytest.mark.parametrize("fault", ["kill -9", "SIGSTOP"])
 def test_active_sites_daemon_killed_or_frozen_is_demoted_by_its_supervisor(
-        stack: Stack, fault: str) -> None:
+    stack: Stack, fault: str
+) -> None:
     instance = stack.instance_of("dc1")
     daemon = stack.daemons[instance]
     watchdog_s = daemon.watchdog_s
@@ -60,13 +65,15 @@ def test_active_sites_daemon_killed_or_frozen_is_demoted_by_its_supervisor(
     else:
         stack.freeze_daemon(instance)
         bound_s = watchdog_s + HOOK_S
-    samples = watch(stack, bound_s + 10.0, until=lambda: stack.route() != ("dc1", "primary"),
-                    interval_s=0.05)
+    samples = watch(
+        stack, bound_s + 10.0, until=lambda: stack.route() != ("dc1", "primary"), interval_s=0.05
+    )
     took_s = time.monotonic() - started
     assert stack.announcement("dc1") == "held", samples[-3:]
     assert took_s <= bound_s, f"dc1 still primary {took_s:.1f} s after {fault}"
-    wait_until(lambda: [e["event"] for e in daemon.events()][-1:] == ["stop_hook"], HOOK_S,
-               "the stop hook")
+    wait_until(
+        lambda: [e["event"] for e in daemon.events()][-1:] == ["stop_hook"], HOOK_S, "the stop hook"
+    )
     events = daemon.events()
     kinds = [e["event"] for e in events]
     if fault == "SIGSTOP":
@@ -76,10 +83,15 @@ def test_active_sites_daemon_killed_or_frozen_is_demoted_by_its_supervisor(
     assert stack.route() == ("dc1", "held")  # held: still preferred over dc2's backup
     # The leader sees dc1's agent gone once its session expires (agent_lost): after the
     # hold-down, once dc1 has surely stopped announcing primary, dc2 is promoted.
-    later = watch(stack, session_timeout_s(stack) + stale_primary_s(stack) + 2.0,
-                  until=lambda: stack.route() == ("dc2", "primary"))
+    later = watch(
+        stack,
+        session_timeout_s(stack) + stale_primary_s(stack) + 2.0,
+        until=lambda: stack.route() == ("dc2", "primary"),
+    )
     assert stack.route() == ("dc2", "primary"), (
-        later[-5:], {site: stack.announcement(site) for site in ("dc1", "dc2")})
+        later[-5:],
+        {site: stack.announcement(site) for site in ("dc1", "dc2")},
+    )
 
 
 def test_zookeeper_quorum_lost_for_30_s_changes_nothing_and_recovers(stack: Stack) -> None:
@@ -114,16 +126,19 @@ def test_witness_isolated_nothing_moves(stack: Stack) -> None:
         assert {route[0] if route else None for _, route, _ in samples} == {"dc1"}, samples
         assert {route[1] for _, route, _ in samples if route} <= {"primary", "held"}, samples
         assert {site for _, _, site in samples} == {"dc1"}
-        wait_until(lambda: stack.leader() in (stack.instance_of("dc1"),
-                                              stack.instance_of("dc2")),
-                   session_timeout_s(stack) + 5.0, "a leader in a serving site")
+        wait_until(
+            lambda: stack.leader() in (stack.instance_of("dc1"), stack.instance_of("dc2")),
+            session_timeout_s(stack) + 5.0,
+            "a leader in a serving site",
+        )
         assert epochs(stack) == before
     finally:
         stack.lab.heal_all()
 
 
 def test_every_zookeeper_server_stopped_for_60_s_with_dc2_active_moves_nothing(
-        stack: Stack) -> None:
+    stack: Stack,
+) -> None:
     """Safety rule 5 with the site that is not preferred active: nobody can decide, so dc2's
     agent holds its primary after its lease (preferred over dc1's backup) and the isp's best
     route never falls back to dc1 by its router-id tie-break; afterwards dc2 is primary again."""
@@ -158,11 +173,17 @@ def test_a_cycle_stuck_in_a_steerer_is_killed_by_the_watchdog(stack: Stack) -> N
     try:
         started = time.monotonic()
         stack.cli("switchover", "--to", "dc2", "--reason", "stuck steerer test")
-        wait_until(lambda: "watchdog" in [e["event"] for e in daemon.events()],
-                   daemon.watchdog_s + 15.0, "the watchdog to kill the stuck daemon")
+        wait_until(
+            lambda: "watchdog" in [e["event"] for e in daemon.events()],
+            daemon.watchdog_s + 15.0,
+            "the watchdog to kill the stuck daemon",
+        )
         killed_s = time.monotonic() - started
-        wait_until(lambda: [e["event"] for e in daemon.events()][-1:] == ["stop_hook"],
-                   HOOK_S + 10.0, "the stop hook")
+        wait_until(
+            lambda: [e["event"] for e in daemon.events()][-1:] == ["stop_hook"],
+            HOOK_S + 10.0,
+            "the stop hook",
+        )
         assert stack.announcement("dc1") in ("held", "backup")
     finally:
         os.kill(bird, signal.SIGCONT)

@@ -27,17 +27,20 @@ def detection_bound_s(stack: Stack, site: str, service: str) -> float:
 def test_database_failure_moves_both_groups_and_the_operator_switches_back(stack: Stack) -> None:
     assert stack.client_get() == "ok app dc1"
     before = epochs(stack)
-    bound_s = (detection_bound_s(stack, "dc1", "db") + stack.config.policy.hold_down_s
-               + 5.0)  # steering, on a busy machine
+    bound_s = (
+        detection_bound_s(stack, "dc1", "db") + stack.config.policy.hold_down_s + 5.0
+    )  # steering, on a busy machine
     stack.stop_service("dc1", "db")
     started = time.monotonic()
-    samples = watch(stack, 30.0, until=lambda: stack.route() == ("dc2", "primary")
-                    and stack.dns_site() == "dc2")
+    samples = watch(
+        stack, 30.0, until=lambda: stack.route() == ("dc2", "primary") and stack.dns_site() == "dc2"
+    )
     took_s = time.monotonic() - started
     assert stack.route() == ("dc2", "primary") and stack.dns_site() == "dc2", samples[-5:]
     assert took_s < bound_s, f"traffic moved after {took_s:.1f} s (bound {bound_s:g} s)"
-    assert all(route is None or route[0] == "dc1" or route == ("dc2", "primary")
-               for _, route, _ in samples), "dc2 carried traffic before it was promoted"
+    assert all(
+        route is None or route[0] == "dc1" or route == ("dc2", "primary") for _, route, _ in samples
+    ), "dc2 carried traffic before it was promoted"
     stack.wait_steady("dc2", 15.0)
     assert stack.client_get() == "ok app dc2", "the client's request must reach dc2 now"
     assert stack.announcement("dc1") == "backup"
@@ -70,12 +73,14 @@ def test_manual_switchover_and_back(stack: Stack) -> None:
     assert stack.announcement("dc1") == "backup"
     done = stack.cli("switchover", "--to", "dc2", "--group", "web")
     assert done.returncode == 1 and "already active" in done.stderr
-    done = stack.cli("switchover", "--to", "dc1", "--group", "web", "--reason", "drill over",
-                     "--wait")
+    done = stack.cli(
+        "switchover", "--to", "dc1", "--group", "web", "--reason", "drill over", "--wait"
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     stack.wait_steady("dc1", 15.0)
-    reasons = [(e.payload.get("command") or {}).get("reason")
-               for e in stack.operator(lambda c: c.audit())]
+    reasons = [
+        (e.payload.get("command") or {}).get("reason") for e in stack.operator(lambda c: c.audit())
+    ]
     assert "drill" in reasons and "drill over" in reasons
     history = stack.cli("history", "--verify")
     assert history.returncode == 0 and "audit chain verified" in history.stdout, history.stderr
@@ -86,8 +91,12 @@ def test_freeze_blocks_automatic_failover(stack: Stack) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     before = epochs(stack)
     stack.stop_service("dc1", "db")
-    wait_until(lambda: ("web", "frozen") in audit_codes(stack), 20.0,
-               "the leader refusing to fail over while frozen", retry_on=OPERATOR_ERRORS)
+    wait_until(
+        lambda: ("web", "frozen") in audit_codes(stack),
+        20.0,
+        "the leader refusing to fail over while frozen",
+        retry_on=OPERATOR_ERRORS,
+    )
     samples = watch(stack, 3.0)  # well past the hold-down: still nothing moves
     assert {route for _, route, _ in samples} == {("dc1", "primary")}
     assert {site for _, _, site in samples} == {"dc1"}
@@ -100,8 +109,9 @@ def test_freeze_blocks_automatic_failover(stack: Stack) -> None:
 # --- the signed API ----------------------------------------------------------------------------
 
 
-def api_post(stack: Stack, instance: str, path: str, body: bytes, headers: dict[str, str]
-             ) -> tuple[int, dict[str, Any]]:
+def api_post(
+    stack: Stack, instance: str, path: str, body: bytes, headers: dict[str, str]
+) -> tuple[int, dict[str, Any]]:
     """POST to a daemon's API from inside the client namespace."""
     host, _, port = stack.config.instances[instance].api.rpartition(":")
     sock = netns_socket("fo-client", socket.AF_INET, socket.SOCK_STREAM)
@@ -110,22 +120,32 @@ def api_post(stack: Stack, instance: str, path: str, body: bytes, headers: dict[
     connection = http.client.HTTPConnection(host, int(port), timeout=10.0)
     connection.sock = sock
     try:
-        connection.request("POST", path, body=body,
-                           headers={"Content-Type": "application/json", **headers})
+        connection.request(
+            "POST", path, body=body, headers={"Content-Type": "application/json", **headers}
+        )
         response = connection.getresponse()
         return response.status, json.loads(response.read() or b"{}")
     finally:
         connection.close()
 
 
-def signed(stack: Stack, instance: str, path: str, body: dict[str, Any],
-           at: float | None = None) -> tuple[bytes, dict[str, str]]:
+def signed(
+    stack: Stack, instance: str, path: str, body: dict[str, Any], at: float | None = None
+) -> tuple[bytes, dict[str, str]]:
     api = stack.config.cluster.api
     assert api is not None and api.keys_file is not None
     key_id, secret = next(iter(read_keys(api.keys_file).items()))
     text = json.dumps(body)
-    return text.encode(), signed_headers("POST", stack.config.instances[instance].api, path,
-                                         text, key_id, secret, api.credential_scope, at=at)
+    return text.encode(), signed_headers(
+        "POST",
+        stack.config.instances[instance].api,
+        path,
+        text,
+        key_id,
+        secret,
+        api.credential_scope,
+        at=at,
+    )
 
 
 def noted(stack: Stack, fragment: str) -> bool:
@@ -133,14 +153,20 @@ def noted(stack: Stack, fragment: str) -> bool:
 
 
 def notes(stack: Stack) -> list[str]:
-    return [e.payload["decision"]["sentence"] for e in stack.operator(lambda c: c.audit())
-            if e.payload.get("decision", {}).get("code") == "noted"]
+    return [
+        e.payload["decision"]["sentence"]
+        for e in stack.operator(lambda c: c.audit())
+        if e.payload.get("decision", {}).get("code") == "noted"
+    ]
 
 
 def refused(stack: Stack) -> list[str]:
     """The reasons of every recorded summary of refused API requests."""
-    return [row["reason"] for summary in stack.operator(lambda c: c.refusals())
-            for row in summary["rows"]]
+    return [
+        row["reason"]
+        for summary in stack.operator(lambda c: c.refusals())
+        for row in summary["rows"]
+    ]
 
 
 def test_signed_api_accepted_unsigned_expired_replayed_refused_and_audited(stack: Stack) -> None:
@@ -148,17 +174,21 @@ def test_signed_api_accepted_unsigned_expired_replayed_refused_and_audited(stack
     data, headers = signed(stack, instance, "/freeze", {"reason": "api drill"})
     code, body = api_post(stack, instance, "/freeze", data, headers)
     assert code == 202, body
-    wait_until(lambda: all(s is not None and s.frozen for s in
-                           (stack.desired(g) for g in stack.config.groups)), 10.0, "frozen",
-               retry_on=OPERATOR_ERRORS)
+    wait_until(
+        lambda: all(
+            s is not None and s.frozen for s in (stack.desired(g) for g in stack.config.groups)
+        ),
+        10.0,
+        "frozen",
+        retry_on=OPERATOR_ERRORS,
+    )
     code, body = api_post(stack, instance, "/freeze", data, headers)
     assert code == 403 and "replayed" in body["error"], body
 
     data, _ = signed(stack, instance, "/unfreeze", {"reason": "unsigned"})
     code, body = api_post(stack, instance, "/unfreeze", data, {})
     assert code == 401 and "missing signature" in body["error"], body
-    data, headers = signed(stack, instance, "/unfreeze", {"reason": "old"},
-                           at=time.time() - 3600)
+    data, headers = signed(stack, instance, "/unfreeze", {"reason": "old"}, at=time.time() - 3600)
     code, body = api_post(stack, instance, "/unfreeze", data, headers)
     assert code == 401 and "expired" in body["error"], body
     assert all(s is not None and s.frozen for s in (stack.desired(g) for g in stack.config.groups))
@@ -166,11 +196,26 @@ def test_signed_api_accepted_unsigned_expired_replayed_refused_and_audited(stack
     data, headers = signed(stack, instance, "/unfreeze", {"reason": "api drill over"})
     code, body = api_post(stack, instance, "/unfreeze", data, headers)
     assert code == 202, body
-    wait_until(lambda: not any(s is not None and s.frozen for s in
-                               (stack.desired(g) for g in stack.config.groups)), 10.0,
-               "unfrozen", retry_on=OPERATOR_ERRORS)
-    wait_until(lambda: any("accepted as" in note for note in notes(stack)), 10.0,
-               "an audit note of the accepted request", retry_on=OPERATOR_ERRORS)
+    wait_until(
+        lambda: (
+            not any(
+                s is not None and s.frozen for s in (stack.desired(g) for g in stack.config.groups)
+            )
+        ),
+        10.0,
+        "unfrozen",
+        retry_on=OPERATOR_ERRORS,
+    )
+    wait_until(
+        lambda: any("accepted as" in note for note in notes(stack)),
+        10.0,
+        "an audit note of the accepted request",
+        retry_on=OPERATOR_ERRORS,
+    )
     for fragment in ("replayed", "missing signature", "expired"):  # counted, not audited
-        wait_until(lambda f=fragment: any(reason.startswith(f) for reason in refused(stack)),  # type: ignore[misc]
-                   25.0, f"a refusal summary with {fragment!r}", retry_on=OPERATOR_ERRORS)
+        wait_until(
+            lambda f=fragment: any(reason.startswith(f) for reason in refused(stack)),  # type: ignore[misc]
+            25.0,
+            f"a refusal summary with {fragment!r}",
+            retry_on=OPERATOR_ERRORS,
+        )

@@ -35,8 +35,19 @@ while beats != 0:
 
 def supervise(tmp_path: Path, beats: int, watchdog_s: float = 1.0) -> subprocess.Popen[str]:
     hook = f"sh -c 'echo $SERVICE_RESULT $EXIT_STATUS >> {tmp_path / 'hook'}'"
-    argv = [FAILOVER, "supervise", "--watchdog-s", str(watchdog_s), "--stop-hook", hook, "--",
-            sys.executable, "-c", CHILD, str(beats)]
+    argv = [
+        FAILOVER,
+        "supervise",
+        "--watchdog-s",
+        str(watchdog_s),
+        "--stop-hook",
+        hook,
+        "--",
+        sys.executable,
+        "-c",
+        CHILD,
+        str(beats),
+    ]
     return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

@@ -37,8 +37,11 @@ def leftovers(pids: list[int]) -> list[str]:
     found = [f"namespace {ns}" for ns in nets.namespaces() if ns in NAMESPACES]
     found += [f"pid {pid}" for pid in pids if nets.pid_alive(pid)]
     host_links = nets.run(["ip", "-o", "link", "show"]).stdout
-    found += [f"host link {name}" for name in ("isp", "dc1", "dc2", "witness", "dns", "client")
-              if f": {name}@" in host_links or f": {name}:" in host_links]
+    found += [
+        f"host link {name}"
+        for name in ("isp", "dc1", "dc2", "witness", "dns", "client")
+        if f": {name}@" in host_links or f": {name}:" in host_links
+    ]
     return found
 
 

@@ -31,9 +31,12 @@ def test_up_again_changes_nothing(lab: Lab) -> None:
 
 
 def test_every_location_reaches_every_site_lan(lab: Lab) -> None:
-    unreachable = [(source, target) for source in ("dc1", "dc2", "witness", "client")
-                   for target, address in LANS.items()
-                   if target != source and not reaches(lab, source, address)]
+    unreachable = [
+        (source, target)
+        for source in ("dc1", "dc2", "witness", "client")
+        for target, address in LANS.items()
+        if target != source and not reaches(lab, source, address)
+    ]
     assert unreachable == []
 
 
@@ -52,8 +55,12 @@ def test_an_isolated_site_loses_everything_and_its_bgp_session(lab: Lab) -> None
     lab.isolate("dc2")
     assert lab.status().cuts == [("dc2", "isp")]
     assert not reaches(lab, "dc2", "10.3.0.2") and not reaches(lab, "witness", "10.2.0.2")
-    wait_until(lambda: lab.status().sessions["dc2"] != "Established", 6.0,
-               "the isp dropping dc2's session (hold time 3 s)", retry_on=(OSError, KeyError))
+    wait_until(
+        lambda: lab.status().sessions["dc2"] != "Established",
+        6.0,
+        "the isp dropping dc2's session (hold time 3 s)",
+        retry_on=(OSError, KeyError),
+    )
     assert lab.status().sessions["dc1"] == "Established"
     lab.heal_all()
     lab.wait_ready()
@@ -76,8 +83,9 @@ def test_a_service_address_and_a_process_in_a_site(lab: Lab) -> None:
 def test_the_config_service_addresses_can_be_added(lab: Lab) -> None:
     added = lab.add_service_addresses()
     try:
-        assert set(added) == {f"10.{site}.0.{host}" for site in (1, 2) for host in
-                              (1, 10, 11, 12, 13, 14)}
+        assert set(added) == {
+            f"10.{site}.0.{host}" for site in (1, 2) for host in (1, 10, 11, 12, 13, 14)
+        }
         assert reaches(lab, "dc2", "10.1.0.13") and reaches(lab, "witness", "10.2.0.12")
     finally:
         for address in added:

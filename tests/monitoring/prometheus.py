@@ -34,10 +34,17 @@ class Prometheus:
         (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
         self.netns = netns
         self.address = f"127.0.0.1:{free_port()}"
-        self.process = Process("prometheus", [
-            PROMETHEUS, f"--config.file={workdir / 'prometheus.yml'}",
-            f"--storage.tsdb.path={workdir / 'data'}", f"--web.listen-address={self.address}"],
-            log_path=workdir / "prometheus.log", netns=netns)
+        self.process = Process(
+            "prometheus",
+            [
+                PROMETHEUS,
+                f"--config.file={workdir / 'prometheus.yml'}",
+                f"--storage.tsdb.path={workdir / 'data'}",
+                f"--web.listen-address={self.address}",
+            ],
+            log_path=workdir / "prometheus.log",
+            netns=netns,
+        )
 
     def start(self) -> Prometheus:
         self.process.start()
@@ -56,9 +63,12 @@ class Prometheus:
                 body = response.read()
         else:
             try:
-                body = subprocess.run(["ip", "netns", "exec", self.netns, "curl", "-sSf", "-m",
-                                       "5", url], capture_output=True, check=True,
-                                      timeout=10).stdout
+                body = subprocess.run(
+                    ["ip", "netns", "exec", self.netns, "curl", "-sSf", "-m", "5", url],
+                    capture_output=True,
+                    check=True,
+                    timeout=10,
+                ).stdout
             except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
                 raise OSError(f"GET {url} in {self.netns}: {exc}") from exc  # as urlopen would
         return json.loads(body) if path.startswith("/api/") else body
@@ -71,8 +81,7 @@ class Prometheus:
         return found
 
     def value(self, expression: str) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self.get("/api/v1/query", query=expression)["data"][
-            "result"]
+        result: list[dict[str, Any]] = self.get("/api/v1/query", query=expression)["data"]["result"]
         return result
 
     def rules(self) -> list[dict[str, Any]]:
@@ -82,12 +91,21 @@ class Prometheus:
     def settle(self, targets: int) -> None:
         """Until every target is scraped, every rule evaluated cleanly and nothing fires
         (before the first scrapes nobody seems to lead, and the cut `for:` lets that fire)."""
-        wait_until(lambda: len(self.value('up{job="failover"} == 1')) == targets, 30.0,
-                   f"{targets} daemons scraped")
-        wait_until(lambda: len(self.value("failover_verdict == 1")) >= 2, 30.0,
-                   "the daemons' verdicts scraped")
-        wait_until(lambda: all(r.get("lastEvaluation", "").startswith("20")
-                               for r in self.rules()), 30.0, "every rule evaluated")
+        wait_until(
+            lambda: len(self.value('up{job="failover"} == 1')) == targets,
+            30.0,
+            f"{targets} daemons scraped",
+        )
+        wait_until(
+            lambda: len(self.value("failover_verdict == 1")) >= 2,
+            30.0,
+            "the daemons' verdicts scraped",
+        )
+        wait_until(
+            lambda: all(r.get("lastEvaluation", "").startswith("20") for r in self.rules()),
+            30.0,
+            "every rule evaluated",
+        )
         broken = [(r["name"], r["lastError"]) for r in self.rules() if r["health"] != "ok"]
         assert broken == []
         wait_until(lambda: self.firing() == {}, 30.0, "no alert firing while steady")

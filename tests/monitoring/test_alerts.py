@@ -33,8 +33,9 @@ SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum"), 
 def promtool(*args: str) -> subprocess.CompletedProcess[str]:
     tool = shutil.which("promtool")
     assert tool, "promtool is missing: `make system` installs Debian's prometheus package"
-    return subprocess.run([tool, *args], cwd=MONITORING, capture_output=True, text=True,
-                          timeout=120, check=False)
+    return subprocess.run(
+        [tool, *args], cwd=MONITORING, capture_output=True, text=True, timeout=120, check=False
+    )
 
 
 def rules() -> list[dict[str, Any]]:
@@ -58,8 +59,12 @@ def test_promtool_unit_tests_pass() -> None:
 
 def test_every_alert_has_a_test_that_fires_it() -> None:
     doc = yaml.safe_load((MONITORING / "alerts_test.yml").read_text())
-    fired = {check["alertname"] for case in doc["tests"] for check in case["alert_rule_test"]
-             if check.get("exp_alerts")}
+    fired = {
+        check["alertname"]
+        for case in doc["tests"]
+        for check in case["alert_rule_test"]
+        if check.get("exp_alerts")
+    }
     assert sorted({rule["alert"] for rule in rules()} - fired) == []
 
 
@@ -93,13 +98,22 @@ def exported() -> set[str]:
     leadership = coordinator.campaign()
     assert leadership is not None
     coordinator.commit(leadership, audit=[AuditRecord("note", {"n": 1}, clock[0])])
-    coordinator.publish([
-        Observation("dc1-a", "dc1", target_key(site_name, name, target), "up", 990.0, 999.0)
-        for site_name, site in config.sites.items()
-        for name, service in site.services.items() for target in service.targets()])
+    coordinator.publish(
+        [
+            Observation("dc1-a", "dc1", target_key(site_name, name, target), "up", 990.0, 999.0)
+            for site_name, site in config.sites.items()
+            for name, service in site.services.items()
+            for target in service.targets()
+        ]
+    )
     metrics = DaemonMetrics("dc1-a", "dc1")
-    metrics.update(build_status(coordinator, config, clock[0]), leading=True,
-                   term=leadership.term, cycles=7, session=coordinator.session_state())
+    metrics.update(
+        build_status(coordinator, config, clock[0]),
+        leading=True,
+        term=leadership.term,
+        cycles=7,
+        session=coordinator.session_state(),
+    )
     assert audit_problems(coordinator) == []
     metrics.audit_checked(True, clock[0])
     metrics.recorder = Recorder(config, "dc1-a", ROOT / "no-such-record-dir")  # never opened
@@ -125,8 +139,9 @@ def test_every_metric_the_rules_query_is_exported() -> None:
 
 def test_every_metric_the_dashboard_queries_is_exported() -> None:
     dashboard = json.loads((MONITORING / "dashboard.json").read_text())
-    expressions = [target["expr"] for panel in dashboard["panels"]
-                   for target in panel.get("targets", [])]
+    expressions = [
+        target["expr"] for panel in dashboard["panels"] for target in panel.get("targets", [])
+    ]
     assert len(expressions) >= 10
     used = set().union(*(queried(e) for e in expressions))
     names = exported()
@@ -148,8 +163,9 @@ def test_a_tampered_audit_chain_is_reported() -> None:
     coordinator = MemoryCoordinator(store, "dc1-a")
     leadership = coordinator.campaign()
     assert leadership is not None
-    coordinator.commit(leadership, audit=[AuditRecord("note", {"n": n}, clock[0] + n)
-                                          for n in range(3)])
+    coordinator.commit(
+        leadership, audit=[AuditRecord("note", {"n": n}, clock[0] + n) for n in range(3)]
+    )
     assert audit_problems(coordinator) == []
     store.tamper_audit(2, {"n": 99})
     assert audit_problems(coordinator) == ["entry 2: content does not match its hash"]
@@ -162,7 +178,11 @@ def test_the_monitoring_files_are_plain_yaml(path: str) -> None:
 
 def test_the_promtool_tests_are_what_the_script_writes(tmp_path: Path) -> None:
     written = tmp_path / "alerts_test.yml"
-    subprocess.run([sys.executable, str(ROOT / "scripts" / "make-alerts-test.py"),
-                    str(written)], check=True, timeout=60)
+    subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "make-alerts-test.py"), str(written)],
+        check=True,
+        timeout=60,
+    )
     assert written.read_text() == (MONITORING / "alerts_test.yml").read_text(), (
-        "docs/monitoring/alerts_test.yml is stale: run scripts/make-alerts-test.py")
+        "docs/monitoring/alerts_test.yml is stale: run scripts/make-alerts-test.py"
+    )

@@ -33,8 +33,7 @@ def watched(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster,
         cluster.stop()
 
 
-def test_alerts_fire_from_what_real_daemons_export(watched: tuple[Cluster, Prometheus]
-                                                    ) -> None:
+def test_alerts_fire_from_what_real_daemons_export(watched: tuple[Cluster, Prometheus]) -> None:
     cluster, prometheus = watched
     prometheus.settle(3)
     time.sleep(3.0)
@@ -43,22 +42,31 @@ def test_alerts_fire_from_what_real_daemons_export(watched: tuple[Cluster, Prome
 
     cluster.http["dc1"].set_health(503)  # dc1's app fails its check: web moves to dc2
     try:
-        wait_until(lambda: "FailoverCheckFailing" in prometheus.firing(), 60.0,
-                   "FailoverCheckFailing fires")
+        wait_until(
+            lambda: "FailoverCheckFailing" in prometheus.firing(),
+            60.0,
+            "FailoverCheckFailing fires",
+        )
         labels = prometheus.firing()["FailoverCheckFailing"]
         assert {(a["site"], a["service"]) for a in labels} == {("dc1", "app")}
         cluster.wait_steady("dc2", 30.0)
-        wait_until(lambda: "FailoverSwitched" in prometheus.firing(), 30.0,
-                   "FailoverSwitched fires")
+        wait_until(
+            lambda: "FailoverSwitched" in prometheus.firing(), 30.0, "FailoverSwitched fires"
+        )
         assert [a["group"] for a in prometheus.firing()["FailoverSwitched"]] == ["web"]
     finally:
         cluster.http["dc1"].set_health(200)
-    wait_until(lambda: "FailoverCheckFailing" not in prometheus.firing(), 60.0,
-               "FailoverCheckFailing resolves")
+    wait_until(
+        lambda: "FailoverCheckFailing" not in prometheus.firing(),
+        60.0,
+        "FailoverCheckFailing resolves",
+    )
     assert "FailoverNoLeader" not in prometheus.firing()
 
     cluster.zk.stop()  # no coordinator: the leader loses its session and nobody can lead
-    wait_until(lambda: {"FailoverNoLeader", "FailoverZooKeeperUnavailable"}
-               <= set(prometheus.firing()), 60.0,
-               "FailoverNoLeader and FailoverZooKeeperUnavailable fire")
+    wait_until(
+        lambda: {"FailoverNoLeader", "FailoverZooKeeperUnavailable"} <= set(prometheus.firing()),
+        60.0,
+        "FailoverNoLeader and FailoverZooKeeperUnavailable fire",
+    )
     assert "FailoverDaemonDown" not in prometheus.firing()  # the daemons still serve /metrics

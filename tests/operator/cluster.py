@@ -47,15 +47,27 @@ INSTANCES = {"a": "dc1", "b": "dc2", "w": "witness"}
 
 # What a read raises while the cluster settles: no answer yet (OSError, a name server's timeout,
 # no coordinator session), a status other than 200 (`status()` asserts it), a key not there yet.
-SETTLING = (OSError, http.client.HTTPException, dns.exception.DNSException, CoordinatorError,
-            AssertionError, KeyError)
+SETTLING = (
+    OSError,
+    http.client.HTTPException,
+    dns.exception.DNSException,
+    CoordinatorError,
+    AssertionError,
+    KeyError,
+)
 
 
 class Cluster:
     """ZooKeeper, BIND, two HTTP services and three daemons; `start()` waits for steady."""
 
-    def __init__(self, workdir: Path, *, max_failures: int = 3, lockout_s: float = 2.0,
-                 clock_offsets: dict[str, float] | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        max_failures: int = 3,
+        lockout_s: float = 2.0,
+        clock_offsets: dict[str, float] | None = None,
+    ) -> None:
         self.clock_offsets = clock_offsets or {}
         self.workdir = workdir
         self.zk = ZooKeeperEnsemble(workdir / "zk", 1, tick_ms=200)
@@ -66,13 +78,19 @@ class Cluster:
         (workdir / "operator.digest").write_text("failover-operator:operator-secret\n")
         (workdir / "api.totp").write_text(f"{KEY_ID}:{TOTP_SECRET}\n")
         (workdir / "api.keys").write_text(
-            f"# test keys\n{KEY_ID}:{KEY_SECRET}\n{LOCK_KEY_ID}:{LOCK_KEY_SECRET}\n")
+            f"# test keys\n{KEY_ID}:{KEY_SECRET}\n{LOCK_KEY_ID}:{LOCK_KEY_SECRET}\n"
+        )
         self.bind = LoopbackBind(
-            workdir / "bind", ZONE,
+            workdir / "bind",
+            ZONE,
             f"$ORIGIN {ZONE}\n$TTL 30\n@ IN SOA ns1 hostmaster ( 1 60 10 3600 30 )\n"
-            "@ IN NS ns1\nns1 IN A 127.0.0.1\n", tsig=("failover", secret))
-        self.http = {site: HttpServer(workdir / f"http-{site}", name=f"app-{site}")
-                     for site in ("dc1", "dc2")}
+            "@ IN NS ns1\nns1 IN A 127.0.0.1\n",
+            tsig=("failover", secret),
+        )
+        self.http = {
+            site: HttpServer(workdir / f"http-{site}", name=f"app-{site}")
+            for site in ("dc1", "dc2")
+        }
         self.api = {name: f"127.0.0.1:{free_port()}" for name in INSTANCES}
         self.max_failures = max_failures
         self.lockout_s = lockout_s
@@ -81,39 +99,70 @@ class Cluster:
         self.config: Config | None = None
 
     def document(self) -> dict[str, Any]:
-        check = {"type": "http", "path": "/health", "interval_s": 0.5, "timeout_s": 0.3,
-                 "rise": 1, "fall": 2}
+        check = {
+            "type": "http",
+            "path": "/health",
+            "interval_s": 0.5,
+            "timeout_s": 0.3,
+            "rise": 1,
+            "fall": 2,
+        }
         sites: dict[str, Any] = {
-            site: {"services": {"app": {"kind": "app", "endpoints": [server.endpoint],
-                                        "check": check}}}
-            for site, server in self.http.items()}
+            site: {
+                "services": {"app": {"kind": "app", "endpoints": [server.endpoint], "check": check}}
+            }
+            for site, server in self.http.items()
+        }
         sites["witness"] = {"role": "witness"}
         instances: dict[str, Any] = {
-            name: {"site": site, "api": self.api[name]} for name, site in INSTANCES.items()}
+            name: {"site": site, "api": self.api[name]} for name, site in INSTANCES.items()
+        }
         instances["w"]["roles"] = ["observer", "leader"]
         return {
             "cluster": {
                 "name": "ops",
-                "zookeeper": {"hosts": self.zk.hosts, "session_timeout_s": 2,
-                              "daemon_auth": {"credentials_file": "daemon.digest"},
-                              "operator_auth": {"credentials_file": "operator.digest"}},
-                "api": {"keys_file": "api.keys", "max_failures": self.max_failures,
-                        "backoff_s": 0.5, "lockout_s": self.lockout_s,
-                        "refusal_interval_s": 1, "header_timeout_s": 2,
-                        "max_connections": 32, "totp_file": "api.totp",
-                        "totp_actions": []},  # a forced switchover still needs one
+                "zookeeper": {
+                    "hosts": self.zk.hosts,
+                    "session_timeout_s": 2,
+                    "daemon_auth": {"credentials_file": "daemon.digest"},
+                    "operator_auth": {"credentials_file": "operator.digest"},
+                },
+                "api": {
+                    "keys_file": "api.keys",
+                    "max_failures": self.max_failures,
+                    "backoff_s": 0.5,
+                    "lockout_s": self.lockout_s,
+                    "refusal_interval_s": 1,
+                    "header_timeout_s": 2,
+                    "max_connections": 32,
+                    "totp_file": "api.totp",
+                    "totp_actions": [],
+                },  # a forced switchover still needs one
                 "daemon": {"heartbeat_s": 1, "watchdog_s": 3, "cycle_s": 0.5},
             },
             "sites": sites,
             "instances": instances,
-            "groups": {"web": {"services": ["app"], "preferred_site": "dc1", "steering": {
-                "method": "dns", "zone": ZONE, "ttl": 5,
-                "servers": [f"127.0.0.1:{self.bind.port}"],
-                "tsig": {"name": "failover", "secret_file": "tsig.key"},
-                "names": {"www": {site: [address] for site, address in ADDRESSES.items()}},
-                "timeout_s": 1}}},
-            "policy": {"hold_down_s": 1, "stale_after_s": 3, "cooldown_s": 0,
-                       "max_switches_per_hour": 30},
+            "groups": {
+                "web": {
+                    "services": ["app"],
+                    "preferred_site": "dc1",
+                    "steering": {
+                        "method": "dns",
+                        "zone": ZONE,
+                        "ttl": 5,
+                        "servers": [f"127.0.0.1:{self.bind.port}"],
+                        "tsig": {"name": "failover", "secret_file": "tsig.key"},
+                        "names": {"www": {site: [address] for site, address in ADDRESSES.items()}},
+                        "timeout_s": 1,
+                    },
+                }
+            },
+            "policy": {
+                "hold_down_s": 1,
+                "stale_after_s": 3,
+                "cooldown_s": 0,
+                "max_switches_per_hour": 30,
+            },
         }
 
     def start(self) -> Cluster:
@@ -125,14 +174,27 @@ class Cluster:
         self.config = load_config(self.config_path)
         for name in INSTANCES:
             self.daemons[name] = Process(
-                f"daemon {name}", [FAILOVER, "run", "--config", str(self.config_path),
-                                   "--instance", name, "--clock-offset-s",
-                                   str(self.clock_offsets.get(name, 0.0)),
-                                   *(["--log-level", "DEBUG"] if name == "w" else [])],
-                log_path=self.workdir / f"daemon-{name}.log").start()
+                f"daemon {name}",
+                [
+                    FAILOVER,
+                    "run",
+                    "--config",
+                    str(self.config_path),
+                    "--instance",
+                    name,
+                    "--clock-offset-s",
+                    str(self.clock_offsets.get(name, 0.0)),
+                    *(["--log-level", "DEBUG"] if name == "w" else []),
+                ],
+                log_path=self.workdir / f"daemon-{name}.log",
+            ).start()
         for name in INSTANCES:
-            wait_until(functools.partial(self.serves_health, name), 20.0,
-                       f"daemon {name} serves /health", retry_on=SETTLING)
+            wait_until(
+                functools.partial(self.serves_health, name),
+                20.0,
+                f"daemon {name} serves /health",
+                retry_on=SETTLING,
+            )
         self.wait_steady("dc1", 30.0)
         return self
 
@@ -140,18 +202,17 @@ class Cluster:
         """Stop one daemon and start it again (a new process: nothing kept in memory)."""
         self.daemons[name].stop()
         self.daemons[name].start()
-        wait_until(lambda: self.get(name, "/health")[0] == 200, 20.0,
-                   f"daemon {name} serves /health again")
+        wait_until(
+            lambda: self.get(name, "/health")[0] == 200, 20.0, f"daemon {name} serves /health again"
+        )
 
     def secrets(self) -> dict[str, str]:
         """Every secret the cluster's config names, by where it comes from."""
-        found = {"tsig": (self.workdir / "tsig.key").read_text().strip(),
-                 "totp": TOTP_SECRET}
+        found = {"tsig": (self.workdir / "tsig.key").read_text().strip(), "totp": TOTP_SECRET}
         for name in ("daemon.digest", "operator.digest"):
             user, _, password = (self.workdir / name).read_text().strip().partition(":")
             found[name] = password
-            found[f"{name} digest"] = make_digest_acl_credential(user, password).partition(
-                ":")[2]
+            found[f"{name} digest"] = make_digest_acl_credential(user, password).partition(":")[2]
         for line in (self.workdir / "api.keys").read_text().splitlines():
             if line and not line.startswith("#"):
                 key_id, _, secret = line.partition(":")
@@ -193,13 +254,17 @@ class Cluster:
 
     def steady_on(self, site: str) -> bool:
         web = self.status()["groups"]["web"]
-        return (web["active"] == site and web["phase"] == "steady" and all(
-            s["in_sync"] for s in web["sites"].values())
-            and self.bind.answer("www") == [ADDRESSES[site]])
+        return (
+            web["active"] == site
+            and web["phase"] == "steady"
+            and all(s["in_sync"] for s in web["sites"].values())
+            and self.bind.answer("www") == [ADDRESSES[site]]
+        )
 
     def wait_steady(self, site: str, timeout_s: float = 15.0) -> None:
-        wait_until(lambda: self.steady_on(site), timeout_s, f"web steady on {site}",
-                   retry_on=SETTLING)
+        wait_until(
+            lambda: self.steady_on(site), timeout_s, f"web steady on {site}", retry_on=SETTLING
+        )
 
     def situation(self, site: str) -> str:
         return str(self.status()["groups"]["web"]["sites"][site]["health"]["situation"])
@@ -207,16 +272,20 @@ class Cluster:
     def every_vote_up(self) -> bool:
         """Every observer site votes up on both sites' services."""
         services = self.status()["services"]
-        return all(vote == "up" for site in ("dc1", "dc2")
-                   for vote in services[site]["app"]["votes"].values())
+        return all(
+            vote == "up"
+            for site in ("dc1", "dc2")
+            for vote in services[site]["app"]["votes"].values()
+        )
 
     def healthy(self, site: str) -> bool:
         return self.situation(site) == "healthy"
 
     def operator(self) -> ZooKeeperCoordinator:
         assert self.config is not None
-        return ZooKeeperCoordinator.from_config(self.config, "test-operator",
-                                                role="operator").connect(timeout_s=10.0)
+        return ZooKeeperCoordinator.from_config(
+            self.config, "test-operator", role="operator"
+        ).connect(timeout_s=10.0)
 
     def operator_audit(self) -> list[AuditEntry]:
         client = self.operator()
@@ -228,8 +297,9 @@ class Cluster:
     def daemon_client(self) -> ZooKeeperCoordinator:
         """A client with the daemon identity (for tampering with the audit trail)."""
         assert self.config is not None
-        return ZooKeeperCoordinator.from_config(self.config, "test-daemon-client",
-                                                role="daemon").connect(timeout_s=10.0)
+        return ZooKeeperCoordinator.from_config(
+            self.config, "test-daemon-client", role="daemon"
+        ).connect(timeout_s=10.0)
 
 
 def start_cluster(workdir: Path, **options: Any) -> Cluster:

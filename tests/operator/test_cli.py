@@ -25,8 +25,11 @@ def run(cluster: Cluster, *args: str) -> Result:
 
 def test_status_shows_groups_sites_and_votes(steady: Cluster) -> None:
     every_up = {"dc1": "up", "dc2": "up", "witness": "up"}
-    wait_for(lambda: steady.status()["services"]["dc2"]["app"]["votes"] == every_up, 10.0,
-             "every observer site votes")
+    wait_for(
+        lambda: steady.status()["services"]["dc2"]["app"]["votes"] == every_up,
+        10.0,
+        "every observer site votes",
+    )
     table = run(steady, "status")
     assert table.exit_code == 0, table.output
     assert "leader " in table.output and "members: a (dc1), b (dc2), w (witness)" in table.output
@@ -59,8 +62,11 @@ def test_switchover_refused_when_the_target_is_down(steady: Cluster) -> None:
     assert "switchover refused: web: target_healthy: dc2 is site_down" in refused.output
     assert "submitted" not in refused.output
     # Two observer sites make the quorum; the third may publish a moment later.
-    wait_for(lambda: all(f"{i} down (HTTP 503 from" in run(steady, "status").output
-                         for i in "abw"), 10.0, "every observer's verdict in the status table")
+    wait_for(
+        lambda: all(f"{i} down (HTTP 503 from" in run(steady, "status").output for i in "abw"),
+        10.0,
+        "every observer's verdict in the status table",
+    )
     queued = [e for e in steady.operator_audit() if "should not happen" in str(e.payload)]
     assert queued == []  # refused locally: nothing was queued
     steady.http["dc2"].set_health(200)
@@ -75,8 +81,7 @@ def test_switchover_waits_until_applied_and_verified_then_explain(steady: Cluste
     assert "accepted [accepted]" in moved.output
     assert "web: applied and verified on dc2 in " in moved.output
     assert steady.bind.answer("www") == [ADDRESSES["dc2"]]  # the name server says so
-    command_id = next(word.rstrip(":") for word in moved.output.split()
-                      if word.startswith("cmd-"))
+    command_id = next(word.rstrip(":") for word in moved.output.split() if word.startswith("cmd-"))
 
     history = json.loads(run(steady, "history", "--json").output)["entries"]
     mine = [e for e in history if e["command_id"] == command_id]
@@ -131,12 +136,14 @@ def test_freeze_blocks_switchover_until_unfrozen(steady: Cluster) -> None:
     entries = json.loads(run(steady, "history", "--json", "--limit", "12").output)["entries"]
     assert [e["sentence"] for e in entries if e["sentence"].startswith("automation")] == [
         f"automation frozen by {entries[-1]['by']}: change window",
-        f"automation unfrozen by {entries[-1]['by']}: window over"]
+        f"automation unfrozen by {entries[-1]['by']}: window over",
+    ]
 
 
 def test_scheduled_switchover_runs_at_its_time(steady: Cluster) -> None:
-    scheduled = run(steady, "switchover", "--to", "dc2", "--at", "+1s", "--expires", "30m",
-                    "--wait")
+    scheduled = run(
+        steady, "switchover", "--to", "dc2", "--at", "+1s", "--expires", "30m", "--wait"
+    )
     assert scheduled.exit_code == 0, scheduled.output
     assert "(checked again at the scheduled time)" in scheduled.output
     assert "[scheduled]" in scheduled.output and "scheduled in " in scheduled.output
@@ -184,14 +191,17 @@ def test_explain_unknown_and_malformed_ids(cluster: Cluster) -> None:
     assert malformed.exit_code == 2 and "neither an audit entry number" in malformed.output
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["switchover", "--to", "dc9"], "--to: 'dc9' is not a serving site (dc1, dc2)"),
-    (["switchover", "--to", "dc2", "--group", "nope"], "--group: unknown group 'nope'"),
-    (["switchover", "--to", "dc2", "--at", "tomorrow"], "--at: 'tomorrow' is not a time"),
-    (["switchover", "--to", "dc2", "--expires", "soon"], "--expires: 'soon' is not a duration"),
-    (["freeze", "--group", "nope"], "--group: unknown group 'nope'"),
-    (["history", "--limit", "0"], "Invalid value for '--limit'"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["switchover", "--to", "dc9"], "--to: 'dc9' is not a serving site (dc1, dc2)"),
+        (["switchover", "--to", "dc2", "--group", "nope"], "--group: unknown group 'nope'"),
+        (["switchover", "--to", "dc2", "--at", "tomorrow"], "--at: 'tomorrow' is not a time"),
+        (["switchover", "--to", "dc2", "--expires", "soon"], "--expires: 'soon' is not a duration"),
+        (["freeze", "--group", "nope"], "--group: unknown group 'nope'"),
+        (["history", "--limit", "0"], "Invalid value for '--limit'"),
+    ],
+)
 def test_usage_errors_exit_2(cluster: Cluster, args: list[str], message: str) -> None:
     result = run(cluster, *args)
     assert result.exit_code == 2, result.output
@@ -199,20 +209,28 @@ def test_usage_errors_exit_2(cluster: Cluster, args: list[str], message: str) ->
 
 
 def test_config_from_the_environment_and_missing(cluster: Cluster, tmp_path: Path) -> None:
-    bare = {"PATH": "/usr/bin:/bin", **{k: v for k, v in os.environ.items()
-                                        if k == "PYTHONPATH"}}  # the code under test
-    env_run = subprocess.run([FAILOVER, "status", "--json"], capture_output=True, text=True,
-                             timeout=30, env={"FAILOVER_CONFIG": str(cluster.config_path),
-                                              **bare})
+    bare = {
+        "PATH": "/usr/bin:/bin",
+        **{k: v for k, v in os.environ.items() if k == "PYTHONPATH"},
+    }  # the code under test
+    env_run = subprocess.run(
+        [FAILOVER, "status", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={"FAILOVER_CONFIG": str(cluster.config_path), **bare},
+    )
     assert env_run.returncode == 0, env_run.stderr
     assert json.loads(env_run.stdout)["cluster"] == "ops"
-    missing = subprocess.run([FAILOVER, "status"], capture_output=True, text=True, timeout=30,
-                             env=bare)
+    missing = subprocess.run(
+        [FAILOVER, "status"], capture_output=True, text=True, timeout=30, env=bare
+    )
     assert missing.returncode == 2 and "Missing option '--config'" in missing.stderr
     broken = tmp_path / "broken.yaml"
     broken.write_text("cluster: {name: x}\n")
-    bad = subprocess.run([FAILOVER, "history", "--config", str(broken)], capture_output=True,
-                         text=True, timeout=30)
+    bad = subprocess.run(
+        [FAILOVER, "history", "--config", str(broken)], capture_output=True, text=True, timeout=30
+    )
     assert bad.returncode == 2 and "cluster.zookeeper" in bad.stderr
 
 
@@ -225,8 +243,9 @@ def test_zookeeper_unreachable_is_a_clear_failure(cluster: Cluster, tmp_path: Pa
     for secret in ("daemon.digest", "operator.digest", "api.keys", "tsig.key"):
         (tmp_path / secret).write_text((cluster.config_path.parent / secret).read_text())
     for args in (["status"], ["switchover", "--to", "dc2"], ["history", "--verify"]):
-        done = subprocess.run([FAILOVER, *args, "--config", str(config)], capture_output=True,
-                              text=True, timeout=30)
+        done = subprocess.run(
+            [FAILOVER, *args, "--config", str(config)], capture_output=True, text=True, timeout=30
+        )
         assert done.returncode == 1, done.stderr
         assert "ZooKeeper unreachable (127.0.0.1:1)" in done.stderr
         assert "Traceback" not in done.stderr + done.stdout
@@ -238,13 +257,15 @@ def test_wrong_or_missing_operator_credentials(cluster: Cluster, tmp_path: Path)
     for secret in ("daemon.digest", "api.keys", "tsig.key"):
         (tmp_path / secret).write_text((cluster.config_path.parent / secret).read_text())
     (tmp_path / "operator.digest").write_text("failover-operator:guessed\n")
-    wrong = subprocess.run([FAILOVER, "status", "--config", str(config)], capture_output=True,
-                           text=True, timeout=30)
+    wrong = subprocess.run(
+        [FAILOVER, "status", "--config", str(config)], capture_output=True, text=True, timeout=30
+    )
     assert wrong.returncode == 1, wrong.stderr
     assert "ZooKeeper refused the operator identity" in wrong.stderr
     (tmp_path / "operator.digest").unlink()
-    missing = subprocess.run([FAILOVER, "status", "--config", str(config)],
-                             capture_output=True, text=True, timeout=30)
+    missing = subprocess.run(
+        [FAILOVER, "status", "--config", str(config)], capture_output=True, text=True, timeout=30
+    )
     assert missing.returncode == 2, missing.stderr
     assert "operator credentials" in missing.stderr and "cannot read" in missing.stderr
     assert "Traceback" not in wrong.stderr + missing.stderr
@@ -260,6 +281,7 @@ def test_a_cluster_no_daemon_has_run(cluster: Cluster, tmp_path: Path) -> None:
     assert "leader NONE" in shown.output and "no desired state written yet" in shown.output
     frozen = CliRunner().invoke(cli, ["freeze", "--config", str(config)])
     assert frozen.exit_code == 1
-    assert ("/failover/empty/commands does not exist: no daemon has run against this "
-            "ensemble yet") in frozen.output
+    assert (
+        "/failover/empty/commands does not exist: no daemon has run against this ensemble yet"
+    ) in frozen.output
     assert "Traceback" not in shown.output + frozen.output

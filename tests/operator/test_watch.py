@@ -22,8 +22,20 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_watch_json_prints_one_document_per_refresh(steady: Cluster) -> None:
     started = time.monotonic()
-    result = CliRunner().invoke(cli, ["status", "--watch", "--json", "--interval", "0.3",
-                                      "--count", "3", "--config", str(steady.config_path)])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "status",
+            "--watch",
+            "--json",
+            "--interval",
+            "0.3",
+            "--count",
+            "3",
+            "--config",
+            str(steady.config_path),
+        ],
+    )
     assert result.exit_code == 0, result.output
     docs = [json.loads(line) for line in result.output.splitlines()]
     assert len(docs) == 3
@@ -34,9 +46,23 @@ def test_watch_json_prints_one_document_per_refresh(steady: Cluster) -> None:
 
 def test_watch_table_repeats_and_ends_on_ctrl_c(steady: Cluster) -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "failover", "status", "--watch", "--interval", "0.2",
-         "--config", str(steady.config_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT)
+        [
+            sys.executable,
+            "-m",
+            "failover",
+            "status",
+            "--watch",
+            "--interval",
+            "0.2",
+            "--config",
+            str(steady.config_path),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        cwd=ROOT,
+    )
     time.sleep(3.0)
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=20)
@@ -47,19 +73,29 @@ def test_watch_table_repeats_and_ends_on_ctrl_c(steady: Cluster) -> None:
 
 
 def test_count_without_watch_is_a_usage_error(steady: Cluster) -> None:
-    result = CliRunner().invoke(cli, ["status", "--count", "2", "--config",
-                                      str(steady.config_path)])
+    result = CliRunner().invoke(
+        cli, ["status", "--count", "2", "--config", str(steady.config_path)]
+    )
     assert result.exit_code == 2 and "--count N goes with --watch" in result.output
-    result = CliRunner().invoke(cli, ["status", "--watch", "--interval", "0", "--config",
-                                      str(steady.config_path)])
+    result = CliRunner().invoke(
+        cli, ["status", "--watch", "--interval", "0", "--config", str(steady.config_path)]
+    )
     assert result.exit_code == 2 and "--interval" in result.output
 
 
 def test_watch_redraws_a_terminal(steady: Cluster) -> None:
     from tests.cli.test_progress import on_terminal
 
-    code, output = on_terminal("status", "--watch", "--interval", "0.2", "--count", "2",
-                               "--config", str(steady.config_path))
+    code, output = on_terminal(
+        "status",
+        "--watch",
+        "--interval",
+        "0.2",
+        "--count",
+        "2",
+        "--config",
+        str(steady.config_path),
+    )
     assert code == 0, output
     assert output.count("\x1b[2J") == 2  # cleared before each refresh
     assert output.count("every 0.2 s (Ctrl-C ends)") == 2

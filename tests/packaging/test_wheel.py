@@ -29,26 +29,47 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, 
     """(the wheel, the `failover` script of a fresh virtualenv it was installed into)."""
     work = tmp_path_factory.mktemp("wheel")
     source = work / "source"  # a copy: building writes failover.egg-info next to the sources
-    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
-        ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".*_cache"))
-    built = subprocess.run([sys.executable, "-m", "build", "--outdir", str(work / "dist"),
-                            str(source)], capture_output=True, text=True, timeout=600,
-                           check=False, env=CLEAN_ENV)
+    shutil.copytree(
+        ROOT,
+        source,
+        ignore=shutil.ignore_patterns(
+            ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".*_cache"
+        ),
+    )
+    built = subprocess.run(
+        [sys.executable, "-m", "build", "--outdir", str(work / "dist"), str(source)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        env=CLEAN_ENV,
+    )
     assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
     wheels = sorted((work / "dist").glob("failover-*.whl"))
     assert len(wheels) == 1, wheels
     venv.create(work / "venv", with_pip=True, clear=True)
-    pip = subprocess.run([str(work / "venv" / "bin" / "python"), "-m", "pip", "install", "-q",
-                          str(wheels[0])], capture_output=True, text=True, timeout=900,
-                         check=False, env=CLEAN_ENV)
+    pip = subprocess.run(
+        [str(work / "venv" / "bin" / "python"), "-m", "pip", "install", "-q", str(wheels[0])],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+        env=CLEAN_ENV,
+    )
     assert pip.returncode == 0, pip.stdout[-3000:] + pip.stderr[-3000:]
     yield wheels[0], work / "venv" / "bin" / "failover"
 
 
 def run(script: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(script), *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=300, check=False,
-                          env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"})
+    return subprocess.run(
+        [str(script), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
+    )
 
 
 def test_the_wheel_holds_the_package_and_no_tests(installed: tuple[Path, Path]) -> None:
@@ -59,8 +80,9 @@ def test_the_wheel_holds_the_package_and_no_tests(installed: tuple[Path, Path]) 
     assert wheel.name == f"failover-{__version__}-py3-none-any.whl"
 
 
-def test_version_and_validate_work_from_the_clean_venv(installed: tuple[Path, Path],
-                                                       tmp_path: Path) -> None:
+def test_version_and_validate_work_from_the_clean_venv(
+    installed: tuple[Path, Path], tmp_path: Path
+) -> None:
     _, failover = installed
     version = run(failover, "--version", cwd=tmp_path)
     assert (version.returncode, version.stdout) == (0, f"failover, version {__version__}\n")
@@ -73,17 +95,21 @@ def test_version_and_validate_work_from_the_clean_venv(installed: tuple[Path, Pa
     assert "Traceback" not in refused.stderr
 
 
-def test_every_command_loads_from_the_clean_venv(installed: tuple[Path, Path],
-                                                 tmp_path: Path) -> None:
+def test_every_command_loads_from_the_clean_venv(
+    installed: tuple[Path, Path], tmp_path: Path
+) -> None:
     _, failover = installed
     for name in COMMANDS:
         shown = run(failover, name, "--help", cwd=tmp_path)
         assert shown.returncode == 0 and "Usage: failover " + name in shown.stdout, (
-            name, shown.stderr)
+            name,
+            shown.stderr,
+        )
 
 
-def test_a_game_day_runs_and_the_report_asks_for_matplotlib(installed: tuple[Path, Path],
-                                                            tmp_path: Path) -> None:
+def test_a_game_day_runs_and_the_report_asks_for_matplotlib(
+    installed: tuple[Path, Path], tmp_path: Path
+) -> None:
     _, failover = installed
     playbook = str(ROOT / "playbooks" / "db-down.yaml")
     played = run(failover, "gameday", playbook, "--seed", "3", cwd=tmp_path)

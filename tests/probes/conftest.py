@@ -200,8 +200,14 @@ def firewalled(workdir: Path) -> Iterator[Firewalled]:
     server: HttpServer | None = None
     try:
         nets.add_namespace(netns)
-        nets.batch(None, [f"link add {host_if} type veth peer name {ns_if} netns {netns}",
-                          f"addr add {host_address}/24 dev {host_if}", f"link set {host_if} up"])
+        nets.batch(
+            None,
+            [
+                f"link add {host_if} type veth peer name {ns_if} netns {netns}",
+                f"addr add {host_address}/24 dev {host_if}",
+                f"link set {host_if} up",
+            ],
+        )
         nets.batch(netns, [f"addr add {ns_address}/24 dev {ns_if}", f"link set {ns_if} up"])
         chain = "add chain inet fo input { type filter hook input priority 0; }"
         nets.run(nets.in_netns(netns, ["nft", f"add table inet fo; {chain}"]))

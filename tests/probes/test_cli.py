@@ -20,44 +20,82 @@ Servers = tuple[HttpServer, SmtpServer, PostgresServer, PostgresServer]
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "two-dc.yaml"
 
 
-def config(http: HttpServer, smtp: SmtpServer, primary: PostgresServer,
-           standby: PostgresServer, standby_role: str = "standby") -> dict[str, object]:
+def config(
+    http: HttpServer,
+    smtp: SmtpServer,
+    primary: PostgresServer,
+    standby: PostgresServer,
+    standby_role: str = "standby",
+) -> dict[str, object]:
     fast = {"interval_s": 2, "timeout_s": 1.5}
     return {
         "cluster": {"name": "shop", "zookeeper": {"hosts": ["127.0.0.1:2181"]}},
         "sites": {
-            "dc1": {"services": {
-                "app": {"kind": "app", "endpoints": [http.endpoint],
-                        "check": {"type": "http", "path": "/health", **fast}},
-                "db": {"kind": "db", "endpoints": [primary.endpoint],
-                       "check": {"type": "postgres", "expect_role": "primary", **fast}},
-                "mail": {"kind": "mail", "endpoints": [smtp.endpoint],
-                         "check": {"type": "smtp", **fast}},
-            }},
-            "dc2": {"services": {
-                "app": {"kind": "app", "endpoints": [http.endpoint],
-                        "check": {"type": "tcp", **fast}},
-                "db": {"kind": "db", "endpoints": [standby.endpoint],
-                       "check": {"type": "postgres", "expect_role": standby_role, **fast}},
-                "mail": {"kind": "mail", "check": {"type": "command", "command": ["true"]}},
-            }},
+            "dc1": {
+                "services": {
+                    "app": {
+                        "kind": "app",
+                        "endpoints": [http.endpoint],
+                        "check": {"type": "http", "path": "/health", **fast},
+                    },
+                    "db": {
+                        "kind": "db",
+                        "endpoints": [primary.endpoint],
+                        "check": {"type": "postgres", "expect_role": "primary", **fast},
+                    },
+                    "mail": {
+                        "kind": "mail",
+                        "endpoints": [smtp.endpoint],
+                        "check": {"type": "smtp", **fast},
+                    },
+                }
+            },
+            "dc2": {
+                "services": {
+                    "app": {
+                        "kind": "app",
+                        "endpoints": [http.endpoint],
+                        "check": {"type": "tcp", **fast},
+                    },
+                    "db": {
+                        "kind": "db",
+                        "endpoints": [standby.endpoint],
+                        "check": {"type": "postgres", "expect_role": standby_role, **fast},
+                    },
+                    "mail": {"kind": "mail", "check": {"type": "command", "command": ["true"]}},
+                }
+            },
             "witness": {"role": "witness"},
         },
         "instances": {"dc1-a": {"site": "dc1"}},
         "groups": {
-            "web": {"services": ["app", "db"], "steering": {
-                "method": "bgp", "prefix": "203.0.113.0/24",
-                "sites": {"dc1": {}, "dc2": {}}}},
-            "mail": {"services": ["mail"], "steering": {
-                "method": "bgp", "prefix": "198.51.100.0/24",
-                "sites": {"dc1": {}, "dc2": {}}}},
+            "web": {
+                "services": ["app", "db"],
+                "steering": {
+                    "method": "bgp",
+                    "prefix": "203.0.113.0/24",
+                    "sites": {"dc1": {}, "dc2": {}},
+                },
+            },
+            "mail": {
+                "services": ["mail"],
+                "steering": {
+                    "method": "bgp",
+                    "prefix": "198.51.100.0/24",
+                    "sites": {"dc1": {}, "dc2": {}},
+                },
+            },
         },
     }
 
 
 @pytest.fixture
-def servers(healthy_http: HttpServer, smtp_server: SmtpServer, pg_primary: PostgresServer,
-            pg_standby: PostgresServer) -> Servers:
+def servers(
+    healthy_http: HttpServer,
+    smtp_server: SmtpServer,
+    pg_primary: PostgresServer,
+    pg_standby: PostgresServer,
+) -> Servers:
     return healthy_http, smtp_server, pg_primary, pg_standby
 
 
@@ -71,8 +109,16 @@ def test_all_pass_prints_a_table_and_exits_0(tmp_path: Path, servers: Servers) -
     result = CliRunner().invoke(cli, ["probe", write(tmp_path, config(*servers))])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert lines[0].split() == ["site", "service", "kind", "check", "target", "verdict",
-                                "latency", "reason"]
+    assert lines[0].split() == [
+        "site",
+        "service",
+        "kind",
+        "check",
+        "target",
+        "verdict",
+        "latency",
+        "reason",
+    ]
     assert len(lines) == 1 + 6 + 1
     assert all(" pass " in line for line in lines[1:7])
     assert lines[-1] == "6 checks: 6 pass, 0 fail"
@@ -119,16 +165,29 @@ def test_example_without_the_lab_fails_clearly_per_check(tmp_path: Path) -> None
     subprocess.run(["ip", "netns", "del", netns], capture_output=True, timeout=10, check=False)
     subprocess.run(["ip", "netns", "add", netns], check=True, timeout=10)
     try:
-        subprocess.run(["ip", "netns", "exec", netns, "ip", "link", "set", "lo", "up"],
-                       check=True, timeout=10)
+        subprocess.run(
+            ["ip", "netns", "exec", netns, "ip", "link", "set", "lo", "up"], check=True, timeout=10
+        )
         done = subprocess.run(
-            ["ip", "netns", "exec", netns, sys.executable, "-c",
-             "from failover.cli import main; main()", "probe", "--json", str(EXAMPLE)],
-            capture_output=True, text=True, timeout=60, check=False,
+            [
+                "ip",
+                "netns",
+                "exec",
+                netns,
+                sys.executable,
+                "-c",
+                "from failover.cli import main; main()",
+                "probe",
+                "--json",
+                str(EXAMPLE),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
     finally:
-        subprocess.run(["ip", "netns", "del", netns], capture_output=True, timeout=10,
-                       check=False)
+        subprocess.run(["ip", "netns", "del", netns], capture_output=True, timeout=10, check=False)
     assert done.returncode == 1, done.stderr
     rows = json.loads(done.stdout)["results"]
     assert len(rows) == 12

@@ -67,9 +67,12 @@ def test_an_observer_out_of_descriptors_says_unknown_not_down(tmp_path: Path) ->
     server = HttpServer(tmp_path / "http", name="app").start()
     try:
         done = subprocess.run(
-            [sys.executable, "-c", CHILD, server.endpoint], capture_output=True, text=True,
-            timeout=60, env={**os.environ,
-                             "PYTHONPATH": os.environ.get("PYTHONPATH", str(Path.cwd()))})
+            [sys.executable, "-c", CHILD, server.endpoint],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "PYTHONPATH": os.environ.get("PYTHONPATH", str(Path.cwd()))},
+        )
     finally:
         server.stop()
     assert done.returncode == 0, done.stderr

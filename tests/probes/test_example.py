@@ -31,8 +31,8 @@ NETNS = "fo-t-example-sites"
 @dataclass
 class Sites:
     apps: dict[str, HttpServer] = field(default_factory=dict)
-    stoppable: list[HttpServer | HaproxyServer | NginxServer | SmtpServer | PostgresServer] = (
-        field(default_factory=list)
+    stoppable: list[HttpServer | HaproxyServer | NginxServer | SmtpServer | PostgresServer] = field(
+        default_factory=list
     )
 
 
@@ -55,16 +55,27 @@ def sites(workdir: Path) -> Iterator[Sites]:
             app = HttpServer(root / site / "app", f"{net}.10", 8080, netns=NETNS, name=site)
             made.stoppable.append(app.start())
             made.apps[site] = app
-            made.stoppable.append(HaproxyServer(root / site / "lb", [app.endpoint], f"{net}.11",
-                                                80, netns=NETNS, inter_ms=100).start())
-            db = PostgresServer(root / site / "db", f"{net}.12", 5432, netns=NETNS,
-                                primary=primary, name=f"{site}-db")
+            made.stoppable.append(
+                HaproxyServer(
+                    root / site / "lb", [app.endpoint], f"{net}.11", 80, netns=NETNS, inter_ms=100
+                ).start()
+            )
+            db = PostgresServer(
+                root / site / "db",
+                f"{net}.12",
+                5432,
+                netns=NETNS,
+                primary=primary,
+                name=f"{site}-db",
+            )
             made.stoppable.append(db.start())
             primary = primary or db
-            made.stoppable.append(SmtpServer(root / site / "mail", f"{net}.13", 25,
-                                             netns=NETNS).start())
-            made.stoppable.append(NginxServer(root / site / "fw", f"{net}.14", 443,
-                                              netns=NETNS).start())
+            made.stoppable.append(
+                SmtpServer(root / site / "mail", f"{net}.13", 25, netns=NETNS).start()
+            )
+            made.stoppable.append(
+                NginxServer(root / site / "fw", f"{net}.14", 443, netns=NETNS).start()
+            )
         yield made
     finally:
         for server in reversed(made.stoppable):
@@ -74,9 +85,22 @@ def sites(workdir: Path) -> Iterator[Sites]:
 
 def probe_example() -> tuple[int, list[dict[str, object]]]:
     done = subprocess.run(
-        ["ip", "netns", "exec", NETNS, sys.executable, "-c",
-         "from failover.cli import main; main()", "probe", "--json", str(EXAMPLE)],
-        capture_output=True, text=True, timeout=60, check=False,
+        [
+            "ip",
+            "netns",
+            "exec",
+            NETNS,
+            sys.executable,
+            "-c",
+            "from failover.cli import main; main()",
+            "probe",
+            "--json",
+            str(EXAMPLE),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert done.stdout, done.stderr
     return done.returncode, json.loads(done.stdout)["results"]

@@ -83,8 +83,13 @@ print(json.dumps([result.ok, result.reason]))
 
 
 def unprivileged_ping(netns: str, address: str) -> tuple[bool, str]:
-    done = subprocess.run(["ip", "netns", "exec", netns, sys.executable, "-c", UNPRIVILEGED,
-                           address], capture_output=True, text=True, timeout=20, check=True)
+    done = subprocess.run(
+        ["ip", "netns", "exec", netns, sys.executable, "-c", UNPRIVILEGED, address],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=True,
+    )
     ok, reason = json.loads(done.stdout.strip().splitlines()[-1])
     return bool(ok), str(reason)
 

@@ -105,10 +105,13 @@ def test_https_with_an_unknown_ca_is_a_tls_error(https_server: HttpServer) -> No
 
 
 def test_https_wrong_server_name_is_a_tls_error(https_server: HttpServer, tls: Tls) -> None:
-    check = HttpCheck.model_validate({
-        "type": "https", "path": "/health",
-        "tls": {"ca_file": tls.ca_file, "server_name": "other.example.test"},
-    })
+    check = HttpCheck.model_validate(
+        {
+            "type": "https",
+            "path": "/health",
+            "tls": {"ca_file": tls.ca_file, "server_name": "other.example.test"},
+        }
+    )
     result = probe(check, https_server.endpoint)
     assert not result.ok
     assert "TLS error" in result.reason and "other.example.test" in result.reason
@@ -141,8 +144,9 @@ def test_lb_passes_while_a_backend_lives_and_fails_with_none(lb: object) -> None
     assert wait_for_result(http(), endpoint, ok=True).ok
 
 
-def test_a_missing_ca_file_fails_the_check_with_a_reason(https_server: HttpServer,
-                                                         tmp_path: Path) -> None:
+def test_a_missing_ca_file_fails_the_check_with_a_reason(
+    https_server: HttpServer, tmp_path: Path
+) -> None:
     check = HttpCheck.model_validate(
         {"type": "https", "tls": {"ca_file": str(tmp_path / "missing-ca.pem")}}
     )
@@ -161,11 +165,13 @@ def test_head_request(healthy_http: HttpServer) -> None:
 
 
 def test_request_headers_are_sent(healthy_http: HttpServer) -> None:
-    check = http(path="/header/X-Probe", headers={"X-Probe": "failover"},
-                 body_regex=r"^X-Probe=failover$")
+    check = http(
+        path="/header/X-Probe", headers={"X-Probe": "failover"}, body_regex=r"^X-Probe=failover$"
+    )
     assert probe(check, healthy_http.endpoint).ok
-    assert not probe(http(path="/header/X-Probe", body_regex=r"=failover"),
-                     healthy_http.endpoint).ok
+    assert not probe(
+        http(path="/header/X-Probe", body_regex=r"=failover"), healthy_http.endpoint
+    ).ok
 
 
 def test_a_catastrophic_body_regex_never_stalls_the_event_loop(healthy_http: HttpServer) -> None:
@@ -179,8 +185,10 @@ def test_a_catastrophic_body_regex_never_stalls_the_event_loop(healthy_http: Htt
     from failover.probes.base import ProbeContext
     from failover.probes.runner import make_probe
 
-    checks = [http(path="/host", host="a" * 27 + "!", body_regex=pattern, timeout_s=0.8)
-              for pattern in (r"^host=(a+)+$", r"^host=(?:a|aa)+$", r"^host=(a|a?)+$")]
+    checks = [
+        http(path="/host", host="a" * 27 + "!", body_regex=pattern, timeout_s=0.8)
+        for pattern in (r"^host=(a+)+$", r"^host=(?:a|aa)+$", r"^host=(a|a?)+$")
+    ]
 
     async def scenario() -> tuple[list[bool], float]:
         lags: list[float] = []
@@ -197,8 +205,10 @@ def test_a_catastrophic_body_regex_never_stalls_the_event_loop(healthy_http: Htt
         task = asyncio.create_task(ticker())
         context = ProbeContext()
         try:
-            results = [await run_check(make_probe(check, context), check,
-                                       healthy_http.endpoint) for check in checks]
+            results = [
+                await run_check(make_probe(check, context), check, healthy_http.endpoint)
+                for check in checks
+            ]
         finally:
             done.set()
             await task

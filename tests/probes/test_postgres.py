@@ -48,8 +48,12 @@ def replay_paused(
     """The standby has replayed one transaction, then stops replaying (it still receives)."""
     pg_primary.sql("CREATE TABLE IF NOT EXISTS beat (at timestamptz)")
     pg_primary.sql("INSERT INTO beat VALUES (now())")
-    wait_until(lambda: pg_standby.sql("SELECT count(*) FROM beat") != "0", 10.0,
-               "standby replayed the first beat", retry_on=(ProcessError,))  # no table yet
+    wait_until(
+        lambda: pg_standby.sql("SELECT count(*) FROM beat") != "0",
+        10.0,
+        "standby replayed the first beat",
+        retry_on=(ProcessError,),
+    )  # no table yet
     pg_standby.sql("SELECT pg_wal_replay_pause()")
     yield pg_standby
     pg_standby.sql("SELECT pg_wal_replay_resume()")

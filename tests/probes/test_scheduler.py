@@ -81,8 +81,16 @@ def test_spread_starts_and_fast_recheck_while_changing() -> None:
 
 
 def test_verdicts_follow_a_real_server(healthy_http: HttpServer) -> None:
-    check = HttpCheck.model_validate({"type": "http", "path": "/health", "interval_s": 0.1,
-                                      "timeout_s": 0.08, "rise": 2, "fall": 2})
+    check = HttpCheck.model_validate(
+        {
+            "type": "http",
+            "path": "/health",
+            "interval_s": 0.1,
+            "timeout_s": 0.08,
+            "rise": 2,
+            "fall": 2,
+        }
+    )
     target = ProbeTarget("dc1", "app", "app", healthy_http.endpoint, check)
     verdicts: list[tuple[str, str]] = []
     keys: set[str] = set()
@@ -127,8 +135,9 @@ def test_a_failing_callback_does_not_stop_probing() -> None:
             raise RuntimeError("a subscriber broke")
 
     async def scenario() -> None:
-        scheduler = ProbeScheduler([ProbeTarget("dc1", "x", "generic", "command", check)],
-                                   on_result)
+        scheduler = ProbeScheduler(
+            [ProbeTarget("dc1", "x", "generic", "command", check)], on_result
+        )
         task = asyncio.create_task(scheduler.run())
         deadline = time.monotonic() + 5
         while len(calls) < 3 and time.monotonic() < deadline:
@@ -148,8 +157,9 @@ def test_stop_kills_a_plugin_in_flight(tmp_path: Path) -> None:
     check = command([str(script)], interval_s=60, timeout_s=30)
 
     async def scenario() -> float:
-        scheduler = ProbeScheduler([ProbeTarget("dc1", "x", "generic", "command", check)],
-                                   lambda *_: None)
+        scheduler = ProbeScheduler(
+            [ProbeTarget("dc1", "x", "generic", "command", check)], lambda *_: None
+        )
         task = asyncio.create_task(scheduler.run())
         deadline = time.monotonic() + 5
         while not started.exists() or not started.read_text().strip():

@@ -37,8 +37,9 @@ def test_wrong_banner_fails(smtp_refusing: SmtpServer) -> None:
     assert result.reason.startswith(f"SMTP banner 421 from {smtp_refusing.endpoint}")
 
 
-def test_starttls_not_offered_fails(smtp_refusing: SmtpServer, smtp_server: SmtpServer,
-                                    workdir: object) -> None:
+def test_starttls_not_offered_fails(
+    smtp_refusing: SmtpServer, smtp_server: SmtpServer, workdir: object
+) -> None:
     from pathlib import Path
 
     assert isinstance(workdir, Path)

@@ -95,8 +95,9 @@ def plugin(tmp_path: Path, body: str, **fields: object) -> CommandCheck:
 
 
 def test_plugin_ok_and_warning_pass(tmp_path: Path) -> None:
-    result = probe(plugin(tmp_path, "echo 'HTTP OK - 12 ms|time=0.012s'; echo more; exit 0"),
-                   "command")
+    result = probe(
+        plugin(tmp_path, "echo 'HTTP OK - 12 ms|time=0.012s'; echo more; exit 0"), "command"
+    )
     assert result.ok
     assert result.reason == "HTTP OK - 12 ms"
     result = probe(plugin(tmp_path, "echo 'load is 7'; exit 1"), "command")

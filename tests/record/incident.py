@@ -23,10 +23,17 @@ class Clock:
         return self.now
 
 
-def record_incident(config: Config, directory: Path, *, down_from: float = 10.0,
-                    down_until: float = 40.0, length_s: float = 60.0, cycle_s: float = 0.5,
-                    commands: dict[float, Command] | None = None, **options: Any
-                    ) -> tuple[Recorder, Leader]:
+def record_incident(
+    config: Config,
+    directory: Path,
+    *,
+    down_from: float = 10.0,
+    down_until: float = 40.0,
+    length_s: float = 60.0,
+    cycle_s: float = 0.5,
+    commands: dict[float, Command] | None = None,
+    **options: Any,
+) -> tuple[Recorder, Leader]:
     """dc1's db goes down for every observer from `down_from` to `down_until` (seconds after
     the start); the leader cycles every `cycle_s`; returns the closed recorder."""
     clock = Clock()
@@ -50,9 +57,14 @@ def record_incident(config: Config, directory: Path, *, down_from: float = 10.0,
         offset = clock.now - start
         down = everyone_sees(config, "dc1", "db") if down_from <= offset < down_until else []
         changed = start + (down_from if down else down_until if offset >= down_until else 0.0)
-        coordinator.publish([replace(o, since=changed) if o.verdict == "down" or
-                             o.target.startswith("dc1/db/") else replace(o, since=start)
-                             for o in observations(config, clock.now, down=down)])
+        coordinator.publish(
+            [
+                replace(o, since=changed)
+                if o.verdict == "down" or o.target.startswith("dc1/db/")
+                else replace(o, since=start)
+                for o in observations(config, clock.now, down=down)
+            ]
+        )
         for at in [t for t in pending if t <= offset]:
             coordinator.submit(pending.pop(at))
         store.tick()

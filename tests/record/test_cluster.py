@@ -43,15 +43,25 @@ def incident(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, C
         raise
     # a shadow with a 30 s hold-down follows the live cluster through the incident
     listen = f"127.0.0.1:{free_port()}"
-    shadow = Process("shadow", [FAILOVER, "shadow", "--config", str(
-        candidate(workdir, cluster, hold_down_s=30)), "--listen", listen, "--json",
-        "--name", "hold-down-30"],
-        log_path=workdir / "shadow.log")
+    shadow = Process(
+        "shadow",
+        [
+            FAILOVER,
+            "shadow",
+            "--config",
+            str(candidate(workdir, cluster, hold_down_s=30)),
+            "--listen",
+            listen,
+            "--json",
+            "--name",
+            "hold-down-30",
+        ],
+        log_path=workdir / "shadow.log",
+    )
     try:
         wait_for(cluster.every_vote_up, 15.0, "every observer site votes up")
         shadow.start()
-        wait_for(lambda: "failover_shadow_agree 1.0" in scrape(listen), 15.0,
-                 "the shadow agrees")
+        wait_for(lambda: "failover_shadow_agree 1.0" in scrape(listen), 15.0, "the shadow agrees")
         time.sleep(2.0)  # some steady cycles before the incident
         cluster.http["dc1"].stop()
         cluster.wait_steady("dc2", 30.0)
@@ -59,9 +69,15 @@ def incident(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, C
         wait_for(lambda: cluster.healthy("dc1"), 15.0, "dc1 healthy again")
         time.sleep(2.0)
         (workdir / "shadow.metrics").write_text(scrape(listen))
-        (workdir / "status.txt").write_text(subprocess.run(
-            [FAILOVER, "status", "--config", str(cluster.config_path)], capture_output=True,
-            text=True, timeout=60, check=False).stdout)
+        (workdir / "status.txt").write_text(
+            subprocess.run(
+                [FAILOVER, "status", "--config", str(cluster.config_path)],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            ).stdout
+        )
     except BaseException:
         print(cluster.logs(), shadow.log_tail(30))
         shadow.stop()
@@ -81,9 +97,14 @@ def scrape(listen: str) -> str:
 
 
 def cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run([FAILOVER, *map(str, args)], capture_output=True, text=True,
-                          timeout=120, check=False,
-                          env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])})
+    done = subprocess.run(
+        [FAILOVER, *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
+    )
     assert "Traceback" not in done.stdout + done.stderr, done.stderr
     return done
 
@@ -116,8 +137,7 @@ def candidate(workdir: Path, cluster: Cluster, **policy: Any) -> Path:
     return path
 
 
-def test_with_a_30_s_hold_down_nothing_would_have_switched(
-        incident: tuple[Path, Cluster]) -> None:
+def test_with_a_30_s_hold_down_nothing_would_have_switched(incident: tuple[Path, Cluster]) -> None:
     workdir, cluster = incident
     config = candidate(workdir, cluster, hold_down_s=30)
     done = cli("replay", *records(workdir), "--config", config, "--json")
@@ -128,8 +148,7 @@ def test_with_a_30_s_hold_down_nothing_would_have_switched(
     first = doc["differences"][0]
     assert first["recorded"]["code"] == "failover" and first["recorded"]["active"] == "dc2"
     assert first["candidate"]["code"] == "hold_down" and first["candidate"]["active"] == "dc1"
-    text = cli("replay", *records(workdir), "--config", config, "--report",
-               workdir / "report")
+    text = cli("replay", *records(workdir), "--config", config, "--report", workdir / "report")
     assert text.returncode == 0, text.stderr
     assert "  recorded   dc2   failover: dc1 app down by " in text.stdout
     assert "  candidate  dc1   hold_down: dc1 app down by " in text.stdout
@@ -139,7 +158,8 @@ def test_with_a_30_s_hold_down_nothing_would_have_switched(
 
 
 def test_the_incident_as_a_playbook_has_the_same_outcome_in_the_simulator(
-        incident: tuple[Path, Cluster]) -> None:
+    incident: tuple[Path, Cluster],
+) -> None:
     workdir, _ = incident
     book = workdir / "incident.yaml"
     done = cli("replay", *records(workdir), "--to-playbook", book)
@@ -156,13 +176,17 @@ def test_the_incident_as_a_playbook_has_the_same_outcome_in_the_simulator(
 
 
 def test_a_shadow_with_a_30_s_hold_down_reported_the_divergence(
-        incident: tuple[Path, Cluster]) -> None:
+    incident: tuple[Path, Cluster],
+) -> None:
     workdir, _ = incident
     metrics = (workdir / "shadow.metrics").read_text()
     assert 'failover_shadow_divergences_total{group="web",kind="active"} 1.0' in metrics
     assert "failover_shadow_agree 0.0" in metrics
-    lines = [json.loads(line) for line in (workdir / "shadow.log").read_text().splitlines()
-             if line.startswith("{")]
+    lines = [
+        json.loads(line)
+        for line in (workdir / "shadow.log").read_text().splitlines()
+        if line.startswith("{")
+    ]
     first = next(line for line in lines if line["kind"] == "active")
     assert first["group"] == "web"
     assert first["live"]["active"] == "dc2" and first["live"]["code"] == "failover"
@@ -170,7 +194,8 @@ def test_a_shadow_with_a_30_s_hold_down_reported_the_divergence(
 
 
 def test_status_shows_the_attached_shadow_and_how_far_it_diverges(
-        incident: tuple[Path, Cluster]) -> None:
+    incident: tuple[Path, Cluster],
+) -> None:
     workdir, _ = incident
     status = (workdir / "status.txt").read_text()
     assert "shadow hold-down-30 attached: diverges now in web; 1 divergence(s)" in status, status

@@ -63,18 +63,22 @@ def test_a_decision_the_config_does_not_make_is_a_mismatch_naming_it(tmp_path: P
     record_incident(example(), tmp_path)
     path = files(tmp_path)[0]
     failover = next(c for c in cycles(path) if any(d[2] == "failover" for d in c.decisions))
-    wrong = [[g, k, "hold_down" if c == "failover" else c, e, s]
-             for g, k, c, e, s in failover.decisions]
+    wrong = [
+        [g, k, "hold_down" if c == "failover" else c, e, s] for g, k, c, e, s in failover.decisions
+    ]
     rewrite(path, {failover.line: {"d": wrong}})
-    with pytest.raises(Mismatch, match=rf"line {failover.line} .*decision 1 differs: "
-                       r"recorded web desired hold_down .*replayed web desired failover"):
+    with pytest.raises(
+        Mismatch,
+        match=rf"line {failover.line} .*decision 1 differs: "
+        r"recorded web desired hold_down .*replayed web desired failover",
+    ):
         replay(merged([path]))
 
 
-def test_files_rotate_each_readable_and_the_oldest_go_beyond_the_size_limit(
-        tmp_path: Path) -> None:
-    recorder, _ = record_incident(example(), tmp_path, length_s=600, file_bytes=4096,
-                                  max_bytes=16384, flush_s=0)
+def test_files_rotate_each_readable_and_the_oldest_go_beyond_the_size_limit(tmp_path: Path) -> None:
+    recorder, _ = record_incident(
+        example(), tmp_path, length_s=600, file_bytes=4096, max_bytes=16384, flush_s=0
+    )
     written = files(tmp_path)
     assert len(written) >= 3
     assert sum(p.stat().st_size for p in written) <= 16384 + 4096 + 2048
@@ -100,9 +104,14 @@ def test_files_older_than_the_retention_are_removed(tmp_path: Path) -> None:
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
     from tests.operator.cluster import FAILOVER
 
-    done = subprocess.run([FAILOVER, *args], capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
-                          check=False)
+    done = subprocess.run(
+        [FAILOVER, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
+        check=False,
+    )
     assert "Traceback" not in done.stderr + done.stdout, done.stderr
     return done
 
@@ -113,16 +122,22 @@ def test_a_truncated_or_corrupt_log_is_a_clear_error(tmp_path: Path) -> None:
     data = path.read_bytes()
     cut = tmp_path / "cut.jsonl.gz"
     # cut in the middle of a record (at a flush point the file reads as unfinished)
-    size = next(n for n in range(len(data) * 2 // 3, len(data))
-                if not zlib.decompressobj(31).decompress(data[:n]).endswith(b"\n"))
+    size = next(
+        n
+        for n in range(len(data) * 2 // 3, len(data))
+        if not zlib.decompressobj(31).decompress(data[:n]).endswith(b"\n")
+    )
     cut.write_bytes(data[:size])
     with pytest.raises(LogError, match=r"cut\.jsonl\.gz: (truncated|corrupt)"):
         list(cycles(cut))
     done = cli("replay", str(cut))
     assert done.returncode == 2 and "cut.jsonl.gz" in done.stderr
     at_a_line = tmp_path / "unfinished.jsonl.gz"
-    size = next(n for n in range(len(data) // 2, len(data))
-                if zlib.decompressobj(31).decompress(data[:n]).endswith(b"\n"))
+    size = next(
+        n
+        for n in range(len(data) // 2, len(data))
+        if zlib.decompressobj(31).decompress(data[:n]).endswith(b"\n")
+    )
     at_a_line.write_bytes(data[:size])
     done = cli("replay", str(at_a_line))
     assert done.returncode == 0 and "unfinished.jsonl.gz: unfinished" in done.stderr
@@ -143,8 +158,9 @@ def test_a_truncated_or_corrupt_log_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_a_log_of_another_cluster_or_a_config_that_does_not_fit(tmp_path: Path) -> None:
     config = example()
-    other = config.model_copy(update={"cluster": config.cluster.model_copy(
-        update={"name": "elsewhere"})})
+    other = config.model_copy(
+        update={"cluster": config.cluster.model_copy(update={"name": "elsewhere"})}
+    )
     record_incident(config, tmp_path / "a", length_s=5)
     record_incident(other, tmp_path / "b", length_s=5)
     mine, theirs = files(tmp_path / "a")[0], files(tmp_path / "b")[0]
@@ -176,16 +192,18 @@ def test_an_unwritable_directory_stops_recording_never_the_leader(tmp_path: Path
     assert leader.last_step is not None  # every cycle ran
     metrics = DaemonMetrics("dc1-a", "dc1")
     metrics.recorder = recorder
-    assert 'failover_recording_ok{instance="dc1-a",site="dc1"} 0.0' in \
-        metrics.exposition().decode()
+    assert 'failover_recording_ok{instance="dc1-a",site="dc1"} 0.0' in metrics.exposition().decode()
 
 
 @pytest.fixture
 def tiny_disk(tmp_path: Path) -> Iterator[Path]:
     mount = tmp_path / "disk"
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48k", "tmpfs", str(mount)],
-                          capture_output=True, check=False)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=48k", "tmpfs", str(mount)],
+        capture_output=True,
+        check=False,
+    )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
     try:
@@ -194,11 +212,9 @@ def tiny_disk(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", str(mount)], check=False)
 
 
-def test_a_full_disk_stops_recording_with_a_metric_and_it_resumes_later(
-        tiny_disk: Path) -> None:
+def test_a_full_disk_stops_recording_with_a_metric_and_it_resumes_later(tiny_disk: Path) -> None:
     config = example()
-    recorder, leader = record_incident(config, tiny_disk, length_s=3600, flush_s=0,
-                                       max_bytes=2**30)
+    recorder, leader = record_incident(config, tiny_disk, length_s=3600, flush_s=0, max_bytes=2**30)
     assert not recorder.ok and "No space left on device" in recorder.error
     assert leader.last_step is not None
     assert leader.last_step.states["web"].active == "dc2"  # the leader went on deciding
@@ -272,8 +288,15 @@ def test_two_leaders_files_replay_as_one_history_and_a_time_window(tmp_path: Pat
     assert "promoted" in codes
     window = replay(merged(written), start=start + 20, end=start + 29.9)
     assert window.cycles == 20 and window.first == start + 20
-    done = cli("replay", *map(str, written), "--from", str(start + 20), "--to",
-               "1970-01-12T13:47:09.9Z", "--json")
+    done = cli(
+        "replay",
+        *map(str, written),
+        "--from",
+        str(start + 20),
+        "--to",
+        "1970-01-12T13:47:09.9Z",
+        "--json",
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["cycles"] == 20
     done = cli("replay", *map(str, written), "--from", "yesterday")
@@ -286,8 +309,9 @@ def test_operator_commands_are_recorded_and_replayed(tmp_path: Path) -> None:
     config = example()
     switch = Command("", "switchover", "alice", "maintenance", group="web", site="dc2")
     freeze = Command("", "freeze", "bob", "change window")
-    record_incident(config, tmp_path, down_from=100, down_until=100,
-                    commands={5.0: switch, 45.0: freeze})
+    record_incident(
+        config, tmp_path, down_from=100, down_until=100, commands={5.0: switch, 45.0: freeze}
+    )
     found = list(cycles(files(tmp_path)[0]))
     ran = [c.commands[0] for c in found if c.commands]
     assert [(c.kind, c.by) for c in ran] == [("switchover", "alice"), ("freeze", "bob")]

@@ -52,8 +52,11 @@ def test_the_caller_names_what_is_expected() -> None:
 
 def test_the_timeout_names_what_and_the_last_error_retried() -> None:
     flaky = Flaky(ConnectionRefusedError("port 1 refused"), 10**9)
-    with pytest.raises(TimeoutError, match=r"^flaky: not within 0.05 s \(last: "
-                       r"ConnectionRefusedError: port 1 refused\)$"):
+    with pytest.raises(
+        TimeoutError,
+        match=r"^flaky: not within 0.05 s \(last: "
+        r"ConnectionRefusedError: port 1 refused\)$",
+    ):
         wait_until(flaky, 0.05, "flaky", interval_s=0.001)
     with pytest.raises(TimeoutError, match=r"^never: not within 0.05 s$"):
         wait_until(lambda: False, 0.05, "never", interval_s=0.001)

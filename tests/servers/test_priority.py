@@ -39,8 +39,7 @@ open(sys.argv[1], "w").write(json.dumps({"nice": os.getpriority(os.PRIO_PROCESS,
 def supervised(priority: Priority, tmp_path: Path) -> dict[str, int]:
     out = tmp_path / "child.json"
     command = [sys.executable, "-c", REPORT, str(out)]
-    code = Supervisor(SupervisorOptions(command=command, watchdog_s=5,
-                                        priority=priority)).run()
+    code = Supervisor(SupervisorOptions(command=command, watchdog_s=5, priority=priority)).run()
     assert code == 0
     report: dict[str, int] = json.loads(out.read_text())
     return report
@@ -64,13 +63,21 @@ def test_without_settings_the_child_keeps_the_supervisors(tmp_path: Path) -> Non
     assert seen["policy"] == os.sched_getscheduler(0) & ~os.SCHED_RESET_ON_FORK
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--sched-priority", "5"], "sched priority: 5 needs --sched fifo or rr"),
-    (["--sched", "rr"], "sched priority: 0 must be 1..99 for rr"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--sched-priority", "5"], "sched priority: 5 needs --sched fifo or rr"),
+        (["--sched", "rr"], "sched priority: 0 must be 1..99 for rr"),
+    ],
+)
 def test_supervise_refuses_a_bad_priority(args: list[str], message: str) -> None:
-    done = subprocess.run([FAILOVER, "supervise", "--watchdog-s", "1", *args, "--", "true"],
-                          capture_output=True, text=True, timeout=60, check=False)
+    done = subprocess.run(
+        [FAILOVER, "supervise", "--watchdog-s", "1", *args, "--", "true"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 2
     assert message in done.stderr and "Traceback" not in done.stderr
 
@@ -78,21 +85,41 @@ def test_supervise_refuses_a_bad_priority(args: list[str], message: str) -> None
 @pytest.mark.skipif(not shutil.which("setpriv"), reason="needs util-linux's setpriv")
 def test_supervise_without_the_privilege_says_so() -> None:
     # without CAP_SYS_NICE nobody may lower a nice value: exit 2 with a clear message
-    done = subprocess.run(["setpriv", "--bounding-set", "-sys_nice", "--inh-caps", "-sys_nice",
-                           FAILOVER, "supervise", "--watchdog-s", "1", "--nice", "-5", "--",
-                           "true"], capture_output=True, text=True, timeout=60, check=False)
+    done = subprocess.run(
+        [
+            "setpriv",
+            "--bounding-set",
+            "-sys_nice",
+            "--inh-caps",
+            "-sys_nice",
+            FAILOVER,
+            "supervise",
+            "--watchdog-s",
+            "1",
+            "--nice",
+            "-5",
+            "--",
+            "true",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 2, done.stderr
     assert "needs root (CAP_SYS_NICE)" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_a_blocked_loop_shows_as_start_lag_in_metrics_and_logs(
-        caplog: pytest.LogCaptureFixture) -> None:
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     config = example()
     observer = Observer(config, "dc1-a", on_change=lambda: None)
     metrics = DaemonMetrics("dc1-a", "dc1")
     observer.on_lag = metrics.probe_lag
-    check = CommandCheck.model_validate({"type": "command", "command": ["true"],
-                                         "interval_s": 0.1, "timeout_s": 0.05})
+    check = CommandCheck.model_validate(
+        {"type": "command", "command": ["true"], "interval_s": 0.1, "timeout_s": 0.05}
+    )
     target = ProbeTarget("dc1", "x", "generic", "command", check)
     # the observer's own lag hook, on a scheduler of one cheap target
     scheduler = ProbeScheduler([target], lambda *_: None, freeze_gc=False)
@@ -112,10 +139,15 @@ def test_a_blocked_loop_shows_as_start_lag_in_metrics_and_logs(
     warnings = [r.getMessage() for r in caplog.records if "checks start late" in r.getMessage()]
     assert len(warnings) == 1, warnings  # once, not once per late start
     text = metrics.exposition().decode()
-    count = next(line for line in text.splitlines()
-                 if line.startswith("failover_probe_start_lag_seconds_count"))
+    count = next(
+        line
+        for line in text.splitlines()
+        if line.startswith("failover_probe_start_lag_seconds_count")
+    )
     assert float(count.split()[-1]) == len(scheduler.lateness_s)
-    over = next(line for line in text.splitlines()
-                if line.startswith("failover_probe_start_lag_seconds_bucket")
-                and 'le="0.25"' in line)
+    over = next(
+        line
+        for line in text.splitlines()
+        if line.startswith("failover_probe_start_lag_seconds_bucket") and 'le="0.25"' in line
+    )
     assert float(over.split()[-1]) < len(scheduler.lateness_s)  # the late one is above 0.25 s

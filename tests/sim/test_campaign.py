@@ -23,7 +23,8 @@ def test_parallel_and_serial_runs_agree() -> None:
     serial = run_campaign(campaign, 6, seed=40, jobs=1)
     parallel = run_campaign(campaign, 6, seed=40, jobs=2)
     assert [(r.seed, r.events, r.switches, r.unavailable_s) for r in serial] == [
-        (r.seed, r.events, r.switches, r.unavailable_s) for r in parallel]
+        (r.seed, r.events, r.switches, r.unavailable_s) for r in parallel
+    ]
 
 
 def test_schedules_come_from_the_campaign_distributions() -> None:

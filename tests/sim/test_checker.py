@@ -18,8 +18,9 @@ from tests.sim.conftest import ROOT
 
 
 def play(name: str, engine: type[Engine] = Engine, seed: int = 1) -> Outcome:
-    return run_playbook(load_playbook(ROOT / "playbooks" / f"{name}.yaml"), seed=seed,
-                        engine_factory=engine)
+    return run_playbook(
+        load_playbook(ROOT / "playbooks" / f"{name}.yaml"), seed=seed, engine_factory=engine
+    )
 
 
 def names(outcome: Outcome) -> set[str]:
@@ -57,7 +58,8 @@ def test_acting_on_one_observer_across_an_inter_site_cut_is_caught() -> None:
 
 
 def test_demoting_to_backup_without_a_quorum_moves_traffic_and_is_caught(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     assert play("zookeeper-outage-dc2-active").passed
     shipped = core_agent.announcement
 
@@ -74,7 +76,8 @@ def test_demoting_to_backup_without_a_quorum_moves_traffic_and_is_caught(
 
 
 def test_trusting_the_observers_clocks_drops_a_skewed_sites_votes(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     assert play("clock-skew").passed
 
     def trusts_their_clocks(previous, observations, now):  # type: ignore[no-untyped-def]

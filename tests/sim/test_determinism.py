@@ -21,21 +21,31 @@ def test_same_seed_gives_a_byte_identical_trace() -> None:
 
 def test_different_seeds_give_different_traces() -> None:
     campaign = load_campaign(CHAOS)
-    assert run_one(campaign, 7, keep_trace=True).trace != run_one(campaign, 8,
-                                                                    keep_trace=True).trace
+    assert (
+        run_one(campaign, 7, keep_trace=True).trace != run_one(campaign, 8, keep_trace=True).trace
+    )
 
 
 def test_playbook_trace_is_identical_across_processes_and_hash_seeds() -> None:
     book = ROOT / "playbooks" / "site-power-loss.yaml"
     here = hashlib.sha256(run_playbook(load_playbook(book), 3).trace.encode()).hexdigest()
-    code = ("import hashlib,sys;from failover.sim.playbook import load_playbook;"
-            "from failover.sim.run import run_playbook;"
-            f"t=run_playbook(load_playbook({str(book)!r}),3).trace;"
-            "print(hashlib.sha256(t.encode()).hexdigest())")
+    code = (
+        "import hashlib,sys;from failover.sim.playbook import load_playbook;"
+        "from failover.sim.run import run_playbook;"
+        f"t=run_playbook(load_playbook({str(book)!r}),3).trace;"
+        "print(hashlib.sha256(t.encode()).hexdigest())"
+    )
     for hash_seed in ("1", "12345"):
         env = dict(os.environ, PYTHONHASHSEED=hash_seed)
-        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                             text=True, timeout=120, check=True, cwd=ROOT)
+        out = subprocess.run(
+            [sys.executable, "-c", code],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+            cwd=ROOT,
+        )
         assert out.stdout.strip() == here
 
 

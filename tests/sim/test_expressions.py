@@ -17,8 +17,11 @@ SRE = ROOT / "playbooks" / "what-an-sre-checks.yaml"
 
 def judged(tmp_path: Path, *expectations: str) -> dict[str, bool]:
     """Each expectation's verdict over the SRE playbook's method."""
-    text = SRE.read_text().split("expectations:")[0].replace(
-        "topology: ../simulations/reference.yaml", f"topology: {REFERENCE.as_posix()}")
+    text = (
+        SRE.read_text()
+        .split("expectations:")[0]
+        .replace("topology: ../simulations/reference.yaml", f"topology: {REFERENCE.as_posix()}")
+    )
     body = "\n".join(f"  - {e}" for e in expectations)
     path = tmp_path / "book.yaml"
     path.write_text(text + "expectations:\n" + body + "\n")
@@ -29,7 +32,7 @@ def judged(tmp_path: Path, *expectations: str) -> dict[str, bool]:
 def test_each_new_expression_can_fail(tmp_path: Path) -> None:
     verdicts = judged(
         tmp_path,
-        '{expect: active == dc2 within 10 s not before 6 s, from: db stops}',
+        "{expect: active == dc2 within 10 s not before 6 s, from: db stops}",
         '{expect: "announced(web, dc1) == primary within 10 s", from: db stops}',
         "dns(mail) == dc2",
         "{expect: switches == 0 between 0 s and 10 s, from: db stops}",
@@ -52,35 +55,44 @@ def test_each_new_expression_can_fail(tmp_path: Path) -> None:
     }
 
 
-@pytest.mark.parametrize(("expectation", "message"), [
-    ("announced(mail, dc1) == primary", "group mail is not steered by BGP"),
-    ("announced(web, witness) == primary", "'witness' is not a site of group web"),
-    ("dns(web) == dc1", "group web is not steered by DNS"),
-    ("dns(mail, 10.9.9.9) == dc1", "'10.9.9.9' is not a name server of group mail"),
-    ("decisions(sometimes) <= 1", "decisions needs one kind"),
-    ("active == dc2 between 1 s and 2 s", "`between A s and B s`"),
-    ("switches == 0 between 9 s and 2 s", "`between A s and B s`"),
-    ("switches == 0 not before 3 s", "`within` and `not before`"),
-    ("refused(switchover to dc9)", "'dc9' is not a serving site"),
-])
-def test_a_bad_expression_is_refused_by_its_path(tmp_path: Path, expectation: str,
-                                                 message: str) -> None:
+@pytest.mark.parametrize(
+    ("expectation", "message"),
+    [
+        ("announced(mail, dc1) == primary", "group mail is not steered by BGP"),
+        ("announced(web, witness) == primary", "'witness' is not a site of group web"),
+        ("dns(web) == dc1", "group web is not steered by DNS"),
+        ("dns(mail, 10.9.9.9) == dc1", "'10.9.9.9' is not a name server of group mail"),
+        ("decisions(sometimes) <= 1", "decisions needs one kind"),
+        ("active == dc2 between 1 s and 2 s", "`between A s and B s`"),
+        ("switches == 0 between 9 s and 2 s", "`between A s and B s`"),
+        ("switches == 0 not before 3 s", "`within` and `not before`"),
+        ("refused(switchover to dc9)", "'dc9' is not a serving site"),
+    ],
+)
+def test_a_bad_expression_is_refused_by_its_path(
+    tmp_path: Path, expectation: str, message: str
+) -> None:
     path = tmp_path / "bad.yaml"
-    path.write_text(f"title: bad\ntopology: {REFERENCE.as_posix()}\nduration_s: 10\n"
-                    "method: [{at_s: 1, fault: {kind: freeze}}]\n"
-                    f"expectations: ['{expectation}']\n")
+    path.write_text(
+        f"title: bad\ntopology: {REFERENCE.as_posix()}\nduration_s: 10\n"
+        "method: [{at_s: 1, fault: {kind: freeze}}]\n"
+        f"expectations: ['{expectation}']\n"
+    )
     with pytest.raises(ConfigError) as caught:
         load_playbook(path)
-    assert any(p.path.startswith("expectations.0") and message in p.message
-               for p in caught.value.problems), caught.value.problems
+    assert any(
+        p.path.startswith("expectations.0") and message in p.message for p in caught.value.problems
+    ), caught.value.problems
 
 
 def test_from_a_faults_end_needs_a_step_of_that_name(tmp_path: Path) -> None:
     path = tmp_path / "bad.yaml"
-    path.write_text(f"title: bad\ntopology: {REFERENCE.as_posix()}\nduration_s: 10\n"
-                    "method: [{name: cut, at_s: 1, fault: {kind: freeze}}]\n"
-                    "expectations: [{expect: switches == 0 between 0 s and 1 s, "
-                    "from: nothing end}]\n")
+    path.write_text(
+        f"title: bad\ntopology: {REFERENCE.as_posix()}\nduration_s: 10\n"
+        "method: [{name: cut, at_s: 1, fault: {kind: freeze}}]\n"
+        "expectations: [{expect: switches == 0 between 0 s and 1 s, "
+        "from: nothing end}]\n"
+    )
     with pytest.raises(ConfigError, match=r"expectations\.0\.from"):
         load_playbook(path)
 
@@ -89,7 +101,8 @@ def test_the_playbook_reference_is_current() -> None:
     from failover.sim.reference import markdown
 
     assert (ROOT / "docs" / "playbooks.md").read_text() == markdown(), (
-        "docs/playbooks.md is stale: python -m failover.sim.reference > docs/playbooks.md")
+        "docs/playbooks.md is stale: python -m failover.sim.reference > docs/playbooks.md"
+    )
 
 
 def test_a_playbook_chooses_its_leader_and_hits_a_role_holder() -> None:
@@ -98,16 +111,22 @@ def test_a_playbook_chooses_its_leader_and_hits_a_role_holder() -> None:
     assert "dc1-a frozen" in outcome.trace and "[leader witness-a]" in outcome.trace
 
 
-@pytest.mark.parametrize(("line", "path"), [
-    ("leader: dc9-a\n", "leader"),
-    ("leader: witness-a\n", None),
-])
-def test_the_leader_must_be_an_instance_that_may_lead(tmp_path: Path, line: str,
-                                                      path: str | None) -> None:
+@pytest.mark.parametrize(
+    ("line", "path"),
+    [
+        ("leader: dc9-a\n", "leader"),
+        ("leader: witness-a\n", None),
+    ],
+)
+def test_the_leader_must_be_an_instance_that_may_lead(
+    tmp_path: Path, line: str, path: str | None
+) -> None:
     book = tmp_path / "book.yaml"
-    book.write_text(f"title: t\ntopology: {REFERENCE.as_posix()}\n{line}duration_s: 10\n"
-                    "method: [{at_s: 1, fault: {kind: daemon_pause, instance: 'agent:dc9'}}]\n"
-                    "expectations: [no_violations]\n")
+    book.write_text(
+        f"title: t\ntopology: {REFERENCE.as_posix()}\n{line}duration_s: 10\n"
+        "method: [{at_s: 1, fault: {kind: daemon_pause, instance: 'agent:dc9'}}]\n"
+        "expectations: [no_violations]\n"
+    )
     with pytest.raises(ConfigError) as caught:
         load_playbook(book)
     paths = {p.path for p in caught.value.problems}

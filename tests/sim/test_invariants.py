@@ -55,7 +55,10 @@ def _book(tmp_path: Path, body: str) -> Path:
 
 
 def test_abort_stops_the_method_and_runs_the_rollbacks(tmp_path: Path) -> None:
-    book = load_playbook(_book(tmp_path, """title: abort
+    book = load_playbook(
+        _book(
+            tmp_path,
+            """title: abort
 duration_s: 120
 method:
   - {name: db, at_s: 5, fault: {kind: service_down, site: dc1, service: db}}
@@ -64,7 +67,9 @@ expectations: [no_violations]
 abort: [switches > 0]
 rollbacks:
   - {kind: switchover, site: dc1, force: true, reason: rollback}
-"""))
+""",
+        )
+    )
     outcome = run_playbook(book)
     assert outcome.aborted == "switches > 0"
     assert not outcome.passed
@@ -74,14 +79,19 @@ rollbacks:
 
 
 def test_a_step_waits_for_its_condition_and_delay(tmp_path: Path) -> None:
-    book = load_playbook(_book(tmp_path, """title: when
+    book = load_playbook(
+        _book(
+            tmp_path,
+            """title: when
 duration_s: 60
 method:
   - {name: db, at_s: 5, fault: {kind: service_down, site: dc1, service: db}, duration_s: 40}
   - {name: freeze, when: active == dc2, delay_s: 2, fault: {kind: freeze}}
 expectations:
   - {expect: active == dc2 within 0.1 s, from: freeze}
-"""))
+""",
+        )
+    )
     outcome = run_playbook(book)
     lines = outcome.trace.splitlines()
     promoted = next(float(x.split()[0]) for x in lines if "dc2 steady epoch 3" in x)
@@ -90,13 +100,18 @@ expectations:
 
 
 def test_phase_history_includes_the_hold_down(tmp_path: Path) -> None:
-    book = load_playbook(_book(tmp_path, """title: suspect
+    book = load_playbook(
+        _book(
+            tmp_path,
+            """title: suspect
 duration_s: 30
 method:
   - {name: db, at_s: 5, fault: {kind: service_down, site: dc1, service: db}, duration_s: 20}
 expectations:
   - phase == suspect within 5 s
   - phase == switching within 7 s
-"""))
+""",
+        )
+    )
     outcome = run_playbook(book)
     assert [v.passed for v in outcome.expectations] == [True, True], outcome.expectations

@@ -14,9 +14,18 @@ def test_every_scenario_of_the_issue_has_a_playbook() -> None:
     names = {p.stem for p in PLAYBOOKS}
     for kind in ("app", "lb", "db", "mail", "firewall"):
         assert f"{kind}-down" in names
-    assert {"site-power-loss", "inter-site-cut", "witness-lost", "zookeeper-server-lost",
-            "zookeeper-quorum-lost", "leader-crash-mid-switch", "flapping-app",
-            "switchover-and-back", "maintenance-freeze", "no-witness"} <= names
+    assert {
+        "site-power-loss",
+        "inter-site-cut",
+        "witness-lost",
+        "zookeeper-server-lost",
+        "zookeeper-quorum-lost",
+        "leader-crash-mid-switch",
+        "flapping-app",
+        "switchover-and-back",
+        "maintenance-freeze",
+        "no-witness",
+    } <= names
 
 
 @pytest.mark.parametrize("path", PLAYBOOKS, ids=lambda p: p.stem)

@@ -14,7 +14,8 @@ def test_reference_model_is_what_the_issue_describes() -> None:
     for site in config.serving_sites:
         services = config.sites[site].services
         assert sorted(s.kind for s in services.values()) == sorted(
-            ["app", "mail", "db", "lb", "firewall"])
+            ["app", "mail", "db", "lb", "firewall"]
+        )
         assert all(s.check.interval_s == 1 for s in services.values())
     assert len(config.instances) == 3
     assert topology.world.zookeeper.servers == {"dc1": 2, "dc2": 2, "witness": 1}

@@ -28,8 +28,11 @@ def test_a_quiet_world_needs_no_probe_events() -> None:
 
 def test_a_fault_is_probed_at_the_check_interval_then_goes_quiet() -> None:
     world = _world()
-    _at(world, 10.0, lambda: inject(world, ServiceFault(kind="service_down", site="dc2",
-                                                        service="app")))
+    _at(
+        world,
+        10.0,
+        lambda: inject(world, ServiceFault(kind="service_down", site="dc2", service="app")),
+    )
     world.run_until(100.0)
     before = world._seq
     verdicts = [line for line in world.lines if " verdict " in line]
@@ -41,10 +44,16 @@ def test_a_fault_is_probed_at_the_check_interval_then_goes_quiet() -> None:
 
 def test_without_quorum_the_primary_is_held_after_the_lease_never_withdrawn() -> None:
     world = _world()
-    _at(world, 10.0, lambda: inject(world, ZooKeeperFault(kind="zookeeper_server_down",
-                                                          site="dc2", count=2)))
-    _at(world, 10.0, lambda: inject(world, ZooKeeperFault(kind="zookeeper_server_down",
-                                                          site="witness")))
+    _at(
+        world,
+        10.0,
+        lambda: inject(world, ZooKeeperFault(kind="zookeeper_server_down", site="dc2", count=2)),
+    )
+    _at(
+        world,
+        10.0,
+        lambda: inject(world, ZooKeeperFault(kind="zookeeper_server_down", site="witness")),
+    )
     world.run_until(15.0)
     assert not world.quorum_ready
     route = world.agents.route
@@ -83,8 +92,11 @@ def test_lease_expiry_is_reached_even_when_the_rule_rounds_at_its_deadline() -> 
     # deadline lease_ends_at names, so the agent neither loops there nor stays primary.
     world = _world()
     _at(world, 511.993, lambda: inject(world, LinkFault(kind="link_cut", between=("dc1", "dc2"))))
-    _at(world, 511.993, lambda: inject(world, LinkFault(kind="link_cut",
-                                                        between=("dc1", "witness"))))
+    _at(
+        world,
+        511.993,
+        lambda: inject(world, LinkFault(kind="link_cut", between=("dc1", "witness"))),
+    )
     world.run_until(530.0)
     assert world.agents.route[("web", "dc1")] == "held"
     assert world._seq < 5000
@@ -93,8 +105,9 @@ def test_lease_expiry_is_reached_even_when_the_rule_rounds_at_its_deadline() -> 
 def test_a_one_one_one_ensemble_keeps_its_quorum_when_a_site_dies() -> None:
     from failover.sim.topology import parse_topology
 
-    text = REFERENCE.read_text().replace("servers: {dc1: 2, dc2: 2, witness: 1}",
-                                         "servers: {dc1: 1, dc2: 1, witness: 1}")
+    text = REFERENCE.read_text().replace(
+        "servers: {dc1: 2, dc2: 2, witness: 1}", "servers: {dc1: 1, dc2: 1, witness: 1}"
+    )
     world = World(parse_topology(text, "small.yaml"), 1)
     _at(world, 10.0, lambda: world.set_power("dc1", False))
     world.run_until(60.0)

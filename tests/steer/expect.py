@@ -16,6 +16,7 @@ def assert_transcript(lines: list[str], name: str) -> None:
         path.write_text("".join(line + "\n" for line in lines))
     expected = (TRANSCRIPTS / name).read_text().splitlines()
     if lines != expected:
-        diff = "\n".join(difflib.unified_diff(expected, lines, f"expected {name}", "sent",
-                                              lineterm=""))
+        diff = "\n".join(
+            difflib.unified_diff(expected, lines, f"expected {name}", "sent", lineterm="")
+        )
         raise AssertionError(f"the transcript differs from {name}:\n{diff}")

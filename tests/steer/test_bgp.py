@@ -18,17 +18,27 @@ PREFIX = "203.0.113.0/24"
 DC1_AS, DC2_AS = 64501, 64502
 
 
-def steerers(lab: Lab, steering: BgpSteering | None = None,
-             transcript: Transcript | None = None) -> dict[str, BirdSteerer]:
+def steerers(
+    lab: Lab, steering: BgpSteering | None = None, transcript: Transcript | None = None
+) -> dict[str, BirdSteerer]:
     group = lab.config.groups["web"].steering
     assert isinstance(group, BgpSteering)
-    return {site: BirdSteerer("web", site, steering or group,
-                              upstream_socket=lab.bird_socket("isp"), deadline_s=5.0,
-                              transcript=transcript) for site in ("dc1", "dc2")}
+    return {
+        site: BirdSteerer(
+            "web",
+            site,
+            steering or group,
+            upstream_socket=lab.bird_socket("isp"),
+            deadline_s=5.0,
+            transcript=transcript,
+        )
+        for site in ("dc1", "dc2")
+    }
 
 
-def apply_all(sites: dict[str, BirdSteerer], state: GroupState, order: tuple[str, ...],
-              force: bool = False) -> dict[str, str]:
+def apply_all(
+    sites: dict[str, BirdSteerer], state: GroupState, order: tuple[str, ...], force: bool = False
+) -> dict[str, str]:
     """Apply in `order` (the demoted site first, as the agents do); each site's outcome."""
     return {site: sites[site].apply(state, force=force).outcome for site in order}
 
@@ -49,7 +59,9 @@ def test_primary_and_backup_then_switch(lab: Lab) -> None:
     switched = GroupState("web", active="dc2", epoch=2)
     results = [sites["dc1"].apply(switched), sites["dc2"].apply(switched)]
     assert [(r.site, r.announcement, r.outcome, r.epoch) for r in results] == [
-        ("dc1", "backup", "verified", 2), ("dc2", "primary", "verified", 2)]
+        ("dc1", "backup", "verified", 2),
+        ("dc2", "primary", "verified", 2),
+    ]
     assert paths(lab) == {"dc2": ((DC2_AS,), True), "dc1": ((DC1_AS,) * 4, False)}
     assert_transcript(transcript.take(), "bgp_primary_backup_switch.txt")
 
@@ -60,25 +72,42 @@ def test_primary_and_backup_then_switch(lab: Lab) -> None:
     assert sites["dc2"].read().verified
     applied = results[1].applied(at=12.5)
     assert (applied.site, applied.announcement, applied.epoch, applied.verified) == (
-        "dc2", "primary", 2, True)
+        "dc2",
+        "primary",
+        2,
+        True,
+    )
 
 
 def test_withdraw_of_every_site_is_refused_unless_forced(lab: Lab) -> None:
     sites = steerers(lab)
     apply_all(sites, GroupState("web", active="dc1", epoch=1), ("dc2", "dc1"))
     nobody = {"dc1": "withdrawn", "dc2": "withdrawn"}
-    results = {site: sites[site].announce("withdrawn", 2, plan=nobody)  # type: ignore[arg-type]
-               for site in ("dc2", "dc1")}
+    results = {
+        site: sites[site].announce("withdrawn", 2, plan=nobody)  # type: ignore[arg-type]
+        for site in ("dc2", "dc1")
+    }
     assert {site: (r.outcome, r.announcement) for site, r in results.items()} == {
-        "dc1": ("refused", "primary"), "dc2": ("refused", "backup")}
+        "dc1": ("refused", "primary"),
+        "dc2": ("refused", "backup"),
+    }
     assert "fail-open guard" in results["dc1"].detail
     assert sites["dc1"].announce("withdrawn", 2).outcome == "refused"  # no plan: the last one
     assert paths(lab) == {"dc1": ((DC1_AS,), True), "dc2": ((DC2_AS,) * 4, False)}
 
-    forced = {site: sites[site].announce("withdrawn", 2, plan=nobody,  # type: ignore[arg-type]
-                                         force=True) for site in ("dc2", "dc1")}
+    forced = {
+        site: sites[site].announce(
+            "withdrawn",
+            2,
+            plan=nobody,  # type: ignore[arg-type]
+            force=True,
+        )
+        for site in ("dc2", "dc1")
+    }
     assert {site: (r.outcome, r.announcement) for site, r in forced.items()} == {
-        "dc1": ("verified", "withdrawn"), "dc2": ("verified", "withdrawn")}
+        "dc1": ("verified", "withdrawn"),
+        "dc2": ("verified", "withdrawn"),
+    }
     assert lab.routes(PREFIX) == []
 
 
@@ -92,7 +121,9 @@ def test_a_plan_from_desired_state_always_keeps_an_announcement(lab: Lab) -> Non
     switching = GroupState("web", active="dc2", epoch=2, phase="switching", switch_from="dc1")
     results = [sites[site].apply(switching) for site in ("dc1", "dc2")]
     assert [(r.announcement, r.outcome) for r in results] == [
-        ("backup", "verified"), ("backup", "verified")]
+        ("backup", "verified"),
+        ("backup", "verified"),
+    ]
     assert paths(lab) == {"dc1": ((DC1_AS,) * 4, True), "dc2": ((DC2_AS,) * 4, False)}
 
 
@@ -115,8 +146,9 @@ def test_traffic_follows_the_route_when_the_primary_route_goes(lab: Lab) -> None
         assert fetch("client", SERVICE_ADDRESS, 8080) == "dc1"
         # the primary's route disappears (its agent is gone), the backup remains
         lab.exec("dc1", ["ip", "route", "flush", "table", "100"], check=True)
-        wait_until(lambda: fetch("client", SERVICE_ADDRESS, 8080) == "dc2", 5.0,
-                   "the client reaching dc2")
+        wait_until(
+            lambda: fetch("client", SERVICE_ADDRESS, 8080) == "dc2", 5.0, "the client reaching dc2"
+        )
         assert paths(lab) == {"dc2": ((DC2_AS,) * 4, True)}
         assert sites["dc1"].read().announcement == "withdrawn"
     finally:
@@ -140,7 +172,8 @@ ANNOUNCEMENTS = ("primary", "held", "backup", "withdrawn")
 
 
 def test_the_isp_picks_what_the_simulator_predicts_for_every_pair_of_announcements(
-        lab: Lab) -> None:
+    lab: Lab,
+) -> None:
     """The simulator's best path (shortest AS path, then the lowest router id) against the
     lab's real BIRD, for all sixteen pairs: held is preferred over backup, never over primary,
     and two equal announcements never split the traffic."""

@@ -35,17 +35,25 @@ def subject(request: pytest.FixtureRequest, lab: Lab) -> Subject:
         assert isinstance(steering, BgpSteering)
         return Subject(
             BirdSteerer("web", "dc1", steering, upstream_socket=lab.bird_socket("isp")),
-            GroupState("web", active="dc1", epoch=1), ("dc1", "primary"),
-            GroupState("web", active="dc2", epoch=2), ("dc1", "backup"),
-            lambda: lab.stop("dc1-bird"), "unverified")
+            GroupState("web", active="dc1", epoch=1),
+            ("dc1", "primary"),
+            GroupState("web", active="dc2", epoch=2),
+            ("dc1", "backup"),
+            lambda: lab.stop("dc1-bird"),
+            "unverified",
+        )
     dns_steering = lab.config.groups["mail"].steering
     assert isinstance(dns_steering, DnsSteering)
     reset_dns(lab)
     return Subject(
         Rfc2136Steerer("mail", dns_steering, netns="fo-client"),
-        GroupState("mail", active="dc2", epoch=1), ("dc2", "primary"),
-        GroupState("mail", active="dc1", epoch=2), ("dc1", "primary"),
-        lambda: lab.stop("dns-primary"), "failed")
+        GroupState("mail", active="dc2", epoch=1),
+        ("dc2", "primary"),
+        GroupState("mail", active="dc1", epoch=2),
+        ("dc1", "primary"),
+        lambda: lab.stop("dns-primary"),
+        "failed",
+    )
 
 
 def effect(subject: Subject, state: GroupState) -> tuple[str, str, str, bool]:
@@ -65,10 +73,17 @@ def test_a_change_is_verified_and_maps_onto_applied(subject: Subject) -> None:
     subject.steerer.apply(subject.first)
     result = subject.steerer.apply(subject.second)
     assert (result.site, result.announcement, result.outcome, result.epoch) == (
-        *subject.second_effect, "verified", subject.second.epoch)
+        *subject.second_effect,
+        "verified",
+        subject.second.epoch,
+    )
     applied = result.applied(at=3.0)
-    assert (applied.group, applied.site, applied.announcement, applied.epoch, applied.verified) \
-        == (subject.second.group, *subject.second_effect, subject.second.epoch, True)
+    assert (applied.group, applied.site, applied.announcement, applied.epoch, applied.verified) == (
+        subject.second.group,
+        *subject.second_effect,
+        subject.second.epoch,
+        True,
+    )
 
 
 def test_an_unreachable_peer_is_reported_within_the_deadline(subject: Subject) -> None:

@@ -35,8 +35,7 @@ def zone(lab: Lab) -> Iterator[Lab]:
 def steerer(lab: Lab, transcript: Transcript | None = None, **options: object) -> Rfc2136Steerer:
     steering = lab.config.groups["mail"].steering
     assert isinstance(steering, DnsSteering)
-    return Rfc2136Steerer("mail", steering, netns="fo-client", transcript=transcript,
-                          **options)  # type: ignore[arg-type]
+    return Rfc2136Steerer("mail", steering, netns="fo-client", transcript=transcript, **options)  # type: ignore[arg-type]
 
 
 def answers(role: str, name: str = "mail.example.test.", kind: str = "A") -> list[str]:
@@ -61,7 +60,11 @@ def test_update_is_applied_and_visible_on_primary_and_secondary(zone: Lab) -> No
     assert everywhere() == {"primary": ["10.1.0.13"], "secondary": ["10.1.0.13"]}
     result = steer.apply(GroupState("mail", active="dc2", epoch=1))
     assert (result.site, result.epoch, result.outcome, result.changed) == (
-        "dc2", 1, "verified", True)
+        "dc2",
+        1,
+        "verified",
+        True,
+    )
     assert everywhere() == {"primary": ["10.2.0.13"], "secondary": ["10.2.0.13"]}
     assert everywhere(EPOCH, "TXT") == {"primary": ['"1"'], "secondary": ['"1"']}
 

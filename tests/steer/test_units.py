@@ -24,18 +24,25 @@ from failover.steer import (
 from failover.steer.birdctl import parse_routes
 from failover.steer.transcript import dns_message_lines
 
-BGP = BgpSteering.model_validate({
-    "method": "bgp", "prefix": "203.0.113.0/24",
-    "sites": {"dc1": {"netns": "fo-dc1"}, "dc2": {"netns": "fo-dc2"}},
-})
+BGP = BgpSteering.model_validate(
+    {
+        "method": "bgp",
+        "prefix": "203.0.113.0/24",
+        "sites": {"dc1": {"netns": "fo-dc1"}, "dc2": {"netns": "fo-dc2"}},
+    }
+)
 
 
 def dns_steering(secret_file: str) -> DnsSteering:
-    return DnsSteering.model_validate({
-        "method": "dns", "zone": "example.test", "servers": ["10.53.0.1:53"],
-        "tsig": {"name": "failover", "secret_file": secret_file},
-        "names": {"mail": {"dc1": ["10.1.0.13"], "dc2": ["10.2.0.13", "2001:db8::13"]}},
-    })
+    return DnsSteering.model_validate(
+        {
+            "method": "dns",
+            "zone": "example.test",
+            "servers": ["10.53.0.1:53"],
+            "tsig": {"name": "failover", "secret_file": secret_file},
+            "names": {"mail": {"dc1": ["10.1.0.13"], "dc2": ["10.2.0.13", "2001:db8::13"]}},
+        }
+    )
 
 
 def test_the_guard_refuses_only_a_plan_where_nobody_announces() -> None:
@@ -49,16 +56,21 @@ def test_the_guard_refuses_only_a_plan_where_nobody_announces() -> None:
 def test_a_plan_from_desired_state() -> None:
     steady = GroupState("web", active="dc2", epoch=3)
     assert bgp_plan(steady, ["dc1", "dc2"], backup=True) == {"dc1": "backup", "dc2": "primary"}
-    assert bgp_plan(steady, ["dc1", "dc2"], backup=False) == {
-        "dc1": "withdrawn", "dc2": "primary"}
+    assert bgp_plan(steady, ["dc1", "dc2"], backup=False) == {"dc1": "withdrawn", "dc2": "primary"}
 
 
 def test_a_result_maps_onto_applied() -> None:
     result = SteerResult("web", "dc1", 4, "backup", "unverified", "upstream: no route", True)
     applied = result.applied(at=9.0)
-    assert (applied.group, applied.site, applied.epoch, applied.announcement, applied.at,
-            applied.verified, applied.detail) == (
-        "web", "dc1", 4, "backup", 9.0, False, "upstream: no route")
+    assert (
+        applied.group,
+        applied.site,
+        applied.epoch,
+        applied.announcement,
+        applied.at,
+        applied.verified,
+        applied.detail,
+    ) == ("web", "dc1", 4, "backup", 9.0, False, "upstream: no route")
     assert SteerResult("web", "dc1", 4, "primary", "verified").applied(1.0).detail == "verified"
 
 
@@ -103,15 +115,26 @@ def test_parse_routes_of_a_bird_reply() -> None:
 
 def test_a_dns_message_renders_without_what_changes_between_runs() -> None:
     keyring = dns.tsigkeyring.from_text({"failover": "c2VjcmV0LXNlY3JldC1zZWNyZXQ="})
-    update = dns.update.UpdateMessage("example.test.", keyring=keyring,
-                                      keyname=dns.name.from_text("failover"),
-                                      keyalgorithm=dns.tsig.HMAC_SHA256)
+    update = dns.update.UpdateMessage(
+        "example.test.",
+        keyring=keyring,
+        keyname=dns.name.from_text("failover"),
+        keyalgorithm=dns.tsig.HMAC_SHA256,
+    )
     update.absent("_epoch.mail._failover", "TXT")
     update.replace("mail", 30, "A", "10.2.0.13")
     lines = dns_message_lines(update)
     assert lines == [
-        "opcode UPDATE", "rcode NOERROR", "flags", ";ZONE", "example.test. IN SOA", ";PREREQ",
-        "_epoch.mail._failover NONE TXT", ";UPDATE", "mail ANY A", "mail 30 IN A 10.2.0.13",
+        "opcode UPDATE",
+        "rcode NOERROR",
+        "flags",
+        ";ZONE",
+        "example.test. IN SOA",
+        ";PREREQ",
+        "_epoch.mail._failover NONE TXT",
+        ";UPDATE",
+        "mail ANY A",
+        "mail 30 IN A 10.2.0.13",
         ";TSIG failover. hmac-sha256.",
     ]
 

@@ -21,7 +21,10 @@ def listening(address: str, port: int, netns: str | None) -> bool:
     try:
         out = subprocess.run(
             ["ip", "netns", "exec", netns, "ss", "-Hltn", f"sport = :{port}"],
-            capture_output=True, text=True, timeout=3.0, check=False,
+            capture_output=True,
+            text=True,
+            timeout=3.0,
+            check=False,
         ).stdout
     except subprocess.TimeoutExpired:
         return False
@@ -75,21 +78,40 @@ class ModuleServer:
     kind = "server"
     module = ""
 
-    def __init__(self, workdir: str | Path, address: str, port: int | None, *,
-                 netns: str | None, tls: tuple[str, str] | None, name: str,
-                 extra: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        workdir: str | Path,
+        address: str,
+        port: int | None,
+        *,
+        netns: str | None,
+        tls: tuple[str, str] | None,
+        name: str,
+        extra: Sequence[str] = (),
+    ) -> None:
         self.workdir = Path(workdir)
         self.address = address
         self.port = pick_port(address, port, netns)
         self.netns = netns
         self.tls = tls
         self.name = name
-        argv = [sys.executable, "-m", self.module, "--listen", f"{address}:{self.port}",
-                "--dir", str(self.workdir), "--name", name, *extra]
+        argv = [
+            sys.executable,
+            "-m",
+            self.module,
+            "--listen",
+            f"{address}:{self.port}",
+            "--dir",
+            str(self.workdir),
+            "--name",
+            name,
+            *extra,
+        ]
         if tls is not None:
             argv += ["--tls-cert", tls[0], "--tls-key", tls[1]]
-        self.process = Process(f"{self.kind} {name}", argv,
-                               log_path=self.workdir / f"{self.kind}.log", netns=netns)
+        self.process = Process(
+            f"{self.kind} {name}", argv, log_path=self.workdir / f"{self.kind}.log", netns=netns
+        )
 
     @property
     def endpoint(self) -> str:
@@ -112,16 +134,28 @@ class ConfiguredServer:
 
     kind = "server"
 
-    def __init__(self, workdir: str | Path, address: str, port: int | None, *,
-                 netns: str | None, name: str, config_name: str) -> None:
+    def __init__(
+        self,
+        workdir: str | Path,
+        address: str,
+        port: int | None,
+        *,
+        netns: str | None,
+        name: str,
+        config_name: str,
+    ) -> None:
         self.workdir = Path(workdir)
         self.address = address
         self.port = pick_port(address, port, netns)
         self.netns = netns
         self.name = name
         self.config_path = self.workdir / config_name
-        self.process = Process(f"{self.kind} {name}", self.argv(),
-                               log_path=self.workdir / f"{self.kind}.log", netns=netns)
+        self.process = Process(
+            f"{self.kind} {name}",
+            self.argv(),
+            log_path=self.workdir / f"{self.kind}.log",
+            netns=netns,
+        )
 
     def argv(self) -> list[str]:
         raise NotImplementedError
@@ -137,8 +171,12 @@ class ConfiguredServer:
         (self.workdir / "tmp").mkdir(parents=True, exist_ok=True)
         self.config_path.write_text(self.config())
         self.process.start()
-        wait_ready(self.process, lambda: listening(self.address, self.port, self.netns),
-                   timeout_s, "listening")
+        wait_ready(
+            self.process,
+            lambda: listening(self.address, self.port, self.netns),
+            timeout_s,
+            "listening",
+        )
         return self
 
     def stop(self) -> None:

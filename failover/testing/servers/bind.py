@@ -18,17 +18,26 @@ from failover.testing.servers.process import Process, free_port, wait_until
 
 
 class LoopbackBind:
-    def __init__(self, workdir: str | Path, zone: str, zone_text: str, *,
-                 tsig: tuple[str, str] | None = None, address: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        workdir: str | Path,
+        zone: str,
+        zone_text: str,
+        *,
+        tsig: tuple[str, str] | None = None,
+        address: str = "127.0.0.1",
+    ) -> None:
         self.workdir = Path(workdir)
         self.zone = zone if zone.endswith(".") else zone + "."
         self.zone_text = zone_text
         self.tsig = tsig
         self.address = address
         self.port = free_port(address)
-        self.process = Process("named", ["named", "-g", "-n", "1", "-c",
-                                         str(self.workdir / "named.conf")],
-                               log_path=self.workdir / "named.log")
+        self.process = Process(
+            "named",
+            ["named", "-g", "-n", "1", "-c", str(self.workdir / "named.conf")],
+            log_path=self.workdir / "named.log",
+        )
 
     @property
     def endpoint(self) -> str:
@@ -43,12 +52,12 @@ class LoopbackBind:
             update = f' allow-update {{ key "{name}"; }};'
         return f"""options {{
   directory "{self.workdir}";
-  pid-file "{self.workdir / 'named.pid'}";
+  pid-file "{self.workdir / "named.pid"}";
   listen-on port {self.port} {{ {self.address}; }};
   listen-on-v6 {{ none; }};
   recursion no;
   dnssec-validation no;
-  session-keyfile "{self.workdir / 'session.key'}";
+  session-keyfile "{self.workdir / "session.key"}";
   managed-keys-directory "{self.workdir}";
 }};
 controls {{ }};
@@ -62,8 +71,12 @@ zone "{bare}" {{ type primary; file "{bare}.zone";{update} }};
         (self.workdir / "named.conf").write_text(self.config())
         self.process.start()
         try:
-            wait_until(self._answers, timeout_s, "named answering",
-                       retry_on=(OSError, dns.exception.DNSException))
+            wait_until(
+                self._answers,
+                timeout_s,
+                "named answering",
+                retry_on=(OSError, dns.exception.DNSException),
+            )
         except TimeoutError:
             self.process.stop()
             raise self.process.fail("named did not answer") from None

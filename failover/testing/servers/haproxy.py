@@ -34,8 +34,7 @@ class HaproxyServer(ConfiguredServer):
         self.check_path = check_path
         self.inter_ms = inter_ms
         self.stats_socket = Path(workdir) / "haproxy.sock"
-        super().__init__(workdir, address, port, netns=netns, name=name,
-                         config_name="haproxy.cfg")
+        super().__init__(workdir, address, port, netns=netns, name=name, config_name="haproxy.cfg")
 
     def argv(self) -> list[str]:
         return [HAPROXY, "-db", "-f", str(self.config_path)]
@@ -68,4 +67,3 @@ backend {self.name}_servers
   option httpchk GET {self.check_path}
   http-check expect status 200
 {servers}"""
-

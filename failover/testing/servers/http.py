@@ -119,8 +119,9 @@ async def _serve(args: argparse.Namespace) -> None:
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     address, _, port = args.listen.rpartition(":")
-    await web.TCPSite(runner, address.strip("[]"), int(port), ssl_context=context,
-                      backlog=1024).start()
+    await web.TCPSite(
+        runner, address.strip("[]"), int(port), ssl_context=context, backlog=1024
+    ).start()
     (directory / READY_FILE).write_text("ready\n")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

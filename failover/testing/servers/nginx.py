@@ -29,8 +29,7 @@ class NginxServer(ConfiguredServer):
     ) -> None:
         self.workers = workers
         self.tls = tls
-        super().__init__(workdir, address, port, netns=netns, name=name,
-                         config_name="nginx.conf")
+        super().__init__(workdir, address, port, netns=netns, name=name, config_name="nginx.conf")
 
     def argv(self) -> list[str]:
         return [NGINX, "-c", str(self.config_path), "-p", str(self.workdir)]
@@ -42,10 +41,15 @@ class NginxServer(ConfiguredServer):
     def config(self) -> str:
         work = self.workdir
         listen = f"{self.endpoint}{' ssl' if self.tls else ''} backlog=4096"
-        tls = (f"    ssl_certificate {self.tls[0]};\n    ssl_certificate_key {self.tls[1]};\n"
-               if self.tls else "")
-        temp = "".join(f"  {kind}_temp_path {work}/tmp/{kind};\n"
-                       for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+        tls = (
+            f"    ssl_certificate {self.tls[0]};\n    ssl_certificate_key {self.tls[1]};\n"
+            if self.tls
+            else ""
+        )
+        temp = "".join(
+            f"  {kind}_temp_path {work}/tmp/{kind};\n"
+            for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+        )
         return f"""worker_processes {self.workers};
 daemon off;
 master_process on;
@@ -64,7 +68,6 @@ http {{
   }}
 }}
 """
-
 
     def set_down(self, down: bool) -> None:
         """While down, `/health` answers 503."""

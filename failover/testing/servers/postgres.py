@@ -44,13 +44,33 @@ class PostgresServer:
         self.name = name
         self.process = Process(
             f"postgres {name}",
-            _as_postgres([
-                str(BIN / "postgres"), "-D", str(self.datadir), "-p", str(self.port),
-                "-k", str(self.datadir), "-c", f"listen_addresses={address}",
-                "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-                "-c", "logging_collector=off", "-c", "wal_sender_timeout=5s",
-                "-c", "wal_receiver_status_interval=1s", "-c", "hot_standby_feedback=on",
-            ]),
+            _as_postgres(
+                [
+                    str(BIN / "postgres"),
+                    "-D",
+                    str(self.datadir),
+                    "-p",
+                    str(self.port),
+                    "-k",
+                    str(self.datadir),
+                    "-c",
+                    f"listen_addresses={address}",
+                    "-c",
+                    "fsync=off",
+                    "-c",
+                    "synchronous_commit=off",
+                    "-c",
+                    "full_page_writes=off",
+                    "-c",
+                    "logging_collector=off",
+                    "-c",
+                    "wal_sender_timeout=5s",
+                    "-c",
+                    "wal_receiver_status_interval=1s",
+                    "-c",
+                    "hot_standby_feedback=on",
+                ]
+            ),
             log_path=self.datadir.parent / f"{self.datadir.name}.log",
             netns=netns,
         )
@@ -64,8 +84,9 @@ class PostgresServer:
         if in_netns and self.netns is not None:
             full = ["ip", "netns", "exec", self.netns, *full]
         try:
-            done = subprocess.run(full, capture_output=True, text=True, timeout=timeout_s,
-                                  check=False, cwd="/")
+            done = subprocess.run(
+                full, capture_output=True, text=True, timeout=timeout_s, check=False, cwd="/"
+            )
         except subprocess.TimeoutExpired:
             raise ProcessError(f"{self.name}: {argv[0]} took over {timeout_s:g} s") from None
         if done.returncode != 0:
@@ -79,15 +100,49 @@ class PostgresServer:
         self.datadir.mkdir(mode=0o700, exist_ok=False)
         os.chown(self.datadir, user.pw_uid, user.pw_gid)
         if self.primary is None:
-            self._run([str(BIN / "initdb"), "-D", str(self.datadir), "-A", "trust", "-U", USER,
-                       "--no-sync", "-E", "UTF8", "--locale=C"], timeout_s)
+            self._run(
+                [
+                    str(BIN / "initdb"),
+                    "-D",
+                    str(self.datadir),
+                    "-A",
+                    "trust",
+                    "-U",
+                    USER,
+                    "--no-sync",
+                    "-E",
+                    "UTF8",
+                    "--locale=C",
+                ],
+                timeout_s,
+            )
             with open(self.datadir / "pg_hba.conf", "a") as hba:
-                hba.write("host all all 0.0.0.0/0 trust\nhost replication all 0.0.0.0/0 trust\n"
-                          "host all all ::/0 trust\nhost replication all ::/0 trust\n")
+                hba.write(
+                    "host all all 0.0.0.0/0 trust\nhost replication all 0.0.0.0/0 trust\n"
+                    "host all all ::/0 trust\nhost replication all ::/0 trust\n"
+                )
         else:
-            self._run([str(BIN / "pg_basebackup"), "-h", self.primary.address,
-                       "-p", str(self.primary.port), "-U", USER, "-D", str(self.datadir),
-                       "-R", "-X", "stream", "--no-sync", "-c", "fast"], timeout_s, in_netns=True)
+            self._run(
+                [
+                    str(BIN / "pg_basebackup"),
+                    "-h",
+                    self.primary.address,
+                    "-p",
+                    str(self.primary.port),
+                    "-U",
+                    USER,
+                    "-D",
+                    str(self.datadir),
+                    "-R",
+                    "-X",
+                    "stream",
+                    "--no-sync",
+                    "-c",
+                    "fast",
+                ],
+                timeout_s,
+                in_netns=True,
+            )
             for stale in self.datadir.glob(".s.PGSQL.*"):  # the primary's socket lock, copied
                 stale.unlink()
         return self
@@ -95,7 +150,9 @@ class PostgresServer:
     def ready(self) -> bool:
         done = subprocess.run(
             [str(BIN / "pg_isready"), "-q", "-h", str(self.datadir), "-p", str(self.port)],
-            capture_output=True, timeout=5.0, check=False,
+            capture_output=True,
+            timeout=5.0,
+            check=False,
         )
         return done.returncode == 0
 
@@ -114,10 +171,34 @@ class PostgresServer:
 
     def sql(self, statement: str, timeout_s: float = 10.0) -> str:
         """Run one statement over the local socket; its rows as psql's unaligned text."""
-        return self._run([str(BIN / "psql"), "-h", str(self.datadir), "-p", str(self.port),
-                          "-U", USER, "-d", "postgres", "-XAtqc", statement], timeout_s).strip()
+        return self._run(
+            [
+                str(BIN / "psql"),
+                "-h",
+                str(self.datadir),
+                "-p",
+                str(self.port),
+                "-U",
+                USER,
+                "-d",
+                "postgres",
+                "-XAtqc",
+                statement,
+            ],
+            timeout_s,
+        ).strip()
 
     def promote(self, timeout_s: float = 30.0) -> None:
         """Make a standby the primary (and wait until it is)."""
-        self._run([str(BIN / "pg_ctl"), "promote", "-w", "-t", str(int(timeout_s)),
-                   "-D", str(self.datadir)], timeout_s + 5)
+        self._run(
+            [
+                str(BIN / "pg_ctl"),
+                "promote",
+                "-w",
+                "-t",
+                str(int(timeout_s)),
+                "-D",
+                str(self.datadir),
+            ],
+            timeout_s + 5,
+        )

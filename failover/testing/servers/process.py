@@ -57,8 +57,13 @@ class Process:
         with open(self.log_path, "ab") as log:
             try:
                 self._popen = subprocess.Popen(
-                    argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                    cwd=self.cwd, env=environment, start_new_session=True,
+                    argv,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    cwd=self.cwd,
+                    env=environment,
+                    start_new_session=True,
                 )
             except OSError as exc:
                 raise ProcessError(f"{self.name}: cannot start {argv[0]}: {exc}") from None

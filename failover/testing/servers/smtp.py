@@ -34,8 +34,15 @@ class SmtpServer(ModuleServer):
         name: str = "mail",
     ) -> None:
         self.banner_code = banner_code
-        super().__init__(workdir, address, port, netns=netns, tls=tls, name=name,
-                         extra=["--banner-code", str(banner_code)])
+        super().__init__(
+            workdir,
+            address,
+            port,
+            netns=netns,
+            tls=tls,
+            name=name,
+            extra=["--banner-code", str(banner_code)],
+        )
 
 
 async def _serve(args: argparse.Namespace) -> None:
@@ -52,11 +59,14 @@ async def _serve(args: argparse.Namespace) -> None:
 
     if args.banner_code == 220:
         server = await loop.create_server(
-            lambda: SMTP(Sink(), hostname=args.name, tls_context=context,
-                         require_starttls=False, loop=loop),
-            address, int(port),
+            lambda: SMTP(
+                Sink(), hostname=args.name, tls_context=context, require_starttls=False, loop=loop
+            ),
+            address,
+            int(port),
         )
     else:
+
         async def refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             writer.write(f"{args.banner_code} {args.name} Service not available\r\n".encode())
             await writer.drain()

@@ -39,16 +39,55 @@ def make_test_tls(folder: str | Path, addresses: list[str]) -> TlsFiles:
     san = ",".join([f"IP:{address}" for address in sorted(set(addresses))] + ["DNS:localhost"])
     (folder / "san.cnf").write_text(f"subjectAltName={san}\n")
     steps = [
-        ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
-         "-days", "2", "-subj", "/CN=failover test CA"],
-        ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
-         "-subj", "/CN=localhost"],
-        ["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-         "-CAcreateserial", "-out", "server.crt", "-days", "2", "-extfile", "san.cnf"],
+        [
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=failover test CA",
+        ],
+        [
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=localhost",
+        ],
+        [
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-days",
+            "2",
+            "-extfile",
+            "san.cnf",
+        ],
     ]
     for step in steps:
-        done = subprocess.run(["openssl", *step], cwd=folder, capture_output=True, timeout=30,
-                              check=False)
+        done = subprocess.run(
+            ["openssl", *step], cwd=folder, capture_output=True, timeout=30, check=False
+        )
         if done.returncode != 0:
             raise ProcessError(f"openssl {step[0]}: {done.stderr.decode(errors='replace')}")
     pem = folder / "server.pem"
@@ -221,8 +260,7 @@ class ZooKeeperEnsemble:
                 return self.mode(index) is not None
 
             try:
-                wait_until(serving, timeout_s, f"zookeeper node {index + 1} serving",
-                           retry_on=())
+                wait_until(serving, timeout_s, f"zookeeper node {index + 1} serving", retry_on=())
             except TimeoutError as exc:
                 raise process.fail(str(exc)) from None
 
@@ -240,7 +278,9 @@ class ZooKeeperEnsemble:
         try:
             done = subprocess.run(
                 ["ip", "netns", "exec", node.netns, "python3", "-c", script],
-                capture_output=True, timeout=timeout_s + 2.0, check=False,
+                capture_output=True,
+                timeout=timeout_s + 2.0,
+                check=False,
             )
         except (OSError, subprocess.TimeoutExpired):
             return ""
@@ -262,14 +302,22 @@ class ZooKeeperEnsemble:
     def _process(self, node: ZooKeeperNode) -> Process:
         node_dir = self._dir(node)
         argv = [
-            JAVA, f"-Xmx{self.jvm_heap_mb}m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
-            "-Dzookeeper.jmx.log4j.disable=true", "-cp",
-            CLASSPATH + (":" + TLS_CLASSPATH if self.tls else ""), MAIN_CLASS,
+            JAVA,
+            f"-Xmx{self.jvm_heap_mb}m",
+            "-XX:+UseSerialGC",
+            "-XX:TieredStopAtLevel=1",
+            "-Dzookeeper.jmx.log4j.disable=true",
+            "-cp",
+            CLASSPATH + (":" + TLS_CLASSPATH if self.tls else ""),
+            MAIN_CLASS,
             str(node_dir / "zoo.cfg"),
         ]
         return Process(
-            f"zookeeper-{node.id}", argv, log_path=self.workdir / f"zk{node.id}.log",
-            cwd=None, netns=node.netns,
+            f"zookeeper-{node.id}",
+            argv,
+            log_path=self.workdir / f"zk{node.id}.log",
+            cwd=None,
+            netns=node.netns,
         )
 
     def _config(self, node: ZooKeeperNode) -> str:
@@ -301,9 +349,7 @@ class ZooKeeperEnsemble:
         if self.size > 1:
             lines.append("standaloneEnabled=false")
             for peer in self.nodes:
-                lines.append(
-                    f"server.{peer.id}={peer.host}:{peer.peer_port}:{peer.election_port}"
-                )
+                lines.append(f"server.{peer.id}={peer.host}:{peer.peer_port}:{peer.election_port}")
         return "\n".join(lines) + "\n"
 
 
@@ -332,5 +378,10 @@ def _four_letter(host: str, port: int, word: str, timeout_s: float) -> str:
 
 
 __all__ = [
-    "ProcessError", "TlsFiles", "ZooKeeperEnsemble", "ZooKeeperNode", "make_test_tls", "wait_until",
+    "ProcessError",
+    "TlsFiles",
+    "ZooKeeperEnsemble",
+    "ZooKeeperNode",
+    "make_test_tls",
+    "wait_until",
 ]
