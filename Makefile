@@ -25,6 +25,7 @@ test: system venv
 
 lint: venv
 	$(PY) -m ruff check failover tests benchmarks
+	$(PY) -m ruff format --check failover tests benchmarks scripts
 	$(PY) -m mypy
 
 demo: system venv
