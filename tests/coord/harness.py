@@ -18,6 +18,8 @@ from failover.coord import Coordinator, CoordinatorError, MemoryCoordinator, Mem
 from failover.coord.base import Role
 from failover.coord.zklayout import Identity, Layout
 from failover.coord.zookeeper import ZooKeeperCoordinator
+from failover.core.agent import announcement
+from failover.core.model import GroupState
 from failover.testing.servers.process import wait_until
 from failover.testing.servers.zookeeper import ZooKeeperEnsemble
 
@@ -204,3 +206,18 @@ def wait_real(predicate: Callable[[], bool], timeout_s: float, what: str) -> flo
     started = time.monotonic()
     wait_until(predicate, timeout_s, what, interval_s=0.02, retry_on=SETTLING)
     return time.monotonic() - started
+
+
+def held(since: float | None, now: float, lease_s: float) -> str:
+    """What a primary whose session went away at `since` announces now (core.agent's rule:
+    connected, it confirms now; else its last confirmation was when the session went)."""
+    primary = GroupState("web", "dc1")
+    return announcement(
+        primary,
+        "dc1",
+        backup=True,
+        in_effect="primary",
+        confirmed_at=now if since is None else since,
+        now=now,
+        lease_s=lease_s,
+    )[0]

@@ -12,11 +12,10 @@ import pytest
 
 from failover.coord import Leadership
 from failover.coord.zookeeper import ZooKeeperCoordinator
-from failover.core.agent import announcement
-from failover.core.model import Command, GroupState
+from failover.core.model import Command
 from failover.testing.contender import Contender
 from failover.testing.servers.zookeeper import ZooKeeperEnsemble
-from tests.coord.harness import DAEMON, OPERATOR, SESSION_S, wait_real
+from tests.coord.harness import DAEMON, OPERATOR, SESSION_S, held, wait_real
 
 pytestmark = pytest.mark.zookeeper
 
@@ -239,18 +238,3 @@ def test_command_runs_once_when_the_leader_dies_handling_it(contenders: Contende
     records = [e for e in operator.audit() if e.kind == "command"]
     assert [e.payload["id"] for e in records] == [command_id]
     assert operator.pending_commands() == []
-
-
-def held(since: float | None, now: float, lease_s: float) -> str:
-    """What a primary whose session went away at `since` announces now (core.agent's rule:
-    connected, it confirms now; else its last confirmation was when the session went)."""
-    primary = GroupState("web", "dc1")
-    return announcement(
-        primary,
-        "dc1",
-        backup=True,
-        in_effect="primary",
-        confirmed_at=now if since is None else since,
-        now=now,
-        lease_s=lease_s,
-    )[0]

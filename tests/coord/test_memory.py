@@ -13,9 +13,9 @@ from failover.coord import (
     MemoryStore,
     NotLeader,
 )
-from failover.core.agent import announcement, lease_ends_at
+from failover.core.agent import lease_ends_at
 from failover.core.model import GroupState
-from tests.coord.harness import ManualClock
+from tests.coord.harness import ManualClock, held
 
 World = tuple[ManualClock, MemoryStore, list[MemoryCoordinator]]
 
@@ -118,18 +118,3 @@ def trace(seed_names: tuple[str, ...]) -> list[str]:
 def test_same_calls_give_the_same_trace() -> None:
     first, second = trace(("a", "b", "c")), trace(("a", "b", "c"))
     assert first == second and len(first) > 10
-
-
-def held(since: float | None, now: float, lease_s: float) -> str:
-    """What a primary whose session went away at `since` announces now (core.agent's rule:
-    connected, it confirms now; else its last confirmation was when the session went)."""
-    primary = GroupState("web", "dc1")
-    return announcement(
-        primary,
-        "dc1",
-        backup=True,
-        in_effect="primary",
-        confirmed_at=now if since is None else since,
-        now=now,
-        lease_s=lease_s,
-    )[0]
