@@ -152,9 +152,9 @@ class Coordinator(ABC):
     coordinator makes a new session by itself; the caller then calls `register()` and
     `campaign()` again (both are idempotent and cheap when nothing changed).
     Rules: suspended → the leader issues no writes and no steering changes; lost → leadership
-    is gone, campaign again; agents keep steering as it is, and demote a primary to backup
-    (never withdrawn) only after `lease_s` without a session, measured from
-    `disconnected_since()` (`failover.core.agent.announcement` and `lease_ends_at`).
+    is gone, campaign again; agents keep steering as it is, and hold a primary (never
+    withdrawn) once `lease_s` has passed since their last successful read of desired state
+    on a live session (`failover.core.agent.announcement` and `lease_ends_at`).
 
     Errors: every error a method raises is a `CoordinatorError` (the subclasses below); no
     error of the underlying client (kazoo) ever leaves a coordinator.

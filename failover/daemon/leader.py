@@ -149,17 +149,7 @@ class Leader:
             self.phases["commit"] = time.perf_counter() - decided
         self.recorded = recorded  # only once the decisions are in the audit trail
         for decision in keep:
-            log.info(
-                decision.sentence,
-                extra={
-                    "fields": {
-                        "group": decision.group,
-                        "kind": decision.kind,
-                        "code": decision.code,
-                        "epoch": decision.epoch,
-                    }
-                },
-            )
+            _log_decision(decision, epoch=decision.epoch)
         if self.dns and (self._dns_job is None or self._dns_job.done()):
             self._dns_job = self._dns_worker.submit(
                 self._steer_dns, coordinator, dict(step.states), snap.view, now
@@ -223,18 +213,7 @@ class Leader:
         for group in changed:
             snap.states[group] = step.states[group]
         for decision in step.decisions:
-            log.info(
-                decision.sentence,
-                extra={
-                    "fields": {
-                        "group": decision.group,
-                        "kind": decision.kind,
-                        "code": decision.code,
-                        "command": command.id,
-                        "by": command.by,
-                    }
-                },
-            )
+            _log_decision(decision, command=command.id, by=command.by)
 
     def _refuse_malformed(
         self,
@@ -301,3 +280,18 @@ class Leader:
                             result.detail or result.outcome,
                         )
                     )
+
+
+def _log_decision(decision: Decision, **fields: Any) -> None:
+    """One decision as a log line: its sentence, with group, kind and code as fields."""
+    log.info(
+        decision.sentence,
+        extra={
+            "fields": {
+                "group": decision.group,
+                "kind": decision.kind,
+                "code": decision.code,
+                **fields,
+            }
+        },
+    )

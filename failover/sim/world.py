@@ -381,11 +381,6 @@ class World:
     def leader_session(self) -> int | None:
         return self.election[0][1] if self.election else None
 
-    def session_state(self, daemon: Daemon) -> str:
-        if daemon.connected:
-            return "connected"
-        return "suspended" if daemon.session in self.sessions else "lost"
-
     # --- processes -----------------------------------------------------------------------
 
     def crash(self, name: str, why: str, restart: bool = True, hook: bool = True) -> None:
