@@ -2,7 +2,8 @@
 
 Everything here is *the world*, never a decision: services that serve or not, links that carry
 packets or not, an ensemble that has a quorum or not, sessions that expire, processes that run,
-freeze or die. The daemons' decisions are taken by `failover.core` (see `failover.sim.control`).
+freeze or die. The daemons' decisions are taken by `failover.core` (see `failover.sim.control`
+and `failover.sim.observers`).
 The same seed and code give a byte-identical trace: one seeded `random.Random`, no wall clock,
 no iteration over hashed sets.
 """
@@ -114,8 +115,9 @@ class World:
         engine_factory: EngineFactory = Engine,
     ) -> None:
         from failover.sim.agents import Agents
-        from failover.sim.control import Leadership, Observers
+        from failover.sim.control import Leadership
         from failover.sim.invariants import Checker
+        from failover.sim.observers import Observers
         from failover.sim.traffic import Traffic
 
         self.topology = topology
