@@ -174,15 +174,48 @@ def draw_schedule(campaign: Campaign, seed: int) -> Schedule:
     return schedule
 
 
+@dataclass(frozen=True)
+class Noise:
+    """Background probe loss that no fault stands for (see `Observers.set_ambient_loss`)."""
+
+    loss: float = 0.0
+    cross_site_only: bool = True
+    skip_ahead: bool = True  # False: every lossy probe is an event (to compare against)
+
+    def apply(self, world: World) -> None:
+        world.observers.skip_ahead = self.skip_ahead
+        if self.loss:
+            world.observers.set_ambient_loss(self.loss, self.cross_site_only)
+
+
+def _run_until(world: World, end: float) -> list[dict[str, Any]]:
+    """Run; a simulator bug becomes a violation naming the seed that replays it."""
+    try:
+        world.run_until(end)
+    except Exception as exc:
+        return [
+            {
+                "at": round(world.now, 3),
+                "name": "simulator_error",
+                "message": f"{type(exc).__name__}: {exc}",
+                "trace": world.lines[-40:],
+            }
+        ]
+    return []
+
+
 def run_one(
     campaign: Campaign,
     seed: int,
     engine_factory: EngineFactory | None = None,
     keep_trace: bool = False,
+    noise: Noise | None = None,
 ) -> RunResult:
     world = World(
         campaign.topology, seed, **({"engine_factory": engine_factory} if engine_factory else {})
     )
+    if noise is not None:
+        noise.apply(world)
     schedule = draw_schedule(campaign, seed)
     classes: list[str] = []
     restart_s = world.model.daemons.restart_s
@@ -199,18 +232,13 @@ def run_one(
 
     for item in schedule.items:
         world.at(item[0], start, item)
-    crashed = []
-    try:
-        world.run_until(campaign.spec.duration_s)
-    except Exception as exc:  # a simulator bug: report the seed that replays it
-        crashed.append(
-            {
-                "at": round(world.now, 3),
-                "name": "simulator_error",
-                "message": f"{type(exc).__name__}: {exc}",
-                "trace": world.lines[-40:],
-            }
-        )
+    crashed = _run_until(world, campaign.spec.duration_s)
+    return _result(world, seed, classes, crashed, keep_trace)
+
+
+def _result(
+    world: World, seed: int, classes: list[str], crashed: list[dict[str, Any]], keep_trace: bool
+) -> RunResult:
     world.traffic.finish(world.now)
     episodes = world.traffic.episodes
     return RunResult(
@@ -227,6 +255,36 @@ def run_one(
         simulated_s=world.now,
         trace=world.trace() if keep_trace else "",
     )
+
+
+def run_steady(
+    topology: Topology, hours: float, seed: int, noise: Noise, keep_trace: bool = False
+) -> RunResult:
+    """One long run with no fault, only the noise: what a quiet production would see."""
+    world = World(topology, seed)
+    noise.apply(world)
+    crashed = _run_until(world, hours * 3600.0)
+    return _result(world, seed, [], crashed, keep_trace)
+
+
+def _steady(job: tuple[Topology, float, int, Noise]) -> RunResult:
+    return run_steady(*job)
+
+
+def run_steady_split(
+    topology: Topology, hours: float, seed: int, noise: Noise, pieces: int, jobs: int = 1
+) -> list[RunResult]:
+    """`hours` as `pieces` independent runs of hours/pieces each (seeds seed*1000 + i, so the
+    same arguments give the same results however many processes run them), over `jobs`
+    processes. Each piece starts from the steady state, as the long run does."""
+    if pieces > 1000:
+        raise ValueError(f"at most 1000 pieces (got {pieces})")
+    work = [(topology, hours / pieces, seed * 1000 + i, noise) for i in range(pieces)]
+    if jobs <= 1 or pieces <= 1:
+        return [_steady(job) for job in work]
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(min(jobs, pieces)) as pool:
+        return pool.map(_steady, work, chunksize=1)
 
 
 _CAMPAIGN: Campaign | None = None

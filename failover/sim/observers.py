@@ -3,10 +3,19 @@
 A probe chain runs only while the world's answer could change the observer's hysteresis state
 (`core.hysteresis.observe` is a fixpoint otherwise), at the interval grid of the observer's real
 schedule, faster while a verdict changes.
+
+Lossy probes skip ahead. Each pair (observer, target) draws its probes' luck from its own seeded
+stream, one number per probe that may fail by chance. While a pair's state is the fixpoint of a
+success and nothing in the world changes, the successes ahead change nothing: the pair draws
+on until the first failing number and schedules only that probe, on the same grid. A change in
+the world (`poke`), a pause or a resume settles the skip: the probes before that instant count
+as done (their numbers consumed), the rest are planned again from the same stream. So a run
+gives the same trace with `skip_ahead` on or off, only with fewer events.
 """
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -37,15 +46,31 @@ class Target:
 class Pair:
     """One observer's probing of one target."""
 
-    __slots__ = ("busy", "last", "state")
+    __slots__ = ("busy", "drawn", "last", "name", "skip", "state", "stream", "token")
 
-    def __init__(self, last: float) -> None:
+    def __init__(self, last: float, name: str) -> None:
         self.state = CheckState()
         self.last = last  # start of the last probe (the schedule's grid point)
         self.busy = False
+        self.name = name  # seeds this pair's stream of luck
+        self.stream: random.Random | None = None
+        self.drawn: list[float] = []  # numbers drawn from the stream, not used by a probe yet
+        # skipping: (the first skipped probe's time, how many succeed, each one's duration)
+        self.skip: tuple[float, int, float] | None = None
+        self.token = 0  # the pending skip's event is stale once this moves on
+
+    def luck(self) -> float:
+        """The next probe's number: it succeeds if the number is below its chance."""
+        if self.drawn:
+            return self.drawn.pop(0)
+        if self.stream is None:
+            self.stream = random.Random(self.name)
+        return self.stream.random()
 
 
 class Observers:
+    skip_ahead = True  # False: every lossy probe is an event (the reference the skip must match)
+
     def __init__(self, world: World) -> None:
         self.world = world
         self.targets: list[Target] = []
@@ -63,6 +88,13 @@ class Observers:
         self.published: dict[str, dict[str, tuple[str, float, str]]] = {}
         self.heartbeat: dict[str, float | None] = {}  # None: heartbeating now
         self.version = 0  # grows whenever what the leader would read changes
+        # background loss of every probe that is not a fault: (loss, only between two sites)
+        self.ambient_loss = 0.0
+        self.ambient_cross_site_only = True
+
+    def _pair(self, name: str, target: Target, last: float) -> Pair:
+        gen = self.world.daemons[name].gen
+        return Pair(last, f"{self.world.seed}/{name}/{gen}/{target.key}")
 
     def bootstrap(self) -> None:
         """Every observer has been running for long: it sees every target up."""
@@ -70,12 +102,21 @@ class Observers:
         for name in self.names:
             pairs = {}
             for target in self.targets:
-                pair = Pair(-rng.uniform(0, target.check.interval_s))
+                pair = self._pair(name, target, -rng.uniform(0, target.check.interval_s))
                 pair.state = CheckState("up", 0, True, 0.0, "")
                 pairs[target.key] = pair
             self.pairs[name] = pairs
             self.published[name] = {t.key: ("up", 0.0, "") for t in self.targets}
             self.heartbeat[name] = 0.0
+
+    def set_ambient_loss(self, loss: float, cross_site_only: bool = True) -> None:
+        """Every probe (or every probe between two sites) fails with this chance, with no
+        fault on record: the background noise that false-failover figures are measured under."""
+        if not 0.0 <= loss <= 1.0:
+            raise ValueError(f"ambient probe loss must be within 0..1 (got {loss})")
+        self.ambient_loss = loss
+        self.ambient_cross_site_only = cross_site_only
+        self.poke()
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -85,13 +126,25 @@ class Observers:
         rng = self.world.rng
         now = self.world.now
         self.pairs[daemon.name] = {
-            t.key: Pair(now - rng.uniform(0, t.check.interval_s)) for t in self.targets
+            t.key: self._pair(daemon.name, t, now - rng.uniform(0, t.check.interval_s))
+            for t in self.targets
         }
         self._poke_observer(daemon.name)
 
     def resumed(self, daemon: Daemon) -> None:
-        if daemon.name in self.pairs:
-            self._poke_observer(daemon.name)
+        if daemon.name not in self.pairs:
+            return
+        now = self.world.now
+        paused_at = daemon.paused_at if daemon.paused_at is not None else now
+        for target in self.targets:
+            pair = self.pairs[daemon.name][target.key]
+            if pair.skip is None:
+                continue
+            if self._first_event(pair, target, paused_at) < now:
+                self._settle(pair, target, paused_at)  # the chain stopped while it was frozen
+            else:  # no probe fell into the pause; the world may have changed meanwhile
+                self._resettle(daemon.name, target, pair, now)
+        self._poke_observer(daemon.name)
 
     def connected(self, daemon: Daemon) -> None:
         if daemon.name not in self.pairs:
@@ -117,6 +170,7 @@ class Observers:
 
     def poke(self, sites: Sequence[str] = ()) -> None:
         """Something changed at these sites (empty: anywhere): probe what could disagree."""
+        now = self.world.now
         for name in self.names:
             daemon = self.world.daemons[name]
             if not daemon.running:
@@ -126,6 +180,8 @@ class Observers:
                 if sites and target.site not in sites and daemon.site not in sites:
                     continue
                 pair = pairs[target.key]
+                if pair.skip is not None:  # the successes it skipped over may not hold now
+                    self._resettle(name, target, pair, now)
                 if not pair.busy and self._needs_probe(daemon.site, target, pair.state):
                     self._schedule(name, target, pair)
 
@@ -140,9 +196,118 @@ class Observers:
         interval = target.check.interval_s
         now = self.world.now
         steps = max(1, -int(-(now - pair.last) // interval))
-        when = pair.last + steps * interval
+        self._plan(name, target, pair, pair.last + steps * interval)
+
+    def _plan(self, name: str, target: Target, pair: Pair, when: float) -> None:
+        """The next probe starts at `when`; skip the successes ahead if nothing can come of
+        them (the state is the fixpoint of a success, on the plain interval)."""
+        world = self.world
+        daemon = world.daemons[name]
         pair.busy = True
-        self.world.at(when, self._probe, (name, self.world.daemons[name].gen, target))
+        check = target.check
+        interval = check.interval_s
+        if self.skip_ahead and next_check_in_s(pair.state, check) == interval:
+            chance, _, took = self.outcome(daemon.site, target)
+            if (
+                0.0 < chance < 1.0
+                and took < interval
+                and observe(pair.state, OK, when, check.rise, check.fall) is pair.state
+            ):
+                self._skip(name, daemon.gen, target, pair, when, chance, took)
+                return
+        world.at(when, self._probe, (name, daemon.gen, target))
+
+    def _skip(
+        self,
+        name: str,
+        gen: int,
+        target: Target,
+        pair: Pair,
+        when: float,
+        chance: float,
+        took: float,
+    ) -> None:
+        """Draw on until the first failing number; schedule only that probe. Its time is
+        reached by the same additions the probe-by-probe schedule makes, bit for bit."""
+        interval = target.check.interval_s
+        drawn = pair.drawn
+        successes = 0
+        for number in drawn:
+            if number >= chance:
+                break
+            successes += 1
+        else:
+            if pair.stream is None:
+                pair.stream = random.Random(pair.name)
+            draw = pair.stream.random
+            append = drawn.append
+            number = draw()
+            while number < chance:
+                append(number)
+                number = draw()
+            append(number)
+            successes = len(drawn) - 1
+        failing_at = when
+        for _ in range(successes):
+            failing_at += interval
+        pair.skip = (when, successes, took)
+        pair.token += 1
+        self.world.at(failing_at, self._skipped, (name, gen, target, pair.token))
+
+    def _settle(self, pair: Pair, target: Target, until: float) -> tuple[float, int]:
+        """End a skip: the skipped probes that started before `until` succeeded (their
+        numbers are used up); the pair is free. Returns (the next probe's time, probes done)."""
+        assert pair.skip is not None
+        when, successes, _ = pair.skip
+        interval = target.check.interval_s
+        done = 0
+        while done < successes and when < until:
+            pair.last = when
+            done += 1
+            when += interval
+        del pair.drawn[:done]
+        pair.skip = None
+        pair.token += 1
+        pair.busy = False
+        return when, done
+
+    def _resettle(self, name: str, target: Target, pair: Pair, now: float) -> None:
+        """The world changed at `now`: stand where probing one by one would stand. The next
+        probe is already due at its time unless the last one's result is still on its way
+        (then that result decides, as `poke` does for a free pair)."""
+        assert pair.skip is not None
+        took = pair.skip[2]
+        when, done = self._settle(pair, target, now)
+        if done == 0 or pair.last + took <= now:
+            self._plan(name, target, pair, when)
+
+    def _first_event(self, pair: Pair, target: Target, since: float) -> float:
+        """When the skipped chain has its first event (a probe or its result) at or after
+        `since`; a probe-by-probe chain of a frozen daemon stops there."""
+        assert pair.skip is not None
+        when, successes, took = pair.skip
+        interval = target.check.interval_s
+        for _ in range(successes):
+            if when >= since:
+                return when
+            if when + took >= since:
+                return when + took
+            when += interval
+        return when  # the failing probe's
+
+    def _skipped(self, arg: tuple[str, int, Target, int]) -> None:
+        name, gen, target, token = arg
+        daemon = self.world.daemons[name]
+        pair = self.pairs[name][target.key]
+        if daemon.gen != gen or pair.token != token or pair.skip is None:
+            return
+        if not daemon.running:  # frozen since: its probes stopped then
+            paused_at = daemon.paused_at if daemon.paused_at is not None else self.world.now
+            self._settle(pair, target, paused_at)
+            return
+        del pair.drawn[: pair.skip[1]]
+        pair.skip = None
+        self._probe((name, gen, target))
 
     def outcome(self, site: str, target: Target) -> tuple[float, str, float]:
         """(chance of success, failure reason, duration) of one probe from `site`."""
@@ -157,6 +322,8 @@ class Observers:
         if not service.serving():
             return 0.0, "refused", took
         chance = (1 - service.fail_p()) * (1 - world.loss_p(site, target.site))
+        if self.ambient_loss and (site != target.site or not self.ambient_cross_site_only):
+            chance *= 1 - self.ambient_loss
         return chance, "error", took
 
     def _needs_probe(self, site: str, target: Target, state: CheckState) -> bool:
@@ -187,7 +354,7 @@ class Observers:
         daemon = world.daemons[name]
         pair.last = world.now
         chance, reason, took = self.outcome(daemon.site, target)
-        ok = chance >= 1.0 or (chance > 0.0 and world.rng.random() < chance)
+        ok = chance >= 1.0 or (chance > 0.0 and pair.luck() < chance)
         result = OK if ok else CheckResult(False, 0.0, reason)
         world.after(took, self._result, (name, gen, target, result))
 
@@ -213,7 +380,7 @@ class Observers:
                 self._changed()
         if self._needs_probe(daemon.site, target, state):
             when = max(pair.last + next_check_in_s(state, check), world.now)
-            world.at(when, self._probe, (name, gen, target))
+            self._plan(name, target, pair, when)
         else:
             pair.busy = False
 
