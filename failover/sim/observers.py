@@ -236,17 +236,21 @@ class Observers:
             if number >= chance:
                 break
             successes += 1
-        else:
+        else:  # draw on in blocks (the numbers past the failing one wait in `drawn`)
             if pair.stream is None:
                 pair.stream = random.Random(pair.name)
             draw = pair.stream.random
-            append = drawn.append
-            number = draw()
-            while number < chance:
-                append(number)
-                number = draw()
-            append(number)
-            successes = len(drawn) - 1
+            block = max(8, min(256, int(0.7 / (1.0 - chance))))
+            while True:
+                numbers = [draw() for _ in range(block)]
+                drawn += numbers
+                if max(numbers) >= chance:
+                    break
+                successes += block
+            for number in numbers:
+                if number >= chance:
+                    break
+                successes += 1
         failing_at = when
         for _ in range(successes):
             failing_at += interval
