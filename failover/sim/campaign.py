@@ -147,6 +147,7 @@ class RunResult:
     events: int
     simulated_s: float
     trace: str = ""
+    down_verdicts: int = 0  # times one observer's verdict on one target turned down
 
 
 @dataclass
@@ -254,6 +255,7 @@ def _result(
         events=world._seq,
         simulated_s=world.now,
         trace=world.trace() if keep_trace else "",
+        down_verdicts=sum(1 for line in world.lines if " verdict " in line and " down" in line),
     )
 
 
