@@ -91,6 +91,8 @@ class Observers:
         # background loss of every probe that is not a fault: (loss, only between two sites)
         self.ambient_loss = 0.0
         self.ambient_cross_site_only = True
+        # (observer site, target) -> outcome; the world changes only through `poke`
+        self._outcomes: dict[tuple[str, str], tuple[float, str, float]] = {}
 
     def _pair(self, name: str, target: Target, last: float) -> Pair:
         gen = self.world.daemons[name].gen
@@ -170,6 +172,7 @@ class Observers:
 
     def poke(self, sites: Sequence[str] = ()) -> None:
         """Something changed at these sites (empty: anywhere): probe what could disagree."""
+        self._outcomes.clear()
         now = self.world.now
         for name in self.names:
             daemon = self.world.daemons[name]
@@ -186,6 +189,7 @@ class Observers:
                     self._schedule(name, target, pair)
 
     def _poke_observer(self, name: str) -> None:
+        self._outcomes.clear()
         daemon = self.world.daemons[name]
         for target in self.targets:
             pair = self.pairs[name][target.key]
@@ -207,7 +211,7 @@ class Observers:
         check = target.check
         interval = check.interval_s
         if self.skip_ahead and next_check_in_s(pair.state, check) == interval:
-            chance, _, took = self.outcome(daemon.site, target)
+            chance, _, took = self._outcome(daemon.site, target)
             if (
                 0.0 < chance < 1.0
                 and took < interval
@@ -313,6 +317,13 @@ class Observers:
         pair.skip = None
         self._probe((name, gen, target))
 
+    def _outcome(self, site: str, target: Target) -> tuple[float, str, float]:
+        key = (site, target.key)
+        known = self._outcomes.get(key)
+        if known is None:
+            known = self._outcomes[key] = self.outcome(site, target)
+        return known
+
     def outcome(self, site: str, target: Target) -> tuple[float, str, float]:
         """(chance of success, failure reason, duration) of one probe from `site`."""
         world = self.world
@@ -331,7 +342,7 @@ class Observers:
         return chance, "error", took
 
     def _needs_probe(self, site: str, target: Target, state: CheckState) -> bool:
-        chance, reason, _ = self.outcome(site, target)
+        chance, reason, _ = self._outcome(site, target)
         if 0.0 < chance < 1.0:
             return True
         result = OK if chance >= 1.0 else CheckResult(False, 0.0, reason)
@@ -357,7 +368,7 @@ class Observers:
             return
         daemon = world.daemons[name]
         pair.last = world.now
-        chance, reason, took = self.outcome(daemon.site, target)
+        chance, reason, took = self._outcome(daemon.site, target)
         ok = chance >= 1.0 or (chance > 0.0 and pair.luck() < chance)
         result = OK if ok else CheckResult(False, 0.0, reason)
         world.after(took, self._result, (name, gen, target, result))

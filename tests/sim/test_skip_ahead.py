@@ -11,6 +11,7 @@ import pytest
 
 from failover.sim.campaign import Campaign, Noise, load_campaign, run_one, run_steady
 from failover.sim.faults import DaemonFault, LinkFault, inject
+from failover.sim.observers import Observers, Target
 from failover.sim.topology import load_topology
 from failover.sim.world import World
 from tests.sim.conftest import CHAOS, REFERENCE, ROOT
@@ -102,3 +103,25 @@ def test_the_same_seed_gives_the_same_long_run() -> None:
     noise = Noise(0.05, True)
     first = run_one(campaign, 12, keep_trace=True, noise=noise)
     assert first.trace == run_one(campaign, 12, keep_trace=True, noise=noise).trace
+
+
+@pytest.mark.parametrize("path", ["chaos.yaml", "adversarial.yaml"])
+def test_a_remembered_outcome_is_always_the_worlds_current_one(
+    path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Outcomes are remembered until the next `poke`: every change in the world must poke."""
+    remembered = Observers._outcome
+    checked = []
+
+    def verified(self: Observers, site: str, target: Target) -> tuple[float, str, float]:
+        known = remembered(self, site, target)
+        assert known == self.outcome(site, target), (self.world.now, site, target.key)
+        checked.append(known)
+        return known
+
+    monkeypatch.setattr(Observers, "_outcome", verified)
+    for seed in (1, 2, 3):
+        result = run_one(_short(path, 1800.0), seed, noise=Noise(0.05, False))
+        errors = [v["message"] for v in result.violations if v["name"] == "simulator_error"]
+        assert errors == []  # the run catches the assertion and reports it as a simulator error
+    assert len(checked) > 1000
