@@ -10,7 +10,9 @@ success and nothing in the world changes, the successes ahead change nothing: th
 on until the first failing number and schedules only that probe, on the same grid. A change in
 the world (`poke`), a pause or a resume settles the skip: the probes before that instant count
 as done (their numbers consumed), the rest are planned again from the same stream. So a run
-gives the same trace with `skip_ahead` on or off, only with fewer events.
+gives the same trace with `skip_ahead` on or off, only with fewer events. Both this and the
+remembered outcomes of probes need every change in the world to reach `poke`
+(`World.world_changed` does it for faults and power).
 """
 
 from __future__ import annotations
