@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from failover.config import Config
 from failover.coord import (
@@ -37,6 +37,32 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("failover.leader")
 OK_CODES = {"accepted", "scheduled", "noted"}
+
+
+class Job(Protocol):
+    def done(self) -> bool: ...
+
+
+class Worker(Protocol):
+    """Runs the leader's DNS steering beside its cycle, one job at a time: a thread in the
+    daemon (`ThreadWorker`), scheduled events in the simulator."""
+
+    def submit(self, fn: Callable[..., None], /, *args: Any) -> Job: ...
+
+    def close(self) -> None: ...
+
+
+class ThreadWorker:
+    """One worker thread; closing drops the jobs not started."""
+
+    def __init__(self, name: str) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+
+    def submit(self, fn: Callable[..., None], /, *args: Any) -> Job:
+        return self._pool.submit(fn, *args)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 @dataclass
@@ -84,8 +110,19 @@ def decision_record(
 
 
 class Leader:
-    def __init__(self, config: Config, dns: Mapping[str, Steerer] | None = None) -> None:
+    """`worker` runs the DNS steering (a thread unless given); `clock` stamps what it reports
+    (wall time unless given)."""
+
+    def __init__(
+        self,
+        config: Config,
+        dns: Mapping[str, Steerer] | None = None,
+        *,
+        worker: Worker | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.config = config
+        self.clock = clock
         self.engine = Engine(config)
         self.dns = dict(dns or {})
         self.recorded: dict[str, tuple[str, str]] = {}  # group -> (kind, code) last audited
@@ -97,8 +134,8 @@ class Leader:
         self.arrivals: dict[str, Arrival] = {}
         self.gone_at: dict[str, float] = {}
         # DNS updates run beside the cycle (they retry for seconds); one at a time.
-        self._dns_worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dns")
-        self._dns_job: Future[None] | None = None
+        self._dns_worker: Worker | None = worker
+        self._dns_job: Job | None = None
 
     def read(self, coordinator: Coordinator, now: float) -> Snapshot:
         states: dict[str, GroupState] = {}
@@ -151,6 +188,8 @@ class Leader:
         for decision in keep:
             _log_decision(decision, epoch=decision.epoch)
         if self.dns and (self._dns_job is None or self._dns_job.done()):
+            if self._dns_worker is None:
+                self._dns_worker = ThreadWorker("dns")
             self._dns_job = self._dns_worker.submit(
                 self._steer_dns, coordinator, dict(step.states), snap.view, now
             )
@@ -161,7 +200,8 @@ class Leader:
     def close(self) -> None:
         if self.recorder is not None:
             self.recorder.close()
-        self._dns_worker.shutdown(wait=False, cancel_futures=True)
+        if self._dns_worker is not None:
+            self._dns_worker.close()
 
     @staticmethod
     def _worth_keeping(decision: Decision, recorded: dict[str, tuple[str, str]]) -> bool:
@@ -275,7 +315,7 @@ class Leader:
                             site,
                             state.epoch,
                             state.announcement(site),
-                            time.time(),
+                            self.clock(),
                             result.verified,
                             result.detail or result.outcome,
                         )
