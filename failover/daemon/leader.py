@@ -111,7 +111,7 @@ def decision_record(
 
 class Leader:
     """`worker` runs the DNS steering (a thread unless given); `clock` stamps what it reports
-    (wall time unless given)."""
+    (wall time unless given); `engine`: the policy (the shipped one unless given: tests)."""
 
     def __init__(
         self,
@@ -120,10 +120,11 @@ class Leader:
         *,
         worker: Worker | None = None,
         clock: Callable[[], float] = time.time,
+        engine: Engine | None = None,
     ) -> None:
         self.config = config
         self.clock = clock
-        self.engine = Engine(config)
+        self.engine = engine or Engine(config)
         self.dns = dict(dns or {})
         self.recorded: dict[str, tuple[str, str]] = {}  # group -> (kind, code) last audited
         self.last_step: Step | None = None

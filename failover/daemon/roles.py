@@ -35,40 +35,47 @@ class Cycle:
         *,
         publish: Callable[[float], None] | None = None,
         problem: Callable[[str], None] = log.warning,
+        contain: bool = True,
     ) -> None:
+        """`problem` hears each coordinator error; `contain` (the runner): a bug in the
+        leader's part is logged, not raised, so that the agent's part keeps running."""
         self.coordinator = coordinator
         self.member = member
         self.leader = leader
         self.agent = agent
         self.publish = publish
         self.problem = problem
+        self.contain = contain
         self.leadership: Leadership | None = None
         self.phases: dict[str, float] = {}  # the last cycle's seconds per part
+        self.timers: dict[str, float | None] = {}  # the last cycle's timer per role
 
     def run(self, now: float) -> float | None:
         """One pass over the roles; returns the earliest timer any role asked for."""
         self.phases = {}
-        wakes: list[float | None] = []
+        self.timers = timers = {}
         if self.agent is not None:
             started = time.perf_counter()
             try:
-                wakes.append(self.agent.cycle(self.coordinator, now))
+                timers["agent"] = self.agent.cycle(self.coordinator, now)
             except CoordinatorError as exc:
                 self.problem(f"agent: {exc}")
             self.phases["agent"] = time.perf_counter() - started
         if self.coordinator.session_state() == "connected":
             try:
-                wakes.append(self._coordinated(now))
+                timers["leader"] = self._coordinated(now)
             except CoordinatorUnavailable as exc:
                 self.problem(f"coordinator unavailable: {exc}")
             except CoordinatorError as exc:
                 self.problem(f"{type(exc).__name__}: {exc}")
             except Exception:  # a bug in the leader's part must not stop this site's agent
+                if not self.contain:
+                    raise
                 log.exception("leader or observer cycle failed")
         elif self.leadership is not None:
-            log.warning("session not connected: acting as leader no more")
+            self.problem("session not connected: acting as leader no more")
             self.leadership = None
-        times = [w for w in wakes if w is not None]
+        times = [w for w in timers.values() if w is not None]
         return min(times) if times else None
 
     def _coordinated(self, now: float) -> float | None:

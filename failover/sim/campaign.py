@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from failover.config import ConfigError, Problem
 from failover.config.load import load_mapping, pydantic_problems, read_text
+from failover.core.policy import Engine
 from failover.sim import faults
 from failover.sim.faults import DaemonFault, inject
 from failover.sim.playbook import FAULT_ADAPTER
@@ -180,9 +181,7 @@ def run_one(
     engine_factory: EngineFactory | None = None,
     keep_trace: bool = False,
 ) -> RunResult:
-    world = World(
-        campaign.topology, seed, **({"engine_factory": engine_factory} if engine_factory else {})
-    )
+    world = World(campaign.topology, seed, engine_factory or Engine)
     schedule = draw_schedule(campaign, seed)
     classes: list[str] = []
     restart_s = world.model.daemons.restart_s
@@ -216,7 +215,7 @@ def run_one(
     return RunResult(
         seed=seed,
         violations=[v.as_dict() for v in world.checker.violations] + crashed,
-        switches=world.leadership.switches,
+        switches=world.control.switches,
         false_failovers=world.checker.false_failovers,
         max_primary_overlap_s=world.checker.max_overlap_s,
         rto_s=[e.rto_s(world.now) for e in episodes if e.end is not None],

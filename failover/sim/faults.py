@@ -111,7 +111,7 @@ OPERATOR_KINDS = ("switchover", "freeze", "unfreeze")
 def resolve_site(world: World, name: str, group: str | None) -> str:
     if name not in ("active", "standby"):
         return name
-    state = world.leadership.desired[group or next(iter(world.config.groups))]
+    state = world.control.desired[group or next(iter(world.config.groups))]
     return state.active if name == "active" else world.engine.layout.other(state.active)
 
 
@@ -316,7 +316,7 @@ def _daemon(world: World, spec: DaemonFault, label: str) -> Callable[[], None]:
     name = (
         world.leader
         if spec.instance == "leader"
-        else world.agents.owner.get(spec.instance.removeprefix("agent:"))
+        else world.control.agent_owner(spec.instance.removeprefix("agent:"))
         if spec.instance.startswith("agent:")
         else spec.instance
     )
@@ -325,7 +325,7 @@ def _daemon(world: World, spec: DaemonFault, label: str) -> Callable[[], None]:
         return lambda: None
     daemon = world.daemons[name]
     # A site's agent is what may hold its primary announcement: losing it is a fault of the site.
-    touched = (daemon.site,) if world.agents.owner.get(daemon.site) == name else ()
+    touched = (daemon.site,) if world.control.agent_owner(daemon.site) == name else ()
     if spec.kind == "daemon_crash":
         record = world.open_fault(
             spec.kind, label or f"{name} crashes", touched, places=(daemon.site,)
@@ -369,4 +369,4 @@ def _operator(world: World, spec: Switchover | Freeze) -> None:
             ident, spec.kind, spec.by, spec.reason, spec.group, requested_at=world.now
         )
     world.close_fault(record)
-    world.leadership.submit(command)
+    world.control.submit(command)
