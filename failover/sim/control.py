@@ -285,6 +285,9 @@ class Control:
 
     def start(self, first: str | None) -> None:
         """Every process has its first cycle now, `first` before the others (so it leads)."""
+        for process in self.processes.values():  # every member node exists already
+            if process.live and process.client.session_state() == "connected":
+                process.client.register(process.cycle.member)
         names = list(self.processes)
         if first is not None:
             names.remove(first)
