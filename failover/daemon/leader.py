@@ -25,6 +25,7 @@ from failover.coord import (
     Leadership,
     malformed,
 )
+from failover.coord.snapshot import read_snapshot
 from failover.core import Engine, View
 from failover.core import agent as agent_rule
 from failover.core.codec import to_dict
@@ -139,28 +140,13 @@ class Leader:
         self._dns_job: Job | None = None
 
     def read(self, coordinator: Coordinator, now: float) -> Snapshot:
-        states: dict[str, GroupState] = {}
-        versions: dict[str, int] = {}
-        applied: dict[tuple[str, str], Applied] = {}
-        for group, (state, version, by_site) in coordinator.groups(
-            list(self.config.groups)
-        ).items():
-            versions[group] = version
-            if state is not None:
-                states[group] = state
-            for site, item in by_site.items():
-                applied[(group, site)] = item
-        agents = frozenset(
-            m.site
-            for m in coordinator.members().values()
-            if "agent" in m.roles and m.site in self.config.serving_sites
-        )
-        self.gone_at = agent_rule.sessions_gone(
-            self.gone_at, agents, self.config.serving_sites, now
-        )
-        self.arrivals, observations = restamp(self.arrivals, coordinator.observations(), now)
-        view = View(now, observations, applied, agents, dict(self.gone_at))
-        return Snapshot(now, states, versions, view, coordinator.pending_commands())
+        cluster = read_snapshot(coordinator, list(self.config.groups))
+        serving = self.config.serving_sites
+        agents = cluster.agents(serving)
+        self.gone_at = agent_rule.sessions_gone(self.gone_at, agents, serving, now)
+        self.arrivals, observations = restamp(self.arrivals, cluster.observations, now)
+        view = View(now, observations, cluster.applied, agents, dict(self.gone_at))
+        return Snapshot(now, cluster.states, cluster.versions, view, cluster.commands)
 
     def cycle(self, coordinator: Coordinator, leadership: Leadership, now: float) -> float | None:
         """One leader cycle; returns when a timer wants the next one (None: no timer)."""
