@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import types
 import typing
@@ -36,13 +37,18 @@ def decode(kind: type[T], data: bytes | str | dict[str, Any]) -> T:
 def from_dict(kind: type[T], raw: dict[str, Any]) -> T:
     """A snapshot dataclass from its JSON form, decoded by the fields' type hints (nested
     snapshots, optional ones, tuples); unknown keys are ignored (a newer writer's fields)."""
-    hints = typing.get_type_hints(kind)
+    hints = _hints(kind)
     values = {
         f.name: _value(hints[f.name], raw[f.name])
         for f in dataclasses.fields(kind)  # type: ignore[arg-type]
         if f.name in raw
     }
     return kind(**values)
+
+
+@functools.cache
+def _hints(kind: Any) -> dict[str, Any]:
+    return typing.get_type_hints(kind)
 
 
 def _value(hint: Any, value: Any) -> Any:
