@@ -48,7 +48,11 @@ class DaemonWorld(Strict):
 
 
 class SteeringWorld(Strict):
-    apply_s: float = Field(default=0.2, gt=0, description="an agent sets a route / sends an update")
+    apply_s: float = Field(
+        default=0.2,
+        gt=0,
+        description="a leader's DNS update lands after this (an agent's route: within its cycle)",
+    )
     bgp_propagation_s: tuple[float, float] = (1.0, 3.0)
     bgp_hold_s: float = Field(default=9.0, gt=0, description="dead routers' routes vanish after")
     dns_ignore_ttl_fraction: float = Field(default=0.02, ge=0, le=1)
