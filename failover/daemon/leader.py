@@ -149,16 +149,24 @@ class Leader:
         return Snapshot(now, cluster.states, cluster.versions, view, cluster.commands)
 
     def cycle(self, coordinator: Coordinator, leadership: Leadership, now: float) -> float | None:
-        """One leader cycle; returns when a timer wants the next one (None: no timer)."""
+        """One leader cycle (`read`, then `act`); returns when a timer wants the next one
+        (None: no timer)."""
         started = time.perf_counter()
         snap = self.read(coordinator, now)
-        read = time.perf_counter()
+        self.phases = {"read": time.perf_counter() - started}
+        return self.act(coordinator, leadership, snap)
+
+    def act(self, coordinator: Coordinator, leadership: Leadership, snap: Snapshot) -> float | None:
+        """Everything after the read: commands, the policy step, its fenced commit, DNS. A
+        leader deposed since it read `snap` (a stale writer) has its commit refused."""
+        now = snap.now
+        began = time.perf_counter()
         start = dict(snap.states)
         for command in snap.commands:
             self._command(coordinator, leadership, snap, command)
         step = self.engine.step(snap.states, snap.view)
         decided = time.perf_counter()
-        self.phases = {"read": read - started, "decide": decided - read}
+        self.phases["decide"] = decided - began
         self.last_step = step
         changed = [g for g, s in step.states.items() if snap.states.get(g) != s]
         recorded = dict(self.recorded)

@@ -22,7 +22,7 @@ from failover.core.model import Announcement, Applied, Command, Decision, GroupS
 from failover.daemon.agent import Agent
 from failover.daemon.leader import Job, Leader
 from failover.daemon.roles import Cycle
-from failover.sim.coordination import SimClient
+from failover.sim.coordination import SimClient, StaleCommit
 from failover.sim.steering import SimRoute, SimZone
 
 if TYPE_CHECKING:
@@ -110,6 +110,7 @@ class Process:
         self.cycle = Cycle(self.client, member, leader, agent, problem=_ignore, contain=False)
         self.pending = False
         self.wake: float | None = None
+        self.stale: StaleCommit | None = None  # a commit frozen on its way
         self.client.subscribe(self._woken)
 
     @property
@@ -307,12 +308,49 @@ class Control:
     def resumed(self, daemon: Daemon) -> None:
         process = self.processes[daemon.name]
         process.client.paused = False
+        process.client.before_commit = None
+        if process.stale is not None:
+            self.world.after(0.0, self._stale_commit, process)  # once its link is back
         process.soon()
+
+    def stall(self, name: str) -> None:
+        """`stale_writer`: the leader freezes at its next commit, between its read and the
+        commit; once resumed, that commit reaches the coordinator as it was."""
+        process = self.processes[name]
+        process.client.before_commit = lambda commit: self._freeze(process, commit)
+        self.world.log("daemon", f"{name} freezes at its next commit")
+
+    def _freeze(self, process: Process, commit: StaleCommit) -> bool:
+        process.client.before_commit = None
+        if not process.live:
+            return False
+        process.stale = commit
+        self.world.log(
+            "daemon", f"{process.daemon.name} read the cluster; frozen before its commit"
+        )
+        self.world.pause(process.daemon.name)
+        return True
+
+    def _stale_commit(self, process: Process) -> None:
+        """A resumed stale writer's commit, as it left before the freeze."""
+        stale, process.stale = process.stale, None
+        if stale is None or not process.live:
+            return
+        leadership, desired, results, audit = stale
+        world = self.world
+        world.store.tick()
+        name = process.daemon.name
+        try:
+            process.client.commit(leadership, desired=desired, results=results, audit=audit)
+        except CoordinatorError as exc:
+            world.log("daemon", f"{name}'s stale commit refused: {type(exc).__name__}: {exc}")
+            return
+        world.log("daemon", f"{name}'s stale commit went through (term {leadership.term})")
 
     def before_cut(self, daemon: Daemon) -> None:
         """A connected process is about to be cut off or frozen: it just cycled (worst case)."""
         process = self.processes[daemon.name]
-        if process.live and process.client.session_state() == "connected":
+        if process.live and process.stale is None and process.client.session_state() == "connected":
             process.run()
 
     def submit(self, command: Command) -> bool:

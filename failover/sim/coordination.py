@@ -12,13 +12,14 @@ every session a fresh timeout. The observers' verdicts are read from the world's
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from failover.coord.base import (
     AuditRecord,
     CommandResult,
     CommitResult,
+    CoordinatorUnavailable,
     Leadership,
     SessionState,
     Topic,
@@ -29,6 +30,13 @@ from failover.core.model import GroupState, Observation
 if TYPE_CHECKING:
     from failover.sim.world import World
 
+# A leader's commit as it leaves for the coordinator: leadership, desired, results, audit.
+StaleCommit = tuple[
+    Leadership,
+    Sequence[tuple[GroupState, int]],
+    Sequence[CommandResult],
+    Sequence[AuditRecord],
+]
 EXPIRY_MARGIN_S = 1e-6  # a session expires once unheard for strictly more than its timeout
 
 
@@ -85,6 +93,9 @@ class SimClient(MemoryCoordinator):
 
     def __init__(self, store: SimStore, instance: str, timeout_s: float, role: str = "daemon"):
         self.link_up = False
+        # `stale_writer`: called with a commit before it is sent; True: the process froze
+        # before sending it (the call fails here, the commit is sent when it resumes).
+        self.before_commit: Callable[[StaleCommit], bool] | None = None
         super().__init__(store, instance, role, session_timeout_s=timeout_s)  # type: ignore[arg-type]
 
     def _reachable(self) -> bool:
@@ -121,6 +132,10 @@ class SimClient(MemoryCoordinator):
         results: Sequence[CommandResult] = (),
         audit: Sequence[AuditRecord] = (),
     ) -> CommitResult:
+        if self.before_commit is not None and self.before_commit(
+            (leadership, desired, results, audit)
+        ):
+            raise CoordinatorUnavailable(f"{self.instance}: the process froze before its commit")
         states = self.store.states
         before = {
             state.group: states[state.group][0] for state, _ in desired if state.group in states

@@ -67,7 +67,10 @@ class ClockSkew(Strict):
 
 
 class DaemonFault(Strict):
-    kind: Literal["daemon_crash", "daemon_pause"]
+    """`daemon_pause` freezes the process; `stale_writer` freezes a leader at its next commit,
+    between its read and the commit: once resumed, that commit reaches the coordinator."""
+
+    kind: Literal["daemon_crash", "daemon_pause", "stale_writer"]
     instance: str = Field(
         description="an instance name, `leader` (whoever leads then), or "
         "`agent:SITE` (the daemon holding that site's agent)"
@@ -339,6 +342,15 @@ def _daemon(world: World, spec: DaemonFault, label: str) -> Callable[[], None]:
                 world.start(name)
 
         return _ender(world, record, restart)
+    if spec.kind == "stale_writer":
+        record = world.open_fault(
+            spec.kind,
+            label or f"{name} freezes between its read and its commit",
+            touched,
+            places=(daemon.site,),
+        )
+        world.control.stall(name)
+        return _ender(world, record, lambda: world.resume(name))
     record = world.open_fault(spec.kind, label or f"{name} freezes", touched, places=(daemon.site,))
     world.pause(name)
     return _ender(world, record, lambda: world.resume(name))

@@ -389,6 +389,8 @@ class World:
 
     def resume(self, name: str) -> None:
         daemon = self.daemons[name]
+        if daemon.alive and not daemon.paused:
+            self.control.processes[name].client.before_commit = None  # a stall never reached
         if not daemon.alive or not daemon.paused:
             return
         daemon.paused = False
