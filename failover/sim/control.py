@@ -90,7 +90,11 @@ class Process:
         site = daemon.site
         leader = None
         if "leader" in daemon.roles:
-            zones = {g: SimZone(steering, g, site) for g in steering.groups if not steering.bgp[g]}
+            zones = {
+                g: SimZone(steering, g, site, self.soon)
+                for g in steering.groups
+                if not steering.bgp[g]
+            }
             leader = Leader(
                 config,
                 zones,

@@ -10,6 +10,7 @@ process; the stop hook holds a dead or frozen agent's primary within `stop_hook_
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from failover.config.model import BgpSteering
@@ -184,17 +185,25 @@ class SimRoute(RouteSteerer):
 
 class SimZone(Steerer):
     """A DNS group's names at the name servers, as the leader's steerer (`Rfc2136Steerer`),
-    sending from the leader's site."""
+    sending from the leader's site. `retry` runs when an update could not be delivered: the
+    daemon's periodic cycle (every `cycle_s`) tries again."""
 
-    def __init__(self, steering: Steering, group: str, sender: str) -> None:
+    def __init__(
+        self, steering: Steering, group: str, sender: str, retry: Callable[[], None]
+    ) -> None:
         self.world_steering = steering
         self.group = group
         self.site = sender
+        self.retry = retry
 
     def apply(
         self, state: GroupState, *, force: bool = False, deadline_s: float | None = None
     ) -> SteerResult:
-        return self.world_steering.update_zone(self.group, state.active, state.epoch, self.site)
+        result = self.world_steering.update_zone(self.group, state.active, state.epoch, self.site)
+        if result.outcome == "failed":
+            world = self.world_steering.world
+            world.after(world.config.cluster.daemon.cycle_s, lambda _: self.retry())
+        return result
 
     def read(self) -> SteerResult:
         site, epoch = self.world_steering.dns[self.group]
