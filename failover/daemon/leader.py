@@ -22,6 +22,7 @@ from failover.coord import (
     AuditRecord,
     CommandResult,
     Coordinator,
+    CoordinatorError,
     Leadership,
     malformed,
 )
@@ -283,6 +284,8 @@ class Leader:
     ) -> None:
         try:
             self._steer_dns_now(coordinator, states, view)
+        except CoordinatorError as exc:  # the report of what was applied: the next try reports
+            log.warning(f"DNS steering: {exc}")
         except Exception:  # a worker's failure must be seen, and must not stop the next try
             log.exception("DNS steering failed")
 

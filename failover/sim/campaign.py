@@ -25,7 +25,7 @@ from failover.core.policy import Engine
 from failover.sim import faults
 from failover.sim.faults import DaemonFault, inject
 from failover.sim.playbook import FAULT_ADAPTER
-from failover.sim.topology import Topology, load_topology
+from failover.sim.topology import Topology, load_topology, zookeeper_names
 from failover.sim.world import EngineFactory, World
 
 WARMUP_S = 30.0  # faults start after this
@@ -127,6 +127,7 @@ def _template_problems(where: str, template: dict[str, Any], topology: Topology)
             services,
             list(config.instances),
             list(config.groups),
+            [name for name, _ in zookeeper_names(topology.world.zookeeper)],
         ):
             problem = Problem(f"{where}.{key}", message)
             if problem not in problems:

@@ -12,6 +12,7 @@ states, audit records) is read back as history for the checker, the metrics and 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,10 @@ from failover.sim.steering import SimRoute, SimZone
 
 if TYPE_CHECKING:
     from failover.sim.world import Daemon, World
+
+# The roles' log lines have no reader in the simulator (its trace is the record): without this,
+# Python's last-resort handler would print their warnings.
+logging.getLogger("failover").addHandler(logging.NullHandler())
 
 
 class SimJob:

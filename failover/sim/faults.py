@@ -8,7 +8,7 @@ the live lab injects the same faults with its own means.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -42,7 +42,10 @@ class PowerLoss(Strict):
 
 class LinkFault(Strict):
     kind: Literal["link_cut", "link_latency", "probe_loss"]
-    between: tuple[str, str]
+    between: tuple[str, str] = Field(
+        description="two locations: sites, `clients`, `active`/`standby`; a `link_cut` may also "
+        "name a daemon (its instance) or a ZooKeeper server (`zk-SITE-N`)"
+    )
     one_way: bool = Field(default=False, description="only from the first to the second")
     latency_s: float = Field(default=0.5, gt=0, description="link_latency")
     loss: float = Field(default=0.3, gt=0, le=1, description="probe_loss")
@@ -125,8 +128,10 @@ def problems(
     services: list[str],
     instances: list[str],
     groups: list[str],
+    servers: Sequence[str] = (),
 ) -> list[tuple[str, str]]:
-    """(field, message) for every name that the topology does not know."""
+    """(field, message) for every name that the topology does not know (`servers`: the
+    ZooKeeper servers' locations)."""
     found: list[tuple[str, str]] = []
     any_site = sites + ["active", "standby"]
     group = getattr(spec, "group", None)
@@ -140,8 +145,13 @@ def problems(
     elif isinstance(spec, PowerLoss | ZooKeeperFault | ClockSkew) and spec.site not in any_site:
         found.append(("site", f"unknown site {spec.site!r}"))
     elif isinstance(spec, LinkFault):
+        fine = [*instances, *servers]
         for end in spec.between:
-            if end not in any_site + [CLIENTS]:
+            if end in fine and (spec.kind != "link_cut" or spec.one_way):
+                found.append(
+                    ("between", f"{end!r}: only a two-way link_cut reaches a daemon or server")
+                )
+            elif end not in any_site + [CLIENTS] + fine:
                 found.append(("between", f"unknown location {end!r}"))
         if spec.between[0] == spec.between[1]:
             found.append(("between", "a link joins two different locations"))
@@ -237,6 +247,8 @@ def _service(world: World, spec: ServiceFault, label: str) -> Callable[[], None]
 
 def _link(world: World, spec: LinkFault, label: str) -> Callable[[], None]:
     a, b = (resolve_site(world, end, spec.group) if end != CLIENTS else end for end in spec.between)
+    if a not in world.links_of or b not in world.links_of:
+        return _fine_cut(world, a, b, label)
     directions = [(a, b)] if spec.one_way else [(a, b), (b, a)]
     serving = world.serving
     inter = spec.kind == "link_cut" and {a, b} == set(serving)
@@ -273,6 +285,23 @@ def _link(world: World, spec: LinkFault, label: str) -> Callable[[], None]:
             link.extra_s.pop(record.id, None)
             link.loss.pop(record.id, None)
         world.world_changed((a, b))
+
+    return _ender(world, record, undo)
+
+
+def _fine_cut(world: World, a: str, b: str, label: str) -> Callable[[], None]:
+    """A cut between two locations of which one is a daemon or a ZooKeeper server."""
+    pair = frozenset((a, b))
+    sites = tuple(dict.fromkeys(world.place[end] for end in (a, b) if world.place[end] != CLIENTS))
+    record = world.open_fault("link_cut", label or f"link {a}<->{b} cut", places=sites)
+    world.cuts[pair] = world.cuts.get(pair, 0) + 1
+    world.world_changed(sites)
+
+    def undo() -> None:
+        world.cuts[pair] -= 1
+        if not world.cuts[pair]:
+            del world.cuts[pair]
+        world.world_changed(sites)
 
     return _ender(world, record, undo)
 

@@ -40,6 +40,15 @@ class ZooKeeperWorld(Strict):
         return self
 
 
+def zookeeper_names(zookeeper: ZooKeeperWorld) -> list[tuple[str, str]]:
+    """(location, site) of every ZooKeeper server: `zk-SITE-N`, N from 1 in each site."""
+    return [
+        (f"zk-{site}-{n}", site)
+        for site, count in zookeeper.servers.items()
+        for n in range(1, count + 1)
+    ]
+
+
 class DaemonWorld(Strict):
     """How the daemons behave and are supervised."""
 

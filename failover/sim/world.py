@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from failover.core.policy import Engine
-from failover.sim.topology import CLIENTS, Topology
+from failover.sim.topology import CLIENTS, Topology, zookeeper_names
 
 EngineFactory = Callable[..., Engine]
 
@@ -152,11 +152,16 @@ class World:
             for b in locations
             if a != b
         }
-        self.zk_servers: list[tuple[str, bool]] = [
-            (site, True)
-            for site, count in self.model.zookeeper.servers.items()
-            for _ in range(count)
-        ]
+        self.links_of = set(locations)  # locations joined by `links` (sites and clients)
+        servers = zookeeper_names(self.model.zookeeper)
+        self.zk_names = [name for name, _ in servers]
+        self.zk_servers: list[tuple[str, bool]] = [(site, True) for _, site in servers]
+        # Finer locations: every daemon and ZooKeeper server stands in its site; a cut can
+        # join any two locations (`cuts`), on top of the sites' links.
+        self.place: dict[str, str] = {loc: loc for loc in locations}
+        self.place.update(servers)
+        self.place.update({name: inst.site for name, inst in self.config.instances.items()})
+        self.cuts: dict[frozenset[str], int] = {}
         self.quorum_sites: tuple[str, ...] = ()  # sites holding the serving quorum
         self.quorum_ready = False
         self._members: tuple[int, ...] = ()  # servers of the majority component
@@ -237,6 +242,18 @@ class World:
             return False
         return not self.links[(a, b)].cut and not self.links[(b, a)].cut
 
+    def connected(self, a: str, b: str) -> bool:
+        """A round trip between two locations of any kind works: their sites reach each
+        other and no cut joins the two (nor one of them and the other's site)."""
+        sa, sb = self.place[a], self.place[b]
+        if self.cuts and (
+            frozenset((a, b)) in self.cuts
+            or frozenset((sa, b)) in self.cuts
+            or frozenset((a, sb)) in self.cuts
+        ):
+            return False
+        return self.reach(sa, sb)
+
     def rtt_s(self, a: str, b: str) -> float:
         if a == b:
             return 0.0
@@ -253,10 +270,15 @@ class World:
     def refresh_coordination(self) -> None:
         """Recompute the quorum and every daemon's connection after a change in the world."""
         members = self._quorum()
+        ready = self.quorum_ready and (members == self._members or members[:1] == (self.zk_leader,))
+        for daemon in self.daemons.values():  # who loses its session cycles just before
+            client = self.control.processes[daemon.name].client
+            if client.link_up and not (ready and self._reaches(daemon, members)):
+                self.control.before_cut(daemon)
         if members != self._members:
             self._members = members
             self.quorum_sites = tuple(dict.fromkeys(self.zk_servers[i][0] for i in members))
-            if not (self.quorum_ready and self.zk_leader in members):
+            if not (self.quorum_ready and members[:1] == (self.zk_leader,)):
                 if self.quorum_ready:
                     self.quorum_ready = False
                     self.log("zk", "quorum lost" if not members else "quorum re-electing")
@@ -265,26 +287,25 @@ class World:
         self._connections()
 
     def _quorum(self) -> tuple[int, ...]:
-        """The servers of the component that holds a majority of the ensemble (or none)."""
-        up_sites: dict[str, list[int]] = {}
-        for index, (site, up) in enumerate(self.zk_servers):
-            if up and self.power[site]:
-                up_sites.setdefault(site, []).append(index)
+        """The servers that follow a leader which reaches a majority of the ensemble (the
+        current leader while it still does, else the first server that does), the leader
+        first; or none."""
+        up = [i for i, (site, on) in enumerate(self.zk_servers) if on and self.power[site]]
         total = len(self.zk_servers)
-        seen: list[str] = []
-        for start in up_sites:
-            if start in seen:
-                continue
-            component = [start]
-            for site in component:
-                for other in up_sites:
-                    if other not in component and self.reach(site, other):
-                        component.append(other)
-            seen += component
-            members = sorted(i for s in component for i in up_sites[s])
+        names = self.zk_names
+        order = ([self.zk_leader] if self.zk_leader in up else []) + up
+        for leader in order:
+            members = (leader,) + tuple(
+                i for i in up if i != leader and self.connected(names[leader], names[i])
+            )
             if len(members) * 2 > total:
-                return tuple(members)
+                return members
         return ()
+
+    def _reaches(self, daemon: Daemon, members: tuple[int, ...]) -> bool:
+        """The daemon runs and reaches a server of the quorum."""
+        names = self.zk_names
+        return daemon.running and any(self.connected(daemon.name, names[i]) for i in members)
 
     def _quorum_up(self, members: tuple[int, ...]) -> None:
         if members != self._members or self.quorum_ready:
@@ -300,14 +321,9 @@ class World:
         store.tick()  # every client heard up to now, as things were
         for daemon in self.daemons.values():
             client = self.control.processes[daemon.name].client
-            up = (
-                daemon.running
-                and self.quorum_ready
-                and any(self.reach(daemon.site, s) for s in self.quorum_sites)
+            client.link_up = (
+                daemon.running and self.quorum_ready and self._reaches(daemon, self._members)
             )
-            if client.link_up and not up:
-                self.control.before_cut(daemon)
-            client.link_up = up
         if self.quorum_ready and not store.quorum:
             store.restore_quorum()  # a new ZooKeeper leader: every session's timeout afresh
         elif not self.quorum_ready and store.quorum:
