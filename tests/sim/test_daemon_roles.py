@@ -47,3 +47,13 @@ def test_a_leader_that_counts_a_lost_agent_from_its_last_report_promotes_too_soo
     monkeypatch.setattr(control, "Leader", CountsFromTheLastReport)
     broken = play("agent-lost-before-its-lease-ends")
     assert not broken.passed and "primary_overlap" in names(broken)
+
+
+def test_a_stale_writers_commit_reaches_the_coordinator_and_is_refused() -> None:
+    outcome = play("stale-writer")
+    assert outcome.passed
+    lines = outcome.trace.splitlines()
+    frozen = next(i for i, line in enumerate(lines) if "frozen before its commit" in line)
+    refused = next(i for i, line in enumerate(lines) if "stale commit refused: NotLeader" in line)
+    assert any("dc1-a leads" in line for line in lines[frozen:refused])
+    assert outcome.switches == 1  # only the new leader's failover was written
