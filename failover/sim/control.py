@@ -1,7 +1,8 @@
 """The daemons in the simulated world run the shipped roles: each process is a
 `failover.daemon.roles.Cycle` over `failover.daemon.leader.Leader` and
 `failover.daemon.agent.Agent`, against its own `SimClient` of the world's ZooKeeper, with
-simulated steerers (`failover.sim.steering`) and the world's clock.
+simulated steerers (`failover.sim.steering`) and its site's clock (`World.site_clock`, off
+while a `clock_skew` fault acts there; ZooKeeper's sessions keep the world's time).
 
 Nothing here decides: a process cycles when its coordinator wakes it (a watch or a session
 change), at the timers its roles return, and just before it is cut off or frozen (the worst
@@ -104,7 +105,7 @@ class Process:
                 config,
                 zones,
                 worker=SimWorker(self),
-                clock=lambda: world.now,
+                clock=lambda: world.site_clock(site, world.now),
                 engine=world.engine_factory(config),
             )
         agent = None
@@ -155,7 +156,7 @@ class Process:
             return
         world = self.world
         world.store.tick()  # the client's connection thread: what it sees now
-        self.cycle.run(world.now)
+        self.cycle.run(world.site_clock(self.daemon.site, world.now))
         # The agent's lease timer matters only once its session is not connected: until then
         # its periodic cycle confirms, and it cycles once more just before it is cut off or
         # frozen (`Control.before_cut`), the latest confirmation it can have.
@@ -175,6 +176,7 @@ class Process:
                 wake = step.stale_at if wake is None else min(wake, step.stale_at)
         if wake is None:
             return
+        wake -= world.site_clock(self.daemon.site, world.now) - world.now  # to the world's clock
         if self.wake is not None and world.now < self.wake <= wake:
             return
         self.wake = wake
