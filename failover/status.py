@@ -12,10 +12,11 @@ from typing import Any
 
 from failover.config import Config
 from failover.coord import Coordinator
+from failover.coord.snapshot import read_snapshot
 from failover.core import Engine, View
 from failover.core.codec import to_dict
 from failover.core.health import ServiceLayout, index, service_votes
-from failover.core.model import Applied, GroupState, Observation, target_key
+from failover.core.model import GroupState, Observation, target_key
 
 
 def build_status(
@@ -24,15 +25,10 @@ def build_status(
     """Read a snapshot from the coordinator and describe it (raises CoordinatorError)."""
     now = time.time() if now is None else now
     leader = coordinator.leader()
-    members = coordinator.members()
-    observations = coordinator.observations()
-    desired: dict[str, GroupState | None] = {}
-    applied: dict[tuple[str, str], Applied] = {}
-    for group in config.groups:
-        desired[group] = coordinator.desired(group)[0]
-        for site, item in coordinator.applied(group).items():
-            applied[(group, site)] = item
-    pending = coordinator.pending_commands()
+    cluster = read_snapshot(coordinator, list(config.groups))
+    members, observations, applied = cluster.members, cluster.observations, cluster.applied
+    desired: dict[str, GroupState | None] = {g: cluster.states.get(g) for g in config.groups}
+    pending = cluster.commands
     engine = Engine(config)
     view = View(now, observations, applied)
     health = engine.assess(view)

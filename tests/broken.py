@@ -1,14 +1,18 @@
 """Deliberately broken rules, for tests only: each safety check must fail on one of them.
 The old rules (before the safety review) are kept here to show the checks would have caught
-them; the others break a rule outright."""
+them; the others break a rule outright. The broken daemon rules at the end show that the
+simulator runs the daemon's own roles: a bug in their loops, not only in the core, is caught."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
 from failover.config.model import Config
+from failover.coord import Coordinator
 from failover.core.model import AUTO
 from failover.core.policy import Engine
+from failover.daemon.agent import Agent
+from failover.daemon.leader import Leader, Snapshot
 
 
 class IgnoresQuorum(Engine):
@@ -102,3 +106,32 @@ class OverrideSnapsBack(Engine):
 
 class OldRules(SuspicionLease, StickyHoldDown):
     """Both old rules together, as the policy had them before the safety review."""
+
+
+# --- broken daemon rules: the shipped roles with one step of their loop wrong ------------------
+
+
+class ConfirmsWithoutSession(Agent):
+    """A deliberately broken agent (tests only): every cycle counts as a confirmation of the
+    desired state, even one that could not read it on a live session, so its lease never
+    runs out and a cut-off primary is never held."""
+
+    def cycle(self, coordinator: Coordinator, now: float) -> float | None:
+        self.confirmed_at = now
+        return super().cycle(coordinator, now)
+
+
+class CountsFromTheLastReport(Leader):
+    """A deliberately broken leader (tests only): it counts a lost agent's absence from that
+    agent's last report of what it applied, not from when it first saw its session gone, so
+    it takes a primary that is still on its lease for surely ended, and promotes too soon."""
+
+    def read(self, coordinator: Coordinator, now: float) -> Snapshot:
+        snap = super().read(coordinator, now)
+        view = snap.view
+        gone = {
+            site: min((a.at for (_, s), a in view.applied.items() if s == site), default=since)
+            for site, since in view.agents_gone_at.items()
+        }
+        snap.view = replace(view, agents_gone_at=gone)
+        return snap

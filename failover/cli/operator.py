@@ -35,9 +35,10 @@ from failover.coord import (
     Coordinator,
     CoordinatorError,
 )
+from failover.coord.snapshot import read_snapshot
 from failover.core import Engine, View
 from failover.core.commands import FORCEABLE, blocking, prechecks
-from failover.core.model import Applied, Command, GroupState, PreCheck
+from failover.core.model import Command, GroupState, PreCheck
 from failover.status import build_status
 
 T = TypeVar("T")
@@ -180,13 +181,9 @@ def show_checks(group: str, checks: tuple[PreCheck, ...], scheduled: bool, force
 def read_view(
     coordinator: Coordinator, config: Config, now: float
 ) -> tuple[View, dict[str, GroupState | None]]:
-    applied: dict[tuple[str, str], Applied] = {}
-    states: dict[str, GroupState | None] = {}
-    for group in config.groups:
-        states[group] = coordinator.desired(group)[0]
-        for site, item in coordinator.applied(group).items():
-            applied[(group, site)] = item
-    return View(now, coordinator.observations(), applied), states
+    cluster = read_snapshot(coordinator, list(config.groups))
+    states: dict[str, GroupState | None] = {g: cluster.states.get(g) for g in config.groups}
+    return View(now, cluster.observations, cluster.applied), states
 
 
 @click.command()

@@ -36,13 +36,24 @@ def decode(kind: type[T], data: bytes | str | dict[str, Any]) -> T:
 def from_dict(kind: type[T], raw: dict[str, Any]) -> T:
     """A snapshot dataclass from its JSON form, decoded by the fields' type hints (nested
     snapshots, optional ones, tuples); unknown keys are ignored (a newer writer's fields)."""
-    hints = typing.get_type_hints(kind)
+    hints = _hints(kind)
     values = {
         f.name: _value(hints[f.name], raw[f.name])
         for f in dataclasses.fields(kind)  # type: ignore[arg-type]
         if f.name in raw
     }
     return kind(**values)
+
+
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def _hints(kind: type) -> dict[str, Any]:
+    """A snapshot type's field hints, read once."""
+    hints = _HINTS.get(kind)
+    if hints is None:
+        hints = _HINTS[kind] = typing.get_type_hints(kind)
+    return hints
 
 
 def _value(hint: Any, value: Any) -> Any:

@@ -16,8 +16,7 @@ from failover.config import BgpSteering, Config
 from failover.coord import Coordinator, CoordinatorUnavailable
 from failover.core import agent as rule
 from failover.core.model import Announcement, GroupState
-from failover.steer.base import SteerResult
-from failover.steer.bird import BirdSteerer
+from failover.steer.base import RouteSteerer, SteerResult
 
 log = logging.getLogger("failover.agent")
 
@@ -30,7 +29,7 @@ class InEffect:
 
 
 class Agent:
-    def __init__(self, config: Config, site: str, steerers: Mapping[str, BirdSteerer]) -> None:
+    def __init__(self, config: Config, site: str, steerers: Mapping[str, RouteSteerer]) -> None:
         self.config = config
         self.site = site
         self.steerers = dict(steerers)  # group -> this site's BGP steerer
@@ -111,21 +110,25 @@ class Agent:
     def may_keep_alive(self, now: float) -> bool:
         """Whether the daemon may feed the watchdog now: yes, unless a primary in effect was
         not confirmed by the last cycle and has stood on its lease for too long."""
+        return now <= self.keep_alive_until()
+
+    def keep_alive_until(self) -> float:
+        """The last instant the daemon may feed the watchdog (`core.agent.keep_alive_until`):
+        unbounded unless a primary in effect was not confirmed by the last cycle."""
+        if self.confirmed_at is not None and self.confirmed_at >= self.cycle_started_at:
+            return float("inf")
         daemon = self.config.cluster.daemon
-        for group, effect in self.in_effect.items():
-            if effect.announcement != "primary" or (
-                self.confirmed_at is not None and self.confirmed_at >= self.cycle_started_at
-            ):
-                continue
-            until = rule.keep_alive_until(
+        limits = [
+            rule.keep_alive_until(
                 self.confirmed_at,
                 lease_s=self.config.lease_s(group),
                 watchdog_s=daemon.watchdog_s,
                 cycle_s=daemon.cycle_s,
             )
-            if now > until:
-                return False
-        return True
+            for group, effect in self.in_effect.items()
+            if effect.announcement == "primary"
+        ]
+        return min(limits, default=float("inf"))
 
     def _report(self, coordinator: Coordinator, now: float) -> None:
         if coordinator.session_state() != "connected":

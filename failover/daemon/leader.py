@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from failover.config import Config
 from failover.coord import (
@@ -22,9 +22,11 @@ from failover.coord import (
     AuditRecord,
     CommandResult,
     Coordinator,
+    CoordinatorError,
     Leadership,
     malformed,
 )
+from failover.coord.snapshot import read_snapshot
 from failover.core import Engine, View
 from failover.core import agent as agent_rule
 from failover.core.codec import to_dict
@@ -37,6 +39,32 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("failover.leader")
 OK_CODES = {"accepted", "scheduled", "noted"}
+
+
+class Job(Protocol):
+    def done(self) -> bool: ...
+
+
+class Worker(Protocol):
+    """Runs the leader's DNS steering beside its cycle, one job at a time: a thread in the
+    daemon (`ThreadWorker`), scheduled events in the simulator."""
+
+    def submit(self, fn: Callable[..., None], /, *args: Any) -> Job: ...
+
+    def close(self) -> None: ...
+
+
+class ThreadWorker:
+    """One worker thread; closing drops the jobs not started."""
+
+    def __init__(self, name: str) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+
+    def submit(self, fn: Callable[..., None], /, *args: Any) -> Job:
+        return self._pool.submit(fn, *args)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 @dataclass
@@ -84,9 +112,21 @@ def decision_record(
 
 
 class Leader:
-    def __init__(self, config: Config, dns: Mapping[str, Steerer] | None = None) -> None:
+    """`worker` runs the DNS steering (a thread unless given); `clock` stamps what it reports
+    (wall time unless given); `engine`: the policy (the shipped one unless given: tests)."""
+
+    def __init__(
+        self,
+        config: Config,
+        dns: Mapping[str, Steerer] | None = None,
+        *,
+        worker: Worker | None = None,
+        clock: Callable[[], float] = time.time,
+        engine: Engine | None = None,
+    ) -> None:
         self.config = config
-        self.engine = Engine(config)
+        self.clock = clock
+        self.engine = engine or Engine(config)
         self.dns = dict(dns or {})
         self.recorded: dict[str, tuple[str, str]] = {}  # group -> (kind, code) last audited
         self.last_step: Step | None = None
@@ -97,44 +137,37 @@ class Leader:
         self.arrivals: dict[str, Arrival] = {}
         self.gone_at: dict[str, float] = {}
         # DNS updates run beside the cycle (they retry for seconds); one at a time.
-        self._dns_worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dns")
-        self._dns_job: Future[None] | None = None
+        self._dns_worker: Worker | None = worker
+        self._dns_job: Job | None = None
 
     def read(self, coordinator: Coordinator, now: float) -> Snapshot:
-        states: dict[str, GroupState] = {}
-        versions: dict[str, int] = {}
-        applied: dict[tuple[str, str], Applied] = {}
-        for group, (state, version, by_site) in coordinator.groups(
-            list(self.config.groups)
-        ).items():
-            versions[group] = version
-            if state is not None:
-                states[group] = state
-            for site, item in by_site.items():
-                applied[(group, site)] = item
-        agents = frozenset(
-            m.site
-            for m in coordinator.members().values()
-            if "agent" in m.roles and m.site in self.config.serving_sites
-        )
-        self.gone_at = agent_rule.sessions_gone(
-            self.gone_at, agents, self.config.serving_sites, now
-        )
-        self.arrivals, observations = restamp(self.arrivals, coordinator.observations(), now)
-        view = View(now, observations, applied, agents, dict(self.gone_at))
-        return Snapshot(now, states, versions, view, coordinator.pending_commands())
+        cluster = read_snapshot(coordinator, list(self.config.groups))
+        serving = self.config.serving_sites
+        agents = cluster.agents(serving)
+        self.gone_at = agent_rule.sessions_gone(self.gone_at, agents, serving, now)
+        self.arrivals, observations = restamp(self.arrivals, cluster.observations, now)
+        view = View(now, observations, cluster.applied, agents, dict(self.gone_at))
+        return Snapshot(now, cluster.states, cluster.versions, view, cluster.commands)
 
     def cycle(self, coordinator: Coordinator, leadership: Leadership, now: float) -> float | None:
-        """One leader cycle; returns when a timer wants the next one (None: no timer)."""
+        """One leader cycle (`read`, then `act`); returns when a timer wants the next one
+        (None: no timer)."""
         started = time.perf_counter()
         snap = self.read(coordinator, now)
-        read = time.perf_counter()
+        self.phases = {"read": time.perf_counter() - started}
+        return self.act(coordinator, leadership, snap)
+
+    def act(self, coordinator: Coordinator, leadership: Leadership, snap: Snapshot) -> float | None:
+        """Everything after the read: commands, the policy step, its fenced commit, DNS. A
+        leader deposed since it read `snap` (a stale writer) has its commit refused."""
+        now = snap.now
+        began = time.perf_counter()
         start = dict(snap.states)
         for command in snap.commands:
             self._command(coordinator, leadership, snap, command)
         step = self.engine.step(snap.states, snap.view)
         decided = time.perf_counter()
-        self.phases = {"read": read - started, "decide": decided - read}
+        self.phases["decide"] = decided - began
         self.last_step = step
         changed = [g for g, s in step.states.items() if snap.states.get(g) != s]
         recorded = dict(self.recorded)
@@ -151,6 +184,8 @@ class Leader:
         for decision in keep:
             _log_decision(decision, epoch=decision.epoch)
         if self.dns and (self._dns_job is None or self._dns_job.done()):
+            if self._dns_worker is None:
+                self._dns_worker = ThreadWorker("dns")
             self._dns_job = self._dns_worker.submit(
                 self._steer_dns, coordinator, dict(step.states), snap.view, now
             )
@@ -161,7 +196,8 @@ class Leader:
     def close(self) -> None:
         if self.recorder is not None:
             self.recorder.close()
-        self._dns_worker.shutdown(wait=False, cancel_futures=True)
+        if self._dns_worker is not None:
+            self._dns_worker.close()
 
     @staticmethod
     def _worth_keeping(decision: Decision, recorded: dict[str, tuple[str, str]]) -> bool:
@@ -248,6 +284,8 @@ class Leader:
     ) -> None:
         try:
             self._steer_dns_now(coordinator, states, view)
+        except CoordinatorError as exc:  # the report of what was applied: the next try reports
+            log.warning(f"DNS steering: {exc}")
         except Exception:  # a worker's failure must be seen, and must not stop the next try
             log.exception("DNS steering failed")
 
@@ -275,7 +313,7 @@ class Leader:
                             site,
                             state.epoch,
                             state.announcement(site),
-                            time.time(),
+                            self.clock(),
                             result.verified,
                             result.detail or result.outcome,
                         )

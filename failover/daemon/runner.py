@@ -35,7 +35,6 @@ from failover.config import BgpSteering, Config, ConfigError, DnsSteering, load_
 from failover.coord import (
     Coordinator,
     CoordinatorError,
-    CoordinatorUnavailable,
     Leadership,
     Member,
 )
@@ -43,6 +42,7 @@ from failover.daemon.agent import Agent
 from failover.daemon.leader import Leader
 from failover.daemon.notify import Notifier
 from failover.daemon.observer import Observer
+from failover.daemon.roles import Cycle
 from failover.steer.base import Steerer
 from failover.steer.bird import BirdSteerer
 
@@ -124,7 +124,6 @@ class Daemon:
         self.stopping = False
         self.reload_requested = False
         self.clock_offset_s = 0.0  # testing only: how far off this site's wall clock is
-        self.leadership: Leadership | None = None
         self.started_at = time.time()
         self.cycles = 0
         self.phases: dict[str, float] = {}  # the last cycle's seconds per part
@@ -178,6 +177,14 @@ class Daemon:
         self.roles = tuple(placed.roles)
         self.member = Member(self.instance, self.site, __version__, self.roles, self.started_at)
         self.leader, self.agent, self.observer = roles
+        self.cycle = Cycle(
+            self.coordinator,
+            self.member,
+            self.leader,
+            self.agent,
+            publish=self._publish_due,
+            problem=self._problem,
+        )
         self.metrics.recorder = self.leader.recorder if self.leader is not None else None
         if self.observer is not None:
             self.observer.on_result = self.metrics.probe
@@ -343,52 +350,21 @@ class Daemon:
             self.coordinator.close()
 
     def cycle_once(self, now: float) -> float | None:
-        """One pass over the roles; returns the earliest timer any role asked for."""
+        """One pass over the roles (`roles.Cycle`); returns the earliest timer any asked for."""
         self.cycles += 1
-        self.phases = {}
-        wakes: list[float | None] = []
-        if self.agent is not None:  # first: its confirmation never waits behind the leader's
-            started = time.perf_counter()
-            try:
-                wakes.append(self.agent.cycle(self.coordinator, now))
-            except CoordinatorError as exc:
-                self._problem(f"agent: {exc}")
-            self.phases["agent"] = time.perf_counter() - started
-        if self.coordinator.session_state() == "connected":
-            try:
-                wakes.append(self._coordinated(now))
-            except CoordinatorUnavailable as exc:
-                self._problem(f"coordinator unavailable: {exc}")
-            except CoordinatorError as exc:
-                self._problem(f"{type(exc).__name__}: {exc}")
-            except Exception:  # a bug in the leader's part must not stop this site's agent
-                log.exception("leader or observer cycle failed")
-        elif self.leadership is not None:
-            log.warning("session not connected: acting as leader no more")
-            self.leadership = None
+        wake_at = self.cycle.run(now)
+        self.phases = self.cycle.phases
         if self.observer is not None and self.observer.dirty and not self.publishing:
-            wakes.append(now)
-        times = [w for w in wakes if w is not None]
-        return min(times) if times else None
+            wake_at = now if wake_at is None else min(wake_at, now)
+        return wake_at
 
-    def _coordinated(self, now: float) -> float | None:
-        self.coordinator.register(self.member)
+    @property
+    def leadership(self) -> Leadership | None:
+        return self.cycle.leadership
+
+    def _publish_due(self, now: float) -> None:
         if self.observer is not None and self.observer.publish_due(now) and not self.publishing:
             self._publish(self.observer, now)
-        if self.leader is None:
-            return None
-        leadership = self.coordinator.campaign()
-        if leadership != self.leadership:
-            log.info(
-                f"leading with term {leadership.term}" if leadership else "not leading",
-                extra={"fields": {"term": leadership.term if leadership else None}},
-            )
-            self.leadership = leadership
-        if leadership is None:
-            return None
-        wake_at = self.leader.cycle(self.coordinator, leadership, now)
-        self.phases.update(self.leader.phases)
-        return wake_at
 
     @property
     def publishing(self) -> bool:

@@ -1,7 +1,8 @@
-"""A seeded discrete-event simulation of the whole situation, driving the same core.
+"""A seeded discrete-event simulation of the whole situation, running the daemon's own leader
+and agent (`failover.daemon.roles.Cycle`) against a simulated ZooKeeper, routers and name servers.
 
 load_topology(path) -> Topology                 simulations/*.yaml: a Config + the world
-World(topology, seed, engine_factory=Engine)    the world; `run_until(t)`, `trace()`
+World(topology, seed, engine_factory, leader)   the world; `run_until(t)`, `trace()`
 load_playbook(path) -> Playbook                 playbooks/*.yaml
 run_playbook(playbook, seed) -> Outcome         a verdict per expectation, a timeline
 load_campaign(path) -> Campaign                 simulations/chaos.yaml

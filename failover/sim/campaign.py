@@ -21,10 +21,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from failover.config import ConfigError, Problem
 from failover.config.load import load_mapping, pydantic_problems, read_text
+from failover.core.policy import Engine
 from failover.sim import faults
 from failover.sim.faults import DaemonFault, inject
 from failover.sim.playbook import FAULT_ADAPTER
-from failover.sim.topology import Topology, load_topology
+from failover.sim.topology import Topology, load_topology, zookeeper_names
 from failover.sim.world import EngineFactory, World
 
 WARMUP_S = 30.0  # faults start after this
@@ -126,6 +127,7 @@ def _template_problems(where: str, template: dict[str, Any], topology: Topology)
             services,
             list(config.instances),
             list(config.groups),
+            [name for name, _ in zookeeper_names(topology.world.zookeeper)],
         ):
             problem = Problem(f"{where}.{key}", message)
             if problem not in problems:
@@ -212,9 +214,7 @@ def run_one(
     keep_trace: bool = False,
     noise: Noise | None = None,
 ) -> RunResult:
-    world = World(
-        campaign.topology, seed, **({"engine_factory": engine_factory} if engine_factory else {})
-    )
+    world = World(campaign.topology, seed, engine_factory or Engine)
     if noise is not None:
         noise.apply(world)
     schedule = draw_schedule(campaign, seed)
@@ -245,7 +245,7 @@ def _result(
     return RunResult(
         seed=seed,
         violations=[v.as_dict() for v in world.checker.violations] + crashed,
-        switches=world.leadership.switches,
+        switches=world.control.switches,
         false_failovers=world.checker.false_failovers,
         max_primary_overlap_s=world.checker.max_overlap_s,
         rto_s=[e.rto_s(world.now) for e in episodes if e.end is not None],

@@ -1,45 +1,206 @@
-"""The leader in the simulated world: it calls `Engine.step` on every change of its inputs and
-at `Step.wake_at`, and `Engine.command` for operator commands; desired state is written only
-while it leads. Observers live in `failover.sim.observers`, agents in `failover.sim.agents`.
+"""The daemons in the simulated world run the shipped roles: each process is a
+`failover.daemon.roles.Cycle` over `failover.daemon.leader.Leader` and
+`failover.daemon.agent.Agent`, against its own `SimClient` of the world's ZooKeeper, with
+simulated steerers (`failover.sim.steering`) and its site's clock (`World.site_clock`, off
+while a `clock_skew` fault acts there; ZooKeeper's sessions keep the world's time).
+
+Nothing here decides: a process cycles when its coordinator wakes it (a watch or a session
+change), at the timers its roles return, and just before it is cut off or frozen (the worst
+case of its periodic cycle: its agent confirmed at that very instant). The leader's DNS jobs
+run as events `steering.apply_s` after they are submitted. What the leader committed (desired
+states, audit records) is read back as history for the checker, the metrics and the trace.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import logging
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
-from failover.core.agent import sessions_gone
-from failover.core.cycle import View
-from failover.core.freshness import Arrival, restamp
-from failover.core.model import (
-    Applied,
-    CheckResult,
-    Command,
-    Decision,
-    GroupState,
-    Step,
-)
+from failover import __version__
+from failover.coord.base import AuditRecord, CoordinatorError, Member
+from failover.core.codec import from_dict
+from failover.core.model import Announcement, Applied, Command, Decision, GroupState, Step
+from failover.daemon.agent import Agent
+from failover.daemon.leader import Job, Leader
+from failover.daemon.roles import Cycle
+from failover.sim.coordination import SimClient, StaleCommit
+from failover.sim.steering import SimRoute, SimZone
 
 if TYPE_CHECKING:
     from failover.sim.world import Daemon, World
 
-OK = CheckResult(True, 0.0, "")
+# The roles' log lines have no reader in the simulator (its trace is the record): without this,
+# Python's last-resort handler would print their warnings.
+logging.getLogger("failover").addHandler(logging.NullHandler())
 
 
-class Leadership:
-    """The leader's cycle: read the coordinator's snapshot, step the engine, write."""
+class SimJob:
+    __slots__ = ("finished",)
+
+    def __init__(self) -> None:
+        self.finished = False
+
+    def done(self) -> bool:
+        return self.finished
+
+
+class SimWorker:
+    """The leader's DNS worker: a job runs `apply_s` after it was submitted, while its process
+    lives (a frozen process finishes it once it runs again; a dead one never)."""
+
+    def __init__(self, process: Process) -> None:
+        self.process = process
+        self.jobs: list[SimJob] = []
+
+    def submit(self, fn: Callable[..., None], /, *args: Any) -> Job:
+        job = SimJob()
+        self.jobs.append(job)
+        world = self.process.world
+        world.after(world.model.steering.apply_s, self._run, (job, fn, args))
+        return job
+
+    def _run(self, arg: tuple[SimJob, Callable[..., None], tuple[Any, ...]]) -> None:
+        job, fn, args = arg
+        if job.finished:
+            return
+        process = self.process
+        if process.alive and process.daemon.paused:
+            process.world.after(process.world.model.steering.apply_s, self._run, arg)
+            return
+        if process.alive:
+            fn(*args)
+        job.finished = True
+        self.jobs.remove(job)
+
+    def close(self) -> None:
+        for job in self.jobs:
+            job.finished = True
+        self.jobs.clear()
+
+
+class Process:
+    """One incarnation of a daemon: a fresh client and fresh roles, as after a restart."""
+
+    def __init__(self, control: Control, daemon: Daemon) -> None:
+        world = control.world
+        config = world.config
+        steering = world.steering
+        self.control = control
+        self.world = world
+        self.daemon = daemon
+        self.gen = daemon.gen
+        self.client = SimClient(
+            world.store, daemon.name, config.cluster.zookeeper.session_timeout_s
+        )
+        site = daemon.site
+        leader = None
+        if "leader" in daemon.roles:
+            zones = {
+                g: SimZone(steering, g, site, self.soon)
+                for g in steering.groups
+                if not steering.bgp[g]
+            }
+            leader = Leader(
+                config,
+                zones,
+                worker=SimWorker(self),
+                clock=lambda: world.site_clock(site, world.now),
+                engine=world.engine_factory(config),
+            )
+        agent = None
+        if "agent" in daemon.roles and site in world.serving:
+            routes = {
+                g: SimRoute(steering, g, site)
+                for g in steering.groups
+                if steering.bgp[g] and site in getattr(config.groups[g].steering, "sites", {})
+            }
+            agent = Agent(config, site, routes)
+        member = Member(daemon.name, site, __version__, daemon.roles, world.now)
+        self.cycle = Cycle(self.client, member, leader, agent, problem=_ignore, contain=False)
+        self.pending = False
+        self.wake: float | None = None
+        self.stale: StaleCommit | None = None  # a commit frozen on its way
+        self.client.subscribe(self._woken)
+
+    @property
+    def alive(self) -> bool:
+        return self.daemon.gen == self.gen and self.daemon.alive
+
+    @property
+    def live(self) -> bool:
+        return self.alive and not self.daemon.paused
+
+    def _woken(self, topic: str) -> None:
+        if topic == "session":
+            self.control.session_changed(self)
+        self.soon()
+
+    def soon(self) -> None:
+        if not self.pending and self.live:
+            self.pending = True
+            self.world.after(self.world.model.daemons.react_s, self._soon, None)
+
+    def _soon(self, _: object) -> None:
+        self.pending = False
+        self.run()
+
+    def _timer(self, when: float) -> None:
+        if self.wake == when:
+            self.wake = None
+            self.run()
+
+    def run(self) -> None:
+        """One cycle of the roles, now."""
+        if not self.live:
+            return
+        world = self.world
+        world.store.tick()  # the client's connection thread: what it sees now
+        self.cycle.run(world.site_clock(self.daemon.site, world.now))
+        # The agent's lease timer matters only once its session is not connected: until then
+        # its periodic cycle confirms, and it cycles once more just before it is cut off or
+        # frozen (`Control.before_cut`), the latest confirmation it can have.
+        timers = self.cycle.timers
+        wake = timers.get("leader")
+        agent_wake = timers.get("agent")
+        if agent_wake is not None and self.client.session_state() != "connected":
+            wake = agent_wake if wake is None else min(wake, agent_wake)
+        leader = self.cycle.leader
+        if leader is not None and self.cycle.leadership is not None and leader.last_step:
+            step = leader.last_step
+            self.control.last_step = step
+            # An observation going stale matters only while some group is not quiet: with
+            # no policy timer pending, a lapsing vote alone cannot move anything (the
+            # daemon's periodic cycle would find nothing to do).
+            if step.stale_at is not None and not all(_quiet(s) for s in step.states.values()):
+                wake = step.stale_at if wake is None else min(wake, step.stale_at)
+        if wake is None:
+            return
+        wake -= world.site_clock(self.daemon.site, world.now) - world.now  # to the world's clock
+        if self.wake is not None and world.now < self.wake <= wake:
+            return
+        self.wake = wake
+        world.at(wake, self._timer, wake)
+
+    def stop(self) -> None:
+        """The process ends (killed or powered off): its session is heard no more, its DNS
+        jobs die with it; its routes stay as they are."""
+        self.client.paused = True
+        if self.client in self.world.store.clients:
+            self.world.store.clients.remove(self.client)
+        if self.cycle.leader is not None:
+            self.cycle.leader.close()
+
+
+class Control:
+    """Every daemon's current process, and the history of what the leaders committed."""
 
     def __init__(self, world: World) -> None:
         self.world = world
-        self.desired: dict[str, GroupState] = {}
-        self.applied: dict[tuple[str, str], Applied] = {}
-        self.commands: list[Command] = []
+        self.processes: dict[str, Process] = {}
+        self.operator: SimClient | None = None  # made at the first command
         self.last_step: Step | None = None
-        self._pending = False
-        self._wake: float | None = None
-        self._said: dict[str, str] = {}
-        self._reader: tuple[str | None, int | None] = (None, None)
-        self._gone_at: dict[str, float] = {}
-        self._arrivals: dict[str, Arrival] = {}
+        self.leader: str | None = None  # the first contender of the election
         self.switches = 0
         self.switch_log: list[tuple[float, str]] = []  # (time, group) of every switch started
         self.decision_log: list[tuple[float, Decision]] = []  # as the audit trail keeps them
@@ -47,137 +208,225 @@ class Leadership:
         self.history: list[tuple[float, str, GroupState]] = []  # (time, code, state)
 
     def bootstrap(self) -> None:
-        for group in self.world.config.groups:
-            self.desired[group] = self.world.engine.initial(group, 0.0)
-            self.history.append((0.0, "initial", self.desired[group]))
+        """The cluster has run for long: desired state written, every site applied it."""
+        world = self.world
+        store = world.store
+        for group in world.config.groups:
+            state = world.engine.initial(group, 0.0)
+            store.states[group] = (state, 0)
+            self.history.append((0.0, "initial", state))
+            for site in world.serving:
+                announced = state.announcement(site, world.steering.backup[group])
+                store.applied_states.setdefault(group, {})[site] = _applied(state, site, announced)
+        world.steering.bootstrap(self.desired)
+        for daemon in world.daemons.values():
+            self.processes[daemon.name] = Process(self, daemon)
+
+    # --- what the world asks -----------------------------------------------------------------
+
+    @property
+    def desired(self) -> dict[str, GroupState]:
+        return {group: state for group, (state, _) in self.world.store.states.items()}
 
     def acting(self) -> Daemon | None:
-        world = self.world
-        if world.leader is None:
+        """The daemon that leads and can act: first in the election, on its live session."""
+        store = self.world.store
+        seq = store.leader_seq()
+        if seq is None:
             return None
-        daemon = world.daemons[world.leader]
-        if daemon.running and daemon.connected and daemon.session == world.leader_session():
-            return daemon
-        return None
-
-    def changed(self) -> None:
-        """An input of the leader's cycle changed: run a cycle soon (coalesced)."""
-        if not self._pending:
-            self._pending = True
-            self.world.after(self.world.model.daemons.react_s, self._cycle, None)
-
-    def _cycle(self, _: object) -> None:
-        self._pending = False
-        self.step()
-
-    def _timer(self, when: float) -> None:
-        if self._wake == when:
-            self._wake = None
-            self.step()
-
-    def submit(self, command: Command) -> bool:
-        """An operator queues a command; False when the coordinator cannot take it."""
-        if not self.world.quorum_ready:
-            self.world.log("command", f"{command.kind} by {command.by} refused: no quorum")
-            return False
-        self.commands.append(command)
-        target = f" to {command.site}" if command.site else ""
-        self.world.log("command", f"{command.kind}{target} queued by {command.by}")
-        self.changed()
-        return True
+        name, sid = store.contenders[seq]
+        process = self.processes.get(name)
+        if (
+            process is None
+            or not process.live
+            or process.client._session_id != sid
+            or process.client.session_state() != "connected"
+        ):
+            return None
+        return process.daemon
 
     def agents(self) -> frozenset[str]:
         """Serving sites whose agent holds a session (its ephemeral member node exists)."""
-        world = self.world
+        serving = self.world.serving
         return frozenset(
-            site
-            for site, name in world.agents.owner.items()
-            if world.daemons[name].session in world.sessions
+            member.site
+            for member, _ in self.world.store.members.values()
+            if "agent" in member.roles and member.site in serving
         )
 
-    def view(self) -> View:
-        """What the acting leader reads: observations restamped on its own clock, and when it
-        first saw each site's agent gone (both forgotten when another daemon leads)."""
+    def agent_owner(self, site: str) -> str | None:
+        """The first instance that runs an agent at `site`."""
+        for name, daemon in self.world.daemons.items():
+            if daemon.site == site and "agent" in daemon.roles and site in self.world.serving:
+                return name
+        return None
+
+    def agent_running(self, site: str) -> bool:
+        return any(
+            p.live and p.cycle.agent is not None and p.daemon.site == site
+            for p in self.processes.values()
+        )
+
+    def keep_alive_until(self, daemon: Daemon) -> float:
+        agent = self.processes[daemon.name].cycle.agent
+        return float("inf") if agent is None else agent.keep_alive_until()
+
+    # --- wake-ups ----------------------------------------------------------------------------
+
+    def changed(self) -> None:
+        """The observers' verdicts changed (a publish): the leader's watch fires."""
+        self.world.store.changed("observations")
+
+    def session_changed(self, process: Process) -> None:
+        daemon = process.daemon
+        connected = process.client.session_state() == "connected"
+        if connected != daemon.connected:
+            daemon.connected = connected
+            if connected:
+                self.world.observers.connected(daemon)
+            else:
+                self.world.observers.disconnected(daemon)
+
+    def leader_changed(self) -> None:
+        store = self.world.store
+        seq = store.leader_seq()
+        leader = None if seq is None else store.contenders[seq][0]
+        if leader != self.leader:
+            self.leader = leader
+            self.world.log("leader", f"{leader} leads" if leader else "no leader")
+
+    def start(self, first: str | None) -> None:
+        """Every process has its first cycle now, `first` before the others (so it leads)."""
+        for process in self.processes.values():  # every member node exists already
+            if process.live and process.client.session_state() == "connected":
+                process.client.register(process.cycle.member)
+        names = list(self.processes)
+        if first is not None:
+            names.remove(first)
+            names.insert(0, first)
+        for name in names:
+            self.processes[name].run()
+
+    # --- processes -------------------------------------------------------------------------
+
+    def started(self, daemon: Daemon) -> None:
+        self.processes[daemon.name] = Process(self, daemon)
+
+    def stopped(self, daemon: Daemon) -> None:
+        self.world.store.tick()  # heard until now
+        self.processes[daemon.name].stop()
+
+    def resumed(self, daemon: Daemon) -> None:
+        process = self.processes[daemon.name]
+        process.client.paused = False
+        process.client.before_commit = None
+        if process.stale is not None:
+            self.world.after(0.0, self._stale_commit, process)  # once its link is back
+        process.soon()
+
+    def stall(self, name: str) -> None:
+        """`stale_writer`: the leader freezes at its next commit, between its read and the
+        commit; once resumed, that commit reaches the coordinator as it was."""
+        process = self.processes[name]
+        process.client.before_commit = lambda commit: self._freeze(process, commit)
+        self.world.log("daemon", f"{name} freezes at its next commit")
+
+    def _freeze(self, process: Process, commit: StaleCommit) -> bool:
+        process.client.before_commit = None
+        if not process.live:
+            return False
+        process.stale = commit
+        self.world.log(
+            "daemon", f"{process.daemon.name} read the cluster; frozen before its commit"
+        )
+        self.world.pause(process.daemon.name)
+        return True
+
+    def _stale_commit(self, process: Process) -> None:
+        """A resumed stale writer's commit, as it left before the freeze."""
+        stale, process.stale = process.stale, None
+        if stale is None or not process.live:
+            return
+        leadership, desired, results, audit = stale
+        world = self.world
+        world.store.tick()
+        name = process.daemon.name
+        try:
+            process.client.commit(leadership, desired=desired, results=results, audit=audit)
+        except CoordinatorError as exc:
+            world.log("daemon", f"{name}'s stale commit refused: {type(exc).__name__}: {exc}")
+            return
+        world.log("daemon", f"{name}'s stale commit went through (term {leadership.term})")
+
+    def before_cut(self, daemon: Daemon) -> None:
+        """A connected process is about to be cut off or frozen: it just cycled (worst case)."""
+        process = self.processes[daemon.name]
+        if process.live and process.stale is None and process.client.session_state() == "connected":
+            process.run()
+
+    def submit(self, command: Command) -> bool:
+        """An operator queues a command; False when the coordinator cannot take it."""
+        world = self.world
+        if self.operator is None:
+            timeout_s = world.config.cluster.zookeeper.session_timeout_s
+            self.operator = SimClient(world.store, "operator", timeout_s, "operator")
+            self.operator.link_up = True
+        world.store.tick()
+        try:
+            self.operator.submit(command)
+        except CoordinatorError as exc:
+            self.world.log("command", f"{command.kind} by {command.by} refused: {exc}")
+            return False
+        target = f" to {command.site}" if command.site else ""
+        self.world.log("command", f"{command.kind}{target} queued by {command.by}")
+        return True
+
+    # --- what the leaders wrote --------------------------------------------------------------
+
+    def committed(
+        self,
+        leader: str,
+        before: dict[str, GroupState],
+        desired: Sequence[tuple[GroupState, int]],
+        audit: Sequence[AuditRecord],
+    ) -> None:
         world = self.world
         now = world.now
-        reader = (world.leader, world.leader_session())
-        if reader != self._reader:
-            self._reader, self._gone_at, self._arrivals = reader, {}, {}
-        agents = self.agents()
-        self._gone_at = sessions_gone(self._gone_at, agents, world.serving, now)
-        self._arrivals, observations = restamp(
-            self._arrivals, world.observers.observations(now), now
-        )
-        return View(now, observations, dict(self.applied), agents, dict(self._gone_at))
-
-    def step(self) -> None:
-        leader = self.acting()
-        if leader is None:
-            return
-        engine = self.world.engine
-        while self.commands:
-            command = self.commands.pop(0)
-            step = engine.command(self.desired, command, self.view())
-            self.command_log.append((self.world.now, command, step.decisions))
-            self._commit(step, leader.name)
-        self._commit(engine.step(self.desired, self.view()), leader.name)
-
-    def _commit(self, step: Step, leader: str) -> None:
-        world = self.world
-        self.last_step = step
-        changed = False
-        for decision in step.decisions:
-            if decision.kind in ("info", "alert"):
-                said = f"{decision.kind}:{decision.code}"
-                if self._said.get(decision.group) == said:
-                    continue
-                self._said[decision.group] = said
-            else:
-                self._said.pop(decision.group, None)
-            self.decision_log.append((world.now, decision))
+        for record in audit:
+            decision = from_dict(Decision, record.payload["decision"])
+            self.decision_log.append((now, decision))
             world.log(decision.kind, f"{decision.group}: [{decision.code}] {decision.sentence}")
-        for group, state in step.states.items():
-            old = self.desired.get(group)
-            if state is old or state == old:
-                continue
-            self.desired[group] = state
-            changed = True
+            raw = record.payload.get("command")
+            if raw is not None:
+                command = from_dict(Command, raw)
+                last = self.command_log[-1] if self.command_log else None
+                if last is not None and last[0] == now and last[1].id == command.id:
+                    self.command_log[-1] = (now, command, (*last[2], decision))
+                else:
+                    self.command_log.append((now, command, (decision,)))
+        for state, _ in desired:
+            old = before.get(state.group)
             if old is None or state.epoch != old.epoch:
                 world.log(
                     "desired",
-                    f"{group}: {state.active} {state.phase} epoch {state.epoch}"
+                    f"{state.group}: {state.active} {state.phase} epoch {state.epoch}"
                     f" by {state.by} ({state.code}) [leader {leader}]",
                 )
-                self.history.append((world.now, state.code, state))
-                world.checker.on_desired(old, state, step)
+                self.history.append((now, state.code, state))
+                world.checker.on_desired(old, state)
                 if old is not None and state.last_switch_at != old.last_switch_at:
                     self.switches += 1
-                    self.switch_log.append((world.now, group))
+                    self.switch_log.append((now, state.group))
             elif state.phase != old.phase:
-                self.history.append((world.now, state.code, state))  # suspect and back
-        if changed:
-            world.agents.desired_changed()
-        self._schedule_wake(step)
+                self.history.append((now, state.code, state))  # suspect and back
 
-    def _schedule_wake(self, step: Step) -> None:
-        world = self.world
-        # An observation going stale matters only while some group is not quiet: with no
-        # policy timer pending, a lapsing vote alone cannot move anything.
-        stale = None if all(_quiet(s) for s in self.desired.values()) else step.stale_at
-        times = [t for t in (step.wake_at, stale) if t is not None]
-        if not times:
-            return
-        wake = min(times)
-        if self._wake is not None and self._wake <= wake and self._wake > world.now:
-            return
-        self._wake = wake
-        world.at(wake, self._timer, wake)
 
-    def write_applied(self, applied: Applied) -> None:
-        key = (applied.group, applied.site)
-        if self.applied.get(key) != applied:
-            self.applied[key] = applied
-            self.changed()
+def _applied(state: GroupState, site: str, announced: Announcement) -> Applied:
+    return Applied(state.group, site, state.epoch, announced, 0.0, True, "bootstrap")
+
+
+def _ignore(_: str) -> None:
+    """A coordinator error ends that part of a cycle; the trace shows the session states."""
 
 
 def _quiet(state: GroupState) -> bool:

@@ -8,7 +8,7 @@ the live lab injects the same faults with its own means.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -42,7 +42,10 @@ class PowerLoss(Strict):
 
 class LinkFault(Strict):
     kind: Literal["link_cut", "link_latency", "probe_loss"]
-    between: tuple[str, str]
+    between: tuple[str, str] = Field(
+        description="two locations: sites, `clients`, `active`/`standby`; a `link_cut` may also "
+        "name a daemon (its instance) or a ZooKeeper server (`zk-SITE-N`)"
+    )
     one_way: bool = Field(default=False, description="only from the first to the second")
     latency_s: float = Field(default=0.5, gt=0, description="link_latency")
     loss: float = Field(default=0.3, gt=0, le=1, description="probe_loss")
@@ -67,7 +70,10 @@ class ClockSkew(Strict):
 
 
 class DaemonFault(Strict):
-    kind: Literal["daemon_crash", "daemon_pause"]
+    """`daemon_pause` freezes the process; `stale_writer` freezes a leader at its next commit,
+    between its read and the commit: once resumed, that commit reaches the coordinator."""
+
+    kind: Literal["daemon_crash", "daemon_pause", "stale_writer"]
     instance: str = Field(
         description="an instance name, `leader` (whoever leads then), or "
         "`agent:SITE` (the daemon holding that site's agent)"
@@ -111,7 +117,7 @@ OPERATOR_KINDS = ("switchover", "freeze", "unfreeze")
 def resolve_site(world: World, name: str, group: str | None) -> str:
     if name not in ("active", "standby"):
         return name
-    state = world.leadership.desired[group or next(iter(world.config.groups))]
+    state = world.control.desired[group or next(iter(world.config.groups))]
     return state.active if name == "active" else world.engine.layout.other(state.active)
 
 
@@ -122,8 +128,10 @@ def problems(
     services: list[str],
     instances: list[str],
     groups: list[str],
+    servers: Sequence[str] = (),
 ) -> list[tuple[str, str]]:
-    """(field, message) for every name that the topology does not know."""
+    """(field, message) for every name that the topology does not know (`servers`: the
+    ZooKeeper servers' locations)."""
     found: list[tuple[str, str]] = []
     any_site = sites + ["active", "standby"]
     group = getattr(spec, "group", None)
@@ -137,8 +145,13 @@ def problems(
     elif isinstance(spec, PowerLoss | ZooKeeperFault | ClockSkew) and spec.site not in any_site:
         found.append(("site", f"unknown site {spec.site!r}"))
     elif isinstance(spec, LinkFault):
+        fine = [*instances, *servers]
         for end in spec.between:
-            if end not in any_site + [CLIENTS]:
+            if end in fine and (spec.kind != "link_cut" or spec.one_way):
+                found.append(
+                    ("between", f"{end!r}: only a two-way link_cut reaches a daemon or server")
+                )
+            elif end not in any_site + [CLIENTS] + fine:
                 found.append(("between", f"unknown location {end!r}"))
         if spec.between[0] == spec.between[1]:
             found.append(("between", "a link joins two different locations"))
@@ -234,6 +247,8 @@ def _service(world: World, spec: ServiceFault, label: str) -> Callable[[], None]
 
 def _link(world: World, spec: LinkFault, label: str) -> Callable[[], None]:
     a, b = (resolve_site(world, end, spec.group) if end != CLIENTS else end for end in spec.between)
+    if a not in world.links_of or b not in world.links_of:
+        return _fine_cut(world, a, b, label)
     directions = [(a, b)] if spec.one_way else [(a, b), (b, a)]
     serving = world.serving
     inter = spec.kind == "link_cut" and {a, b} == set(serving)
@@ -270,6 +285,23 @@ def _link(world: World, spec: LinkFault, label: str) -> Callable[[], None]:
             link.extra_s.pop(record.id, None)
             link.loss.pop(record.id, None)
         world.world_changed((a, b))
+
+    return _ender(world, record, undo)
+
+
+def _fine_cut(world: World, a: str, b: str, label: str) -> Callable[[], None]:
+    """A cut between two locations of which one is a daemon or a ZooKeeper server."""
+    pair = frozenset((a, b))
+    sites = tuple(dict.fromkeys(world.place[end] for end in (a, b) if world.place[end] != CLIENTS))
+    record = world.open_fault("link_cut", label or f"link {a}<->{b} cut", places=sites)
+    world.cuts[pair] = world.cuts.get(pair, 0) + 1
+    world.world_changed(sites)
+
+    def undo() -> None:
+        world.cuts[pair] -= 1
+        if not world.cuts[pair]:
+            del world.cuts[pair]
+        world.world_changed(sites)
 
     return _ender(world, record, undo)
 
@@ -316,7 +348,7 @@ def _daemon(world: World, spec: DaemonFault, label: str) -> Callable[[], None]:
     name = (
         world.leader
         if spec.instance == "leader"
-        else world.agents.owner.get(spec.instance.removeprefix("agent:"))
+        else world.control.agent_owner(spec.instance.removeprefix("agent:"))
         if spec.instance.startswith("agent:")
         else spec.instance
     )
@@ -325,7 +357,7 @@ def _daemon(world: World, spec: DaemonFault, label: str) -> Callable[[], None]:
         return lambda: None
     daemon = world.daemons[name]
     # A site's agent is what may hold its primary announcement: losing it is a fault of the site.
-    touched = (daemon.site,) if world.agents.owner.get(daemon.site) == name else ()
+    touched = (daemon.site,) if world.control.agent_owner(daemon.site) == name else ()
     if spec.kind == "daemon_crash":
         record = world.open_fault(
             spec.kind, label or f"{name} crashes", touched, places=(daemon.site,)
@@ -339,6 +371,15 @@ def _daemon(world: World, spec: DaemonFault, label: str) -> Callable[[], None]:
                 world.start(name)
 
         return _ender(world, record, restart)
+    if spec.kind == "stale_writer":
+        record = world.open_fault(
+            spec.kind,
+            label or f"{name} freezes between its read and its commit",
+            touched,
+            places=(daemon.site,),
+        )
+        world.control.stall(name)
+        return _ender(world, record, lambda: world.resume(name))
     record = world.open_fault(spec.kind, label or f"{name} freezes", touched, places=(daemon.site,))
     world.pause(name)
     return _ender(world, record, lambda: world.resume(name))
@@ -369,4 +410,4 @@ def _operator(world: World, spec: Switchover | Freeze) -> None:
             ident, spec.kind, spec.by, spec.reason, spec.group, requested_at=world.now
         )
     world.close_fault(record)
-    world.leadership.submit(command)
+    world.control.submit(command)

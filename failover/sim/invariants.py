@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from failover.core.model import Announcement, GroupState, Step, split_target
+from failover.core.model import Announcement, GroupState, split_target
 
 if TYPE_CHECKING:
     from failover.sim.world import FaultRecord, World
@@ -140,7 +140,7 @@ class Checker:
 
     def _overlap(self, group: str) -> None:
         world = self.world
-        primaries = [s for s in world.serving if world.agents.route[(group, s)] == "primary"]
+        primaries = [s for s in world.serving if world.steering.route[(group, s)] == "primary"]
         if len(primaries) > 1 and group not in self.overlap_since:
             self.overlap_since[group] = world.now
             world.at(world.now + self.bound_s[group] + 1e-6, lambda _: None)
@@ -170,7 +170,7 @@ class Checker:
 
     # --- every write of desired state ----------------------------------------------------
 
-    def on_desired(self, old: GroupState | None, new: GroupState, step: Step) -> None:
+    def on_desired(self, old: GroupState | None, new: GroupState) -> None:
         world = self.world
         group = new.group
         primaries = new.primaries(world.serving)
@@ -204,7 +204,7 @@ class Checker:
 
     def _observer_quorum(self, old: GroupState, new: GroupState) -> None:
         world = self.world
-        if old.active not in world.leadership.agents():
+        if old.active not in world.control.agents():
             return  # its agent's session is gone, as the ZooKeeper quorum says: not a vote
         critical = {
             name

@@ -168,7 +168,7 @@ class Observers:
 
     def _changed(self) -> None:
         self.version += 1
-        self.world.leadership.changed()
+        self.world.control.changed()
 
     # --- probing ---------------------------------------------------------------------------
 

@@ -32,7 +32,7 @@ from failover.config.load import load_mapping, pydantic_problems, read_text
 from failover.config.model import split_host_port
 from failover.sim import faults
 from failover.sim.faults import FaultSpec
-from failover.sim.topology import Topology, load_topology
+from failover.sim.topology import Topology, load_topology, zookeeper_names
 
 METRICS = {
     "active": "the desired active site (steady), or `switching`",
@@ -364,6 +364,7 @@ def _check(
                 services,
                 list(config.instances),
                 groups,
+                [name for name, _ in zookeeper_names(topology.world.zookeeper)],
             ):
                 problems.append(Problem(f"{prefix}.{field}", message))
     for i, item in enumerate(outline.expectations):

@@ -42,15 +42,15 @@ class Recorder:
             )
             value = up / len(names) if names else 1.0
             _point(self.health[site], now, value)
-        state = world.leadership.desired[self.group]
+        state = world.control.desired[self.group]
         _point(self.desired, now, state.active if state.phase != "switching" else "switching")
         _point(self.announced, now, world.traffic.top(self.group))
-        if world.agents.bgp[self.group]:
+        if world.steering.bgp[self.group]:
             primaries = [
-                s for s in world.serving if world.agents.route[(self.group, s)] == "primary"
+                s for s in world.serving if world.steering.route[(self.group, s)] == "primary"
             ]
         else:
-            primaries = [world.agents.dns[self.group][0]]
+            primaries = [world.steering.dns[self.group][0]]
         _point(
             self.primary,
             now,

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from failover.core.policy import Engine
 from failover.sim.faults import DaemonFault, inject
 from failover.sim.playbook import Expr, Playbook
 from failover.sim.world import EngineFactory, World
@@ -93,19 +94,19 @@ class Metrics:
         self._sample_steering()
 
     def _sample_steering(self) -> None:
-        agents = self.world.agents
+        steering = self.world.steering
         now = self.world.now
         seen: dict[tuple[str, ...], str] = {
-            ("announced", g, s): a for (g, s), a in agents.route.items() if agents.bgp[g]
+            ("announced", g, s): a for (g, s), a in steering.route.items() if steering.bgp[g]
         }
-        seen.update({("dns", g): site for g, (site, _) in agents.dns.items()})
+        seen.update({("dns", g): site for g, (site, _) in steering.dns.items()})
         for key, value in seen.items():
             series = self.steering.setdefault(key, [])
             if not series or series[-1][1] != value:
                 series.append((now, value))
 
     def acting(self) -> str | None:
-        daemon = self.world.leadership.acting()
+        daemon = self.world.control.acting()
         return daemon.name if daemon else None
 
     def watch(self) -> None:
@@ -124,16 +125,16 @@ class Metrics:
         group = expr.group or self.first
         metric = expr.metric
         if metric == "active":
-            state = world.leadership.desired[group]
+            state = world.control.desired[group]
             return state.active if state.phase != "switching" else "switching"
         if metric == "phase":
-            return world.leadership.desired[group].phase
+            return world.control.desired[group].phase
         if metric == "traffic":
             return world.traffic.top(group)
         if metric == "leader":
             return self.acting() or "none"
         if metric == "switches":
-            log = world.leadership.switch_log
+            log = world.control.switch_log
             return len([g for _, g in log if expr.group in (None, g)])
         if metric == "leader_changes":
             return self.leader_changes
@@ -148,9 +149,9 @@ class Metrics:
         if metric == "false_failovers":
             return world.checker.false_failovers
         if metric == "announced":
-            return world.agents.route[(group, expr.args[0])]
+            return world.steering.route[(group, expr.args[0])]
         if metric == "dns":
-            return world.agents.dns[group][0]
+            return world.steering.dns[group][0]
         if metric == "dual_primary_s":
             return round(world.checker.dual_primary_s(expr.group), 3)
         if metric in ("alerts", "decisions", "switches"):
@@ -160,14 +161,14 @@ class Metrics:
     def counted(self, expr: Expr, window: tuple[float, float] | None = None) -> list[float]:
         """When each counted event happened (switches, alerts, decisions of a kind), only
         those in `window` (absolute times) if given."""
-        leadership = self.world.leadership
+        control = self.world.control
         if expr.metric == "switches":
-            times = [t for t, g in leadership.switch_log if expr.group in (None, g)]
+            times = [t for t, g in control.switch_log if expr.group in (None, g)]
         else:
             kind = "alert" if expr.metric == "alerts" else expr.args[0]
             times = [
                 t
-                for t, d in leadership.decision_log
+                for t, d in control.decision_log
                 if d.kind == kind and expr.group in (None, d.group)
             ]
         if window is not None:
@@ -179,7 +180,7 @@ class Metrics:
         its failed pre-checks include every check named."""
         kind, wanted = expr.args[0], set(expr.args[1:])
         seen = []
-        for _, command, decisions in self.world.leadership.command_log:
+        for _, command, decisions in self.world.control.command_log:
             if command.kind != kind or (expr.value and command.site != expr.value):
                 continue
             for decision in decisions:
@@ -257,7 +258,7 @@ class Metrics:
             return list(self.steering.get(("dns", group), []))
         if metric in ("active", "phase"):
             out: list[tuple[float, Any]] = []
-            for when, _, state in world.leadership.history:
+            for when, _, state in world.control.history:
                 if state.group != group:
                     continue
                 if metric == "phase":
@@ -308,11 +309,12 @@ def run_playbook(
     engine_factory: EngineFactory | None = None,
 ) -> Outcome:
     world = World(
-        playbook.topology, seed, **({"engine_factory": engine_factory} if engine_factory else {})
+        playbook.topology,
+        seed,
+        engine_factory or Engine,
+        leader=playbook.spec.leader,
     )
     spec = playbook.spec
-    if spec.leader is not None:
-        world.prefer_leader(spec.leader)
     metrics = Metrics(world)
     enders: list[Callable[[], None]] = []
     started: dict[str, float] = {}
@@ -380,7 +382,7 @@ def run_playbook(
     world.run_until(spec.duration_s)
     world.traffic.finish(world.now)
     verdicts = _expectations(playbook, metrics, started, first_fault[0] if first_fault else 0.0)
-    switches = world.leadership.switches
+    switches = world.control.switches
     episodes = world.traffic.episodes
     rto = max((e.rto_s(world.now) for e in episodes), default=None)
     availability = world.traffic.availability(None)
@@ -428,7 +430,7 @@ def _call(action: Callable[[], None]) -> None:
 
 
 def _collect_alerts(world: World, metrics: Metrics) -> None:
-    step = world.leadership.last_step
+    step = world.control.last_step
     if step is None:
         return
     for decision in step.decisions:

@@ -40,6 +40,15 @@ class ZooKeeperWorld(Strict):
         return self
 
 
+def zookeeper_names(zookeeper: ZooKeeperWorld) -> list[tuple[str, str]]:
+    """(location, site) of every ZooKeeper server: `zk-SITE-N`, N from 1 in each site."""
+    return [
+        (f"zk-{site}-{n}", site)
+        for site, count in zookeeper.servers.items()
+        for n in range(1, count + 1)
+    ]
+
+
 class DaemonWorld(Strict):
     """How the daemons behave and are supervised."""
 
@@ -48,7 +57,11 @@ class DaemonWorld(Strict):
 
 
 class SteeringWorld(Strict):
-    apply_s: float = Field(default=0.2, gt=0, description="an agent sets a route / sends an update")
+    apply_s: float = Field(
+        default=0.2,
+        gt=0,
+        description="a leader's DNS update lands after this (an agent's route: within its cycle)",
+    )
     bgp_propagation_s: tuple[float, float] = (1.0, 3.0)
     bgp_hold_s: float = Field(default=9.0, gt=0, description="dead routers' routes vanish after")
     dns_ignore_ttl_fraction: float = Field(default=0.02, ge=0, le=1)

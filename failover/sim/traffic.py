@@ -71,10 +71,10 @@ class Traffic:
         self.threshold = world.model.clients.recovered_at
 
     def bootstrap(self) -> None:
-        agents = self.world.agents
-        for key, announced in agents.route.items():
+        steering = self.world.steering
+        for key, announced in steering.route.items():
             self.seen[key] = announced
-        for group, (site, _) in agents.dns.items():
+        for group, (site, _) in steering.dns.items():
             self.share[group] = {s: 1.0 if s == site else 0.0 for s in self.world.serving}
             self._dns_gen[group] = 0
         self.refresh()

@@ -2,8 +2,9 @@
 
 Everything here is *the world*, never a decision: services that serve or not, links that carry
 packets or not, an ensemble that has a quorum or not, sessions that expire, processes that run,
-freeze or die. The daemons' decisions are taken by `failover.core` (see `failover.sim.control`
-and `failover.sim.observers`).
+freeze or die. The daemons run the shipped roles (`failover.sim.control`), against the
+world's ZooKeeper (`failover.sim.coordination`), routers and name servers
+(`failover.sim.steering`); the observers' probing is in `failover.sim.observers`.
 The same seed and code give a byte-identical trace: one seeded `random.Random`, no wall clock,
 no iteration over hashed sets.
 """
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from failover.core.policy import Engine
-from failover.sim.topology import CLIENTS, Topology
+from failover.sim.topology import CLIENTS, Topology, zookeeper_names
 
 EngineFactory = Callable[..., Engine]
 
@@ -78,9 +79,7 @@ class Daemon:
     alive: bool = True
     paused: bool = False
     gen: int = 0  # incarnation: events of an older one are dropped
-    session: int | None = None  # the session this process holds
-    connected: bool = False
-    disconnected_at: float | None = None
+    connected: bool = False  # its process's session is connected
     paused_at: float | None = None
     down_until_power: bool = False  # powered off: the supervisor cannot restart it
     held_down: int = 0  # crash faults keeping it down
@@ -113,11 +112,15 @@ class World:
         topology: Topology,
         seed: int,
         engine_factory: EngineFactory = Engine,
+        leader: str | None = None,
     ) -> None:
-        from failover.sim.agents import Agents
-        from failover.sim.control import Leadership
+        """`leader`: the daemon that campaigns first at the start (else the first in the
+        config's order), as a playbook's `leader:` says."""
+        from failover.sim.control import Control
+        from failover.sim.coordination import SimStore
         from failover.sim.invariants import Checker
         from failover.sim.observers import Observers
+        from failover.sim.steering import Steering
         from failover.sim.traffic import Traffic
 
         self.topology = topology
@@ -130,6 +133,7 @@ class World:
         self._seq = 0
         self.lines: list[str] = []
         self.watchers: list[Callable[[], None]] = []
+        self.engine_factory = engine_factory
         self.engine = engine_factory(self.config)
         self.serving = list(self.config.serving_sites)
         self.sites = list(self.config.sites)
@@ -148,20 +152,20 @@ class World:
             for b in locations
             if a != b
         }
-        self.zk_servers: list[tuple[str, bool]] = [
-            (site, True)
-            for site, count in self.model.zookeeper.servers.items()
-            for _ in range(count)
-        ]
+        self.links_of = set(locations)  # locations joined by `links` (sites and clients)
+        servers = zookeeper_names(self.model.zookeeper)
+        self.zk_names = [name for name, _ in servers]
+        self.zk_servers: list[tuple[str, bool]] = [(site, True) for _, site in servers]
+        # Finer locations: every daemon and ZooKeeper server stands in its site; a cut can
+        # join any two locations (`cuts`), on top of the sites' links.
+        self.place: dict[str, str] = {loc: loc for loc in locations}
+        self.place.update(servers)
+        self.place.update({name: inst.site for name, inst in self.config.instances.items()})
+        self.cuts: dict[frozenset[str], int] = {}
         self.quorum_sites: tuple[str, ...] = ()  # sites holding the serving quorum
         self.quorum_ready = False
         self._members: tuple[int, ...] = ()  # servers of the majority component
         self.zk_leader = -1
-        self.election: list[tuple[str, int]] = []  # (daemon, session) in joining order
-        self.leader: str | None = None
-        self.sessions: dict[int, float | None] = {}  # live server-side sessions -> expiry
-        self._live: dict[int, str] = {}  # session -> daemon name
-        self._sessions = 0
         self.daemons = {
             name: Daemon(name, inst.site, tuple(inst.roles))
             for name, inst in self.config.instances.items()
@@ -170,9 +174,11 @@ class World:
         # site -> (offset s, drift s/s, since): how far its wall clock is off (clock_skew)
         self.clock_skew: dict[str, tuple[float, float, float]] = {}
         self._fault_ids = 0
+        self.first_leader = leader
+        self.store = SimStore(self)
         self.observers = Observers(self)
-        self.leadership = Leadership(self)
-        self.agents = Agents(self)
+        self.steering = Steering(self)
+        self.control = Control(self)
         self.traffic = Traffic(self)
         self.checker = Checker(self)
         self._bootstrap()
@@ -235,6 +241,18 @@ class World:
             return False
         return not self.links[(a, b)].cut and not self.links[(b, a)].cut
 
+    def connected(self, a: str, b: str) -> bool:
+        """A round trip between two locations of any kind works: their sites reach each
+        other and no cut joins the two (nor one of them and the other's site)."""
+        sa, sb = self.place[a], self.place[b]
+        if self.cuts and (
+            frozenset((a, b)) in self.cuts
+            or frozenset((sa, b)) in self.cuts
+            or frozenset((a, sb)) in self.cuts
+        ):
+            return False
+        return self.reach(sa, sb)
+
     def rtt_s(self, a: str, b: str) -> float:
         if a == b:
             return 0.0
@@ -251,40 +269,42 @@ class World:
     def refresh_coordination(self) -> None:
         """Recompute the quorum and every daemon's connection after a change in the world."""
         members = self._quorum()
+        ready = self.quorum_ready and (members == self._members or members[:1] == (self.zk_leader,))
+        for daemon in self.daemons.values():  # who loses its session cycles just before
+            client = self.control.processes[daemon.name].client
+            if client.link_up and not (ready and self._reaches(daemon, members)):
+                self.control.before_cut(daemon)
         if members != self._members:
             self._members = members
             self.quorum_sites = tuple(dict.fromkeys(self.zk_servers[i][0] for i in members))
-            if not (self.quorum_ready and self.zk_leader in members):
+            if not (self.quorum_ready and members[:1] == (self.zk_leader,)):
                 if self.quorum_ready:
                     self.quorum_ready = False
                     self.log("zk", "quorum lost" if not members else "quorum re-electing")
-                    for session in self.sessions:
-                        self.sessions[session] = None  # no leader, no session expiry
                 if members:
                     self.after(self.model.zookeeper.election_s, self._quorum_up, members)
         self._connections()
 
     def _quorum(self) -> tuple[int, ...]:
-        """The servers of the component that holds a majority of the ensemble (or none)."""
-        up_sites: dict[str, list[int]] = {}
-        for index, (site, up) in enumerate(self.zk_servers):
-            if up and self.power[site]:
-                up_sites.setdefault(site, []).append(index)
+        """The servers that follow a leader which reaches a majority of the ensemble (the
+        current leader while it still does, else the first server that does), the leader
+        first; or none."""
+        up = [i for i, (site, on) in enumerate(self.zk_servers) if on and self.power[site]]
         total = len(self.zk_servers)
-        seen: list[str] = []
-        for start in up_sites:
-            if start in seen:
-                continue
-            component = [start]
-            for site in component:
-                for other in up_sites:
-                    if other not in component and self.reach(site, other):
-                        component.append(other)
-            seen += component
-            members = sorted(i for s in component for i in up_sites[s])
+        names = self.zk_names
+        order = ([self.zk_leader] if self.zk_leader in up else []) + up
+        for leader in order:
+            members = (leader,) + tuple(
+                i for i in up if i != leader and self.connected(names[leader], names[i])
+            )
             if len(members) * 2 > total:
-                return tuple(members)
+                return members
         return ()
+
+    def _reaches(self, daemon: Daemon, members: tuple[int, ...]) -> bool:
+        """The daemon runs and reaches a server of the quorum."""
+        names = self.zk_names
+        return daemon.running and any(self.connected(daemon.name, names[i]) for i in members)
 
     def _quorum_up(self, members: tuple[int, ...]) -> None:
         if members != self._members or self.quorum_ready:
@@ -292,96 +312,29 @@ class World:
         self.quorum_ready = True
         self.zk_leader = members[0]
         self.log("zk", f"quorum serving in {', '.join(self.quorum_sites)}")
-        connected = {d.session for d in self.daemons.values() if d.connected}
-        for session in list(self.sessions):
-            if session not in connected:
-                self._arm_expiry(session)
         self._connections()
 
     def _connections(self) -> None:
+        """Each process's client reaches the ensemble or not; the store's sessions follow."""
+        store = self.store
+        store.tick()  # every client heard up to now, as things were
         for daemon in self.daemons.values():
-            can = (
-                daemon.running
-                and self.quorum_ready
-                and any(self.reach(daemon.site, s) for s in self.quorum_sites)
+            client = self.control.processes[daemon.name].client
+            client.link_up = (
+                daemon.running and self.quorum_ready and self._reaches(daemon, self._members)
             )
-            if can and not daemon.connected:
-                self._connect(daemon)
-            elif not can and daemon.connected:
-                daemon.connected = False
-                daemon.disconnected_at = self.now
-                self.log("session", f"{daemon.name} disconnected (session suspended)")
-                self._orphan(daemon.session)
-                self.observers.disconnected(daemon)
-                self.leadership.changed()
-                self.agents.session_changed(daemon)
-        self._elect()
-
-    def _orphan(self, session: int | None) -> None:
-        """The server stops hearing from a session: it expires unless heard from in time."""
-        if session is None or session not in self.sessions:
-            return
-        self.sessions[session] = None
-        if self.quorum_ready:
-            self._arm_expiry(session)
-
-    def _connect(self, daemon: Daemon) -> None:
-        daemon.connected = True
-        if daemon.session is None or daemon.session not in self.sessions:
-            lost = daemon.session is not None
-            self._sessions += 1
-            daemon.session = self._sessions
-            self.sessions[daemon.session] = None
-            self.log(
-                "session",
-                f"{daemon.name} {'session lost; ' if lost else ''}new session {daemon.session}",
-            )
-            if "leader" in daemon.roles:
-                self.election.append((daemon.name, daemon.session))
+        if self.quorum_ready and not store.quorum:
+            store.restore_quorum()  # a new ZooKeeper leader: every session's timeout afresh
+        elif not self.quorum_ready and store.quorum:
+            store.lose_quorum()  # no leader: no session expires
         else:
-            self.sessions[daemon.session] = None
-            self.log("session", f"{daemon.name} reconnected (session {daemon.session})")
-        self._live[daemon.session] = daemon.name
-        daemon.disconnected_at = None
-        self.observers.connected(daemon)
-        self.leadership.changed()
-        self.agents.session_changed(daemon)
+            store.tick()
+        store.arm_expiries()
 
-    def _arm_expiry(self, session: int) -> None:
-        when = self.now + self.config.cluster.zookeeper.session_timeout_s
-        self.sessions[session] = when
-        self.at(when, self._expire, (session, when))
-
-    def _expire(self, arg: tuple[int, float]) -> None:
-        session, when = arg
-        if self.sessions.get(session, -1.0) != when:
-            return
-        del self.sessions[session]
-        name = self._live.pop(session, "?")
-        self.log("session", f"{name} session {session} expired")
-        self.election = [(d, s) for d, s in self.election if s != session]
-        self._elect()
-        self.leadership.changed()  # its ephemeral member node is gone: the leader's watch
-        daemon = self.daemons.get(name)
-        if daemon is not None and daemon.session == session:
-            self.agents.session_changed(daemon)
-
-    def prefer_leader(self, name: str) -> None:
-        """Make `name` the first in the election queue (a playbook's `leader:` at the start,
-        as if that daemon had joined first)."""
-        mine = [entry for entry in self.election if entry[0] == name]
-        self.election = mine + [entry for entry in self.election if entry[0] != name]
-        self._elect()
-
-    def _elect(self) -> None:
-        leader = self.election[0][0] if self.election else None
-        if leader != self.leader:
-            self.leader = leader
-            self.log("leader", f"{leader} leads" if leader else "no leader")
-            self.leadership.changed()
-
-    def leader_session(self) -> int | None:
-        return self.election[0][1] if self.election else None
+    @property
+    def leader(self) -> str | None:
+        """The first in the election (whether it can act or not)."""
+        return self.control.leader
 
     # --- processes -----------------------------------------------------------------------
 
@@ -391,12 +344,12 @@ class World:
             return
         daemon.alive = False
         daemon.paused = False
+        self.control.stopped(daemon)
         daemon.gen += 1
+        daemon.connected = False
         self.log("daemon", f"{name} {why}")
-        if not daemon.connected:
-            daemon.session = None
-        if hook:
-            self.agents.stop_hook(daemon)
+        if hook and "agent" in daemon.roles and daemon.site in self.serving:
+            self.steering.stop_hook(daemon.site)
         self.refresh_coordination()
         if restart:
             self.after(self.model.daemons.restart_s, self._restart, (name, daemon.gen))
@@ -410,22 +363,26 @@ class World:
 
     def start(self, name: str) -> None:
         daemon = self.daemons[name]
-        daemon.session = None
-        daemon.disconnected_at = None
         daemon.alive = True
         daemon.paused = False
         daemon.gen += 1
         self.log("daemon", f"{name} started")
+        self.control.started(daemon)
         self.observers.started(daemon)
-        self.agents.started(daemon)
         self.refresh_coordination()
 
     def pause(self, name: str) -> None:
         daemon = self.daemons[name]
         if not daemon.running:
             return
-        last_keep_alive = min(self.now, self.agents.keep_alive_until(daemon))
+        self.control.before_cut(daemon)
+        last_keep_alive = min(self.now, self.control.keep_alive_until(daemon))
+        self.store.tick()
+        self.control.processes[name].client.paused = True
         daemon.paused = True
+        if daemon.connected:  # frozen: it is heard no more (its client cannot tell)
+            daemon.connected = False
+            self.observers.disconnected(daemon)
         daemon.paused_at = self.now
         self.log("daemon", f"{name} frozen")
         self.refresh_coordination()
@@ -447,13 +404,15 @@ class World:
 
     def resume(self, name: str) -> None:
         daemon = self.daemons[name]
+        if daemon.alive and not daemon.paused:
+            self.control.processes[name].client.before_commit = None  # a stall never reached
         if not daemon.alive or not daemon.paused:
             return
         daemon.paused = False
         self.log("daemon", f"{name} resumed")
+        self.control.resumed(daemon)
         self.observers.resumed(daemon)
         self.refresh_coordination()
-        self.agents.session_changed(daemon)
 
     # --- faults' ground truth ------------------------------------------------------------
 
@@ -498,7 +457,7 @@ class World:
                 daemon.down_until_power = False
                 if not daemon.held_down:
                     self.start(daemon.name)
-        self.agents.power_changed(site, on)
+        self.steering.power_changed(site, on)
         self.world_changed(sites=(site,))
 
     def world_changed(self, sites: tuple[str, ...] = ()) -> None:
@@ -514,11 +473,12 @@ class World:
         self.quorum_sites = tuple(dict.fromkeys(self.zk_servers[i][0] for i in self._members))
         self.quorum_ready = bool(self._members)
         self.zk_leader = self._members[0] if self._members else -1
+        self.store.quorum = self.quorum_ready
         for daemon in self.daemons.values():
             daemon.gen = 1
-        self.leadership.bootstrap()
+        self.control.bootstrap()
         self.observers.bootstrap()
-        self.agents.bootstrap()
         self.traffic.bootstrap()
         self._connections()
+        self.control.start(self.first_leader)
         self.log("world", f"topology {self.topology.name}, seed {self.seed}")

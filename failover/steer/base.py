@@ -83,6 +83,24 @@ class Steerer(ABC):
         """Release sockets or handles; the steerer may not be used afterwards."""
 
 
+class RouteSteerer(Steerer):
+    """One site's announcement of one BGP group (what an agent drives): besides `apply`, it
+    can put a given announcement in effect (the lease's hold, a stop hook)."""
+
+    @abstractmethod
+    def announce(
+        self,
+        announcement: Announcement,
+        epoch: int,
+        *,
+        plan: dict[str, Announcement] | None = None,
+        force: bool = False,
+        deadline_s: float | None = None,
+    ) -> SteerResult:
+        """Put `announcement` in effect at this site. Without `plan` (what every site of the
+        group will announce) a withdrawal counts as the last one, refused unless forced."""
+
+
 def bgp_plan(state: GroupState, sites: list[str], backup: bool) -> dict[str, Announcement]:
     """What every site of a BGP group must announce under `state`."""
     return {site: state.announcement(site, backup=backup) for site in sites}

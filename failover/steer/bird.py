@@ -26,7 +26,7 @@ from tenacity import (
 from failover.config.model import BgpSteering
 from failover.core.model import Announcement, GroupState
 from failover.steer.base import (
-    Steerer,
+    RouteSteerer,
     SteerError,
     SteerResult,
     bgp_plan,
@@ -42,7 +42,7 @@ class _Transient(Exception):
     """A netlink or socket error worth another try."""
 
 
-class BirdSteerer(Steerer):
+class BirdSteerer(RouteSteerer):
     """The agent of one site for one BGP group: owns the prefix's route in the site's table.
 
     `upstream_socket` (the lab's isp BIRD) adds a second verification: the upstream holds this

@@ -67,5 +67,5 @@ def test_the_adversarial_campaign_catches_a_hold_down_that_survives_a_blocked_pe
     from failover.sim.campaign import run_one
     from tests.broken import StickyHoldDown
 
-    result = run_one(load_campaign(ADVERSARIAL), 6, engine_factory=StickyHoldDown)
+    result = run_one(load_campaign(ADVERSARIAL), 64, engine_factory=StickyHoldDown)
     assert [v["name"] for v in result.violations] == ["unsettled_target"]

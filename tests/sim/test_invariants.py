@@ -17,7 +17,7 @@ def _world() -> World:
 def test_two_primaries_longer_than_the_bound_are_a_violation() -> None:
     world = _world()
     bound = world.checker.bound_s["web"]
-    world.at(10.0, lambda _: world.agents._set_route(("web", "dc2"), "primary", "test"))
+    world.at(10.0, lambda _: world.steering.set_route(("web", "dc2"), "primary", "test"))
     world.run_until(10.0 + bound - 0.1)
     assert world.checker.violations == []
     world.run_until(10.0 + bound + 0.1)
@@ -33,18 +33,17 @@ def test_the_bound_is_one_steering_apply() -> None:
 
 def test_a_short_overlap_within_the_bound_is_not_a_violation() -> None:
     world = _world()
-    world.at(10.0, lambda _: world.agents._set_route(("web", "dc2"), "primary", "test"))
-    world.at(10.15, lambda _: world.agents._set_route(("web", "dc1"), "backup", "test"))
+    world.at(10.0, lambda _: world.steering.set_route(("web", "dc2"), "primary", "test"))
+    world.at(10.15, lambda _: world.steering.set_route(("web", "dc1"), "backup", "test"))
     world.run_until(60.0)
     assert world.checker.violations == []
 
 
 def test_an_epoch_going_back_is_a_violation() -> None:
     world = _world()
-    state = world.leadership.desired["web"]
-    step = world.engine.step(world.leadership.desired, world.leadership.view())
-    world.checker.on_desired(state, replace(state, epoch=5), step)
-    world.checker.on_desired(state, replace(state, epoch=4), step)
+    state = world.control.desired["web"]
+    world.checker.on_desired(state, replace(state, epoch=5))
+    world.checker.on_desired(state, replace(state, epoch=4))
     assert [v.name for v in world.checker.violations] == ["dual_active"]
 
 

@@ -48,7 +48,7 @@ def test_no_witness_shows_the_limitation_that_the_witness_removes() -> None:
     with_witness = run_playbook(load_playbook(ROOT / "playbooks" / "site-power-loss.yaml"))
     assert without.switches == 0
     world = without.series["world"]
-    assert world.leadership.desired["mail"].active == "dc1"  # pointing at the dead site
+    assert world.control.desired["mail"].active == "dc1"  # pointing at the dead site
     assert world.traffic.lost_s("mail") > 200
     assert "quorum lost" in without.trace
     assert with_witness.switches == 2

@@ -39,7 +39,7 @@ def test_a_fault_is_probed_at_the_check_interval_then_goes_quiet() -> None:
     assert len(verdicts) == 3  # every observer sees dc2's app down once
     world.run_until(3600.0)
     assert world._seq - before < 10
-    assert world.leadership.switches == 0  # the standby site failing moves nothing
+    assert world.control.switches == 0  # the standby site failing moves nothing
 
 
 def test_without_quorum_the_primary_is_held_after_the_lease_never_withdrawn() -> None:
@@ -56,13 +56,13 @@ def test_without_quorum_the_primary_is_held_after_the_lease_never_withdrawn() ->
     )
     world.run_until(15.0)
     assert not world.quorum_ready
-    route = world.agents.route
+    route = world.steering.route
     assert route[("web", "dc1")] == "primary"  # within the lease (6 s)
     world.run_until(20.0)
-    assert world.agents.route[("web", "dc1")] == "held"
-    assert world.agents.route[("web", "dc2")] == "backup"
+    assert world.steering.route[("web", "dc1")] == "held"
+    assert world.steering.route[("web", "dc2")] == "backup"
     world.run_until(120.0)
-    assert world.leadership.switches == 0
+    assert world.control.switches == 0
     assert world.traffic.rate == 1.0  # both sites still reachable as backups
 
 
@@ -98,7 +98,7 @@ def test_lease_expiry_is_reached_even_when_the_rule_rounds_at_its_deadline() -> 
         lambda: inject(world, LinkFault(kind="link_cut", between=("dc1", "witness"))),
     )
     world.run_until(530.0)
-    assert world.agents.route[("web", "dc1")] == "held"
+    assert world.steering.route[("web", "dc1")] == "held"
     assert world._seq < 5000
 
 
@@ -112,8 +112,8 @@ def test_a_one_one_one_ensemble_keeps_its_quorum_when_a_site_dies() -> None:
     _at(world, 10.0, lambda: world.set_power("dc1", False))
     world.run_until(60.0)
     assert world.quorum_ready and world.quorum_sites == ("dc2", "witness")
-    assert world.leadership.desired["web"].active == "dc2"
-    assert world.leadership.desired["web"].phase == "steady"
+    assert world.control.desired["web"].active == "dc2"
+    assert world.control.desired["web"].phase == "steady"
 
 
 def test_the_upstream_picks_one_path_never_a_split() -> None:
