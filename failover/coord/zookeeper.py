@@ -86,9 +86,14 @@ class ZooKeeperCoordinator(ZooKeeperSession, Coordinator):
             else None
         )
         if daemon is None and role == "daemon":
+            if not zk.insecure_open_acl:
+                raise CoordinatorError(
+                    "cluster.zookeeper.daemon_auth is not set: every node would be open to "
+                    "anyone who can reach ZooKeeper (set it, or insecure_open_acl: true)"
+                )
             log.warning(
-                "cluster.zookeeper.daemon_auth is not set: every node of the cluster "
-                "is open to anyone who can reach ZooKeeper"
+                "cluster.zookeeper.insecure_open_acl: INSECURE: no daemon_auth, every node "
+                "of the cluster is open to anyone who can reach ZooKeeper"
             )
         tls: dict[str, Any] = {}
         if zk.tls.enabled:

@@ -134,10 +134,54 @@ def test_validate_reads_secret_files_without_printing_them(tmp_path: Path) -> No
     for value in (secret, password, password.partition(":")[2]):
         assert value not in result.output
     digest.write_text("failover-daemon:short\n")
-    assert "password under 16 characters" in validate(path).output
+    assert "the password is too weak" in validate(path).output
+
+
+def test_a_config_without_daemon_auth_is_refused_unless_open_acls_are_asked_for(
+    tmp_path: Path,
+) -> None:
+    """Finding 9: without daemon_auth every node was silently world-writable."""
+    path, document = example(tmp_path)
     del document["cluster"]["zookeeper"]["daemon_auth"]
     path.write_text(yaml.safe_dump(document))
-    assert "daemon_auth: not set: every ZooKeeper node" in validate(path).output
+    for result in (validate(path), run("run", "--config", str(path), "--instance", "dc1-a")):
+        assert result.exit_code == 2, result.output
+        assert "cluster.zookeeper.daemon_auth: not set: every ZooKeeper node" in result.output
+        assert "insecure_open_acl: true" in result.output
+    document["cluster"]["zookeeper"]["insecure_open_acl"] = True
+    path.write_text(yaml.safe_dump(document))
+    result = validate(path)
+    assert result.exit_code == 0, result.output
+    assert "warning: cluster.zookeeper.insecure_open_acl: INSECURE" in result.output
+
+
+@pytest.mark.parametrize(
+    ("password", "refused"),
+    [
+        ("lab-daemon-secret", True),  # the old example: 17 characters, about 100 bits
+        ("Aa1" * 10, True),  # long, but a pattern of three characters
+        ("x" * 40, True),
+        ("3ZYXT8YJvkaZ1YsUJ80Vegq", False),  # 23 random base64 characters
+        ("4txAiH6yr9oklRnIH/8iiLGDXrJisnJCb/jj40/7", False),  # openssl rand -base64 30
+    ],
+)
+def test_zookeeper_passwords_must_resist_an_offline_search(
+    tmp_path: Path, password: str, refused: bool
+) -> None:
+    """Finding 9: the digest (unsalted SHA-1 of user:password) is readable with getACL."""
+    path, document = example(tmp_path)
+    path.write_text(yaml.safe_dump(document))
+    for name in ("daemon", "operator"):
+        digest = tmp_path / "secrets" / f"{name}.digest"
+        original = digest.read_text()
+        digest.write_text(f"failover-{name}:{password}\n")
+        result = validate(path)
+        assert (result.exit_code == 2) == refused, result.output
+        if refused:
+            assert f"cluster.zookeeper.{name}_auth.credentials_file" in result.output
+            assert "the password is too weak" in result.output
+        assert password not in result.output
+        digest.write_text(original)
 
 
 def test_campaigns_and_playbooks_refuse_infinities(tmp_path: Path) -> None:

@@ -42,6 +42,9 @@ LOCK_KEY_ID = "lockme"
 LOCK_KEY_SECRET = "lockme-secret"
 TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"  # the second factor of KEY_ID
 SCOPE = "failover/api/escher_request"
+# ZooKeeper passwords strong enough for `validate` (their digests are readable by operators)
+DAEMON_PASSWORD = "daemon-Vx3kQ9rT2mW8zL5pN7bY"
+OPERATOR_PASSWORD = "operator-Hq4nR8sK2vX6cJ9wM3tZ"
 ADDRESSES = {"dc1": "10.1.0.1", "dc2": "10.2.0.1"}
 INSTANCES = {"a": "dc1", "b": "dc2", "w": "witness"}
 
@@ -74,8 +77,8 @@ class Cluster:
         secret = base64.b64encode(secrets.token_bytes(32)).decode()
         (workdir / "tsig.key").parent.mkdir(parents=True, exist_ok=True)
         (workdir / "tsig.key").write_text(secret + "\n")
-        (workdir / "daemon.digest").write_text("failover-daemon:daemon-secret\n")
-        (workdir / "operator.digest").write_text("failover-operator:operator-secret\n")
+        (workdir / "daemon.digest").write_text(f"failover-daemon:{DAEMON_PASSWORD}\n")
+        (workdir / "operator.digest").write_text(f"failover-operator:{OPERATOR_PASSWORD}\n")
         (workdir / "api.totp").write_text(f"{KEY_ID}:{TOTP_SECRET}\n")
         (workdir / "api.keys").write_text(
             f"# test keys\n{KEY_ID}:{KEY_SECRET}\n{LOCK_KEY_ID}:{LOCK_KEY_SECRET}\n"
