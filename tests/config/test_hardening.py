@@ -246,3 +246,35 @@ def test_a_daemon_does_not_start_with_a_missing_secret_file(tmp_path: Path) -> N
     assert result.exit_code == 2, result.output
     assert "groups.mail.steering.tsig.secret_file" in result.output
     assert "tsig.key: cannot read" in result.output
+
+
+def test_operator_identities_are_checked(tmp_path: Path) -> None:
+    """Finding 10: each operator's own identity, by name; its file must name that operator."""
+    from kazoo.security import make_digest_acl_credential
+
+    path, document = example(tmp_path)
+    zk = document["cluster"]["zookeeper"]
+    (tmp_path / "secrets" / "alice.digest").write_text("bob:Vx3kQ9rT2mW8zL5pN7bYq1\n")
+    (tmp_path / "secrets" / "alice.digest").chmod(0o600)
+    zk["operators"] = {
+        "alice": {"credentials_file": "secrets/alice.digest"},
+        "bob": {"digest": make_digest_acl_credential("bob", "Vx3kQ9rT2mW8zL5pN7bYq1")},
+    }
+    path.write_text(yaml.safe_dump(document))
+    result = validate(path)
+    assert result.exit_code == 2, result.output
+    assert "cluster.zookeeper.operators.alice.credentials_file" in result.output
+    assert "names user 'bob', not the operator 'alice'" in result.output
+    (tmp_path / "secrets" / "alice.digest").write_text("alice:Vx3kQ9rT2mW8zL5pN7bYq1\n")
+    result = validate(path)
+    assert result.exit_code == 0, result.output
+    assert "operator_auth: a shared operator identity beside operators" in result.output
+    for bad, problem in (
+        ({"digest": "alice:short"}, "expected user:BASE64"),
+        ({"digest": zk["operators"]["bob"]["digest"]}, "names user 'bob', not 'alice'"),
+        ({}, "give exactly one of credentials_file and digest"),
+    ):
+        zk["operators"]["alice"] = bad
+        path.write_text(yaml.safe_dump(document))
+        result = validate(path)
+        assert result.exit_code == 2 and problem in result.output, result.output
