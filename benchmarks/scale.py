@@ -55,7 +55,7 @@ FAILOVER = str(Path(sys.executable).parent / "failover")
 ZONE = "scale.test."
 ADDRESSES = {"dc1": "10.1.0.1", "dc2": "10.2.0.1"}
 INSTANCES = {"a": "dc1", "b": "dc2", "w": "witness"}
-DAEMON_AUTH = "failover-daemon:daemon-secret"
+DAEMON_AUTH = "failover-daemon:daemon-Vx3kQ9rT2mW8zL5pN7bY"  # strong enough for `validate`
 SETTLING = (OSError, dns.exception.DNSException, KeyError, ValueError)
 
 
@@ -391,7 +391,7 @@ def main() -> None:
     secret = base64.b64encode(secrets.token_bytes(32)).decode()
     (workdir / "tsig.key").write_text(secret + "\n")
     (workdir / "daemon.digest").write_text(DAEMON_AUTH + "\n")
-    (workdir / "operator.digest").write_text("failover-operator:operator-secret\n")
+    (workdir / "operator.digest").write_text("failover-operator:operator-Hq4nR8sK2vX6cJ9wM3tZ\n")
     (workdir / "api.keys").write_text("ops:ops-secret-for-bench\n")
     zk = ZooKeeperEnsemble(workdir / "zk", 3, tick_ms=200)
     bind = LoopbackBind(

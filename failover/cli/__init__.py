@@ -75,8 +75,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "history",
         "explain",
         "One decision: ID is an audit entry's number (as `history` shows it) or a "
-        "command id (cmd-...): the decision, the rule that fired, its inputs, the "
-        "pre-checks, who and why.",
+        "command id (cmd-..., alice.cmd-...): the decision, the rule that fired, its "
+        "inputs, the pre-checks, who and why.",
     ),
     "gameday": (
         "sim",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import getpass
 import logging
+import os
 import socket
 import sys
 from collections.abc import Callable, Iterator
@@ -17,6 +18,7 @@ from failover.config import Config, ConfigError, load_config
 
 if TYPE_CHECKING:
     from failover.coord import Coordinator
+    from failover.coord.zklayout import Identity
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # a refused or failed operation, a failing check
@@ -71,8 +73,82 @@ def operator_name() -> str:
     return f"{user}@{socket.gethostname()}"
 
 
+identity_option = click.option(
+    "--identity",
+    envvar="FAILOVER_IDENTITY",
+    default=None,
+    metavar="NAME|FILE",
+    help="Your own ZooKeeper identity: an operator of cluster.zookeeper.operators whose "
+    "credentials_file the config names, or a file holding name:password "
+    "(default: $FAILOVER_IDENTITY, else the shared operator_auth).",
+)
+
+
+def operator_identity(config: Config, identity: str | None) -> Identity | None:
+    """The identity the CLI talks to ZooKeeper as (None: the config's shared operator_auth);
+    a missing or unusable one ends the command (exit 2)."""
+    from failover.coord import CoordinatorError
+    from failover.coord.zklayout import read_identity
+
+    zk = config.cluster.zookeeper
+    if identity is None:
+        if zk.operators and zk.operator_auth is None:
+            fail(
+                "no operator identity: give --identity NAME|FILE or set FAILOVER_IDENTITY "
+                f"(operators: {', '.join(zk.operators)})",
+                EXIT_USAGE,
+            )
+        return None
+    known = zk.operators.get(identity)
+    path = known.credentials_file if known is not None else identity
+    if known is not None and path is None:
+        fail(
+            f"--identity: the config has only the digest of {identity!r}; give the file "
+            "holding its name:password",
+            EXIT_USAGE,
+        )
+    try:
+        return read_identity(str(path), "--identity")
+    except CoordinatorError as exc:
+        fail(str(exc), EXIT_USAGE)
+
+
+totp_option = click.option(
+    "--totp",
+    default=None,
+    metavar="CODE",
+    help="Your current TOTP code, when the config asks for a second factor "
+    "(cluster.api.totp_file and totp_actions; a forced switchover always); asked for on a "
+    "terminal if missing.",
+)
+
+
+def totp_code(config: Config, kind: str, force: bool, given: str | None) -> str | None:
+    """The second factor this write carries (None when the config asks for none); asked for
+    on a terminal, else a missing or malformed one ends the command (exit 2)."""
+    options = config.cluster.api
+    if options.totp_file is None or not (force or kind in options.totp_actions):
+        return given
+    if given is None:
+        if not sys.stdin.isatty():
+            fail(
+                f"{kind}{' --force' if force else ''} needs a second factor: --totp CODE",
+                EXIT_USAGE,
+            )
+        given = str(click.prompt("TOTP code", hide_input=False)).strip()
+    if not (len(given) == 6 and given.isdigit()):
+        fail("--totp: a TOTP code is 6 digits", EXIT_USAGE)
+    return given
+
+
+def who(identity: Identity | None) -> str:
+    """What a command says about who sent it (the leader records the identity that queued
+    it; with the shared identity this claim is kept beside it)."""
+    return identity.user if identity is not None else operator_name()
+
+
 @contextlib.contextmanager
-def connected(config: Config) -> Iterator[Coordinator]:
+def connected(config: Config, identity: Identity | None = None) -> Iterator[Coordinator]:
     """A ZooKeeper session as the operator; any coordinator error ends the command (exit 1)."""
     from failover.coord import CoordinatorError, CoordinatorUnavailable, NotAuthorized
     from failover.coord.zookeeper import ZooKeeperCoordinator
@@ -80,9 +156,11 @@ def connected(config: Config) -> Iterator[Coordinator]:
     for name in ("failover.coord", "kazoo"):  # the session's retries are not the user's news
         logging.getLogger(name).setLevel(logging.CRITICAL)
     zk = config.cluster.zookeeper
+    if identity is None:
+        identity = operator_identity(config, os.environ.get("FAILOVER_IDENTITY") or None)
     try:
         coordinator = ZooKeeperCoordinator.from_config(
-            config, f"operator-{operator_name()}", role="operator"
+            config, f"operator-{operator_name()}", role="operator", identity=identity
         )
     except CoordinatorError as exc:
         fail(str(exc), EXIT_USAGE)
@@ -92,7 +170,7 @@ def connected(config: Config) -> Iterator[Coordinator]:
     except NotAuthorized as exc:
         fail(
             f"ZooKeeper refused the operator identity: {exc} "
-            "(check cluster.zookeeper.operator_auth)"
+            "(check --identity, or cluster.zookeeper.operator_auth)"
         )
     except CoordinatorUnavailable as exc:
         fail(f"ZooKeeper unreachable ({', '.join(zk.hosts)}): {exc}")

@@ -31,7 +31,7 @@ KINDS = {
     "info": "nothing changes; why",
 }
 ENTRY_ID = re.compile(r"^(?:entry-|#)?(\d+)$")
-COMMAND_ID = re.compile(r"^cmd-\d+$")
+COMMAND_ID = re.compile(r"^(?:[A-Za-z][A-Za-z0-9_.-]{0,63}\.)?cmd-\d+$")  # an operator's: alice.
 
 
 def when(at: float) -> str:
@@ -235,11 +235,12 @@ def render(entry: AuditEntry) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the entry (or entries) as JSON.")
 def explain(config_file: str, ident: str, as_json: bool) -> None:
     """One decision: ID is an audit entry's number (as `history` shows it) or a command id
-    (cmd-...): the decision, the rule that fired, its inputs, the pre-checks, who and why."""
+    (cmd-..., alice.cmd-...): the decision, the rule that fired, its inputs, the pre-checks,
+    who and why."""
     if not ENTRY_ID.match(ident) and not COMMAND_ID.match(ident):
         fail(
             f"ID: {ident!r} is neither an audit entry number (42) nor a command id "
-            "(cmd-0000000042)",
+            "(cmd-0000000042, alice.cmd-0000000042)",
             EXIT_USAGE,
         )
     config = load_or_exit(config_file)

@@ -12,6 +12,7 @@ import json
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import click
@@ -24,9 +25,13 @@ from failover.cli.common import (
     connected,
     duration_or_exit,
     fail,
+    identity_option,
     load_or_exit,
-    operator_name,
+    operator_identity,
     timeout_option,
+    totp_code,
+    totp_option,
+    who,
 )
 from failover.cli.render import render_status
 from failover.config import Config
@@ -105,15 +110,21 @@ def show_result(result: CommandResult) -> None:
     metavar="N",
     help="With --watch: stop after N refreshes.",
 )
+@identity_option
 def status(
-    config_file: str, as_json: bool, watch: bool, interval_s: float, count: int | None
+    config_file: str,
+    as_json: bool,
+    watch: bool,
+    interval_s: float,
+    count: int | None,
+    identity: str | None,
 ) -> None:
     """Per group: desired against applied per site, epoch, leader, frozen, budget left,
     pending commands; per site and service: the verdict of each observer site."""
     if count is not None and not watch:
         fail("--count N goes with --watch", EXIT_USAGE)
     config = load_or_exit(config_file)
-    with connected(config) as coordinator:
+    with connected(config, operator_identity(config, identity)) as coordinator:
         if watch:
             watch_status(coordinator, config, as_json, interval_s, count)
             return
@@ -215,6 +226,8 @@ def read_view(
 )
 @click.option("--wait", is_flag=True, help="Return when every site applied and verified it.")
 @timeout_option("60s")
+@identity_option
+@totp_option
 def switchover(
     config_file: str,
     site: str,
@@ -225,6 +238,8 @@ def switchover(
     expires_text: str | None,
     wait: bool,
     timeout: str,
+    identity: str | None,
+    totp: str | None,
 ) -> None:
     """Make SITE the active site: print every pre-check with pass/fail and why, submit the
     command, and print the leader's result."""
@@ -244,7 +259,9 @@ def switchover(
         except BadRequest as exc:
             fail(f"--at: {exc}", EXIT_USAGE)
     engine = Engine(config)
-    with connected(config) as coordinator:
+    me = operator_identity(config, identity)
+    code = totp_code(config, "switchover", force, totp)
+    with connected(config, me) as coordinator:
         now = time.time()
         view, states = read_view(coordinator, config, now)
         health = engine.assess(view)
@@ -274,12 +291,18 @@ def switchover(
             )
         if not todo:
             fail(f"switchover refused: every group is already on {site}")
-        who = operator_name()
+        if code is not None and len(todo) > 1:
+            fail(
+                f"a second factor code is used once, and {len(todo)} groups would switch "
+                f"({', '.join(todo)}): switch them one at a time with --group",
+                EXIT_USAGE,
+            )
         submitted: dict[str, tuple[str, float]] = {}
         for name in todo:
             command = Command(
-                "", "switchover", who, reason, name, site, force, at, expires_s, time.time()
+                "", "switchover", who(me), reason, name, site, force, at, expires_s, time.time()
             )
+            command = replace(command, totp=code)
             submitted[name] = (coordinator.submit(command), time.monotonic())
             click.echo(f"{name}: submitted {submitted[name][0]}")
         results = {
@@ -346,20 +369,29 @@ def wait_applied(
 
 
 def _freeze_command(
-    kind: str, config_file: str, group: str | None, reason: str, timeout: str
+    kind: str,
+    config_file: str,
+    group: str | None,
+    reason: str,
+    timeout: str,
+    identity: str | None,
+    totp: str | None,
 ) -> None:
     config = load_or_exit(config_file)
     if group is not None and group not in config.groups:
         fail(f"--group: unknown group {group!r} (known: {', '.join(config.groups)})", EXIT_USAGE)
     timeout_s = duration_or_exit(timeout, "--timeout")
-    with connected(config) as coordinator:
+    me = operator_identity(config, identity)
+    code = totp_code(config, kind, False, totp)
+    with connected(config, me) as coordinator:
         command = Command(
             "",
             kind,  # type: ignore[arg-type]
-            operator_name(),
+            who(me),
             reason,
             group,
             requested_at=time.time(),
+            totp=code,
         )
         command_id = coordinator.submit(command)
         result = await_result(coordinator, command_id, timeout_s)
@@ -373,9 +405,18 @@ def _freeze_command(
 @click.option("--group", default=None, metavar="GROUP", help="Only this group (default: all).")
 @click.option("--reason", default="", help="Why (kept in the audit trail).")
 @timeout_option("30s")
-def freeze(config_file: str, group: str | None, reason: str, timeout: str) -> None:
+@identity_option
+@totp_option
+def freeze(
+    config_file: str,
+    group: str | None,
+    reason: str,
+    timeout: str,
+    identity: str | None,
+    totp: str | None,
+) -> None:
     """Freeze automation: no automatic switch until `unfreeze` (switchover still works)."""
-    _freeze_command("freeze", config_file, group, reason, timeout)
+    _freeze_command("freeze", config_file, group, reason, timeout, identity, totp)
 
 
 @click.command()
@@ -383,6 +424,15 @@ def freeze(config_file: str, group: str | None, reason: str, timeout: str) -> No
 @click.option("--group", default=None, metavar="GROUP", help="Only this group (default: all).")
 @click.option("--reason", default="", help="Why (kept in the audit trail).")
 @timeout_option("30s")
-def unfreeze(config_file: str, group: str | None, reason: str, timeout: str) -> None:
+@identity_option
+@totp_option
+def unfreeze(
+    config_file: str,
+    group: str | None,
+    reason: str,
+    timeout: str,
+    identity: str | None,
+    totp: str | None,
+) -> None:
     """Let automation act again."""
-    _freeze_command("unfreeze", config_file, group, reason, timeout)
+    _freeze_command("unfreeze", config_file, group, reason, timeout, identity, totp)

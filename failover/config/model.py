@@ -44,6 +44,29 @@ class Credentials(Strict):
     credentials_file: str
 
 
+DIGEST = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}:[A-Za-z0-9+/]{27}=")
+
+
+class OperatorIdentity(Strict):
+    """One operator's own ZooKeeper digest identity: the file holding its `user:password`
+    (where the CLI or a test reads it), or only its digest `user:base64(sha1)` (all the
+    daemons need: they never hold the operator's password). The user is the operator's name."""
+
+    credentials_file: str | None = None
+    digest: str | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> OperatorIdentity:
+        if (self.credentials_file is None) == (self.digest is None):
+            raise ValueError("give exactly one of credentials_file and digest")
+        if self.digest is not None and not DIGEST.fullmatch(self.digest):
+            raise ValueError(
+                "digest: expected user:BASE64 (28 characters, as ZooKeeper's "
+                "DigestAuthenticationProvider prints it)"
+            )
+        return self
+
+
 class TlsOptions(Strict):
     enabled: bool = False
     ca_file: str | None = None
@@ -65,8 +88,24 @@ class ZooKeeperOptions(Strict):
     chroot: str = "/failover"
     session_timeout_s: Seconds = 4.0
     daemon_auth: Credentials | None = None
+    # Without daemon_auth every node is open to anyone; `validate` and `run` refuse that
+    # unless this says it is meant (a lab on loopback, a test).
+    insecure_open_acl: bool = False
+    # The shared operator identity (kept for compatibility: its commands are audited as
+    # that one identity) and the operators' own identities, by name.
     operator_auth: Credentials | None = None
+    operators: dict[Name, OperatorIdentity] = {}
     tls: TlsOptions = TlsOptions()
+
+    @model_validator(mode="after")
+    def _operator_names(self) -> ZooKeeperOptions:
+        for name, identity in self.operators.items():
+            if identity.digest is not None and identity.digest.split(":", 1)[0] != name:
+                raise ValueError(
+                    f"operators.{name}.digest: names user "
+                    f"{identity.digest.split(':', 1)[0]!r}, not {name!r}"
+                )
+        return self
 
     @field_validator("hosts")
     @classmethod

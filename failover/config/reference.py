@@ -37,9 +37,17 @@ MEANINGS: dict[str, str] = {
     "ZooKeeperOptions.chroot": "The ZooKeeper path under which every cluster lives.",
     "ZooKeeperOptions.session_timeout_s": "ZooKeeper session timeout: a daemon silent this "
     "long loses its session (and a leader its leadership).",
-    "ZooKeeperOptions.daemon_auth": "The daemons' digest identity (may read and write).",
-    "ZooKeeperOptions.operator_auth": "The operators' digest identity (may read and queue "
-    "commands).",
+    "ZooKeeperOptions.daemon_auth": "The daemons' digest identity (may read and write); "
+    "required (validate and run refuse a config without it) unless insecure_open_acl.",
+    "ZooKeeperOptions.insecure_open_acl": "Run without daemon_auth: every node readable and "
+    "writable by anyone who reaches ZooKeeper (only for a lab or a test; a loud warning).",
+    "ZooKeeperOptions.operator_auth": "An identity all operators share (kept for "
+    "compatibility): reads, and queues commands audited as that one identity.",
+    "ZooKeeperOptions.operators": "Each operator's own identity, by name: reads, and queues "
+    "commands in its own folder; the audit trail names it (the CLI: --identity).",
+    "OperatorIdentity.credentials_file": "A file holding name:password (mode 0600).",
+    "OperatorIdentity.digest": "Only the digest, name:BASE64 (the daemons need no password); "
+    "the operator keeps the password file for the CLI's --identity.",
     "ZooKeeperOptions.tls": "TLS to ZooKeeper.",
     "Credentials.credentials_file": "A file holding user:password (mode 0600).",
     "TlsOptions.enabled": "Connect to ZooKeeper over TLS.",

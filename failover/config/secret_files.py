@@ -8,6 +8,7 @@ read only when the leader first steered); a group- or world-readable one is a wa
 from __future__ import annotations
 
 import base64
+import math
 import os
 import stat
 from collections.abc import Callable, Iterator
@@ -15,7 +16,20 @@ from collections.abc import Callable, Iterator
 from failover.config.load import MAX_FILE_BYTES
 from failover.config.model import Config, DnsSteering, PostgresCheck
 
-MIN_PASSWORD = 16
+# A ZooKeeper digest id is an unsalted SHA-1 of `user:password`, and whoever may read a node
+# may read its ACL (`getACL`): operators can read the daemons' digest (and each other's) and
+# search for the password offline, at billions of guesses a second on one GPU. So a ZooKeeper
+# password must be long and random: at least MIN_PASSWORD characters and MIN_PASSWORD_BITS
+# estimated (length x log2 of the alphabet its character classes span; a character used
+# for more than a quarter of it, or a pattern of few characters, counts for little).
+# `openssl rand -base64 30` gives about 240.
+MIN_PASSWORD = 20
+MIN_PASSWORD_BITS = 120
+_CLASSES = (
+    (26, str.islower),
+    (26, str.isupper),
+    (10, str.isdigit),
+)
 
 
 def secret_files(config: Config) -> Iterator[tuple[str, str, Callable[[str], str | None]]]:
@@ -24,6 +38,13 @@ def secret_files(config: Config) -> Iterator[tuple[str, str, Callable[[str], str
     for name, auth in (("daemon_auth", zk.daemon_auth), ("operator_auth", zk.operator_auth)):
         if auth is not None:
             yield (f"cluster.zookeeper.{name}.credentials_file", auth.credentials_file, _digest)
+    for operator, identity in zk.operators.items():
+        if identity.credentials_file is not None:
+            yield (
+                f"cluster.zookeeper.operators.{operator}.credentials_file",
+                identity.credentials_file,
+                _operator_digest(operator),
+            )
     if zk.tls.key_file:
         yield "cluster.zookeeper.tls.key_file", zk.tls.key_file, _anything
     if config.cluster.api.tls is not None:
@@ -54,10 +75,22 @@ def secret_file_problems(config: Config) -> tuple[list[str], list[str]]:
     """(errors, warnings), each naming the config path and the file, never the secret."""
     errors: list[str] = []
     warnings: list[str] = []
-    if config.cluster.zookeeper.daemon_auth is None:
+    zk = config.cluster.zookeeper
+    if zk.daemon_auth is None and not zk.insecure_open_acl:
+        errors.append(
+            "cluster.zookeeper.daemon_auth: not set: every ZooKeeper node would be readable "
+            "and writable by anyone who can reach the ensemble (set daemon_auth, or "
+            "insecure_open_acl: true for a lab on loopback)"
+        )
+    elif zk.daemon_auth is None:
         warnings.append(
-            "cluster.zookeeper.daemon_auth: not set: every ZooKeeper node will be "
-            "readable and writable by anyone who can reach the ensemble"
+            "cluster.zookeeper.insecure_open_acl: INSECURE: no daemon_auth, so every "
+            "ZooKeeper node is readable and writable by anyone who can reach the ensemble"
+        )
+    if zk.operator_auth is not None and zk.operators:
+        warnings.append(
+            "cluster.zookeeper.operator_auth: a shared operator identity beside operators: "
+            "its commands are audited as that one identity, whoever sent them"
         )
     for where, path, check in secret_files(config):
         try:
@@ -79,17 +112,52 @@ def secret_file_problems(config: Config) -> tuple[list[str], list[str]]:
         problem = check(text) if len(data) <= MAX_FILE_BYTES else "far too large"
         if problem:
             errors.append(f"{where}: {path}: {problem}")
-        elif check is _digest and len(text.strip().partition(":")[2]) < MIN_PASSWORD:
-            warnings.append(
-                f"{where}: {path}: a password under {MIN_PASSWORD} characters; "
-                "its digest is readable by operators and can be guessed offline"
-            )
+        elif where.startswith("cluster.zookeeper."):
+            weak = weak_password(text.strip().partition(":")[2])
+            if weak:
+                errors.append(f"{where}: {path}: {weak}")
         if info.st_mode & 0o077:
             warnings.append(
                 f"{where}: {path}: readable by others (mode "
                 f"{stat.S_IMODE(info.st_mode):o}); chmod 600 it"
             )
     return errors, warnings
+
+
+def password_bits(password: str) -> float:
+    """A generous estimate of a password's strength against an offline search, in bits."""
+    if not password:
+        return 0.0
+    alphabet = sum(size for size, test in _CLASSES if any(test(c) for c in password))
+    if any(not (c.isascii() and c.isalnum()) for c in password):
+        alphabet += 33
+    most = max(password.count(c) for c in set(password))
+    length = len(password) - max(0, most - len(password) // 4)  # repeats add little,
+    length = min(length, 4 * len(set(password)))  # and so do patterns of few characters
+    return length * math.log2(max(alphabet, 2))
+
+
+def weak_password(password: str) -> str | None:
+    """Why a ZooKeeper password is too weak (its digest can be read and searched offline)."""
+    bits = password_bits(password)
+    if len(password) >= MIN_PASSWORD and bits >= MIN_PASSWORD_BITS:
+        return None
+    return (
+        f"the password is too weak ({len(password)} characters, about {bits:.0f} bits; at "
+        f"least {MIN_PASSWORD} characters and {MIN_PASSWORD_BITS} bits): its digest is "
+        "readable by operators and can be searched offline (use `openssl rand -base64 30`)"
+    )
+
+
+def _operator_digest(name: str) -> Callable[[str], str | None]:
+    def check(text: str) -> str | None:
+        problem = _digest(text)
+        user = text.strip().partition(":")[0]
+        if problem is None and user != name:
+            return f"names user {user!r}, not the operator {name!r}"
+        return problem
+
+    return check
 
 
 def _anything(text: str) -> str | None:
@@ -131,4 +199,4 @@ def _base64(text: str) -> str | None:
     return None if text.strip() else "empty"
 
 
-__all__ = ["secret_file_problems", "secret_files"]
+__all__ = ["password_bits", "secret_file_problems", "secret_files", "weak_password"]

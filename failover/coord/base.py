@@ -300,8 +300,10 @@ class Coordinator(ABC):
 
     @abstractmethod
     def submit(self, command: Command, once: str | None = None, once_until: float = 0.0) -> str:
-        """Queue a command (operators and daemons); returns its id (`cmd-0000000007`),
-        which orders commands. The command's own `id` field is replaced by it.
+        """Queue a command (operators and daemons); returns its id (`cmd-0000000007`; an
+        operator's in ZooKeeper `alice.cmd-0000000007`, alice's folder), which orders the
+        commands of one queue; `pending_commands` lists them in the order they were queued.
+        The command's own `id` field is replaced by it.
 
         `once` (daemons only): an id that may be used once (the API passes an accepted
         request's signature). It is recorded in the same atomic write that queues the

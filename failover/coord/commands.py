@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from typing import Any, get_args
 
 from failover.core.model import Command, CommandKind
@@ -63,6 +64,7 @@ def _parse(command_id: str, data: bytes) -> Command:
         _number(raw, "at"),
         _number(raw, "expires_s", positive=True),
         _number(raw, "requested_at") or 0.0,
+        _text(raw, "totp"),
     )
 
 
@@ -103,3 +105,12 @@ def check_once(once: str) -> str:
     if not 16 <= len(once) <= 128 or not set(once) <= ONCE_ID_CHARS:
         raise ValueError("a once-only id is 16 to 128 lowercase hex digits")
     return once
+
+
+def stamped(command_id: str, command: Command) -> Command:
+    """`by` from the folder a command was created in (see `pending_commands`)."""
+    operator, dot, _ = command_id.rpartition(".")
+    if not dot or malformed(command) is not None:
+        return command
+    claim = command.by[:64]
+    return replace(command, by=operator if claim == operator else f"{operator} (says {claim})")

@@ -42,7 +42,7 @@ from failover.coord.base import (
     Topic,
     VersionConflict,
 )
-from failover.coord.commands import check_once, parse_command
+from failover.coord.commands import check_once, parse_command, stamped
 from failover.core.model import Applied, Command, GroupState, Observation
 
 
@@ -476,6 +476,8 @@ class MemoryCoordinator(Coordinator):
             if check_once(once) in store.once:
                 raise AlreadyUsed("this request was already used")
             store.once[once] = once_until
+        if self.role == "operator":  # by this client's identity, as a ZooKeeper folder says
+            command = stamped(f"{self.instance}.cmd", command)
         return self.submit_raw(replace(command, id=""))
 
     def submit_raw(self, command: Command | bytes) -> str:

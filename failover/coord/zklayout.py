@@ -8,23 +8,28 @@ Layout under `<chroot>/<cluster>`:
     observations/<instance>       ephemeral list of Observation
     state/<group>                 desired GroupState (leader only, fenced)
     applied/<group>/<site>        Applied, by that site's agent
-    commands/cmd-<seq>            Command (operators create; immutable)
-    results/cmd-<seq>             CommandResult (leader only, fenced, created once)
+    commands/cmd-<seq>            Command queued by a daemon (its API; immutable)
+    requests/<operator>/cmd-<seq> Command queued by that operator (id `<operator>.cmd-<seq>`)
+    results/<command id>          CommandResult (leader only, fenced, created once)
     audit                         the chain's head {"seq", "hash"}
     audit/entry-<seq>             AuditEntry (leader only, fenced, hash-chained)
     once/<signature>              a used API request's signature {"until"} (daemons; expires)
     refusals/entry-<seq>          a summary of refused API requests (daemons; own retention)
 
-ACLs (digest): the daemon identity may do everything; the operator identity may read
-everything and create children of `commands`; nobody else has any right.
+ACLs (digest): the daemon identity may do everything; every operator identity (each of
+`operators`, and the shared `operator_auth` if set) may read everything and create children
+of its own `requests/<operator>` folder (and of `shadows`); nobody else has any right. A
+folder's name is the identity that may create in it, so the leader knows who queued a
+command: ZooKeeper itself records no creator, but only `<operator>` can create there.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kazoo.security import ACL, Permissions, make_acl, make_digest_acl_credential
 
@@ -32,6 +37,9 @@ from failover.coord.base import AuditEntry, CommandResult, CoordinatorError, Mem
 from failover.core.codec import decode, encode
 from failover.core.model import Observation
 from failover.secrets import register
+
+if TYPE_CHECKING:
+    from failover.config.model import Config
 
 VERDICTS = ("up", "down", "unknown")
 
@@ -47,8 +55,10 @@ DIRS = (
     "once",
     "refusals",
     "shadows",
+    "requests",
 )
-OPERATOR_DIRS = ("commands", "shadows")  # operators may create children here
+OPERATOR_DIRS = ("shadows",)  # every operator may create children here
+LEGACY_OPERATOR_DIRS = ("commands", "shadows")  # where the shared identity could, before
 SEQ_DIGITS = 10
 
 
@@ -82,44 +92,98 @@ def read_identity(path: str | Path, what: str) -> Identity:
     return identity
 
 
-class Acls:
-    """The ACL lists for each kind of node (open when no daemon identity is configured)."""
+def operator_ids(config: Config) -> dict[str, str]:
+    """The digest acl id of each operator's own identity, by name (`operators`)."""
+    found: dict[str, str] = {}
+    for name, identity in config.cluster.zookeeper.operators.items():
+        if identity.digest is not None:
+            found[name] = identity.digest
+            register(identity.digest)
+        else:
+            assert identity.credentials_file is not None  # one of the two (the config's rule)
+            read = read_identity(identity.credentials_file, f"operator {name}")
+            if read.user != name:
+                raise CoordinatorError(
+                    f"operator {name} credentials {identity.credentials_file}: "
+                    f"names user {read.user!r}, not {name!r}"
+                )
+            found[name] = read.acl_id
+    return found
 
-    def __init__(self, daemon: Identity | None, operator: Identity | None) -> None:
+
+class Acls:
+    """The ACL lists for each kind of node (open when no daemon identity is configured).
+
+    `operator` is the shared operator identity (if any); `operators` the acl ids of the
+    operators' own identities by name; `own` the identity this client authenticates as."""
+
+    def __init__(
+        self,
+        daemon: Identity | None,
+        operator: Identity | None,
+        operators: Mapping[str, str] | None = None,
+        own: Identity | None = None,
+    ) -> None:
         self.enabled = daemon is not None
+        self.daemon_id = daemon.acl_id if daemon else None
+        self.requesters: dict[str, str] = dict(operators or {})
+        if operator is not None:
+            self.requesters.setdefault(operator.user, operator.acl_id)
+        self.legacy_id = operator.acl_id if operator else None
         self._daemon = [make_acl("digest", daemon.acl_id, all=True)] if daemon else []
-        self._operator_read = (
-            [make_acl("digest", operator.acl_id, read=True)] if operator and daemon else []
-        )
-        self._operator_all = (
-            [make_acl("digest", operator.acl_id, all=True)] if operator and daemon else []
-        )
-        self._operator_submit = (
-            [make_acl("digest", operator.acl_id, read=True, create=True)]
-            if operator and daemon
-            else []
-        )
+        self._readers = [make_acl("digest", i, read=True) for i in sorted(self._ids())]
+        self._submitters = [
+            make_acl("digest", i, read=True, create=True) for i in sorted(self._ids())
+        ]
+        self._own_all = [make_acl("digest", own.acl_id, all=True)] if own and daemon else []
+
+    def _ids(self) -> set[str]:
+        return set(self.requesters.values()) if self.enabled else set()
 
     @property
     def node(self) -> list[ACL]:
-        """Everything but `commands/`: daemon all, operator read."""
+        """Everything but the folders operators create in: daemon all, operators read."""
         if not self.enabled:
             return [ACL(Permissions.ALL, _anyone())]
-        return self._daemon + self._operator_read
+        return self._daemon + self._readers
 
     @property
     def commands_dir(self) -> list[ACL]:
-        """`commands/` and `shadows/`: daemon all, operator read and create children."""
+        """`shadows/`: daemon all, operators read and create children."""
         if not self.enabled:
             return self.node
-        return self._daemon + self._operator_submit
+        return self._daemon + self._submitters
+
+    def request_dir(self, name: str) -> list[ACL]:
+        """`requests/<name>`: daemon all, that operator read and create, the others read."""
+        if not self.enabled:
+            return self.node
+        mine = self.requesters[name]
+        return self._daemon + [
+            make_acl("digest", i, read=True, create=i == mine) for i in sorted(self._ids())
+        ]
 
     @property
     def shadow_node(self) -> list[ACL]:
-        """A shadow's own (ephemeral) node: its operator may update it."""
+        """A shadow's own (ephemeral) node: the operator that announced it may update it."""
         if not self.enabled:
             return self.node
-        return self._daemon + self._operator_all
+        return self._daemon + self._own_all
+
+    def repairable(self, found: list[ACL], expected: list[ACL], legacy: bool) -> bool:
+        """Whether a node whose ACL differs from `expected` is still ours, and may be set to
+        it: every entry it has is one we would give, or read-only (an operator removed, or
+        added since), or, on a `legacy` folder, the shared identity's old create right.
+        Anyone else's write, create or admin right means someone else may have made it."""
+        wanted = {(int(a.perms), str(a.id.scheme), str(a.id.id)) for a in expected}
+        for acl in found:
+            perms, scheme, ident = int(acl.perms), str(acl.id.scheme), str(acl.id.id)
+            if (perms, scheme, ident) in wanted or (scheme == "digest" and perms == 1):
+                continue
+            if legacy and scheme == "digest" and ident == self.legacy_id and perms & ~5 == 0:
+                continue
+            return False
+        return True
 
 
 def _anyone() -> Any:
@@ -172,8 +236,16 @@ class Layout:
         return f"{self.base}/applied/{group}/{site}"
 
     def command(self, command_id: str) -> str:
+        """`cmd-<seq>` (a daemon's) or `<operator>.cmd-<seq>` (in that operator's folder)."""
         _name("command id", command_id)
+        operator, dot, name = command_id.rpartition(".")
+        if dot:
+            return f"{self.request_dir(operator)}/{name}"
         return f"{self.base}/commands/{command_id}"
+
+    def request_dir(self, operator: str) -> str:
+        _name("operator", operator)
+        return f"{self.base}/requests/{operator}"
 
     def result(self, command_id: str) -> str:
         _name("command id", command_id)

@@ -18,7 +18,7 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ParamSpec, Self, TypeVar
 
 from kazoo.client import KazooClient, KazooState
@@ -58,6 +58,7 @@ from failover.coord.base import (
 from failover.coord.zkgroups import GroupCache
 from failover.coord.zklayout import (
     DIRS,
+    LEGACY_OPERATOR_DIRS,
     OPERATOR_DIRS,
     Acls,
     Identity,
@@ -141,6 +142,7 @@ class ZooKeeperSession:
         session_timeout_s: float = 4.0,
         daemon: Identity | None = None,
         operator: Identity | None = None,
+        operators: Mapping[str, str] | None = None,
         tls: dict[str, Any] | None = None,
         op_timeout_s: float | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -151,14 +153,15 @@ class ZooKeeperSession:
         self.instance = instance
         self.role = role
         self.layout = Layout(chroot, cluster)
-        self.acls = Acls(daemon, operator)
+        own = {"daemon": daemon, "operator": operator}.get(role)
+        self.own = own
+        self.acls = Acls(daemon, operator, operators, own)
         self.session_timeout_s = session_timeout_s
         self.op_timeout_s = op_timeout_s if op_timeout_s is not None else session_timeout_s
         self.clock = clock
         self.audit_keep = audit_keep
         self.commands_keep = commands_keep
         self.refusals_keep = refusals_keep
-        own = {"daemon": daemon, "operator": operator}.get(role)
         try:
             self._zk = KazooClient(
                 hosts=hosts if isinstance(hosts, str) else ",".join(hosts),
@@ -231,30 +234,40 @@ class ZooKeeperSession:
         """Create the base path and its folders with their ACLs (idempotent). A daemon does it
         at its first write if `connect()` could not (the ensemble was down at start)."""
         paths = [*self.layout.ancestors(), *(self.layout.dir(name) for name in DIRS)]
-        for path in [*paths, self.layout.term]:
-            acl = (
-                self.acls.commands_dir
-                if path in {self.layout.dir(d) for d in OPERATOR_DIRS}
-                else self.acls.node
-            )
+        requests = {self.layout.request_dir(name): name for name in sorted(self.acls.requesters)}
+        shared = {self.layout.dir(d) for d in OPERATOR_DIRS}
+        legacy = {self.layout.dir(d) for d in LEGACY_OPERATOR_DIRS}
+        for path in [*paths, self.layout.term, *requests]:
+            if path in requests:
+                acl = self.acls.request_dir(requests[path])
+            else:
+                acl = self.acls.commands_dir if path in shared else self.acls.node
             value = b"0" if path == self.layout.term else b""
             try:
                 self._call(self._zk.create_async(path, value, acl=acl), f"create {path}")
             except NodeExistsError:
                 if path.startswith(self.layout.base):  # ours: it must carry our ACLs
-                    self._check_acl(path, acl)
+                    self._check_acl(path, acl, path in legacy)
         self._layout_ready = True
 
-    def _check_acl(self, path: str, expected: list[ACL]) -> None:
+    def _check_acl(self, path: str, expected: list[ACL], legacy: bool = False) -> None:
         """A node of this cluster that someone else created (before the first daemon) would
-        be theirs: refuse to use it unless it carries exactly this cluster's ACLs."""
-        found, _ = self._call(self._zk.get_acls_async(path), f"read the ACL of {path}")
-        if _acl_set(found) != _acl_set(expected):
-            raise UntrustedNode(
-                f"{path} exists with ACL [{_describe(found)}], not this cluster's "
-                f"[{_describe(expected)}]: someone else created it; refusing to use it "
-                "(remove it, or set its ACL, as the ZooKeeper administrator)"
+        be theirs: refuse to use it unless it carries this cluster's ACLs, or ACLs that only
+        differ by operators added or removed since (then they are set to this cluster's)."""
+        found, stat = self._call(self._zk.get_acls_async(path), f"read the ACL of {path}")
+        if _acl_set(found) == _acl_set(expected):
+            return
+        if self.acls.repairable(found, expected, legacy):
+            self._call(
+                self._zk.set_acls_async(path, expected, stat.aversion), f"set the ACL of {path}"
             )
+            log.info(f"{path}: ACL brought up to date (operators changed)")
+            return
+        raise UntrustedNode(
+            f"{path} exists with ACL [{_describe(found)}], not this cluster's "
+            f"[{_describe(expected)}]: someone else created it; refusing to use it "
+            "(remove it, or set its ACL, as the ZooKeeper administrator)"
+        )
 
     def session_state(self) -> SessionState:
         return self._state

@@ -43,7 +43,7 @@ from failover.coord.base import (
     Role,
     VersionConflict,
 )
-from failover.coord.commands import check_once, parse_command
+from failover.coord.commands import check_once, parse_command, stamped
 from failover.coord.zklayout import (
     decode_entry,
     decode_member,
@@ -54,6 +54,7 @@ from failover.coord.zklayout import (
     encode_member,
     encode_observations,
     encode_result,
+    operator_ids,
     parse_contender,
     read_identity,
 )
@@ -80,15 +81,21 @@ class ZooKeeperCoordinator(ZooKeeperSession, Coordinator):
         daemon = (
             read_identity(zk.daemon_auth.credentials_file, "daemon") if zk.daemon_auth else None
         )
-        operator = (
+        operator = options.pop("identity", None) or (
             read_identity(zk.operator_auth.credentials_file, "operator")
             if zk.operator_auth
             else None
         )
+        operators = operator_ids(config) if role == "daemon" else {}
         if daemon is None and role == "daemon":
+            if not zk.insecure_open_acl:
+                raise CoordinatorError(
+                    "cluster.zookeeper.daemon_auth is not set: every node would be open to "
+                    "anyone who can reach ZooKeeper (set it, or insecure_open_acl: true)"
+                )
             log.warning(
-                "cluster.zookeeper.daemon_auth is not set: every node of the cluster "
-                "is open to anyone who can reach ZooKeeper"
+                "cluster.zookeeper.insecure_open_acl: INSECURE: no daemon_auth, every node "
+                "of the cluster is open to anyone who can reach ZooKeeper"
             )
         tls: dict[str, Any] = {}
         if zk.tls.enabled:
@@ -108,6 +115,7 @@ class ZooKeeperCoordinator(ZooKeeperSession, Coordinator):
             "session_timeout_s": zk.session_timeout_s,
             "daemon": daemon,
             "operator": operator,
+            "operators": operators,
             "tls": tls,
             **options,
         }
@@ -459,19 +467,27 @@ class ZooKeeperCoordinator(ZooKeeperSession, Coordinator):
         raise AlreadyUsed("this request was already used")
 
     def _submit_one(self, data: bytes) -> str:
+        """A daemon queues in `commands/`; an operator in its own `requests/<user>/`."""
+        mine = self.own.user if self.role == "operator" and self.own else None
+        folder = self.layout.request_dir(mine) if mine else self.layout.dir("commands")
         try:
             path = self._call(
-                self._zk.create_async(
-                    self.layout.command("cmd-"), data, acl=self.acls.node, sequence=True
-                ),
+                self._zk.create_async(f"{folder}/cmd-", data, acl=self.acls.node, sequence=True),
                 "submit a command",
             )
         except NoNodeError:
+            known = mine and self._get(self.layout.dir("requests"), None) is not None
             raise CoordinatorError(
-                f"submit a command: {self.layout.dir('commands')} does not exist: no daemon "
-                "has run against this ensemble yet"
+                f"submit a command: {folder} does not exist: "
+                + (
+                    f"{mine!r} is not an operator of this cluster (cluster.zookeeper.operators), "
+                    "or no daemon has started since it was added"
+                    if known
+                    else "no daemon has run against this ensemble yet"
+                )
             ) from None
-        return str(path).rsplit("/", 1)[1]
+        name = str(path).rsplit("/", 1)[1]
+        return f"{mine}.{name}" if mine else name
 
     def _drop_expired_once(self, path: str) -> bool:
         """Delete a once-only node whose time has passed; True if it is gone."""
@@ -497,16 +513,31 @@ class ZooKeeperCoordinator(ZooKeeperSession, Coordinator):
 
     @edge
     def pending_commands(self) -> list[Command]:
+        """Commands without a result, in the order ZooKeeper created them. A command from
+        `requests/<operator>/` is by that operator: only its identity can create there (a
+        different name it claims is kept beside, as `<operator> (says <claim>)`)."""
         self._enter()
         ids = self._children(self.layout.dir("commands"), "commands")
+        requests = self.layout.dir("requests")
+        folders = self._children(requests, "commands")
+        if self.role == "daemon" and self.acls.enabled:  # only folders this cluster made
+            folders = [name for name in folders if name in self.acls.requesters]
+        for folder in folders:
+            with contextlib.suppress(NotAuthorized):
+                names = self._children(f"{requests}/{folder}", "commands")
+                ids += [f"{folder}.{name}" for name in names]
         done = set(self._children(self.layout.dir("results"), None))
         pending = [cid for cid in ids if cid not in done]
-        found = self._get_many([self.layout.command(cid) for cid in pending], None)
-        return [
-            parse_command(cid, found[self.layout.command(cid)])
-            for cid in pending
-            if self.layout.command(cid) in found
-        ]
+        paths = [self.layout.command(cid) for cid in pending]
+        reads = [self._zk.get_async(path) for path in paths]
+        found: list[tuple[int, Command]] = []
+        for cid, result in zip(pending, reads, strict=True):
+            try:
+                data, stat = self._call(result, f"read command {cid}")
+            except NoNodeError:
+                continue
+            found.append((int(stat.czxid), stamped(cid, parse_command(cid, data))))
+        return [command for _, command in sorted(found, key=lambda item: item[0])]
 
     @edge
     def command_result(self, command_id: str) -> CommandResult | None:

@@ -109,6 +109,7 @@ class Command:
     at: float | None = None  # scheduled switchover time
     expires_s: float | None = None  # the switchover is an override that lapses
     requested_at: float = 0.0
+    totp: str | None = None  # an operator's second factor, checked once by the leader
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,6 +32,7 @@ from failover.core import agent as agent_rule
 from failover.core.codec import to_dict
 from failover.core.freshness import Arrival, restamp
 from failover.core.model import Applied, Command, Decision, GroupState, SiteHealth, Step
+from failover.daemon.second_factor import CommandSecondFactor
 from failover.steer.base import Steerer
 
 if TYPE_CHECKING:
@@ -128,6 +129,7 @@ class Leader:
         self.clock = clock
         self.engine = engine or Engine(config)
         self.dns = dict(dns or {})
+        self.second_factor = CommandSecondFactor(config)
         self.recorded: dict[str, tuple[str, str]] = {}  # group -> (kind, code) last audited
         self.last_step: Step | None = None
         self.recorder: Recorder | None = None  # given each cycle's inputs and step, if set
@@ -213,6 +215,8 @@ class Leader:
         self, coordinator: Coordinator, leadership: Leadership, snap: Snapshot, command: Command
     ) -> None:
         problem = malformed(command)
+        if problem is None:  # an operator's code checked (once only) and dropped
+            command, problem = self.second_factor.check(coordinator, command, snap.now)
         if problem is not None:  # consumed as refused, so that it never blocks the queue
             self._refuse_malformed(coordinator, leadership, snap.now, command, problem)
             return

@@ -29,6 +29,7 @@ class SupervisedDaemon:
         config_path: Path,
         watchdog_s: float,
         priority: Priority | None = None,
+        log_level: str = "INFO",
     ) -> None:
         self.instance = instance
         self.site = site
@@ -49,6 +50,8 @@ class SupervisedDaemon:
             str(config_path),
             "--instance",
             instance,
+            "--log-level",
+            log_level,
         ]
         self.process: Process = lab.process(site, f"daemon-{instance}", argv)
 

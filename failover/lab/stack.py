@@ -87,6 +87,7 @@ class Stack:
         zookeeper_tick_ms: int = 200,
         priority: Priority | None = None,
         agents_first: bool = False,
+        log_level: str = "INFO",  # the daemons'
     ) -> None:
         base = Path(base_config).resolve()
         raw = yaml.safe_load(base.read_text())
@@ -106,6 +107,7 @@ class Stack:
         # witness, each once registered: with timers shorter than a daemon's start-up, a leader
         # that starts alone sees the preferred site without an agent and fails it over.
         self.agents_first = agents_first
+        self.log_level = log_level
         self.sites: dict[str, SiteServices] = {}
         self.zookeeper: ZooKeeperEnsemble | None = None
         self.daemons: dict[str, SupervisedDaemon] = {}
@@ -171,7 +173,13 @@ class Stack:
         watchdog_s = self.config.cluster.daemon.watchdog_s
         for instance, placed in self.config.instances.items():
             self.daemons[instance] = SupervisedDaemon(
-                self.lab, instance, placed.site, self.config_path, watchdog_s, self.priority
+                self.lab,
+                instance,
+                placed.site,
+                self.config_path,
+                watchdog_s,
+                self.priority,
+                self.log_level,
             )
         preferred = self.config.preferred_site(self.bgp_group)
         if self.agents_first:  # the preferred site's daemon leads, each agent there in turn

@@ -138,13 +138,15 @@ def test_a_malformed_command_node_is_refused_and_the_queue_moves_on(steady: Clus
     )
     raw.start(timeout=10)
     try:
-        path = raw.create(
-            "/failover/ops/commands/cmd-", b'{"kind": "switchover", "at": NaN}', sequence=True
+        path = raw.create(  # the shared operator identity's own folder
+            "/failover/ops/requests/failover-operator/cmd-",
+            b'{"kind": "switchover", "at": NaN}',
+            sequence=True,
         )
     finally:
         raw.stop()
         raw.close()
-    bad_id = path.rsplit("/", 1)[1]
+    bad_id = "failover-operator." + path.rsplit("/", 1)[1]
     code, body = post(steady, "w", "/freeze", {"reason": "after a bad node"})
     assert code == 202, body
     wait_until(lambda: steady.status()["groups"]["web"]["frozen"], 10.0, "frozen")

@@ -203,7 +203,7 @@ def test_durations_and_times() -> None:
 
 
 CONFIG = """
-cluster: {name: c, zookeeper: {hosts: ["127.0.0.1:2181"]}}
+cluster: {name: c, zookeeper: {hosts: ["127.0.0.1:2181"], insecure_open_acl: true}}
 sites:
   dc1: {services: {app: {kind: app, endpoints: ["127.0.0.1:1"], check: {type: tcp}}}}
   dc2: {services: {app: {kind: app, endpoints: ["127.0.0.1:2"], check: {type: tcp}}}}

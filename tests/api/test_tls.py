@@ -65,7 +65,7 @@ def served(pki: dict[str, Any], mutual: bool) -> Iterator[Served]:
     document = {
         "cluster": {
             "name": "c",
-            "zookeeper": {"hosts": ["127.0.0.1:2181"]},
+            "zookeeper": {"hosts": ["127.0.0.1:2181"], "insecure_open_acl": True},
             "api": {"keys_file": "api.keys", "tls": tls},
         },
         "sites": {

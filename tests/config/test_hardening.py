@@ -134,10 +134,54 @@ def test_validate_reads_secret_files_without_printing_them(tmp_path: Path) -> No
     for value in (secret, password, password.partition(":")[2]):
         assert value not in result.output
     digest.write_text("failover-daemon:short\n")
-    assert "password under 16 characters" in validate(path).output
+    assert "the password is too weak" in validate(path).output
+
+
+def test_a_config_without_daemon_auth_is_refused_unless_open_acls_are_asked_for(
+    tmp_path: Path,
+) -> None:
+    """Finding 9: without daemon_auth every node was silently world-writable."""
+    path, document = example(tmp_path)
     del document["cluster"]["zookeeper"]["daemon_auth"]
     path.write_text(yaml.safe_dump(document))
-    assert "daemon_auth: not set: every ZooKeeper node" in validate(path).output
+    for result in (validate(path), run("run", "--config", str(path), "--instance", "dc1-a")):
+        assert result.exit_code == 2, result.output
+        assert "cluster.zookeeper.daemon_auth: not set: every ZooKeeper node" in result.output
+        assert "insecure_open_acl: true" in result.output
+    document["cluster"]["zookeeper"]["insecure_open_acl"] = True
+    path.write_text(yaml.safe_dump(document))
+    result = validate(path)
+    assert result.exit_code == 0, result.output
+    assert "warning: cluster.zookeeper.insecure_open_acl: INSECURE" in result.output
+
+
+@pytest.mark.parametrize(
+    ("password", "refused"),
+    [
+        ("lab-daemon-secret", True),  # the old example: 17 characters, about 100 bits
+        ("Aa1" * 10, True),  # long, but a pattern of three characters
+        ("x" * 40, True),
+        ("3ZYXT8YJvkaZ1YsUJ80Vegq", False),  # 23 random base64 characters
+        ("4txAiH6yr9oklRnIH/8iiLGDXrJisnJCb/jj40/7", False),  # openssl rand -base64 30
+    ],
+)
+def test_zookeeper_passwords_must_resist_an_offline_search(
+    tmp_path: Path, password: str, refused: bool
+) -> None:
+    """Finding 9: the digest (unsalted SHA-1 of user:password) is readable with getACL."""
+    path, document = example(tmp_path)
+    path.write_text(yaml.safe_dump(document))
+    for name in ("daemon", "operator"):
+        digest = tmp_path / "secrets" / f"{name}.digest"
+        original = digest.read_text()
+        digest.write_text(f"failover-{name}:{password}\n")
+        result = validate(path)
+        assert (result.exit_code == 2) == refused, result.output
+        if refused:
+            assert f"cluster.zookeeper.{name}_auth.credentials_file" in result.output
+            assert "the password is too weak" in result.output
+        assert password not in result.output
+        digest.write_text(original)
 
 
 def test_campaigns_and_playbooks_refuse_infinities(tmp_path: Path) -> None:
@@ -202,3 +246,35 @@ def test_a_daemon_does_not_start_with_a_missing_secret_file(tmp_path: Path) -> N
     assert result.exit_code == 2, result.output
     assert "groups.mail.steering.tsig.secret_file" in result.output
     assert "tsig.key: cannot read" in result.output
+
+
+def test_operator_identities_are_checked(tmp_path: Path) -> None:
+    """Finding 10: each operator's own identity, by name; its file must name that operator."""
+    from kazoo.security import make_digest_acl_credential
+
+    path, document = example(tmp_path)
+    zk = document["cluster"]["zookeeper"]
+    (tmp_path / "secrets" / "alice.digest").write_text("bob:Vx3kQ9rT2mW8zL5pN7bYq1\n")
+    (tmp_path / "secrets" / "alice.digest").chmod(0o600)
+    zk["operators"] = {
+        "alice": {"credentials_file": "secrets/alice.digest"},
+        "bob": {"digest": make_digest_acl_credential("bob", "Vx3kQ9rT2mW8zL5pN7bYq1")},
+    }
+    path.write_text(yaml.safe_dump(document))
+    result = validate(path)
+    assert result.exit_code == 2, result.output
+    assert "cluster.zookeeper.operators.alice.credentials_file" in result.output
+    assert "names user 'bob', not the operator 'alice'" in result.output
+    (tmp_path / "secrets" / "alice.digest").write_text("alice:Vx3kQ9rT2mW8zL5pN7bYq1\n")
+    result = validate(path)
+    assert result.exit_code == 0, result.output
+    assert "operator_auth: a shared operator identity beside operators" in result.output
+    for bad, problem in (
+        ({"digest": "alice:short"}, "expected user:BASE64"),
+        ({"digest": zk["operators"]["bob"]["digest"]}, "names user 'bob', not 'alice'"),
+        ({}, "give exactly one of credentials_file and digest"),
+    ):
+        zk["operators"]["alice"] = bad
+        path.write_text(yaml.safe_dump(document))
+        result = validate(path)
+        assert result.exit_code == 2 and problem in result.output, result.output

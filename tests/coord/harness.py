@@ -24,7 +24,9 @@ from failover.testing.servers.process import wait_until
 from failover.testing.servers.zookeeper import ZooKeeperEnsemble
 
 DAEMON = Identity("failover-daemon", "test-daemon-secret")
-OPERATOR = Identity("failover-operator", "test-operator-secret")
+OPERATOR = Identity("failover-operator", "test-operator-secret")  # the shared identity
+# Operators' own identities: an operator client named so authenticates as its own
+OPERATORS = {name: Identity(name, f"test-{name}-secret") for name in ("alice", "bob")}
 SESSION_S = 2.0  # long enough that a loaded 2-core machine never expires one by accident
 # What a coordinator's call may raise while a test waits for it to settle (no session yet).
 SETTLING = (CoordinatorError, OSError)
@@ -126,7 +128,8 @@ class ZooKeeperHarness:
             chroot=self.chroot,
             session_timeout_s=self.session_timeout_s,
             daemon=DAEMON,
-            operator=OPERATOR,
+            operator=OPERATORS.get(instance, OPERATOR) if role == "operator" else OPERATOR,
+            operators={name: identity.acl_id for name, identity in OPERATORS.items()},
             op_timeout_s=2.0,
             **options,
         )
@@ -181,10 +184,11 @@ class ZooKeeperHarness:
         raw.set(path, json.dumps(entry).encode())
 
     def submit_raw(self, data: bytes) -> str:
-        """A command node with these bytes, written with the operator identity."""
+        """A command node with these bytes, written with the shared operator identity."""
         raw = self.raw(OPERATOR)
-        path = raw.create(Layout(self.chroot, self.cluster).command("cmd-"), data, sequence=True)
-        return str(path).rsplit("/", 1)[1]
+        folder = Layout(self.chroot, self.cluster).request_dir(OPERATOR.user)
+        path = raw.create(f"{folder}/cmd-", data, sequence=True)
+        return f"{OPERATOR.user}.{str(path).rsplit('/', 1)[1]}"
 
     def close(self) -> None:
         for client in self.clients:

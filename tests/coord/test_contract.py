@@ -264,6 +264,26 @@ def test_command_is_consumed_exactly_once_with_its_effect(harness: Any) -> None:
     assert b.desired("web") == (GroupState("web", "dc2", epoch=2), v0 + 1)  # all or nothing
 
 
+def test_a_command_is_by_the_identity_that_queued_it(harness: Any) -> None:
+    """Finding 10: `who` was what the CLI claimed ($LOGNAME); now it is the identity whose
+    folder the command is in, and a different claim is kept beside it, never instead."""
+    a = harness.client("a")
+    lead(harness, a)
+    alice, bob = harness.client("alice", role="operator"), harness.client("bob", role="operator")
+    honest = alice.submit(Command("", "freeze", "alice", "change window"))
+    spoofed = alice.submit(Command("", "unfreeze", "bob", "pretending"))
+    own = bob.submit(Command("", "freeze", "bob"))
+    daemon = a.submit(Command("", "note", "api:ops", "accepted"))
+    pending = {c.id: c.by for c in a.pending_commands()}
+    assert pending == {
+        honest: "alice",
+        spoofed: "alice (says bob)",
+        own: "bob",
+        daemon: "api:ops",
+    }
+    assert [c.id for c in a.pending_commands()] == [honest, spoofed, own, daemon]
+
+
 def test_a_dead_leaders_command_is_executed_by_the_next_one_once(harness: Any) -> None:
     a, b = harness.client("a"), harness.client("b")
     operator = harness.client("alice", role="operator")

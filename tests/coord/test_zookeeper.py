@@ -81,10 +81,16 @@ def test_operator_may_submit_commands_but_not_write_desired_state(
     operator = zk_harness.raw(identity=OPERATOR)
     assert operator.get(layout.state("web"))[0]
     created = operator.create(
-        layout.command("cmd-"), b"{}", sequence=True, acl=zk_harness.clients[0].acls.node
+        f"{layout.request_dir(OPERATOR.user)}/cmd-",
+        b"{}",
+        sequence=True,
+        acl=zk_harness.clients[0].acls.node,
     )
-    assert created.startswith(layout.dir("commands"))
+    assert created.startswith(layout.dir("requests"))
     refused: list[Callable[[], object]] = [
+        lambda: operator.create(layout.command("cmd-"), b"{}", sequence=True),  # daemons' queue
+        lambda: operator.create(f"{layout.request_dir('alice')}/cmd-", b"{}", sequence=True),
+        lambda: operator.create(layout.request_dir("mallory"), b""),
         lambda: operator.set(layout.state("web"), b"{}"),
         lambda: operator.create(layout.state("mail"), b"{}"),
         lambda: operator.create(layout.result("cmd-0000000099"), b"{}"),
@@ -341,3 +347,42 @@ def test_a_node_someone_else_created_first_is_not_trusted(zk_harness: ZooKeeperH
     a = zk_harness.client("b")  # the layout is made with this cluster's ACLs
     assert a.session_state() == "connected"
     zk_harness.client("c")  # and trusted on the next start
+
+
+def test_adding_an_operator_updates_the_acls_of_an_existing_tree(
+    zk_harness: ZooKeeperHarness,
+) -> None:
+    """Per-operator identities: each has its own folder, the others may only read it; a
+    daemon started with one more operator brings every ACL up to date (not 'untrusted')."""
+    from failover.coord.zklayout import Identity
+
+    alice, bob = (Identity(n, f"{n}-Vx3kQ9rT2mW8zL5pN7bY") for n in ("alice", "bob"))
+
+    def daemon(instance: str, *operators: Identity) -> ZooKeeperCoordinator:
+        client = ZooKeeperCoordinator(
+            zk_harness.hosts,
+            cluster=zk_harness.cluster,
+            instance=instance,
+            chroot=zk_harness.chroot,
+            session_timeout_s=SESSION_S,
+            daemon=DAEMON,
+            operator=OPERATOR,
+            operators={o.user: o.acl_id for o in operators},
+        )
+        zk_harness.clients.append(client)
+        return client.connect(timeout_s=10.0)
+
+    daemon("a", alice)
+    layout = Layout(zk_harness.chroot, zk_harness.cluster)
+    assert sorted(zk_harness.raw().get_children(layout.dir("requests"))) == ["alice", OPERATOR.user]
+    daemon("b", alice, bob)
+    raw = zk_harness.raw()
+    assert sorted(raw.get_children(layout.dir("requests"))) == ["alice", "bob", OPERATOR.user]
+    acl, _ = raw.get_acls(layout.request_dir("alice"))
+    rights = {str(entry.id.id): int(entry.perms) for entry in acl}
+    assert rights == {DAEMON.acl_id: 31, alice.acl_id: 5, bob.acl_id: 1, OPERATOR.acl_id: 1}
+    as_bob = zk_harness.raw(identity=bob)
+    assert as_bob.get_children(layout.dir("state")) == []  # operators read
+    with pytest.raises(NoAuthError):
+        as_bob.create(f"{layout.request_dir('alice')}/cmd-", b"{}", sequence=True)
+    assert as_bob.create(f"{layout.request_dir('bob')}/cmd-", b"{}", sequence=True)

@@ -41,7 +41,15 @@ KEY_SECRET = "ops-secret-for-tests"
 LOCK_KEY_ID = "lockme"
 LOCK_KEY_SECRET = "lockme-secret"
 TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"  # the second factor of KEY_ID
+# Operators with their own ZooKeeper identities: alice's password file is in the config
+# (daemons and the CLI's --identity alice read it), bob's only as a digest.
+ALICE_PASSWORD = "alice-Pz7fW2kQ9vX4mR8tL3nB"
+BOB_PASSWORD = "bob-Jd5hT8wN2qZ6xV9cK4rM7y"
+ALICE_TOTP = "KRSXG5CTMVRXEZLUKRSXG5CTMVRXEZLU"  # alice's second factor (the CLI's)
 SCOPE = "failover/api/escher_request"
+# ZooKeeper passwords strong enough for `validate` (their digests are readable by operators)
+DAEMON_PASSWORD = "daemon-Vx3kQ9rT2mW8zL5pN7bY"
+OPERATOR_PASSWORD = "operator-Hq4nR8sK2vX6cJ9wM3tZ"
 ADDRESSES = {"dc1": "10.1.0.1", "dc2": "10.2.0.1"}
 INSTANCES = {"a": "dc1", "b": "dc2", "w": "witness"}
 
@@ -74,9 +82,11 @@ class Cluster:
         secret = base64.b64encode(secrets.token_bytes(32)).decode()
         (workdir / "tsig.key").parent.mkdir(parents=True, exist_ok=True)
         (workdir / "tsig.key").write_text(secret + "\n")
-        (workdir / "daemon.digest").write_text("failover-daemon:daemon-secret\n")
-        (workdir / "operator.digest").write_text("failover-operator:operator-secret\n")
-        (workdir / "api.totp").write_text(f"{KEY_ID}:{TOTP_SECRET}\n")
+        (workdir / "daemon.digest").write_text(f"failover-daemon:{DAEMON_PASSWORD}\n")
+        (workdir / "operator.digest").write_text(f"failover-operator:{OPERATOR_PASSWORD}\n")
+        (workdir / "api.totp").write_text(f"{KEY_ID}:{TOTP_SECRET}\nalice:{ALICE_TOTP}\n")
+        (workdir / "alice.digest").write_text(f"alice:{ALICE_PASSWORD}\n")
+        (workdir / "bob.digest").write_text(f"bob:{BOB_PASSWORD}\n")  # bob's own copy
         (workdir / "api.keys").write_text(
             f"# test keys\n{KEY_ID}:{KEY_SECRET}\n{LOCK_KEY_ID}:{LOCK_KEY_SECRET}\n"
         )
@@ -126,6 +136,10 @@ class Cluster:
                     "session_timeout_s": 2,
                     "daemon_auth": {"credentials_file": "daemon.digest"},
                     "operator_auth": {"credentials_file": "operator.digest"},
+                    "operators": {
+                        "alice": {"credentials_file": "alice.digest"},
+                        "bob": {"digest": make_digest_acl_credential("bob", BOB_PASSWORD)},
+                    },
                 },
                 "api": {
                     "keys_file": "api.keys",
@@ -208,8 +222,12 @@ class Cluster:
 
     def secrets(self) -> dict[str, str]:
         """Every secret the cluster's config names, by where it comes from."""
-        found = {"tsig": (self.workdir / "tsig.key").read_text().strip(), "totp": TOTP_SECRET}
-        for name in ("daemon.digest", "operator.digest"):
+        found = {
+            "tsig": (self.workdir / "tsig.key").read_text().strip(),
+            "totp": TOTP_SECRET,
+            "alice totp": ALICE_TOTP,
+        }
+        for name in ("daemon.digest", "operator.digest", "alice.digest", "bob.digest"):
             user, _, password = (self.workdir / name).read_text().strip().partition(":")
             found[name] = password
             found[f"{name} digest"] = make_digest_acl_credential(user, password).partition(":")[2]
@@ -311,6 +329,24 @@ def start_cluster(workdir: Path, **options: Any) -> Cluster:
         cluster.stop()
         shutil.rmtree(workdir / "zk", ignore_errors=True)
         raise
+
+
+_used_codes: set[str] = set()
+
+
+def alice_code() -> str:
+    """A TOTP code of alice's the leader will take and that no test used yet (a code is
+    used once; the leader accepts the previous, current and next one)."""
+    import pyotp
+
+    totp = pyotp.TOTP(ALICE_TOTP)
+    while True:
+        for offset in (0, 30, -30):
+            code = totp.at(time.time() + offset)
+            if code not in _used_codes:
+                _used_codes.add(code)
+                return code
+        time.sleep(30 - time.time() % 30 + 0.1)
 
 
 def wait_for(predicate: Any, timeout_s: float, what: str) -> None:

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from failover.cli import cli
-from tests.operator.cluster import ADDRESSES, FAILOVER, Cluster, wait_for
+from tests.operator.cluster import ADDRESSES, FAILOVER, Cluster, alice_code, wait_for
 
 pytestmark = pytest.mark.zookeeper
 
@@ -81,12 +81,14 @@ def test_switchover_waits_until_applied_and_verified_then_explain(steady: Cluste
     assert "accepted [accepted]" in moved.output
     assert "web: applied and verified on dc2 in " in moved.output
     assert steady.bind.answer("www") == [ADDRESSES["dc2"]]  # the name server says so
-    command_id = next(word.rstrip(":") for word in moved.output.split() if word.startswith("cmd-"))
+    command_id = next(word.rstrip(":") for word in moved.output.split() if ".cmd-" in word)
 
     history = json.loads(run(steady, "history", "--json").output)["entries"]
     mine = [e for e in history if e["command_id"] == command_id]
     assert {e["kind"] for e in mine} == {"desired", "command"}
-    assert all(e["by"].endswith("@" + socket.gethostname()) for e in mine)
+    # the shared identity: who queued it, and beside it who the CLI says runs it
+    assert all(e["by"].startswith("failover-operator (says ") for e in mine)
+    assert all(e["by"].endswith("@" + socket.gethostname() + ")") for e in mine)
 
     explained = run(steady, "explain", command_id)
     assert explained.exit_code == 0, explained.output
@@ -125,11 +127,13 @@ def test_freeze_blocks_switchover_until_unfrozen(steady: Cluster) -> None:
     blocked = run(steady, "switchover", "--to", "dc2")
     assert blocked.exit_code == 1
     assert "FAIL  not_frozen" in blocked.output and "change window" in blocked.output
-    forced = run(steady, "switchover", "--to", "dc2", "--force", "--wait")
+    alice = ["--identity", "alice", "--totp"]
+    forced = run(steady, "switchover", "--to", "dc2", "--force", "--wait", *alice, alice_code())
     assert forced.exit_code == 0, forced.output
     assert "FAIL  not_frozen" in forced.output and "(overridden by --force)" in forced.output
     assert "switchover to dc2 started (forced past not_frozen)" in forced.output
-    assert run(steady, "switchover", "--to", "dc1", "--force", "--wait").exit_code == 0
+    back = run(steady, "switchover", "--to", "dc1", "--force", "--wait", *alice, alice_code())
+    assert back.exit_code == 0, back.output
     thawed = run(steady, "unfreeze", "--reason", "window over")
     assert thawed.exit_code == 0, thawed.output
     assert json.loads(run(steady, "status", "--json").output)["groups"]["web"]["frozen"] is False
@@ -282,6 +286,7 @@ def test_a_cluster_no_daemon_has_run(cluster: Cluster, tmp_path: Path) -> None:
     frozen = CliRunner().invoke(cli, ["freeze", "--config", str(config)])
     assert frozen.exit_code == 1
     assert (
-        "/failover/empty/commands does not exist: no daemon has run against this ensemble yet"
+        "/failover/empty/requests/failover-operator does not exist: no daemon has run "
+        "against this ensemble yet"
     ) in frozen.output
     assert "Traceback" not in shown.output + frozen.output

@@ -29,7 +29,10 @@ def config(
 ) -> dict[str, object]:
     fast = {"interval_s": 2, "timeout_s": 1.5}
     return {
-        "cluster": {"name": "shop", "zookeeper": {"hosts": ["127.0.0.1:2181"]}},
+        "cluster": {
+            "name": "shop",
+            "zookeeper": {"hosts": ["127.0.0.1:2181"], "insecure_open_acl": True},
+        },
         "sites": {
             "dc1": {
                 "services": {
