@@ -108,8 +108,9 @@ def test_sighup_refuses_a_config_without_this_instance(cluster: Cluster) -> None
 
 def test_a_slow_reload_does_not_stall_health(cluster: Cluster) -> None:
     """A reload reads and checks the new config in a worker thread, between two cycles: a
-    config that takes seconds to parse (220 KB, 45,000 list items) never stalls /health
-    (parsed on the event loop, it stalled the API for as long as the parse took)."""
+    config that takes a second or so to parse (220 KB, 45,000 list items) never stalls /health
+    (parsed on the event loop, it stalled the API for as long as the parse took: one answer at
+    most, as late as the parse is long)."""
     from failover.config import parse_config
 
     good = cluster.config_path.read_text()
@@ -119,7 +120,7 @@ def test_a_slow_reload_does_not_stall_health(cluster: Cluster) -> None:
     started = time.perf_counter()
     parse_config(text)
     parse_s = time.perf_counter() - started
-    assert parse_s > 1.5, f"the config parses in {parse_s:.2f} s: not slow enough to tell"
+    assert parse_s > 0.4, f"the config parses in {parse_s:.2f} s: not slow enough to tell"
 
     def reloads() -> int:
         return sum("config reloaded" in str(line["msg"]) for line in log_lines(cluster, "b"))
@@ -138,7 +139,7 @@ def test_a_slow_reload_does_not_stall_health(cluster: Cluster) -> None:
     finally:
         cluster.config_path.write_text(good)
     assert reloads() == before + 1, "the slow config was not reloaded"
-    assert len(gaps) >= 10 and max(gaps) < 1.0, gaps
+    assert len(gaps) >= 3 and max(gaps) < parse_s / 2, (parse_s, gaps)
     cluster.daemons["b"].signal(signal.SIGHUP)  # back to the small config
     wait_until(lambda: reloads() == before + 2, 30.0, "the config reloaded back")
     cluster.wait_steady("dc1")
