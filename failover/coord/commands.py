@@ -63,6 +63,7 @@ def _parse(command_id: str, data: bytes) -> Command:
         _number(raw, "at"),
         _number(raw, "expires_s", positive=True),
         _number(raw, "requested_at") or 0.0,
+        None if raw.get("graceful") is None else _flag(raw, "graceful"),
     )
 
 

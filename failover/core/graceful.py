@@ -11,7 +11,10 @@ DNS group (T: the switch; TTL: the records' configured TTL, the one caches may h
                 site; it waits until every name server answers it (or `graceful_verify_s`).
                 Failed pre-checks at T: no switch, straight to restoring.
     draining    until T + TTL: caches that fetched before T expire; records keep the short TTL.
-    restoring   the configured TTL again (new epoch); ends once every server answers it.
+    restoring   the configured TTL again; ends once every server answers it.
+
+Every move of the plan is a change of desired state, so each one takes a new epoch (the
+DNS steering writes the group again under it: the same records, the TTL of the stage).
 
 BGP group (T: the switch):
     switching   at T the old site is **held** (one prepend: still preferred over a backup,
@@ -258,7 +261,9 @@ def advance(engine: Engine, cycle: Cycle, view: View) -> bool:
             return _waiting(cycle, plan, "every name server to answer the switch")
         drained_at = max(now, plan.at + old_ttl_s(engine, state.group))
         nxt = _moved(cycle, "switched", until=drained_at)
-        cycle.state = replace(state, graceful=nxt, code="graceful_draining")
+        cycle.state = replace(
+            state, graceful=nxt, epoch=state.epoch + 1, code="graceful_draining", changed_at=now
+        )
         cycle.say(
             "desired",
             "graceful_draining",
@@ -268,7 +273,8 @@ def advance(engine: Engine, cycle: Cycle, view: View) -> bool:
                 else f"not every name server answered {plan.to_site} within "
                 f"{engine.policy.graceful_verify_s:g} s; going on"
             )
-            + f"; the short TTL stays for {drained_at - now:.0f} s while caches expire",
+            + f"; the short TTL stays for {drained_at - now:.0f} s while caches expire, "
+            f"epoch {cycle.state.epoch}",
             stage="draining",
             verified=done,
         )
@@ -310,14 +316,23 @@ def advance(engine: Engine, cycle: Cycle, view: View) -> bool:
     done = _verified(view, state, sites)
     if not done and now < plan.until:
         return _waiting(cycle, plan, "every name server to answer the configured TTL")
-    cycle.state = replace(state, graceful=_moved(cycle, "restored"), code="graceful_done")
+    cycle.state = replace(
+        state,
+        graceful=_moved(cycle, "restored"),
+        epoch=state.epoch + 1,
+        code="graceful_done",
+        changed_at=now,
+    )
     cycle.say(
         "desired",
         "graceful_done",
-        f"configured TTL back on every name server at epoch {state.epoch}; plan done"
-        if done
-        else f"configured TTL written at epoch {state.epoch}, not verified on every name "
-        f"server within {engine.policy.graceful_verify_s:g} s; plan done",
+        (
+            f"configured TTL back on every name server at epoch {state.epoch}"
+            if done
+            else f"configured TTL written at epoch {state.epoch}, not verified on every name "
+            f"server within {engine.policy.graceful_verify_s:g} s"
+        )
+        + f"; plan done, epoch {cycle.state.epoch}",
         stage="done",
         verified=done,
     )

@@ -335,7 +335,7 @@ class Engine:
             )
             return
         why = (
-            f"{old} confirmed backup at epoch {applied.epoch}"
+            f"{old} confirmed {applied.announcement} at epoch {applied.epoch}"
             if confirmed and applied
             else f"{old} did not confirm; it surely stopped announcing primary "
             f"{deadline - started:.1f} s after the switch began"

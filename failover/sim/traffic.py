@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from failover.config.model import BgpSteering
+from failover.core.graceful import dns_ttl
 from failover.core.model import Announcement
 from failover.sim.topology import CLIENTS
 
@@ -54,6 +55,7 @@ class Traffic:
         self.weights = {g: raw[g] / total for g in self.groups}
         self.bgp = {g: isinstance(config.groups[g].steering, BgpSteering) for g in self.groups}
         self.ttl_s = {g: float(getattr(config.groups[g].steering, "ttl", 0)) for g in self.groups}
+        self.ttl_in_effect = dict(self.ttl_s)  # what the last update wrote (graceful: short)
         self.members = {g: list(config.groups[g].services) for g in self.groups}
         self.seen: dict[tuple[str, str], Announcement] = {}  # (group, site) as routers see it
         self._arrive: dict[tuple[str, str], float] = {}
@@ -104,7 +106,10 @@ class Traffic:
         gen = self._dns_gen[group] = self._dns_gen[group] + 1
         away = {s: v for s, v in self.share[group].items() if s != site}
         follow = 1 - world.model.steering.dns_ignore_ttl_fraction
-        ttl = self.ttl_s[group]
+        ttl = self.ttl_in_effect[group]  # caches hold the answers they got with this TTL
+        state = world.leadership.desired.get(group)
+        if state is not None:
+            self.ttl_in_effect[group] = float(dns_ttl(state, int(self.ttl_s[group])))
         for step in range(1, DNS_STEPS + 1):
             world.at(
                 world.now + ttl * step / DNS_STEPS,

@@ -69,12 +69,12 @@ def test_dns_lowers_the_ttl_switches_at_t_then_restores_it() -> None:
     assert run.last.wake_at == 130.0  # T + old TTL
     run.step(130.0)
     state = run.state("mail")
-    assert (stage(run, "mail"), state.epoch) == ("restoring", epoch + 3)
+    assert (stage(run, "mail"), state.epoch) == ("restoring", epoch + 4)  # every move: an epoch
     assert graceful.dns_ttl(state, TTL) == TTL
     dns_verified(run, "mail", 130.2)
     run.step(130.3)
     assert run.state("mail").graceful is None
-    assert run.state("mail").epoch == epoch + 3
+    assert run.state("mail").epoch == epoch + 5
     desired = [d.code for d in run.decisions if d.group == "mail" and d.kind == "desired"]
     assert desired[-5:] == [
         "graceful_preparing",
