@@ -134,7 +134,8 @@ class Graceful:
 class GroupState:
     """The desired state of one group: written by the leader only, fenced by `epoch`.
 
-    `epoch` grows with every change of what the sites must announce (active site or phase).
+    `epoch` grows with every change of what the sites must announce (active site or phase),
+    and with every move of a graceful switchover (`graceful`, `core.graceful`).
     During `switching` no site is primary: the old one is being demoted, the new one waits.
     """
 
