@@ -76,6 +76,7 @@ def build_status(
             "switch_times": list(shown.switch_times),
             "override": to_dict(shown.override) if shown.override else None,
             "scheduled": to_dict(shown.scheduled) if shown.scheduled else None,
+            "graceful": _graceful(shown, config),
             "reason": shown.reason,
             "code": shown.code,
             "by": shown.by,
@@ -173,3 +174,20 @@ def service_verdicts(
 
 
 # --- the table -------------------------------------------------------------------------------
+
+
+def _graceful(state: GroupState, config: Config) -> dict[str, Any] | None:
+    """A running graceful switchover: its stage, deadline, the TTL the records carry now."""
+    plan = state.graceful
+    if plan is None:
+        return None
+    return {
+        "stage": plan.stage,
+        "method": plan.method,
+        "from_site": plan.from_site,
+        "to_site": plan.to_site,
+        "at": plan.at,
+        "until": plan.until,
+        "ttl_s": plan.ttl_s,
+        "by": plan.command.by if plan.command else "",
+    }

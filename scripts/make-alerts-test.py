@@ -284,6 +284,42 @@ tests = [
             ),
         ],
     ),
+    case(
+        "FailoverProbesLate: from 1 min dc1-a's checks start 0.25-0.5 s late; dc2-a's on time",
+        [
+            *(
+                (f'failover_probe_start_lag_seconds_bucket{{{AD}, le="{le}"}}', values)
+                for le, values in (("0.1", "0+60x4 240x40"), ("0.25", "0+60x4 240x40"))
+            ),
+            *(
+                (f'failover_probe_start_lag_seconds_bucket{{{AD}, le="{le}"}}', "0+60x44")
+                for le in ("0.5", "+Inf")
+            ),
+            *(
+                (f'failover_probe_start_lag_seconds_bucket{{{BD}, le="{le}"}}', "0+60x44")
+                for le in ("0.1", "0.25", "0.5", "+Inf")
+            ),
+        ],
+        [quiet("FailoverProbesLate", "5m"), fires("FailoverProbesLate", "8m", a_daemon)],
+    ),
+    case(
+        "FailoverCyclesSlow: from 1 min dc1-a's cycles take 1-2 s; dc2-a's 0.05 s",
+        [
+            *(
+                (f'failover_cycle_seconds_bucket{{{AD}, le="{le}"}}', values)
+                for le, values in (("0.1", "0+15x4 60x40"), ("1.0", "0+15x4 60x40"))
+            ),
+            *(
+                (f'failover_cycle_seconds_bucket{{{AD}, le="{le}"}}', "0+15x44")
+                for le in ("2.0", "+Inf")
+            ),
+            *(
+                (f'failover_cycle_seconds_bucket{{{BD}, le="{le}"}}', "0+15x44")
+                for le in ("0.1", "1.0", "2.0", "+Inf")
+            ),
+        ],
+        [quiet("FailoverCyclesSlow", "5m"), fires("FailoverCyclesSlow", "8m", a_daemon)],
+    ),
 ]
 doc = {"rule_files": ["alerts.yml"], "evaluation_interval": "15s", "tests": tests}
 header = (

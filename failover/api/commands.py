@@ -84,7 +84,8 @@ def command_from_body(kind: str, raw: str, by: str, config: Config, now: float) 
     """A write request's JSON body -> the Command to queue (BadRequest when malformed).
 
     switchover: {"site": "dc2", "group": "web", "reason": "...", "force": false,
-    "at": "+5m" | ISO | epoch seconds, "expires": "30m" | seconds}; freeze and unfreeze:
+    "at": "+5m" | ISO | epoch seconds, "expires": "30m" | seconds, "graceful": true | false
+    (absent: policy.graceful_switchover)}; freeze and unfreeze:
     {"group": "web", "reason": "..."}. `group` absent: every group.
     """
     try:
@@ -96,7 +97,7 @@ def command_from_body(kind: str, raw: str, by: str, config: Config, now: float) 
     if not isinstance(body, dict):
         raise BadRequest("the body must be a JSON object")
     allowed = {
-        "switchover": {"site", "to", "group", "reason", "force", "at", "expires"},
+        "switchover": {"site", "to", "group", "reason", "force", "at", "expires", "graceful"},
         "freeze": {"group", "reason"},
         "unfreeze": {"group", "reason"},
     }[kind]
@@ -116,6 +117,9 @@ def command_from_body(kind: str, raw: str, by: str, config: Config, now: float) 
     force = body.get("force", False)
     if not isinstance(force, bool):
         raise BadRequest("force: must be true or false")
+    graceful = body.get("graceful")
+    if graceful is not None and not isinstance(graceful, bool):
+        raise BadRequest("graceful: must be true or false")
     return Command(
         "",
         "switchover",
@@ -127,6 +131,7 @@ def command_from_body(kind: str, raw: str, by: str, config: Config, now: float) 
         _at(body.get("at"), now),
         _expires(body.get("expires")),
         now,
+        graceful=graceful,
     )
 
 

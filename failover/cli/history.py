@@ -173,6 +173,8 @@ def describe_command(command: dict[str, Any]) -> str:
     extras = []
     if command.get("force"):
         extras.append("forced")
+    if command.get("graceful") is not None:
+        extras.append("graceful" if command["graceful"] else "not graceful")
     if command.get("at") is not None:
         extras.append(f"scheduled at {when(float(command['at']))}")
     if command.get("expires_s") is not None:

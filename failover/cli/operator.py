@@ -224,6 +224,14 @@ def read_view(
     "with manual failback nothing moves back, with auto failback it moves back only "
     "as an automatic failback (preferred site healthy long enough, not blocked).",
 )
+@click.option(
+    "--graceful/--abrupt",
+    "graceful",
+    default=None,
+    help="Graceful: a planned switchover that loses nothing (DNS: a short TTL one old TTL "
+    "before the switch, the configured one after; BGP: the old site held while it drains). "
+    "Default: policy.graceful_switchover.",
+)
 @click.option("--wait", is_flag=True, help="Return when every site applied and verified it.")
 @timeout_option("60s")
 @identity_option
@@ -236,6 +244,7 @@ def switchover(
     force: bool,
     at_text: str | None,
     expires_text: str | None,
+    graceful: bool | None,
     wait: bool,
     timeout: str,
     identity: str | None,
@@ -300,7 +309,17 @@ def switchover(
         submitted: dict[str, tuple[str, float]] = {}
         for name in todo:
             command = Command(
-                "", "switchover", who(me), reason, name, site, force, at, expires_s, time.time()
+                "",
+                "switchover",
+                who(me),
+                reason,
+                name,
+                site,
+                force,
+                at,
+                expires_s,
+                time.time(),
+                graceful=graceful,
             )
             command = replace(command, totp=code)
             submitted[name] = (coordinator.submit(command), time.monotonic())
@@ -314,6 +333,13 @@ def switchover(
             raise SystemExit(EXIT_FAILED)
         if wait:
             extra_s = max(0.0, (at or 0.0) - time.time())
+            if config.policy.graceful_switchover if graceful is None else graceful:
+                policy = config.policy  # the plan's stages: at most this much longer
+                ttl_s = max(
+                    (float(getattr(g.steering, "ttl", 0)) for g in config.groups.values()),
+                    default=0.0,
+                )
+                extra_s += 2 * ttl_s + policy.drain_s + 3 * policy.graceful_verify_s
             for name, (_, started) in submitted.items():
                 wait_applied(coordinator, config, name, site, started, timeout_s + extra_s)
 
@@ -326,7 +352,8 @@ def wait_applied(
     started: float,
     timeout_s: float,
 ) -> None:
-    """Until the group is steady on `site` and every serving site applied it, verified."""
+    """Until the group is steady on `site`, any graceful switchover ended, and every serving
+    site applied it, verified."""
     last: list[str] = []
 
     def done() -> bool | None:
@@ -336,6 +363,9 @@ def wait_applied(
                 f"desired state is {state.phase if state else 'absent'}"
                 + (f" on {state.active}, epoch {state.epoch}" if state else "")
             ]
+            return None
+        if state.graceful is not None:
+            last[:] = [f"graceful switchover {state.graceful.stage}"]
             return None
         applied = coordinator.applied(group)
         behind = [

@@ -123,6 +123,13 @@ def _group_notes(group: str, g: dict[str, Any]) -> list[str]:
             f"{group}: switchover to {g['scheduled']['site']} scheduled at "
             f"{_when(g['scheduled']['at'])}"
         )
+    plan = g.get("graceful")
+    if plan:
+        ttl = f", records' TTL {plan['ttl_s']} s" if plan.get("ttl_s") is not None else ""
+        lines.append(
+            f"{group}: graceful switchover {plan['from_site']} -> {plan['to_site']}: "
+            f"{plan['stage']} until {_when(plan['until'])} (switch at {_when(plan['at'])}{ttl})"
+        )
     return lines
 
 

@@ -462,6 +462,10 @@ class Policy(Strict):
     observer_quorum: int | None = Field(default=None, ge=1, description="default: a majority")
     stale_after_s: Seconds = 10.0
     preferred_site: SiteName | None = None
+    graceful_switchover: bool = False
+    graceful_ttl_s: int = Field(default=5, ge=0, le=86400)
+    drain_s: float = Field(default=10.0, ge=0, le=86400)
+    graceful_verify_s: Seconds = 15.0
 
 
 class Config(Strict):

@@ -201,10 +201,20 @@ MEANINGS: dict[str, str] = {
     "majority of the observer sites).",
     "Policy.stale_after_s": "An observation older than this counts as unknown.",
     "Policy.preferred_site": "The default preferred site of every group.",
+    "Policy.graceful_switchover": "Operator switchovers are graceful unless the command says "
+    "otherwise: DNS records get graceful_ttl_s one old TTL before the switch and their TTL back "
+    "one old TTL after it; a BGP site is held, not backup, for drain_s after the new one is "
+    "promoted.",
+    "Policy.graceful_ttl_s": "The short TTL DNS records carry during a graceful switchover.",
+    "Policy.drain_s": "How long a graceful BGP switchover keeps the old site held after the new "
+    "one confirmed primary, for its open connections to drain.",
+    "Policy.graceful_verify_s": "How long a graceful switchover waits for every name server to "
+    "answer an update, or a site to confirm primary, before it moves on anyway.",
 }
 
 UNITS = {
     "DnsSteering.ttl": "seconds",
+    "Policy.graceful_ttl_s": "seconds",
     "BgpSite.table": "table id",
     "Policy.max_switches_per_hour": "per hour",
 }

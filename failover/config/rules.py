@@ -207,4 +207,13 @@ def timer_warnings(config: Config) -> list[str]:
                     [],
                 ).append(where)
     warnings += [f"{', '.join(paths)}: {text}" for text, paths in by_text.items()]
+    short = config.policy.graceful_ttl_s
+    for name, group in config.groups.items():
+        ttl = getattr(group.steering, "ttl", None)
+        if ttl is not None and short >= ttl:
+            warnings.append(
+                f"policy.graceful_ttl_s: {short} s is not shorter than groups.{name}.steering.ttl "
+                f"({ttl} s): a graceful switchover of {name} lowers nothing, and caches may "
+                "hold the old answer that long after the switch"
+            )
     return warnings

@@ -65,6 +65,7 @@ def _parse(command_id: str, data: bytes) -> Command:
         _number(raw, "expires_s", positive=True),
         _number(raw, "requested_at") or 0.0,
         _text(raw, "totp"),
+        None if raw.get("graceful") is None else _flag(raw, "graceful"),
     )
 
 

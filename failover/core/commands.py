@@ -2,6 +2,8 @@
 
 Every switchover runs the same pre-checks and reports each one, passed or failed, and why.
 `force` overrides the health, freeze and budget checks; never a switch already in flight.
+A graceful switchover (`Command.graceful`, else `policy.graceful_switchover`) runs as the
+stages of `failover.core.graceful`; a graceful DNS one starts one old TTL before its time.
 """
 
 from __future__ import annotations
@@ -10,70 +12,15 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from failover.core import graceful
 from failover.core.cycle import Cycle, View
-from failover.core.model import Command, Decision, GroupState, PreCheck, SiteHealth, Step
+from failover.core.model import Command, Decision, GroupState, Step
+from failover.core.prechecks import FORCEABLE, blocking, prechecks
 
 if TYPE_CHECKING:
     from failover.core.policy import Engine
 
-FORCEABLE = frozenset({"target_healthy", "not_frozen", "budget"})
-
-
-def prechecks(
-    engine: Engine,
-    state: GroupState,
-    health: Mapping[str, SiteHealth],
-    target: str | None,
-    now: float,
-) -> tuple[PreCheck, ...]:
-    serving = engine.layout.serving
-    if target not in serving:
-        valid = PreCheck(
-            "target", False, f"{target!r} is not a serving site ({', '.join(serving)})"
-        )
-    elif target == state.active and state.phase != "switching":
-        valid = PreCheck("target", False, f"{target} is already active")
-    else:
-        valid = PreCheck(
-            "target", True, f"{target} is a serving site, now {state.active} is active"
-        )
-    site = health.get(target or "")
-    healthy = PreCheck(
-        "target_healthy",
-        site is not None and site.healthy,
-        f"{target} is {site.situation} ({site.detail})"
-        if site
-        else "no health for an unknown site",
-    )
-    frozen = PreCheck(
-        "not_frozen",
-        not state.frozen,
-        f"frozen by {state.frozen_by}: {state.frozen_reason}"
-        if state.frozen
-        else "automation is not frozen",
-    )
-    flight = PreCheck(
-        "nothing_in_flight",
-        state.phase != "switching",
-        f"a switch to {state.active} is in flight"
-        if state.phase == "switching"
-        else "no switch in flight",
-    )
-    used = engine.switches_last_hour(state, now)
-    budget = PreCheck(
-        "budget", used < engine.budget, f"{used} of {engine.budget} switches used in the last hour"
-    )
-    return valid, healthy, frozen, flight, budget
-
-
-def blocking(checks: tuple[PreCheck, ...], scheduled: bool, force: bool) -> list[PreCheck]:
-    """The failed pre-checks that stop a switchover: for a scheduled one only `target` (the
-    rest run again at its time); else every failed check `force` does not override. The CLI
-    shows the operator this same rule before it submits."""
-    failed = [check for check in checks if not check.passed]
-    if scheduled:
-        return [check for check in failed if check.name == "target"]
-    return [check for check in failed if not (force and check.name in FORCEABLE)]
+__all__ = ["FORCEABLE", "apply", "blocking", "prechecks", "run_scheduled", "switchover"]
 
 
 def apply(engine: Engine, states: Mapping[str, GroupState], command: Command, view: View) -> Step:
@@ -110,8 +57,8 @@ def apply(engine: Engine, states: Mapping[str, GroupState], command: Command, vi
             _freeze(cycle, command, frozen=True)
         elif command.kind == "unfreeze":
             _freeze(cycle, command, frozen=False)
-        elif command.at is not None and command.at > view.now:
-            _schedule(engine, cycle, command)
+        elif (due := graceful.due_at(engine, group, command)) is not None and due > view.now:
+            _schedule(engine, cycle, command, due)
         else:
             switchover(engine, cycle, command)
         new_states[group] = cycle.state
@@ -145,7 +92,7 @@ def _freeze(cycle: Cycle, command: Command, frozen: bool) -> None:
     )
 
 
-def _schedule(engine: Engine, cycle: Cycle, command: Command) -> None:
+def _schedule(engine: Engine, cycle: Cycle, command: Command, due: float) -> None:
     checks = prechecks(engine, cycle.state, cycle.health, command.site, cycle.now)
     if blocking(checks, scheduled=True, force=command.force):
         cycle.say(
@@ -159,11 +106,13 @@ def _schedule(engine: Engine, cycle: Cycle, command: Command) -> None:
         return
     cycle.state = replace(cycle.state, scheduled=command)
     assert command.at is not None
-    cycle.wake(command.at)
+    cycle.wake(due)
+    kind = "graceful switchover" if graceful.wanted(engine, command) else "switchover"
+    early = f", its preparation in {due - cycle.now:.0f} s" if due < command.at else ""
     cycle.say(
         "command",
         "scheduled",
-        f"switchover to {command.site} scheduled in {command.at - cycle.now:.0f} s; "
+        f"{kind} to {command.site} scheduled in {command.at - cycle.now:.0f} s{early}; "
         "pre-checks run again then",
         checks=checks,
         command_id=command.id,
@@ -174,9 +123,10 @@ def _schedule(engine: Engine, cycle: Cycle, command: Command) -> None:
 def run_scheduled(engine: Engine, cycle: Cycle) -> bool:
     """Run a due scheduled switchover; True when it ran (this cycle decided)."""
     command = cycle.state.scheduled
-    assert command is not None and command.at is not None
-    if cycle.now < command.at:
-        cycle.wake(command.at)
+    due = None if command is None else graceful.due_at(engine, cycle.state.group, command)
+    assert command is not None and due is not None
+    if cycle.now < due:
+        cycle.wake(due)
         return False
     cycle.state = replace(cycle.state, scheduled=None)
     switchover(engine, cycle, command)
@@ -199,6 +149,9 @@ def switchover(engine: Engine, cycle: Cycle, command: Command) -> None:
         )
         return
     forced = (" (forced past " + ", ".join(c.name for c in failed) + ")") if failed else ""
+    if graceful.wanted(engine, command):
+        graceful.start(engine, cycle, command, checks, forced)
+        return
     why = f": {command.reason}" if command.reason else ""
     engine.begin_switch(
         cycle,

@@ -16,6 +16,9 @@ Verdict = Literal["up", "down", "unknown"]
 # supervisor's stop hook demoted it): still preferred over any backup, never over a primary.
 Announcement = Literal["primary", "held", "backup", "withdrawn"]
 Phase = Literal["steady", "suspect", "switching"]
+# The stages of a graceful (planned, lossless) switchover: `failover.core.graceful`.
+GracefulStage = Literal["preparing", "switching", "draining", "restoring"]
+Method = Literal["bgp", "dns"]
 Situation = Literal[
     "healthy",
     "service_down",
@@ -110,13 +113,30 @@ class Command:
     expires_s: float | None = None  # the switchover is an override that lapses
     requested_at: float = 0.0
     totp: str | None = None  # an operator's second factor, checked once by the leader
+    graceful: bool | None = None  # a planned switchover that loses nothing (None: policy's)
+
+
+@dataclass(frozen=True, slots=True)
+class Graceful:
+    """A graceful switchover while it runs: its stage and that stage's deadline
+    (`failover.core.graceful` owns the rules; the group's desired state carries this)."""
+
+    stage: GracefulStage
+    method: Method
+    from_site: str
+    to_site: str
+    at: float  # T: when the switch itself happens
+    until: float  # this stage's deadline: the plan moves on by then, whatever happens
+    ttl_s: int | None = None  # DNS: the TTL the records carry now (None: the configured one)
+    command: Command | None = None  # the operator's command (pre-checks run again at T)
 
 
 @dataclass(frozen=True, slots=True)
 class GroupState:
     """The desired state of one group: written by the leader only, fenced by `epoch`.
 
-    `epoch` grows with every change of what the sites must announce (active site or phase).
+    `epoch` grows with every change of what the sites must announce (active site or phase),
+    and with every move of a graceful switchover (`graceful`, `core.graceful`).
     During `switching` no site is primary: the old one is being demoted, the new one waits.
     """
 
@@ -138,6 +158,7 @@ class GroupState:
     last_switch_at: float | None = None
     override: Override | None = None
     scheduled: Command | None = None
+    graceful: Graceful | None = None
     preferred_healthy_since: float | None = None
     reason: str = "initial state"
     code: Code = "initial"
@@ -164,15 +185,34 @@ class GroupState:
             raise ValueError(f"{self.group}: a hold-down outside the suspect phase")
         if self.code not in CODES:
             raise ValueError(f"{self.group}: unknown reason code {self.code!r}")
+        plan = self.graceful
+        if plan is not None and (
+            plan.from_site == plan.to_site
+            or (plan.stage == "preparing" and self.active != plan.from_site)
+            or (plan.stage in ("switching", "draining") and self.active != plan.to_site)
+        ):
+            raise ValueError(
+                f"{self.group}: graceful {plan.stage} from {plan.from_site} to "
+                f"{plan.to_site} with {self.active} active"
+            )
 
     def announcement(self, site: str, backup: bool = True) -> Announcement:
         """What `site` must announce under this desired state (never two primaries).
 
         While switching every site announces backup, whatever `backup` says: the old primary
         is de-preferred, never withdrawn, before the new one is promoted (no blackhole).
+        A graceful BGP switchover holds the old site instead, until its drain has passed.
         """
         if site == self.active and self.phase != "switching":
             return "primary"
+        plan = self.graceful
+        if (
+            plan is not None
+            and plan.method == "bgp"
+            and plan.stage in ("switching", "draining")
+            and site == plan.from_site
+        ):
+            return "held"  # a graceful switchover's old site: de-preferred, still over backup
         return "backup" if backup or self.phase == "switching" else "withdrawn"
 
     def primaries(self, sites: list[str]) -> list[str]:

@@ -11,7 +11,8 @@ applies decides (codes: `failover.core.codes`):
    announcing primary; else wait (promoted, awaiting_demotion).
 2. an expiring override's time has come: it lapses, and the rules below decide
    (override_lapsed).
-3. a scheduled switchover is due: run it as the operator's command (command codes).
+3. a scheduled switchover is due: run it as the operator's command (command codes); a
+   graceful switchover's stage is done or due: move it on (graceful_*; `core.graceful`).
 4. the active site is down (service_down, site_down, agent_lost): if an automatic switch is
    blocked, alert and stop the hold-down (fail_open, target_unhealthy, frozen, cooldown,
    budget); else run the hold-down, then fail over (hold_down, failover).
@@ -31,7 +32,7 @@ from typing import Any
 
 from failover.config.model import BgpSteering, Config
 from failover.core import agent as agent_rule
-from failover.core import commands
+from failover.core import commands, graceful
 from failover.core.codes import ACTIVE_CODES, FAILBACK_CODES, Blocked, Code
 from failover.core.cycle import Cycle, View
 from failover.core.health import Layout, assess, index, stale_at
@@ -127,6 +128,9 @@ class Engine:
         state = cycle.state
         if state.phase == "switching":
             self._finish_switch(cycle, view)
+            plan = cycle.state.graceful
+            if cycle.state.phase == "steady" and plan is not None and plan.stage == "switching":
+                graceful.promoted(self, cycle)  # a graceful BGP switchover: now the drain
             return
         if state.override and state.override.until is not None:
             if cycle.now < state.override.until:
@@ -134,6 +138,8 @@ class Engine:
             else:
                 self._override_lapsed(cycle)  # the policy decides from here, as always
         if cycle.state.scheduled is not None and commands.run_scheduled(self, cycle):
+            return
+        if graceful.advance(self, cycle, view):
             return
         state = cycle.state
         active = cycle.health[state.active]
@@ -272,6 +278,8 @@ class Engine:
         Unless the old site confirms its demotion, its promotion waits until the old primary
         has surely ended (`core.agent.surely_demoted_at`): counted from this commit, or from
         `gone_at`, when the leader first saw the old agent's session gone, if earlier."""
+        if cycle.state.graceful is not None:  # a failover wins over a planned switchover
+            graceful.cancel(cycle, f"{code} to {target}: {sentence}")
         state, now = cycle.state, cycle.now
         direct = not self.uses_demotion(state.group)
         deadline = agent_rule.surely_demoted_at(now, gone_at, self.demote_wait_s(state.group))
@@ -327,7 +335,7 @@ class Engine:
             )
             return
         why = (
-            f"{old} confirmed backup at epoch {applied.epoch}"
+            f"{old} confirmed {applied.announcement} at epoch {applied.epoch}"
             if confirmed and applied
             else f"{old} did not confirm; it surely stopped announcing primary "
             f"{deadline - started:.1f} s after the switch began"

@@ -89,6 +89,11 @@ class Switchover(Strict):
     in_s: float | None = Field(
         default=None, gt=0, description="scheduled: runs this much later (the operator's --at +N s)"
     )
+    graceful: bool | None = Field(
+        default=None,
+        description="a planned switchover that loses nothing (the operator's --graceful); "
+        "default: policy.graceful_switchover",
+    )
     by: str = "operator"
     reason: str = "game day"
 
@@ -403,6 +408,7 @@ def _operator(world: World, spec: Switchover | Freeze) -> None:
             at,
             spec.expires_s,
             world.now,
+            graceful=spec.graceful,
         )
     else:
         record = world.open_fault("operator", f"operator: {spec.kind}")

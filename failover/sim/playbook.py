@@ -37,6 +37,8 @@ from failover.sim.topology import Topology, load_topology, zookeeper_names
 METRICS = {
     "active": "the desired active site (steady), or `switching`",
     "phase": "the desired phase: steady, suspect, switching",
+    "graceful": "a graceful switchover's stage: preparing, switching, draining, restoring, "
+    "or `none`",
     "traffic": "the site most client traffic reaches, `split` or `none`",
     "leader": "the instance that leads and can act, or `none`",
     "switches": "switches started (all groups, or one: `switches(web)`)",
@@ -52,7 +54,7 @@ METRICS = {
     "alerts": "alerts raised (each change of alert, as the audit trail keeps them)",
     "decisions": "decisions of one kind: `decisions(info)`, `decisions(desired)`, ...",
 }
-TEXT_METRICS = ("active", "phase", "traffic", "leader", "announced", "dns")
+TEXT_METRICS = ("active", "phase", "graceful", "traffic", "leader", "announced", "dns")
 COUNTED = ("switches", "alerts", "decisions")  # may be judged `between A s and B s`
 KINDS = ("desired", "alert", "command", "info")
 FLAGS = ("no_dual_primary", "no_violations")
@@ -313,6 +315,7 @@ def _check(
         "traffic": {*config.sites, "split", "none"},
         "leader": {*config.instances, "none"},
         "phase": {"steady", "suspect", "switching"},
+        "graceful": {"preparing", "switching", "draining", "restoring", "none"},
         "announced": {"primary", "held", "backup", "withdrawn"},
         "dns": {*config.sites},
     }

@@ -129,6 +129,9 @@ class Metrics:
             return state.active if state.phase != "switching" else "switching"
         if metric == "phase":
             return world.control.desired[group].phase
+        if metric == "graceful":
+            plan = world.control.desired[group].graceful
+            return plan.stage if plan else "none"
         if metric == "traffic":
             return world.traffic.top(group)
         if metric == "leader":
@@ -256,13 +259,15 @@ class Metrics:
             return list(self.steering.get(("announced", group, args[0]), []))
         if metric == "dns":
             return list(self.steering.get(("dns", group), []))
-        if metric in ("active", "phase"):
+        if metric in ("active", "phase", "graceful"):
             out: list[tuple[float, Any]] = []
             for when, _, state in world.control.history:
                 if state.group != group:
                     continue
                 if metric == "phase":
                     out.append((when, state.phase))
+                elif metric == "graceful":
+                    out.append((when, state.graceful.stage if state.graceful else "none"))
                 else:
                     out.append((when, state.active if state.phase != "switching" else "switching"))
             return out

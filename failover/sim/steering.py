@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from failover.config.model import BgpSteering
+from failover.core.graceful import dns_ttl
 from failover.core.model import Announcement, GroupState
 from failover.sim.topology import CLIENTS
 from failover.steer.base import (
@@ -43,6 +44,9 @@ class Steering:
         self.route: dict[tuple[str, str], Announcement] = {}  # (group, site): in effect
         self.epoch: dict[tuple[str, str], int] = {}  # (group, site): epoch of the route's steering
         self.dns: dict[str, tuple[str, int]] = {}  # group -> (site, epoch) at the name servers
+        self.ttl_s: dict[str, float] = {  # group -> the TTL its records carry there now
+            g: float(getattr(groups[g].steering, "ttl", 0)) for g in self.groups
+        }
 
     def bootstrap(self, desired: dict[str, GroupState]) -> None:
         """The cluster has run for long: every site announces what the desired state says."""
@@ -102,8 +106,11 @@ class Steering:
 
     # --- the name servers ------------------------------------------------------------------
 
-    def update_zone(self, group: str, site: str, epoch: int, sender: str) -> SteerResult:
-        """An RFC 2136 update from `sender`'s location, with the epoch record's prerequisite."""
+    def update_zone(
+        self, group: str, site: str, epoch: int, sender: str, ttl_s: float
+    ) -> SteerResult:
+        """An RFC 2136 update from `sender`'s location, with the epoch record's prerequisite,
+        writing records with `ttl_s` (a graceful switchover's short TTL, or the configured)."""
         world = self.world
         if not world.reach(sender, CLIENTS):
             return SteerResult(
@@ -122,11 +129,12 @@ class Steering:
         changed = (held_site, held_epoch) != (site, epoch)
         if changed:
             self.dns[group] = (site, epoch)
+            cached_s, self.ttl_s[group] = self.ttl_s[group], ttl_s
             if held_site != site:
                 world.log("dns", f"{group} -> {site} (epoch {epoch})")
             world.checker.dns_changed(group, site, epoch)
-            if held_site != site:
-                world.traffic.dns_changed(group, site)
+            if held_site != site:  # resolvers hold the old answer as long as its TTL said
+                world.traffic.dns_changed(group, site, cached_s)
         return SteerResult(group, site, epoch, "primary", "verified", changed=changed)
 
 
@@ -199,7 +207,11 @@ class SimZone(Steerer):
     def apply(
         self, state: GroupState, *, force: bool = False, deadline_s: float | None = None
     ) -> SteerResult:
-        result = self.world_steering.update_zone(self.group, state.active, state.epoch, self.site)
+        steering = self.world_steering
+        configured = int(getattr(steering.world.config.groups[self.group].steering, "ttl", 0))
+        result = steering.update_zone(
+            self.group, state.active, state.epoch, self.site, float(dns_ttl(state, configured))
+        )
         if result.outcome == "failed":
             world = self.world_steering.world
             world.after(world.config.cluster.daemon.cycle_s, lambda _: self.retry())

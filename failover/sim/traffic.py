@@ -53,7 +53,6 @@ class Traffic:
         total = sum(raw.values()) or 1.0
         self.weights = {g: raw[g] / total for g in self.groups}
         self.bgp = {g: isinstance(config.groups[g].steering, BgpSteering) for g in self.groups}
-        self.ttl_s = {g: float(getattr(config.groups[g].steering, "ttl", 0)) for g in self.groups}
         self.members = {g: list(config.groups[g].services) for g in self.groups}
         self.seen: dict[tuple[str, str], Announcement] = {}  # (group, site) as routers see it
         self._arrive: dict[tuple[str, str], float] = {}
@@ -99,21 +98,22 @@ class Traffic:
             self.world.log("bgp", f"{key[0]} routers see {key[1]} {announced}")
             self.dirty = True
 
-    def dns_changed(self, group: str, site: str) -> None:
+    def dns_changed(self, group: str, site: str, ttl_s: float) -> None:
+        """The name servers answer `site` now; caches let go of the old answer within the
+        TTL it was given with (`ttl_s`), a few stragglers only much later."""
         world = self.world
         gen = self._dns_gen[group] = self._dns_gen[group] + 1
         away = {s: v for s, v in self.share[group].items() if s != site}
         follow = 1 - world.model.steering.dns_ignore_ttl_fraction
-        ttl = self.ttl_s[group]
         for step in range(1, DNS_STEPS + 1):
             world.at(
-                world.now + ttl * step / DNS_STEPS,
+                world.now + ttl_s * step / DNS_STEPS,
                 self._dns_move,
                 (group, gen, site, {s: v * follow / DNS_STEPS for s, v in away.items()}),
             )
         stragglers = {s: v * (1 - follow) for s, v in away.items()}
         world.at(
-            world.now + max(ttl, world.model.steering.dns_ignore_ttl_s),
+            world.now + max(ttl_s, world.model.steering.dns_ignore_ttl_s),
             self._dns_move,
             (group, gen, site, stragglers),
         )

@@ -33,6 +33,7 @@ from tenacity import (
 )
 
 from failover.config.model import DnsSteering, split_host_port
+from failover.core.graceful import dns_ttl
 from failover.core.model import GroupState
 from failover.secrets import register
 from failover.steer.base import Steerer, SteerError, SteerResult
@@ -109,8 +110,9 @@ class Rfc2136Steerer(Steerer):
             return self._not_done(
                 "refused", f"fail-open guard: no addresses for {site} in group {self.group}"
             )
+        ttl = dns_ttl(state, self.steering.ttl)  # a graceful switchover's short TTL, or the usual
         try:
-            changed = self._update(site, epoch, want, previous_epoch, deadline)
+            changed = self._update(site, epoch, want, previous_epoch, deadline, ttl)
         except _Refused as exc:
             return self._not_done("refused", str(exc))
         except _Transient as exc:
@@ -158,6 +160,7 @@ class Rfc2136Steerer(Steerer):
         want: dict[str, frozenset[str]],
         previous: int | None,
         deadline: float,
+        ttl: int,
     ) -> bool:
         for attempt in self._retrying(deadline):
             with attempt:
@@ -173,7 +176,7 @@ class Rfc2136Steerer(Steerer):
                     base = current.epoch
                 else:
                     base = previous
-                message = self._message(want, epoch, base)
+                message = self._message(want, epoch, base, ttl)
                 if self.transcript:
                     self.transcript.record(*dns_message_lines(message))
                 self._send(message, host, port, deadline)
@@ -181,7 +184,7 @@ class Rfc2136Steerer(Steerer):
         return False  # not reached: the retrying loop either returns or raises
 
     def _message(
-        self, want: dict[str, frozenset[str]], epoch: int, previous: int | None
+        self, want: dict[str, frozenset[str]], epoch: int, previous: int | None, ttl: int
     ) -> dns.update.UpdateMessage:
         update = dns.update.UpdateMessage(
             self.zone, keyring=self.keyring, keyname=self.keyname, keyalgorithm=self.algorithm
@@ -195,8 +198,8 @@ class Rfc2136Steerer(Steerer):
                 update.delete(name, kind)
             for address in sorted(addresses, key=ipaddress.ip_address):
                 kind = "AAAA" if ipaddress.ip_address(address).version == 6 else "A"
-                update.add(name, self.steering.ttl, kind, address)
-        update.replace(self.epoch_name, self.steering.ttl, "TXT", f'"{epoch}"')
+                update.add(name, ttl, kind, address)
+        update.replace(self.epoch_name, ttl, "TXT", f'"{epoch}"')
         return update
 
     def _send(

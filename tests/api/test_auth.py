@@ -230,12 +230,16 @@ def test_request_bodies() -> None:
         "ops",
     )
     assert command.force and command.at == T0 + 60 and command.expires_s == 1800
+    assert command.graceful is None  # the policy's default
+    gentle = command_from_body("switchover", '{"site": "dc2", "graceful": true}', "ops", config, T0)
+    assert gentle.graceful is True
     freeze = command_from_body("freeze", "", "ops", config, T0)
     assert (freeze.kind, freeze.group, freeze.reason) == ("freeze", None, "")
     for kind, body, problem in (
         ("switchover", "{}", "not a serving site"),
         ("switchover", '{"site": "dc2", "group": "nope"}', "unknown group 'nope'"),
         ("switchover", '{"site": "dc2", "force": "yes"}', "force: must be true or false"),
+        ("switchover", '{"site": "dc2", "graceful": 1}', "graceful: must be true or false"),
         ("switchover", '{"site": "dc2", "expires": -1}', "expires: must be more than 0"),
         ("freeze", '{"site": "dc2"}', "unknown field(s) site"),
         ("freeze", "[1]", "must be a JSON object"),

@@ -70,3 +70,12 @@ def test_a_short_stall_that_moves_traffic_is_named(tmp_path: Path) -> None:
         "flap that every observer sees is a failover (cooldown and the switch budget bound "
         "flapping)"
     ]
+
+
+def test_a_graceful_ttl_that_lowers_nothing_is_named(tmp_path: Path) -> None:
+    path = variant(tmp_path, {"policy.graceful_ttl_s": 30})
+    assert timer_warnings(load_config(path)) == [
+        "policy.graceful_ttl_s: 30 s is not shorter than groups.mail.steering.ttl (30 s): a "
+        "graceful switchover of mail lowers nothing, and caches may hold the old answer that "
+        "long after the switch"
+    ]

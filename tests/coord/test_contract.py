@@ -438,6 +438,7 @@ def test_a_malformed_command_node_is_a_note_naming_the_problem(harness: Any) -> 
     a = harness.client("a")
     lead(harness, a)
     good = a.submit(Command("", "freeze", "ops", "fine"))
+    gentle = a.submit(Command("", "switchover", "ops", "", "web", "dc2", graceful=True))
     bad = [
         harness.submit_raw(data)
         for data in (
@@ -447,14 +448,17 @@ def test_a_malformed_command_node_is_a_note_naming_the_problem(harness: Any) -> 
             b'{"kind": "switchover", "by": "x", "site": "dc2", "at": NaN}',
             b'{"kind": "freeze", "by": 7}',
             b'{"kind": "switchover", "by": "x", "force": "yes"}',
+            b'{"kind": "switchover", "by": "x", "graceful": 1}',
         )
     ]
     pending = a.pending_commands()
-    assert [c.id for c in pending] == [good, *bad]
-    assert malformed(pending[0]) is None
-    problems = [malformed(c) for c in pending[1:]]
+    assert [c.id for c in pending] == [good, gentle, *bad]
+    assert malformed(pending[0]) is None and pending[0].graceful is None
+    assert malformed(pending[1]) is None and pending[1].graceful is True
+    problems = [malformed(c) for c in pending[2:]]
     assert all(p is not None and "is malformed" in p for p in problems), problems
     assert "NaN is not a number" in str(problems[3])
+    assert "graceful must be true or false" in str(problems[-1])
 
 
 def test_refusal_summaries_have_their_own_retention(harness: Any) -> None:

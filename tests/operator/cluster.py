@@ -176,6 +176,8 @@ class Cluster:
                 "stale_after_s": 3,
                 "cooldown_s": 0,
                 "max_switches_per_hour": 30,
+                "graceful_ttl_s": 1,  # www's TTL is 5 s
+                "drain_s": 1,
             },
         }
 

@@ -93,5 +93,14 @@ zone "{bare}" {{ type primary; file "{bare}.zone";{update} }};
         response = dns.query.udp(query, self.address, port=self.port, timeout=0.5)
         return sorted(item.to_text() for rrset in response.answer for item in rrset)
 
+    def answer_ttl(self, name: str, kind: str = "A") -> tuple[list[str], int | None]:
+        """The addresses the server gives for `name`, and the TTL it gives them with."""
+        query = dns.message.make_query(f"{name}.{self.zone}", kind)
+        response = dns.query.udp(query, self.address, port=self.port, timeout=0.5)
+        ttls = [rrset.ttl for rrset in response.answer]
+        return sorted(item.to_text() for rrset in response.answer for item in rrset), (
+            min(ttls) if ttls else None
+        )
+
     def stop(self) -> None:
         self.process.stop(timeout_s=10.0)  # named takes about 2 s to exit on SIGTERM
