@@ -60,7 +60,7 @@ def test_graceful_dns_switchover_lowers_then_restores_the_ttl(steady: Cluster) -
     assert shown == sorted(shown, key=order.index), stages
     assert "preparing" in shown and "draining" in shown
 
-    command_id = next(word.rstrip(":") for word in moved.output.split() if word.startswith("cmd-"))
+    command_id = next(word.rstrip(":") for word in moved.output.split() if "cmd-" in word)
     entries = json.loads(run(steady, "history", "--json", "--limit", "30").output)["entries"]
     codes = [e["code"] for e in entries if e.get("group") == "web"]
     for code in ("graceful_preparing", "switchover", "graceful_draining", "graceful_done"):
