@@ -44,7 +44,8 @@ class LinkFault(Strict):
     kind: Literal["link_cut", "link_latency", "probe_loss"]
     between: tuple[str, str] = Field(
         description="two locations: sites, `clients`, `active`/`standby`; a `link_cut` may also "
-        "name a daemon (its instance) or a ZooKeeper server (`zk-SITE-N`)"
+        "name a daemon (its instance) or a ZooKeeper server (`zk-SITE-N`); a `probe_loss` between "
+        "a site and itself: loss on that site's own checks"
     )
     one_way: bool = Field(default=False, description="only from the first to the second")
     latency_s: float = Field(default=0.5, gt=0, description="link_latency")
@@ -158,8 +159,11 @@ def problems(
                 )
             elif end not in any_site + [CLIENTS] + fine:
                 found.append(("between", f"unknown location {end!r}"))
-        if spec.between[0] == spec.between[1]:
-            found.append(("between", "a link joins two different locations"))
+        same = spec.between[0] == spec.between[1]
+        if same and (spec.kind != "probe_loss" or spec.between[0] not in sites):
+            found.append(
+                ("between", "a link joins two different locations (one site twice: probe_loss)")
+            )
     elif isinstance(spec, DaemonFault) and spec.instance not in instances + ["leader"] + [
         f"agent:{site}" for site in serving
     ]:
@@ -254,7 +258,7 @@ def _link(world: World, spec: LinkFault, label: str) -> Callable[[], None]:
     a, b = (resolve_site(world, end, spec.group) if end != CLIENTS else end for end in spec.between)
     if a not in world.links_of or b not in world.links_of:
         return _fine_cut(world, a, b, label)
-    directions = [(a, b)] if spec.one_way else [(a, b), (b, a)]
+    directions = [(a, b)] if spec.one_way or a == b else [(a, b), (b, a)]
     serving = world.serving
     inter = spec.kind == "link_cut" and {a, b} == set(serving)
     arrow = "->" if spec.one_way else "<->"

@@ -146,11 +146,10 @@ class World:
         pairs = self.model.network.pairs()
         locations = self.sites + [CLIENTS]
         default_s = self.model.network.default_latency_s
-        self.links = {
-            (a, b): Link(pairs.get(frozenset((a, b)), default_s))
+        self.links = {  # (a, a): within a site, where only probe loss applies
+            (a, b): Link(pairs.get(frozenset((a, b)), default_s) if a != b else 0.0)
             for a in locations
             for b in locations
-            if a != b
         }
         self.links_of = set(locations)  # locations joined by `links` (sites and clients)
         servers = zookeeper_names(self.model.zookeeper)
@@ -259,8 +258,8 @@ class World:
         return self.links[(a, b)].delay_s() + self.links[(b, a)].delay_s()
 
     def loss_p(self, a: str, b: str) -> float:
-        if a == b:
-            return 0.0
+        if a == b:  # a site's own checks
+            return self.links[(a, a)].loss_p()
         there, back = self.links[(a, b)].loss_p(), self.links[(b, a)].loss_p()
         return 1 - (1 - there) * (1 - back)
 

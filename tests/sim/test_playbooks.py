@@ -82,3 +82,11 @@ def test_a_failover_on_a_healthy_site_counts_as_false() -> None:
     assert broken.series["world"].checker.false_failovers >= 1
     sound = run_playbook(load_playbook(ROOT / "playbooks" / "db-down.yaml"), seed=1)
     assert sound.series["world"].checker.false_failovers == 0
+
+
+def test_loss_on_a_site_own_checks_reaches_only_that_site_observer() -> None:
+    outcome = run_playbook(load_playbook(ROOT / "playbooks" / "own-checks-lossy.yaml"))
+    downs = [line for line in outcome.trace.splitlines() if " sees " in line and " down" in line]
+    assert downs, "the loss on dc1's own checks changed no verdict"
+    assert all(" dc1-a sees dc1/" in line for line in downs), downs
+    assert outcome.switches == 0 and outcome.passed
