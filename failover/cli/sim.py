@@ -36,13 +36,29 @@ def _bad_input(exc: ConfigError) -> None:
     type=click.Path(dir_okay=False),
     help="Write the full event trace to this file.",
 )
+@click.option(
+    "--live",
+    is_flag=True,
+    help="Run it in the lab (root) and score it against the simulator's prediction "
+    "(exit 3: not supported live).",
+)
 def gameday(
-    playbook: str, seed: int, as_json: bool, report_dir: str | None, trace_file: str | None
+    playbook: str,
+    seed: int,
+    as_json: bool,
+    report_dir: str | None,
+    trace_file: str | None,
+    live: bool,
 ) -> None:
     """Run a game-day PLAYBOOK in the simulator: a timeline and a verdict per expectation.
 
-    Exit 0 when every expectation held, 1 when one failed, 2 on a bad playbook.
+    Exit 0 when every expectation held, 1 when one failed, 2 on a bad playbook. With --live,
+    in the lab too: 1 also when live and predicted differ, 3 when it cannot run live.
     """
+    if live:
+        from failover.cli.live import run
+
+        run(playbook, seed, as_json, report_dir)
     from failover.sim.playbook import load_playbook
     from failover.sim.run import run_playbook
 

@@ -1,0 +1,162 @@
+"""`failover gameday PLAYBOOK --live`: the playbook in the lab, scored against the simulator.
+
+Exit 0: it passed live and matched its prediction; 1: it failed live or a verdict or key event
+differs from the prediction; 2: a bad playbook or topology; 3: the playbook cannot run live
+here (`not supported live`, with why).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from failover.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+
+EXIT_NOT_LIVE = 3
+
+
+def _interrupt(signum: int, frame: Any) -> NoReturn:
+    raise KeyboardInterrupt  # SIGTERM tears the lab down as Ctrl-C does
+
+
+def render(result: Any) -> str:
+    """The side-by-side table of a `Score`."""
+    from failover.live.gameday import Score
+
+    assert isinstance(result, Score)
+    lines = [f"game day (live): {result.title} [{result.playbook}]"]
+    if not result.supported:
+        lines += [f"  not supported live: {why}" for why in result.why_not]
+        return "\n".join(lines)
+    assert result.live is not None and result.predicted is not None
+    lines += ["", "live timeline:"] + [f"  {line}" for line in result.live.history.lines]
+    width = max([len(name) for name, _, _ in result.rows] + [20])
+
+    def cell(v: Any) -> str:
+        return "-" if v is None else f"{'ok' if v.passed else 'FAIL'} {v.observed}"[:28]
+
+    lines += ["", f"  {'expectation':<{width}}  {'predicted':<28}  {'live':<28}  match"]
+    for name, predicted, live in result.rows:
+        same = predicted is not None and live is not None and predicted.passed == live.passed
+        lines.append(
+            f"  {name:<{width}}  {cell(predicted):<28}  {cell(live):<28}  {'yes' if same else 'NO'}"
+        )
+    lines += [
+        "",
+        f"  {'key event (s after the first fault)':<40}  predicted  live     tolerance  match",
+    ]
+    for event in result.events:
+
+        def t(x: float | None) -> str:
+            return "-" if x is None else f"{x:.1f}"
+
+        lines.append(
+            f"  {event.name:<40}  {t(event.predicted):<9}  {t(event.live):<7}  "
+            f"±{event.tolerance_s:g} s{'':<5}{'yes' if event.matched else 'NO'}"
+        )
+    for violation in result.live.metrics.found:
+        lines.append(
+            f"  VIOLATION (live) at {violation['at']} s: {violation['name']}: "
+            f"{violation['message']}"
+        )
+    if result.live.aborted:
+        lines.append(f"  ABORTED (live): {result.live.aborted}")
+    lines.append("")
+    lines.append(
+        f"live {'PASSED' if result.passed else 'FAILED'}, predicted "
+        f"{'PASSED' if result.predicted.passed else 'FAILED'}, "
+        f"{'MATCHED' if result.matched else 'MISMATCH'} ({result.live.wall_s:.0f} s in the lab)"
+    )
+    return "\n".join(lines)
+
+
+def write_report(result: Any, folder: str) -> str:
+    """JSON, both timelines, and (with matplotlib) the predicted and live steps in one plot."""
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    data = result.as_dict()
+    (out / "gameday-live.json").write_text(json.dumps(data, indent=1))
+    if result.live is not None and result.predicted is not None:
+        (out / "timeline-live.txt").write_text("\n".join(result.live.history.lines) + "\n")
+        (out / "timeline-predicted.txt").write_text("\n".join(result.predicted.timeline) + "\n")
+        with contextlib.suppress(ImportError):
+            _plot(result, out / "overlay.png")
+    (out / "table.txt").write_text(render(result) + "\n")
+    return str(out)
+
+
+def _plot(result: Any, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    history = result.live.history
+    metrics = result.predicted.series["metrics"]
+    world = result.predicted.series["world"]
+    group = next(iter(world.config.groups))
+    sites = list(world.config.serving_sites)
+    fig, ax = plt.subplots(figsize=(10, 3))
+    live = [
+        (t, sites.index(s.active) if s.phase != "switching" else 0.5)
+        for t, s in history.desired.get(group, [])
+    ]
+    predicted = [
+        (t, sites.index(s.active) if s.phase != "switching" else 0.5)
+        for t, _, s in world.leadership.history
+        if s.group == group
+    ]
+    for series, label, style in ((predicted, "predicted", "--"), (live, "live", "-")):
+        if series:
+            xs = [t for t, _ in series] + [history.end]
+            ys = [v for _, v in series] + [series[-1][1]]
+            ax.step(xs, ys, style, where="post", label=f"{group} active ({label})")
+    del metrics
+    ax.set_yticks(range(len(sites)), sites)
+    ax.set_xlabel("s")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def run(playbook_path: str, seed: int, as_json: bool, report_dir: str | None) -> NoReturn:
+    from failover.config import ConfigError
+    from failover.lab.netns import LabError
+    from failover.live.gameday import gameday, unsupported
+    from failover.sim.playbook import load_playbook
+
+    try:
+        book = load_playbook(playbook_path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            click.echo(f"{exc.source}: {problem}", err=True)
+        sys.exit(EXIT_USAGE)
+    skipped = unsupported(book, playbook_path)
+    if skipped is not None:
+        click.echo(json.dumps(skipped.as_dict()) if as_json else render(skipped))
+        sys.exit(EXIT_NOT_LIVE)
+    if os.geteuid() != 0:
+        click.echo("failover gameday --live: the lab needs root (network namespaces)", err=True)
+        sys.exit(EXIT_USAGE)
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        result = gameday(
+            book, playbook_path, seed, say=lambda text: click.echo(f"... {text}", err=True)
+        )
+    except (ValueError, LabError) as exc:  # the lab's config and the topology differ
+        click.echo(f"failover gameday --live: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if report_dir:
+        write_report(result, report_dir)
+    click.echo(json.dumps(result.as_dict()) if as_json else render(result))
+    sys.exit(EXIT_OK if result.passed and result.matched else EXIT_FAILED)
