@@ -296,7 +296,7 @@ def _smtp(address: str, port: int = 25) -> bool:
         contextlib.suppress(OSError),
         netns_socket(netns("client"), socket.AF_INET, socket.SOCK_STREAM) as sock,
     ):
-            sock.settimeout(0.5)
-            sock.connect((address, port))
-            return sock.recv(64).startswith(b"220")
+        sock.settimeout(0.5)
+        sock.connect((address, port))
+        return sock.recv(64).startswith(b"220")
     return False
