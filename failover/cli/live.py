@@ -160,3 +160,69 @@ def run(playbook_path: str, seed: int, as_json: bool, report_dir: str | None) ->
         write_report(result, report_dir)
     click.echo(json.dumps(result.as_dict()) if as_json else render(result))
     sys.exit(EXIT_OK if result.passed and result.matched else EXIT_FAILED)
+
+
+def run_chaos(campaign_path: str, runs: int, seed: int, as_json: bool) -> NoReturn:
+    """`failover chaos CAMPAIGN --live`: the summary, mismatches and replay commands."""
+    import time
+
+    from failover.config import ConfigError
+    from failover.live.chaos import not_live, run_live_campaign, summarize
+    from failover.sim.campaign import load_campaign
+
+    try:
+        campaign = load_campaign(campaign_path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            click.echo(f"{exc.source}: {problem}", err=True)
+        sys.exit(EXIT_USAGE)
+    why = not_live(campaign)
+    if why:
+        for line in why:
+            click.echo(f"{campaign_path}: not supported live: {line}", err=True)
+        sys.exit(EXIT_NOT_LIVE)
+    if os.geteuid() != 0:
+        click.echo("failover chaos --live: the lab needs root (network namespaces)", err=True)
+        sys.exit(EXIT_USAGE)
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    started = time.monotonic()
+
+    def each(run_seed: int, result: Any) -> None:
+        state = "matched" if result.matched else "MISMATCH"
+        found = len(result.live.metrics.found) if result.live else 0
+        click.echo(f"run {run_seed}: {state}, {found} violation(s)", err=True)
+
+    try:
+        results = run_live_campaign(
+            campaign,
+            runs,
+            seed,
+            say=lambda text: click.echo(f"... {text}", err=True),
+            on_result=each,
+        )
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    summary = summarize(
+        campaign, results, f"failover chaos {campaign_path}", time.monotonic() - started
+    )
+    if as_json:
+        click.echo(json.dumps(summary))
+    else:
+        click.echo(
+            f"campaign (live): {summary['title']}: {summary['runs']} runs "
+            f"in {summary['wall_s']:.0f} s"
+        )
+        click.echo(f"invariant violations: {summary['violations']}")
+        click.echo(f"mismatches with the prediction: {summary['mismatches']}")
+        click.echo(f"switches: {summary['switches']}")
+        click.echo("coverage (runs that hit each fault class):")
+        for name, count in summary["coverage"].items():
+            click.echo(f"  {name:<24} {count:>6}")
+        for failing in summary["failing"]:
+            click.echo(
+                f"FAILING seed {failing['seed']}: "
+                + "; ".join(failing["violations"] + failing["mismatched"])
+            )
+            click.echo(f"  replay live: {failing['replay_live']}")
+            click.echo(f"  replay simulated: {failing['replay_simulated']}")
+    sys.exit(EXIT_FAILED if summary["violations"] or summary["mismatches"] else EXIT_OK)

@@ -54,7 +54,9 @@ def row(result: Score) -> dict[str, Any]:
         "passed_live": result.passed if result.live else None,
         "passed_predicted": result.predicted.passed if result.predicted else None,
         "matched": result.matched if result.live else None,
-        "mismatched": [name for name, p, v in result.rows if p is None or v is None or p.passed != v.passed]
+        "mismatched": [
+            name for name, p, v in result.rows if p is None or v is None or p.passed != v.passed
+        ]
         + [e.name for e in result.events if not e.matched],
         "wall_s": round(result.live.wall_s, 1) if result.live else None,
         "at": time.strftime("%H:%M:%S", time.gmtime()),
