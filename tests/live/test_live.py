@@ -118,3 +118,26 @@ def test_a_failover_from_an_untouched_site_is_a_violation() -> None:
     history.faults = [LiveFault("service_down", "dc2 db stops", 10.0, 70.0, ("dc2",), ("dc2",))]
     names = [v["name"] for v in LiveMetrics(history, config, {"web": 1.0}).found]
     assert "false_failover" in names
+
+
+def test_a_live_chaos_run_is_its_schedule_as_a_playbook() -> None:
+    from failover.live.chaos import LEAD_S, schedule_playbook
+    from failover.sim.campaign import WARMUP_S, draw_schedule, load_campaign
+
+    campaign = load_campaign(ROOT / "simulations" / "chaos-live.yaml")
+    drawn = draw_schedule(campaign, 5).items
+    book = schedule_playbook(campaign, 5)
+    assert [step.fault for step in book.spec.method] == [item[2] for item in drawn]
+    assert book.spec.method[0].at_s == pytest.approx(drawn[0][0] - WARMUP_S + LEAD_S, abs=1e-3)
+    assert book.spec.duration_s == campaign.spec.duration_s - WARMUP_S + LEAD_S
+    names = [name for name, _, _ in book.expectations]
+    assert names[:2] == ["no_violations", "no_dual_primary"]
+    assert any(name.startswith("switches == ") for name in names)
+
+
+def test_chaos_live_refuses_fault_classes_the_lab_cannot_produce() -> None:
+    done = CliRunner().invoke(
+        cli, ["chaos", str(ROOT / "simulations" / "chaos.yaml"), "--live", "--runs", "1"]
+    )
+    assert done.exit_code == 3, done.output
+    assert "classes.link_latency: link_latency" in done.output
