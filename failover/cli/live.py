@@ -93,35 +93,49 @@ def write_report(result: Any, folder: str) -> str:
 
 
 def _plot(result: Any, path: Path) -> None:
+    """The first group's active site and the isp's best route, predicted and live."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from failover.live.gameday import routes_seen
+
     history = result.live.history
-    metrics = result.predicted.series["metrics"]
     world = result.predicted.series["world"]
     group = next(iter(world.config.groups))
     sites = list(world.config.serving_sites)
-    fig, ax = plt.subplots(figsize=(10, 3))
-    live = [
-        (t, sites.index(s.active) if s.phase != "switching" else 0.5)
-        for t, s in history.desired.get(group, [])
-    ]
-    predicted = [
-        (t, sites.index(s.active) if s.phase != "switching" else 0.5)
-        for t, _, s in world.leadership.history
-        if s.group == group
-    ]
-    for series, label, style in ((predicted, "predicted", "--"), (live, "live", "-")):
-        if series:
-            xs = [t for t, _ in series] + [history.end]
-            ys = [v for _, v in series] + [series[-1][1]]
-            ax.step(xs, ys, style, where="post", label=f"{group} active ({label})")
-    del metrics
-    ax.set_yticks(range(len(sites)), sites)
-    ax.set_xlabel("s")
-    ax.legend()
+
+    def level(site: str) -> float:
+        return float(sites.index(site)) if site in sites else 0.5
+
+    active = {
+        "live": [
+            (t, level(s.active) if s.phase != "switching" else 0.5)
+            for t, s in history.desired.get(group, [])
+        ],
+        "predicted": [
+            (t, level(s.active) if s.phase != "switching" else 0.5)
+            for t, _, s in world.leadership.history
+            if s.group == group
+        ],
+    }
+    route = {
+        "live": [(t, level(v[0]) if v and v[1] == "primary" else 0.5) for t, v in history.best],
+        "predicted": [(t, level(site)) for t, site in routes_seen(result.predicted)],
+    }
+    fig, axes = plt.subplots(2, 1, figsize=(10, 5), sharex=True)
+    end = max(history.end, float(result.predicted.series["end"]) - 60.0)
+    for ax, title, data in ((axes[0], f"{group} active", active), (axes[1], "isp route", route)):
+        for label, style in (("predicted", "--"), ("live", "-")):
+            series = data[label]
+            if series:
+                xs = [t for t, _ in series] + [end]
+                ys = [v for _, v in series] + [series[-1][1]]
+                ax.step(xs, ys, style, where="post", label=f"{title} ({label})")
+        ax.set_yticks(range(len(sites)), sites)
+        ax.legend(loc="lower right")
+    axes[1].set_xlabel("s")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

@@ -288,6 +288,16 @@ def _first_after(
     return next((t - since for t, v in series if t >= since - 1e-9 and keep(v)), None)
 
 
+def routes_seen(outcome: Outcome) -> list[tuple[float, str]]:
+    """(time, site) each time the simulated routers saw a site primary."""
+    routes = []
+    for line in outcome.timeline:
+        match = _BGP.match(line)
+        if match:
+            routes.append((float(line.split()[0]), match.group(2)))
+    return routes
+
+
 def predicted_events(outcome: Outcome, playbook: Playbook) -> dict[str, float | None]:
     world = outcome.series["world"]
     metrics = outcome.series["metrics"]
@@ -301,11 +311,7 @@ def predicted_events(outcome: Outcome, playbook: Playbook) -> dict[str, float | 
     switches = [(t, g) for t, g in world.leadership.switch_log]
     out["switch written"] = _first_after(switches, since, lambda _: True)
     initial = config.preferred_site(next(iter(config.groups)))
-    routes = []
-    for line in outcome.timeline:
-        match = _BGP.match(line)
-        if match:
-            routes.append((float(line.split()[0]), match.group(2)))
+    routes = routes_seen(outcome)
     out["isp route moved"] = _first_after(routes, since, lambda v: v != initial)
     dns = [series for key, series in metrics.steering.items() if key[0] == "dns"]
     out["name servers answer"] = (

@@ -141,3 +141,28 @@ def test_chaos_live_refuses_fault_classes_the_lab_cannot_produce() -> None:
     )
     assert done.exit_code == 3, done.output
     assert "classes.link_latency: link_latency" in done.output
+
+
+def test_the_side_by_side_table_and_the_report(tmp_path: Path) -> None:
+    from failover.cli.live import render, write_report
+    from failover.live.gameday import LiveRun, score
+    from failover.sim.run import run_playbook
+
+    book = load_playbook(ROOT / "playbooks" / "db-down.yaml")
+    history = _history()
+    metrics = LiveMetrics(history, book.topology.config, {"web": 1.0})
+    verdicts = _expectations(book, metrics, {}, 10.0)
+    run = LiveRun(book.title, verdicts, [], history, metrics, None, 120.0)
+    result = score(book, "db-down.yaml", run, run_playbook(book, 1))
+    events = {e.name: e for e in result.events}
+    assert events["switch written"].live == pytest.approx(4.0)
+    assert events["isp route moved"].live == pytest.approx(4.1)
+    assert events["switch written"].matched
+    assert not result.matched  # the recorded overlap fails no_dual_primary live only
+    table = render(result)
+    assert "no_dual_primary" in table and "MISMATCH" in table
+    write_report(result, str(tmp_path))
+    assert (tmp_path / "timeline-live.txt").read_text().strip() == ""  # no lines recorded
+    assert "MISMATCH" in (tmp_path / "table.txt").read_text()
+    pytest.importorskip("matplotlib")
+    assert (tmp_path / "overlay.png").stat().st_size > 1000
