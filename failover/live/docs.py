@@ -38,6 +38,18 @@ def markdown() -> str:
         "failed or a mismatch; 2: bad input; 3: not supported live. The lab is removed "
         "afterwards, also on Ctrl-C or SIGTERM.",
         "",
+        "`failover chaos CAMPAIGN --live --runs N` draws each run's fault schedule from the "
+        "campaign file as the simulated campaign does, shifted to start 5 s after the lab is "
+        "steady, runs it in the simulator (the prediction: its switches, final active site and "
+        "invariants become the run's expectations) and then in the lab, reset between runs "
+        "(daemons stopped, ZooKeeper wiped, fresh name servers, empty steering tables). It "
+        "prints the invariant violations found in the recorded history (two primaries in the "
+        "isp's table, an epoch going back, steering moved without a ZooKeeper quorum, a "
+        "failover away from a site no fault touched), the runs that differ from the "
+        "prediction (`mismatches`), and for each failing run the commands that replay it live "
+        "and simulated. `simulations/chaos-live.yaml` holds only fault classes the lab "
+        "produces; `benchmarks/live_campaign.py` measures both.",
+        "",
         "## Key events and their tolerance",
         "",
         "| event (seconds after the first fault) | tolerance |",
