@@ -29,6 +29,7 @@ class SupervisedDaemon:
         config_path: Path,
         watchdog_s: float,
         priority: Priority | None = None,
+        restart_s: float | None = None,
     ) -> None:
         self.instance = instance
         self.site = site
@@ -42,6 +43,8 @@ class SupervisedDaemon:
             "--stop-hook",
             hook,
             *(priority.supervise_args() if priority else []),
+            # as systemd's Restart=on-failure: the daemon starts again after a crash
+            *(["--restart-s", f"{restart_s:g}"] if restart_s is not None else []),
             "--",
             FAILOVER,
             "run",

@@ -106,6 +106,7 @@ class Stack:
         # witness, each once registered: with timers shorter than a daemon's start-up, a leader
         # that starts alone sees the preferred site without an agent and fails it over.
         self.agents_first = agents_first
+        self.restart_s: float | None = None  # the supervisor restarts a dead daemon after it
         self.sites: dict[str, SiteServices] = {}
         self.zookeeper: ZooKeeperEnsemble | None = None
         self.daemons: dict[str, SupervisedDaemon] = {}
@@ -171,7 +172,13 @@ class Stack:
         watchdog_s = self.config.cluster.daemon.watchdog_s
         for instance, placed in self.config.instances.items():
             self.daemons[instance] = SupervisedDaemon(
-                self.lab, instance, placed.site, self.config_path, watchdog_s, self.priority
+                self.lab,
+                instance,
+                placed.site,
+                self.config_path,
+                watchdog_s,
+                self.priority,
+                self.restart_s,
             )
         preferred = self.config.preferred_site(self.bgp_group)
         if self.agents_first:  # the preferred site's daemon leads, each agent there in turn

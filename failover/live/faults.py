@@ -347,6 +347,12 @@ class Injector:
         if spec.kind == "daemon_crash":
             fault.label = fault.label or f"{name} crashes"
             stack.kill_daemon(name)
+            # held down for the fault's duration, as in the model: the supervisor runs its
+            # stop hook and then ends instead of restarting the daemon
+            supervisor = daemon.process.pid
+            if supervisor is not None:  # the supervisor only: its stop hook must run
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(supervisor, signal.SIGTERM)
             fault.undo = lambda: stack.restart_daemon(name)
         else:
             fault.label = fault.label or f"{name} freezes"

@@ -57,6 +57,8 @@ class LiveStack(Stack):
             )
         finally:  # the Stack has read it: it writes its own copy for the daemons
             shutil.rmtree(self._config_dir, ignore_errors=True)
+        # as the world model (and production's systemd) has it: a daemon that dies starts again
+        self.restart_s = topology.world.daemons.restart_s
         problems = differences(topology, self.config)
         if problems:
             raise LabError(
