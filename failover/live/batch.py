@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,8 +18,11 @@ def run_playbooks(
     seed: int = 1,
     say: Callable[[str], None] = lambda _: None,
     on_result: Callable[[Score], None] = lambda _: None,
+    keep_logs: Path | None = None,
 ) -> list[Score]:
-    """Every playbook, live where it can run: one lab per topology, fresh before each."""
+    """Every playbook, live where it can run: one lab per topology, fresh before each;
+    with `keep_logs`, every daemon's, ZooKeeper server's and router's log after each run is
+    copied to `keep_logs/<playbook>/`."""
     books: list[tuple[Path, Playbook]] = [(p, load_playbook(p)) for p in paths]
     results: list[Score] = []
     by_topology: dict[str, list[tuple[Path, Playbook]]] = {}
@@ -39,6 +43,8 @@ def run_playbooks(
                     result = gameday(book, str(path), seed, say, stack=stack)
                 except Exception as exc:  # one broken run must not stop the others
                     result = Score(str(path), book.title, True, [f"error: {exc!r}"])
+                if keep_logs is not None:
+                    save_logs(stack, keep_logs / path.stem)
                 results.append(result)
                 on_result(result)
         finally:
@@ -61,3 +67,11 @@ def row(result: Score) -> dict[str, Any]:
         "wall_s": round(result.live.wall_s, 1) if result.live else None,
         "at": time.strftime("%H:%M:%S", time.gmtime()),
     }
+
+
+def save_logs(stack: LiveStack, folder: Path) -> None:
+    """A copy of every log under the lab's run dir (they are truncated by the next run)."""
+    for log in stack.lab.run_dir.glob("**/*.log"):
+        target = folder / log.relative_to(stack.lab.run_dir)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(log, target)
