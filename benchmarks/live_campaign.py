@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import time
 from pathlib import Path
@@ -33,6 +34,10 @@ from failover.testing.lab import unavailable
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _stop(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # the lab is torn down on the way out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--playbooks", nargs="*", default=None, help="default: every playbook")
@@ -40,7 +45,11 @@ def main() -> None:
     parser.add_argument("--campaign", default=str(ROOT / "simulations" / "chaos-live.yaml"))
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--budget-s", type=float, default=None, help="start no chaos run after this long"
+    )
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, _stop)
     reason = unavailable()
     if reason:
         print(json.dumps({"skipped": reason}))
@@ -88,6 +97,7 @@ def main() -> None:
                 ),
                 flush=True,
             ),
+            args.budget_s,
         )
         summary = summarize(
             campaign,

@@ -93,13 +93,19 @@ def run_live_campaign(
     seed: int = 1,
     say: Callable[[str], None] = lambda _: None,
     on_result: Callable[[int, Score], None] = lambda _s, _r: None,
+    budget_s: float | None = None,
 ) -> list[tuple[int, Score]]:
-    """Runs `seed` .. `seed + runs - 1` one after another on one lab."""
+    """Runs `seed` .. `seed + runs - 1` one after another on one lab (with `budget_s`, no
+    run starts once that many seconds have passed)."""
     results: list[tuple[int, Score]] = []
+    started = time.monotonic()
     stack = LiveStack(campaign.topology)
     try:
         stack.up(say=say)
         for run_seed in range(seed, seed + runs):
+            if budget_s is not None and time.monotonic() - started > budget_s:
+                say(f"the budget of {budget_s:g} s is spent: {len(results)} run(s)")
+                break
             book = schedule_playbook(campaign, run_seed)
             say(f"run {run_seed}: {len(book.spec.method)} fault(s), {book.spec.duration_s:g} s")
             try:
