@@ -101,6 +101,8 @@ class Score:
     def matched(self) -> bool:
         return (
             self.supported
+            and self.live is not None
+            and self.predicted is not None
             and all(
                 p is not None and v is not None and p.passed == v.passed for _, p, v in self.rows
             )
