@@ -48,6 +48,7 @@ def main() -> None:
     parser.add_argument(
         "--budget-s", type=float, default=None, help="start no chaos run after this long"
     )
+    parser.add_argument("--logs", default=None, help="keep the logs of failing runs here")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, _stop)
     reason = unavailable()
@@ -98,6 +99,7 @@ def main() -> None:
                 flush=True,
             ),
             args.budget_s,
+            Path(args.logs) if args.logs else None,
         )
         summary = summarize(
             campaign,

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+from failover.live.batch import save_logs
 from failover.live.faults import NOT_LIVE
 from failover.live.gameday import Score, gameday
 from failover.live.stack import LiveStack
@@ -94,6 +96,7 @@ def run_live_campaign(
     say: Callable[[str], None] = lambda _: None,
     on_result: Callable[[int, Score], None] = lambda _s, _r: None,
     budget_s: float | None = None,
+    keep_logs: Path | None = None,
 ) -> list[tuple[int, Score]]:
     """Runs `seed` .. `seed + runs - 1` one after another on one lab (with `budget_s`, no
     run starts once that many seconds have passed)."""
@@ -112,6 +115,8 @@ def run_live_campaign(
                 result = gameday(book, f"{campaign.source} --seed {run_seed}", run_seed, say, stack)
             except Exception as exc:  # one broken run must not stop the campaign
                 result = Score(campaign.source, book.title, True, [f"error: {exc!r}"])
+            if keep_logs is not None and (not result.matched or not result.passed):
+                save_logs(stack, keep_logs / f"seed-{run_seed}")
             results.append((run_seed, result))
             on_result(run_seed, result)
     finally:
