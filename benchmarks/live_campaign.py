@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _stop(signum: int, frame: object) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one must not stop the teardown
     raise KeyboardInterrupt  # the lab is torn down on the way out
 
 

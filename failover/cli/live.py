@@ -23,6 +23,7 @@ EXIT_NOT_LIVE = 3
 
 
 def _interrupt(signum: int, frame: Any) -> NoReturn:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one must not stop the teardown
     raise KeyboardInterrupt  # SIGTERM tears the lab down as Ctrl-C does
 
 

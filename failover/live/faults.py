@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 from failover.config import BgpSteering
 from failover.lab import firewall
 from failover.lab import netns as nets
-from failover.lab.sites import SERVICES
 from failover.lab.topology import netns
 from failover.live.stack import LiveStack
 from failover.sim.faults import (
@@ -257,11 +256,7 @@ class Injector:
                             check=False,
                         )
                 stack.lab.start(f"{site}-bird")
-                services = stack.sites[site]
-                for name in SERVICES:
-                    services.start(name)
-                if services.front is not None and not services.front.process.alive:
-                    services.front.start()
+                stack.start_site(site)
             assert stack.zookeeper is not None
             for index in servers:
                 stack.zookeeper.restart(index, wait=False)

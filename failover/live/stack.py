@@ -100,6 +100,16 @@ class LiveStack(Stack):
             jvm_heap_mb=192,
         )
 
+    def start_site(self, site: str) -> None:
+        """Start whatever of a site's servers is not running (after `stop_all`): the five
+        services, the firewall's backend and the front door."""
+        services = self.sites[site]
+        for name in SERVICES:
+            services.start(name)
+        for server in (services.firewall_backend, services.front):
+            if server is not None and not server.process.alive:
+                server.start()
+
     def fresh(self, timeout_s: float = 90.0) -> float:
         """Back to what `up` leaves, without rebuilding namespaces, routers and services:
         daemons stopped (their stop hooks run), cuts healed, every service running, the
@@ -116,7 +126,7 @@ class LiveStack(Stack):
         self.lab.heal_all()
         assert self.zookeeper is not None
         self.zookeeper.stop()
-        for site, services in self.sites.items():
+        for site in self.sites:
             for group in self.config.groups.values():
                 steering = group.steering
                 if isinstance(steering, BgpSteering) and site in steering.sites:
@@ -125,10 +135,7 @@ class LiveStack(Stack):
                         ["ip", "-n", netns(site), "route", "flush", "table", table], check=False
                     )
             self.lab.start(f"{site}-bird")
-            for name in SERVICES:
-                services.start(name)
-            if services.front is not None and not services.front.process.alive:
-                services.front.start()
+            self.start_site(site)
         for component in ("dns-primary", "dns-secondary"):
             self.lab.stop(component)
         for component in ("dns-primary", "dns-secondary"):
