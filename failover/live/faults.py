@@ -66,6 +66,14 @@ def not_live(playbook: Playbook) -> list[str]:
     for kind in dict.fromkeys(fault_kinds(playbook)):
         if kind in NOT_LIVE:
             found.append(f"{kind}: {NOT_LIVE[kind]}")
+    for step in playbook.spec.method:
+        if step.when is not None and "phase" in step.when:
+            found.append(
+                f"when: {step.when}: the live recorder samples the desired state every 0.2 s "
+                "and the lab's switching phase can last 30 ms (the old site's agent in the "
+                "leader's own daemon confirms at once); a trigger on it would need a watch"
+            )
+            break
     if len(playbook.topology.config.serving_sites) != 2:
         found.append("the lab has two serving sites")
     return found
