@@ -195,7 +195,9 @@ def run_live(
     steady: list[Verdict] = []
     aborted: str | None = None
 
-    def snapshot() -> LiveMetrics:
+    def snapshot(audit: bool = False) -> LiveMetrics:
+        if audit:
+            recorder.read_audit()
         with recorder.lock:
             copied = copy.copy(h)
             copied.lines = list(h.lines)
@@ -220,6 +222,11 @@ def run_live(
         if duration is not None and fault.end is None:
             enders.append((recorder.now() + duration, fault, name))
 
+    # conditions on what only the audit trail shows: read it with every check
+    uses_audit = any(
+        e.metric in ("alert", "alerts", "decisions", "refused")
+        for e in [*playbook.whens.values(), *playbook.aborts]
+    )
     recorder.start()
     try:
         while recorder.now() < spec.duration_s:
@@ -231,7 +238,7 @@ def run_live(
                 started.setdefault(f"{item[2]} end", recorder.now())
                 injector.end(item[1])
             if waiting or (first_fault and playbook.aborts):
-                metrics = snapshot()
+                metrics = snapshot(audit=uses_audit)
                 for index, expr in list(waiting.items()):
                     if metrics.holds(expr)[0]:
                         del waiting[index]
@@ -246,7 +253,7 @@ def run_live(
                 if aborted:
                     break
             time.sleep(0.1)
-        metrics = snapshot()
+        metrics = snapshot(audit=True)
         verdicts = _expectations(playbook, metrics, started, first_fault[0] if first_fault else 0.0)
         say("rollback: every fault ends")
         injector.end_all()
@@ -256,10 +263,10 @@ def run_live(
         after = [(p, e) for p, e in playbook.steady if p.after]
         deadline = recorder.now() + AFTER_S
         while after and recorder.now() < deadline:
-            if all(snapshot().holds(e)[0] for _, e in after):
+            if all(snapshot(audit=True).holds(e)[0] for _, e in after):
                 break
             time.sleep(0.5)
-        final = snapshot()
+        final = snapshot(audit=True)
         steady += [Verdict(f"after: {p.name}", *final.holds(e)) for p, e in after]
     finally:
         injector.end_all()

@@ -109,8 +109,7 @@ class Recorder:
         self._thread.join(30.0)
         history = self.history
         history.end = self.now()
-        entries = attempt_list(lambda: self.stack.operator(lambda c: c.audit(), 10.0))
-        history.audit = [e for e in entries if e.at >= history.wall_start - 1.0]
+        self.read_audit()
         for entry in history.audit:
             decision = entry.payload.get("decision", {})
             if decision.get("kind") in ("info", "alert", "command", "desired"):
@@ -122,6 +121,13 @@ class Recorder:
                 )
         history.lines.sort(key=lambda line: float(line.split()[0]))
         return history
+
+    def read_audit(self) -> None:
+        """The audit trail since the start (the leader's decisions with their own times)."""
+        entries = attempt_list(lambda: self.stack.operator(lambda c: c.audit(), 10.0))
+        found = [e for e in entries if e.at >= self.history.wall_start - 1.0]
+        with self.lock:
+            self.history.audit = found
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):
