@@ -137,16 +137,17 @@ class Recorder:
 
     def sample(self) -> None:
         stack = self.stack
+        read = True
         try:
             leader, desired = stack.operator(self._coordination, 5.0)
-        except OPERATOR_ERRORS:
-            leader, desired = None, {}
+        except OPERATOR_ERRORS:  # the operator cannot read: unknown, not "no leader"
+            leader, desired, read = None, {}, False
             self.errors += 1
         routes = self._routes()
         answers = self._dns()
         requests = self._requests(routes, answers)
         with self.lock:
-            self._store(self.now(), leader, desired, routes, answers, requests)
+            self._store(self.now(), leader, desired, routes, answers, requests, read)
 
     def _coordination(self, c: Coordinator) -> tuple[str | None, dict[str, GroupState | None]]:
         found = c.leader()
@@ -221,9 +222,10 @@ class Recorder:
         routes: dict[str, dict[str, str]] | None,
         answers: dict[str, dict[str, str]],
         requests: dict[str, tuple[bool, str]],
+        read: bool = True,
     ) -> None:
         h = self.history
-        if h.change(h.leader, now, leader):
+        if read and h.change(h.leader, now, leader):
             h.log(now, "leader", f"{leader} leads" if leader else "no leader")
         for group, state in desired.items():
             if state is None:
