@@ -358,8 +358,18 @@ def score(playbook: Playbook, source: str, run: LiveRun, predicted: Outcome) -> 
     for name, v in live.items():
         result.rows.append((name, None, v))
     expected, measured = predicted_events(predicted, playbook), live_events(run)
+    # only what happened by the end of the experiment (the prediction runs on afterwards)
+    horizon = playbook.spec.duration_s - (
+        run.history.faults[0].start if run.history.faults else 0.0
+    )
+
+    def by_end(value: float | None) -> float | None:
+        return value if value is not None and value <= horizon + 1e-9 else None
+
     for name, tolerance in TOLERANCE_S.items():
-        result.events.append(Event(name, expected.get(name), measured.get(name), tolerance))
+        result.events.append(
+            Event(name, by_end(expected.get(name)), by_end(measured.get(name)), tolerance)
+        )
     return result
 
 
