@@ -36,13 +36,29 @@ def _bad_input(exc: ConfigError) -> None:
     type=click.Path(dir_okay=False),
     help="Write the full event trace to this file.",
 )
+@click.option(
+    "--live",
+    is_flag=True,
+    help="Run it in the lab (root) and score it against the simulator's prediction "
+    "(exit 3: not supported live).",
+)
 def gameday(
-    playbook: str, seed: int, as_json: bool, report_dir: str | None, trace_file: str | None
+    playbook: str,
+    seed: int,
+    as_json: bool,
+    report_dir: str | None,
+    trace_file: str | None,
+    live: bool,
 ) -> None:
     """Run a game-day PLAYBOOK in the simulator: a timeline and a verdict per expectation.
 
-    Exit 0 when every expectation held, 1 when one failed, 2 on a bad playbook.
+    Exit 0 when every expectation held, 1 when one failed, 2 on a bad playbook. With --live,
+    in the lab too: 1 also when live and predicted differ, 3 when it cannot run live.
     """
+    if live:
+        from failover.cli.live import run
+
+        run(playbook, seed, as_json, report_dir)
     from failover.sim.playbook import load_playbook
     from failover.sim.run import run_playbook
 
@@ -134,15 +150,32 @@ def _readable(outcome: object, description: str) -> str:
     type=click.Path(dir_okay=False),
     help="Write every run's event trace to this file (meant for a replay of one run).",
 )
+@click.option(
+    "--live",
+    is_flag=True,
+    help="Run the schedules one after another in the lab (root), each scored against the "
+    "simulator's prediction (exit 3: a fault class the lab cannot produce).",
+)
 def chaos(
-    campaign: str, runs: int, seed: int, jobs: int, as_json: bool, trace_file: str | None
+    campaign: str,
+    runs: int,
+    seed: int,
+    jobs: int,
+    as_json: bool,
+    trace_file: str | None,
+    live: bool,
 ) -> None:
     """Run a chaos CAMPAIGN: many seeded random runs, summarised.
 
     Exit 0 without invariant violations, 1 with any (each failing seed is printed with the
     command that replays it), 2 on a bad campaign file. On a terminal (and without --json) a
-    progress line shows runs done, violations so far and the time left.
+    progress line shows runs done, violations so far and the time left. With --live, 1 also
+    when a run's outcome differs from the simulator's prediction.
     """
+    if live:
+        from failover.cli.live import run_chaos
+
+        run_chaos(campaign, runs, seed, as_json)
     from failover.sim.campaign import load_campaign, run_campaign, summarize
 
     try:

@@ -128,6 +128,8 @@ class Supervisor:
                     return code
                 self.log("restart", after_s=self.options.restart_s)
                 time.sleep(self.options.restart_s)
+                if self.stopping:  # told to stop while waiting: no new child
+                    return code
         finally:
             self.sock.close()
             with contextlib.suppress(OSError):

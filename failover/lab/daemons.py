@@ -30,6 +30,7 @@ class SupervisedDaemon:
         watchdog_s: float,
         priority: Priority | None = None,
         log_level: str = "INFO",
+        restart_s: float | None = None,
     ) -> None:
         self.instance = instance
         self.site = site
@@ -43,6 +44,8 @@ class SupervisedDaemon:
             "--stop-hook",
             hook,
             *(priority.supervise_args() if priority else []),
+            # as systemd's Restart=on-failure: the daemon starts again after a crash
+            *(["--restart-s", f"{restart_s:g}"] if restart_s is not None else []),
             "--",
             FAILOVER,
             "run",

@@ -108,6 +108,7 @@ class Stack:
         # that starts alone sees the preferred site without an agent and fails it over.
         self.agents_first = agents_first
         self.log_level = log_level
+        self.restart_s: float | None = None  # the supervisor restarts a dead daemon after it
         self.sites: dict[str, SiteServices] = {}
         self.zookeeper: ZooKeeperEnsemble | None = None
         self.daemons: dict[str, SupervisedDaemon] = {}
@@ -180,6 +181,7 @@ class Stack:
                 watchdog_s,
                 self.priority,
                 self.log_level,
+                self.restart_s,
             )
         preferred = self.config.preferred_site(self.bgp_group)
         if self.agents_first:  # the preferred site's daemon leads, each agent there in turn

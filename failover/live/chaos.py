@@ -1,0 +1,167 @@
+"""`failover chaos CAMPAIGN --live --runs N`: random fault schedules against the lab.
+
+Run `seed + i` draws its schedule from the campaign file as the simulated campaign does
+(`draw_schedule`), shifted so that the first faults may start `LEAD_S` after the lab is
+steady (the simulator's warm-up is only there to let the simulated world settle; the lab is
+steady before a run starts). The schedule becomes a playbook: the simulator runs it first
+(the prediction), its outcome becomes the expectations (`no_violations`, `no_dual_primary`,
+the number of switches, the final active site), and the lab runs the same playbook, reset
+with `LiveStack.fresh()` before each run. A run whose live outcome or key events differ from
+the prediction is a mismatch; the simulator's invariants, checked over the recorded history,
+give the violations.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from failover.live.batch import save_logs
+from failover.live.faults import NOT_LIVE
+from failover.live.gameday import Score, gameday
+from failover.live.stack import LiveStack
+from failover.sim.campaign import WARMUP_S, Campaign, _choices, draw_schedule
+from failover.sim.faults import DaemonFault
+from failover.sim.playbook import FAULT_ADAPTER, Playbook, PlaybookFile, _build
+from failover.sim.run import run_playbook
+
+LEAD_S = 5.0  # the first fault may start this long after the run starts
+
+
+def not_live(campaign: Campaign) -> list[str]:
+    """The campaign's fault classes that the lab cannot produce, with why."""
+    found = []
+    for name, cls in campaign.spec.classes.items():
+        kinds = {FAULT_ADAPTER.validate_python(o).kind for o in _choices(cls.fault)[:200]}
+        for kind in sorted(kinds & set(NOT_LIVE)):
+            found.append(f"classes.{name}: {kind}: {NOT_LIVE[kind]}")
+    return found
+
+
+def schedule_playbook(campaign: Campaign, seed: int) -> Playbook:
+    """Run `seed`'s schedule as a playbook whose expectations are the simulator's outcome."""
+    shift = WARMUP_S - LEAD_S
+    spec = campaign.spec
+    restart_s = campaign.topology.world.daemons.restart_s
+    method: list[dict[str, Any]] = []
+    for at, name, fault, duration in draw_schedule(campaign, seed).items:
+        if isinstance(fault, DaemonFault) and fault.kind == "daemon_crash" and not duration:
+            duration = restart_s
+        step: dict[str, Any] = {
+            "name": f"{name} #{len(method) + 1}",
+            "at_s": round(at - shift, 3),
+            "fault": fault.model_dump(exclude_none=True),
+        }
+        if duration:
+            step["duration_s"] = round(duration, 3)
+        method.append(step)
+    if not method:  # a quiet run: nothing must move
+        method.append(
+            {"name": "nothing", "at_s": LEAD_S, "fault": {"kind": "unfreeze", "reason": "quiet"}}
+        )
+
+    def build(expectations: list[str]) -> Playbook:
+        data = {
+            "title": f"{spec.title}, run {seed}",
+            "topology": campaign.topology.source,
+            "duration_s": spec.duration_s - shift,
+            "method": method,
+            "expectations": expectations,
+        }
+        return _build(
+            f"{campaign.source} seed {seed}", PlaybookFile.model_validate(data), campaign.topology
+        )
+
+    probe = run_playbook(build(["no_violations"]), seed)
+    world = probe.series["world"]
+    group = next(iter(world.config.groups))
+    state = world.control.desired[group]
+    final = state.active if state.phase != "switching" else "switching"
+    return build(
+        [
+            "no_violations",
+            "no_dual_primary",
+            f"switches == {probe.switches}",
+            f"active({group}) == {final}",
+        ]
+    )
+
+
+def run_live_campaign(
+    campaign: Campaign,
+    runs: int,
+    seed: int = 1,
+    say: Callable[[str], None] = lambda _: None,
+    on_result: Callable[[int, Score], None] = lambda _s, _r: None,
+    budget_s: float | None = None,
+    keep_logs: Path | None = None,
+) -> list[tuple[int, Score]]:
+    """Runs `seed` .. `seed + runs - 1` one after another on one lab (with `budget_s`, no
+    run starts once that many seconds have passed)."""
+    results: list[tuple[int, Score]] = []
+    started = time.monotonic()
+    stack = LiveStack(campaign.topology)
+    try:
+        stack.up(say=say)
+        for run_seed in range(seed, seed + runs):
+            if budget_s is not None and time.monotonic() - started > budget_s:
+                say(f"the budget of {budget_s:g} s is spent: {len(results)} run(s)")
+                break
+            book = schedule_playbook(campaign, run_seed)
+            say(f"run {run_seed}: {len(book.spec.method)} fault(s), {book.spec.duration_s:g} s")
+            try:
+                result = gameday(book, f"{campaign.source} --seed {run_seed}", run_seed, say, stack)
+            except Exception as exc:  # one broken run must not stop the campaign
+                result = Score(campaign.source, book.title, True, [f"error: {exc!r}"])
+            if keep_logs is not None and (not result.matched or not result.passed):
+                save_logs(stack, keep_logs / f"seed-{run_seed}")
+            results.append((run_seed, result))
+            on_result(run_seed, result)
+    finally:
+        stack.down()
+    return results
+
+
+def summarize(
+    campaign: Campaign, results: list[tuple[int, Score]], command: str, wall_s: float
+) -> dict[str, Any]:
+    failing = []
+    violations = mismatches = 0
+    classes: dict[str, int] = {name: 0 for name in campaign.spec.classes}
+    for run_seed, result in results:
+        live = result.live
+        found = live.metrics.found if live else []
+        violations += len(found)
+        matched = result.matched
+        mismatches += 0 if matched else 1
+        for name in {item[1] for item in draw_schedule(campaign, run_seed).items}:
+            classes[name] = classes.get(name, 0) + 1
+        if found or not matched:
+            failing.append(
+                {
+                    "seed": run_seed,
+                    "violations": [f"{v['name']}: {v['message']}" for v in found],
+                    "mismatched": [
+                        name
+                        for name, p, v in result.rows
+                        if p is None or v is None or p.passed != v.passed
+                    ]
+                    + [e.name for e in result.events if not e.matched]
+                    + result.why_not,
+                    "replay_live": f"{command} --live --seed {run_seed} --runs 1",
+                    "replay_simulated": f"{command} --seed {run_seed} --runs 1",
+                }
+            )
+    return {
+        "title": campaign.spec.title,
+        "runs": len(results),
+        "violations": violations,
+        "mismatches": mismatches,
+        "switches": sum(len(r.live.metrics.switch_log()) if r.live else 0 for _, r in results),
+        "coverage": classes,
+        "wall_s": round(wall_s, 1),
+        "failing": failing,
+        "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }

@@ -1,0 +1,368 @@
+"""The playbooks' faults injected into the lab with real means, and what the lab cannot do.
+
+    service_down          the site's real server stops (the firewall: its forwarding goes)
+    service_flap          the server stops and starts again on the flap's timers
+    site_power_loss       the site's link to the isp is cut first (silence, as a dead site
+                          gives), then every process of it is killed: services, the daemon and
+                          its supervisor (no stop hook runs), ZooKeeper servers, BIRD; on the
+                          way back the kernel's steering tables are empty, as after a reboot
+    link_cut              nftables drops in the isp's forwarding (one way: one rule), or on the
+                          location's uplink when one end is the isp
+    probe_loss            nftables `numgen random mod 100 < N drop` on the same path
+    zookeeper_server_down kill -9 of `count` ZooKeeper servers of the site
+    daemon_crash/pause    kill -9 / SIGSTOP of the daemon (its supervisor stays), restart / SIGCONT
+    switchover, freeze,   the operator CLI (`failover switchover --to ...`), from the client
+    unfreeze              namespace
+
+Not in the lab: `link_latency` and `service_slow` (this kernel has no netem), `clock_skew`
+(namespaces share the host's clock), `service_partial` (a real server fails all or nothing).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from failover.config import BgpSteering
+from failover.lab import firewall
+from failover.lab import netns as nets
+from failover.lab.topology import netns
+from failover.live.stack import LiveStack
+from failover.sim.faults import (
+    ClockSkew,
+    DaemonFault,
+    FaultSpec,
+    Freeze,
+    LinkFault,
+    PowerLoss,
+    ServiceFault,
+    Switchover,
+    ZooKeeperFault,
+)
+from failover.sim.playbook import Playbook
+from failover.sim.topology import CLIENTS
+
+NOT_LIVE = {
+    "link_latency": "added latency needs netem, which this kernel lacks",
+    "service_slow": "a slow service needs added latency (netem), which this kernel lacks",
+    "service_partial": "a real server here fails every request or none",
+    "clock_skew": "network namespaces share the host's clock",
+}
+
+
+def fault_kinds(playbook: Playbook) -> list[str]:
+    spec = playbook.spec
+    kinds: list[str] = [step.fault.kind for step in spec.method]
+    return kinds + [item.kind for item in spec.rollbacks]
+
+
+def not_live(playbook: Playbook) -> list[str]:
+    """Why the playbook cannot run in the lab (one sentence per fault kind), or []."""
+    found = []
+    for kind in dict.fromkeys(fault_kinds(playbook)):
+        if kind in NOT_LIVE:
+            found.append(f"{kind}: {NOT_LIVE[kind]}")
+    for step in playbook.spec.method:
+        if step.when is not None and "phase" in step.when:
+            found.append(
+                f"when: {step.when}: the live recorder samples the desired state every 0.2 s "
+                "and the lab's switching phase can last 30 ms (the old site's agent in the "
+                "leader's own daemon confirms at once); a trigger on it would need a watch"
+            )
+            break
+    if len(playbook.topology.config.serving_sites) != 2:
+        found.append("the lab has two serving sites")
+    return found
+
+
+@dataclass
+class LiveFault:
+    """One injected fault: when, what it touched (as the simulator's ground truth)."""
+
+    kind: str
+    label: str
+    start: float
+    end: float | None = None
+    sites: tuple[str, ...] = ()  # serving sites whose service to clients it hurts
+    places: tuple[str, ...] = ()  # every site it touches
+    zookeeper_down: tuple[int, ...] = ()
+    undo: Callable[[], None] = field(default=lambda: None, repr=False)
+
+
+class Injector:
+    """Injects faults into a `LiveStack`; `resolve` names the current active site of a group."""
+
+    def __init__(
+        self,
+        stack: LiveStack,
+        now: Callable[[], float],
+        active: Callable[[str | None], str],
+        leader: Callable[[], str | None],
+        log: Callable[[str, str], None],
+    ) -> None:
+        self.stack = stack
+        self.now = now
+        self.active = active
+        self.leader = leader
+        self.log = log
+        self.faults: list[LiveFault] = []
+        self.restart_s = stack.topology.world.daemons.restart_s
+        self._threads: list[threading.Thread] = []
+        self._stop = threading.Event()
+
+    def site(self, name: str, group: str | None) -> str:
+        if name not in ("active", "standby"):
+            return name
+        active = self.active(group)
+        if name == "active":
+            return active
+        return next(s for s in self.stack.config.serving_sites if s != active)
+
+    def zookeeper_down(self) -> set[int]:
+        return {i for f in self.faults if f.end is None for i in f.zookeeper_down}
+
+    def inject(self, spec: FaultSpec, label: str = "") -> LiveFault:
+        if spec.kind in NOT_LIVE:
+            raise ValueError(f"{spec.kind} is not supported live: {NOT_LIVE[spec.kind]}")
+        fault = LiveFault(spec.kind, label, self.now())
+        if isinstance(spec, Switchover | Freeze):
+            self._operator(spec, fault)
+        elif isinstance(spec, ServiceFault):
+            self._service(spec, fault)
+        elif isinstance(spec, PowerLoss):
+            self._power(spec, fault)
+        elif isinstance(spec, LinkFault):
+            self._link(spec, fault)
+        elif isinstance(spec, ZooKeeperFault):
+            self._zookeeper(spec, fault)
+        elif isinstance(spec, DaemonFault):
+            self._daemon(spec, fault)
+        else:
+            assert not isinstance(spec, ClockSkew)
+        self.faults.append(fault)
+        self.log("fault", f"#{len(self.faults)} {fault.label}")
+        return fault
+
+    def end(self, fault: LiveFault) -> None:
+        if fault.end is not None:
+            return
+        fault.end = self.now()
+        self.log("fault", f"#{self.faults.index(fault) + 1} ends: {fault.label}")
+        fault.undo()
+
+    def end_all(self) -> None:
+        self._stop.set()
+        for fault in self.faults:
+            with contextlib.suppress(Exception):  # keep ending the others; reset heals all
+                self.end(fault)
+        for thread in self._threads:
+            thread.join(30.0)
+
+    # --- each kind -------------------------------------------------------------------------
+
+    def _operator(self, spec: Switchover | Freeze, fault: LiveFault) -> None:
+        fault.end = fault.start
+        if isinstance(spec, Switchover):
+            site = self.site(spec.site, spec.group)
+            fault.label = fault.label or f"operator: switchover to {site}"
+            args = ["switchover", "--to", site, "--reason", spec.reason]
+            if spec.group:
+                args += ["--group", spec.group]
+            if spec.force:
+                args.append("--force")
+            if spec.in_s is not None:
+                args += ["--at", f"+{spec.in_s:g}s"]
+            if spec.expires_s is not None:
+                args += ["--expires", f"{spec.expires_s:g}s"]
+        else:
+            fault.label = fault.label or f"operator: {spec.kind}"
+            args = [spec.kind, "--reason", spec.reason]
+            if spec.group:
+                args += ["--group", spec.group]
+
+        def run() -> None:  # the CLI waits for the leader's answer: not on the sampling path
+            done = self.stack.cli(*args, timeout_s=60.0)
+            words = (done.stdout.strip().splitlines() or [""])[-1]
+            self.log("operator", f"`failover {' '.join(args)}` exit {done.returncode}: {words}")
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _service(self, spec: ServiceFault, fault: LiveFault) -> None:
+        site = self.site(spec.site, spec.group)
+        fault.sites = fault.places = (site,)
+        stack = self.stack
+        if spec.kind == "service_down":
+            fault.label = fault.label or f"{site} {spec.service} stops"
+            stack.stop_service(site, spec.service)
+            fault.undo = lambda: stack.start_service(site, spec.service)
+            return
+        fault.label = fault.label or f"{site} {spec.service} flaps"
+        period = spec.period_s or stack.topology.world.services.flap_period_s
+        up_s, down_s = spec.up_s or period / 2, spec.down_s or period / 2
+        done = threading.Event()
+
+        def flap() -> None:
+            stack.stop_service(site, spec.service)
+            while not done.wait(down_s):
+                stack.start_service(site, spec.service)
+                self.log("flap", f"{site} {spec.service} up")
+                if done.wait(up_s):
+                    return
+                stack.stop_service(site, spec.service)
+                self.log("flap", f"{site} {spec.service} down")
+
+        thread = threading.Thread(target=flap, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+        def undo() -> None:
+            done.set()
+            thread.join(30.0)
+            stack.start_service(site, spec.service)
+
+        fault.undo = undo
+
+    def _power(self, spec: PowerLoss, fault: LiveFault) -> None:
+        site = self.site(spec.site, spec.group)
+        stack = self.stack
+        fault.label = fault.label or f"{site} loses power"
+        fault.places = (site,)
+        fault.sites = (site,) if site in stack.config.serving_sites else ()
+        stack.lab.cut(site, "isp")  # silence first: nothing a dying site sends gets out
+        instances = [i for i, d in stack.daemons.items() if d.site == site]
+        for instance in instances:
+            daemon = stack.daemons[instance]
+            pid = daemon.child_pid()
+            if pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            daemon.process.kill()
+        servers = [i for i, s in enumerate(stack.zookeeper_sites()) if s == site]
+        assert stack.zookeeper is not None
+        for index in servers:
+            if stack.zookeeper.alive(index):
+                stack.zookeeper.kill(index)
+        fault.zookeeper_down = tuple(servers)
+        if site in stack.sites:
+            stack.lab.stop(f"{site}-bird")
+            stack.sites[site].stop_all()
+
+        def undo() -> None:
+            if site in stack.sites:
+                for group in stack.config.groups.values():
+                    steering = group.steering
+                    if isinstance(steering, BgpSteering) and site in steering.sites:
+                        table = str(steering.sites[site].table)
+                        nets.run(
+                            ["ip", "-n", netns(site), "route", "flush", "table", table],
+                            check=False,
+                        )
+                stack.lab.start(f"{site}-bird")
+                stack.start_site(site)
+            assert stack.zookeeper is not None
+            for index in servers:
+                stack.zookeeper.restart(index, wait=False)
+            stack.lab.heal(site, "isp")
+            for instance in instances:
+                stack.daemons[instance].start()
+
+        fault.undo = undo
+
+    def _link(self, spec: LinkFault, fault: LiveFault) -> None:
+        a, b = (self.site(end, spec.group) if end != CLIENTS else end for end in spec.between)
+        la, lb = ("client" if x == CLIENTS else x for x in (a, b))
+        arrow = "->" if spec.one_way else "<->"
+        what = "cut" if spec.kind == "link_cut" else f"{spec.loss:.0%} loss"
+        fault.label = fault.label or f"link {a}{arrow}{b} {what}"
+        serving = self.stack.config.serving_sites
+        fault.sites = tuple(s for s in (a, b) if s in serving) if CLIENTS in (a, b) else ()
+        fault.places = tuple(end for end in (a, b) if end != CLIENTS)
+        if spec.kind == "link_cut" and not spec.one_way:
+            self.stack.lab.cut(la, lb)
+            fault.undo = lambda: self.stack.lab.heal(la, lb)
+            return
+        # one way, or a random loss: rules in the isp's forwarding, marked as cuts so that
+        # `heal` and the lab's reset remove them
+        first, second = sorted((la, lb))
+        directions = [(la, lb)] if spec.one_way else [(la, lb), (lb, la)]
+        drop = (
+            "drop"
+            if spec.kind == "link_cut"
+            else f"numgen random mod 100 < {round(spec.loss * 100)} drop"
+        )
+        rules = [
+            f'add rule inet {firewall.TABLE} forward iifname "{one}" oifname "{other}" {drop} '
+            f'comment "cut {first} {second}"'
+            for one, other in directions
+        ]
+        firewall._ensure_table(netns("isp"))
+        nets.run(
+            ["ip", "netns", "exec", netns("isp"), "nft", "-f", "-"],
+            input_text="\n".join(rules) + "\n",
+        )
+        fault.undo = lambda: firewall.heal(first, second)
+
+    def _zookeeper(self, spec: ZooKeeperFault, fault: LiveFault) -> None:
+        site = self.site(spec.site, spec.group)
+        stack = self.stack
+        assert stack.zookeeper is not None
+        down = self.zookeeper_down()
+        servers = [
+            i
+            for i, s in enumerate(stack.zookeeper_sites())
+            if s == site and i not in down and stack.zookeeper.alive(i)
+        ][: spec.count]
+        fault.label = fault.label or f"{len(servers)} ZooKeeper server(s) in {site} stop"
+        fault.places = (site,)
+        for index in servers:
+            stack.zookeeper.kill(index)
+        fault.zookeeper_down = tuple(servers)
+
+        def undo() -> None:
+            assert stack.zookeeper is not None
+            for index in servers:
+                stack.zookeeper.restart(index, wait=False)
+
+        fault.undo = undo
+
+    def _daemon(self, spec: DaemonFault, fault: LiveFault) -> None:
+        stack = self.stack
+        if spec.instance == "leader":
+            name = self.leader()
+        elif spec.instance.startswith("agent:"):
+            name = stack.instance_of(spec.instance.removeprefix("agent:"))
+        else:
+            name = spec.instance
+        if name is None:
+            fault.label = f"{spec.kind}: no leader to hit"
+            fault.end = fault.start
+            return
+        daemon = stack.daemons[name]
+        agent = "agent" in stack.config.instances[name].roles
+        fault.sites = (daemon.site,) if agent and daemon.site in stack.config.serving_sites else ()
+        fault.places = (daemon.site,)
+        if spec.kind == "daemon_crash":
+            fault.label = fault.label or f"{name} crashes"
+            stack.kill_daemon(name)
+            # held down for the fault's duration, as in the model: the supervisor runs its
+            # stop hook and then ends instead of restarting the daemon
+            supervisor = daemon.process.pid
+            if supervisor is not None:  # the supervisor only: its stop hook must run
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(supervisor, signal.SIGTERM)
+            fault.undo = lambda: stack.restart_daemon(name)
+        else:
+            fault.label = fault.label or f"{name} freezes"
+            pid = stack.freeze_daemon(name)
+
+            def resume() -> None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGCONT)
+
+            fault.undo = resume

@@ -1,0 +1,168 @@
+"""Live game-days without the lab: the config both sides share, what cannot run live, and the
+simulator's evaluator over a recorded history."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from failover.cli import cli
+from failover.config import load_config
+from failover.core.model import GroupState
+from failover.live.cluster import differences, lab_config
+from failover.live.docs import markdown
+from failover.live.faults import LiveFault, not_live
+from failover.live.metrics import LiveMetrics
+from failover.live.record import History
+from failover.sim.playbook import load_playbook, parse_expr
+from failover.sim.run import _expectations
+from failover.sim.topology import load_topology
+
+ROOT = Path(__file__).resolve().parents[2]
+REFERENCE = ROOT / "simulations" / "reference.yaml"
+
+
+def test_the_lab_config_is_the_topology_s_cluster() -> None:
+    topology = load_topology(REFERENCE)
+    data, config = lab_config(topology, "/run/failover-lab")
+    assert config.cluster.zookeeper.hosts == topology.config.cluster.zookeeper.hosts
+    assert data["groups"]["web"]["steering"]["sites"]["dc1"]["netns"] == "fo-dc1"
+    assert differences(topology, config) == []
+
+
+def test_a_differing_timer_is_named() -> None:
+    found = differences(load_topology(REFERENCE), load_config(ROOT / "examples" / "two-dc.yaml"))
+    assert "sites.dc1.services.db.check.fall: topology 3, lab 2" in found
+    assert "sites.dc1.services.mail.check.interval_s: topology 1.0, lab 2.0" in found
+    assert any(line.startswith("world.zookeeper.servers:") for line in found)
+
+
+def test_a_topology_whose_servers_the_lab_cannot_place_is_refused(tmp_path: Path) -> None:
+    data = yaml.safe_load(REFERENCE.read_text())
+    data["world"]["zookeeper"]["servers"] = {"dc1": 3, "dc2": 1, "witness": 1}
+    path = tmp_path / "moved.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ValueError, match=r"world\.zookeeper\.servers"):
+        lab_config(load_topology(path), "/run/failover-lab")
+
+
+def test_faults_the_lab_cannot_produce_are_named() -> None:
+    assert not_live(load_playbook(ROOT / "playbooks" / "db-down.yaml")) == []
+    why = not_live(load_playbook(ROOT / "playbooks" / "clock-skew.yaml"))
+    assert why == ["clock_skew: network namespaces share the host's clock"]
+
+
+def test_gameday_live_says_not_supported_and_exits_3() -> None:
+    done = CliRunner().invoke(
+        cli, ["gameday", str(ROOT / "playbooks" / "clock-skew.yaml"), "--live"]
+    )
+    assert done.exit_code == 3, done.output
+    assert "not supported live: clock_skew" in done.output
+
+
+def test_docs_live_is_current() -> None:
+    assert (ROOT / "docs" / "live.md").read_text() == markdown(), (
+        "docs/live.md is stale: python -m failover.live.docs > docs/live.md"
+    )
+
+
+def _history() -> History:
+    """dc1's database stops at 10 s; the switch is written at 14 s, the isp sees dc2 at 14.1 s;
+    one sample shows both sites primary."""
+    h = History(wall_start=1000.0)
+    h.leader = [(0.0, "dc1-a")]
+    dc1 = GroupState("web", "dc1")
+    h.desired = {
+        "web": [
+            (0.0, dc1),
+            (
+                14.0,
+                GroupState(
+                    "web", "dc2", 2, "switching", "dc1", code="failover", last_switch_at=14.0
+                ),
+            ),
+            (14.2, GroupState("web", "dc2", 3, code="promoted", last_switch_at=14.0)),
+        ]
+    }
+    h.best = [(0.0, ("dc1", "primary")), (14.1, ("dc2", "primary"))]
+    h.announced = {("web", "dc2"): [(0.0, "backup"), (14.1, "primary")]}
+    h.primaries = [(0.0, ("dc1",)), (14.1, ("dc1", "dc2")), (14.3, ("dc2",))]
+    h.traffic = {"web": [(0.0, "dc1"), (14.1, "dc2")]}
+    h.requests = [(0.0, {"web": True}), (10.0, {"web": False}), (14.1, {"web": True})]
+    h.faults = [LiveFault("service_down", "dc1 db stops", 10.0, 70.0, ("dc1",), ("dc1",))]
+    h.end = 120.0
+    return h
+
+
+def test_the_simulator_s_expectations_over_a_live_history() -> None:
+    config = load_topology(REFERENCE).config
+    metrics = LiveMetrics(_history(), config, {"web": 1.0})
+    book = load_playbook(ROOT / "playbooks" / "db-down.yaml")
+    verdicts = {v.name: v for v in _expectations(book, metrics, {}, 10.0)}
+    assert verdicts["active == dc2 within 8 s"].passed
+    assert verdicts["active == dc2 within 8 s"].observed == "after 4.2 s"
+    assert verdicts["traffic == dc2 within 12 s"].passed
+    assert verdicts["switches <= 1"].passed
+    assert not verdicts["no_dual_primary"].passed  # the sample with two primaries
+    assert verdicts["rto <= 12 s"].observed == "4.1 s"
+    assert metrics.holds(parse_expr("announced(web, dc2) == primary", ["web", "mail"]))[0]
+    assert not metrics.timed(parse_expr("active == dc2 within 3 s", ["web", "mail"]), 10.0)[0]
+
+
+def test_a_failover_from_an_untouched_site_is_a_violation() -> None:
+    config = load_topology(REFERENCE).config
+    history = _history()
+    history.faults = [LiveFault("service_down", "dc2 db stops", 10.0, 70.0, ("dc2",), ("dc2",))]
+    names = [v["name"] for v in LiveMetrics(history, config, {"web": 1.0}).found]
+    assert "false_failover" in names
+
+
+def test_a_live_chaos_run_is_its_schedule_as_a_playbook() -> None:
+    from failover.live.chaos import LEAD_S, schedule_playbook
+    from failover.sim.campaign import WARMUP_S, draw_schedule, load_campaign
+
+    campaign = load_campaign(ROOT / "simulations" / "chaos-live.yaml")
+    drawn = draw_schedule(campaign, 5).items
+    book = schedule_playbook(campaign, 5)
+    assert [step.fault for step in book.spec.method] == [item[2] for item in drawn]
+    assert book.spec.method[0].at_s == pytest.approx(drawn[0][0] - WARMUP_S + LEAD_S, abs=1e-3)
+    assert book.spec.duration_s == campaign.spec.duration_s - WARMUP_S + LEAD_S
+    names = [name for name, _, _ in book.expectations]
+    assert names[:2] == ["no_violations", "no_dual_primary"]
+    assert any(name.startswith("switches == ") for name in names)
+
+
+def test_chaos_live_refuses_fault_classes_the_lab_cannot_produce() -> None:
+    done = CliRunner().invoke(
+        cli, ["chaos", str(ROOT / "simulations" / "chaos.yaml"), "--live", "--runs", "1"]
+    )
+    assert done.exit_code == 3, done.output
+    assert "classes.link_latency: link_latency" in done.output
+
+
+def test_the_side_by_side_table_and_the_report(tmp_path: Path) -> None:
+    from failover.cli.live import render, write_report
+    from failover.live.gameday import LiveRun, score
+    from failover.sim.run import run_playbook
+
+    book = load_playbook(ROOT / "playbooks" / "db-down.yaml")
+    history = _history()
+    metrics = LiveMetrics(history, book.topology.config, {"web": 1.0})
+    verdicts = _expectations(book, metrics, {}, 10.0)
+    run = LiveRun(book.title, verdicts, [], history, metrics, None, 120.0)
+    result = score(book, "db-down.yaml", run, run_playbook(book, 1))
+    events = {e.name: e for e in result.events}
+    assert events["switch written"].live == pytest.approx(4.0)
+    assert events["isp route moved"].live == pytest.approx(4.1)
+    assert events["switch written"].matched
+    assert not result.matched  # the recorded overlap fails no_dual_primary live only
+    table = render(result)
+    assert "no_dual_primary" in table and "MISMATCH" in table
+    write_report(result, str(tmp_path))
+    assert (tmp_path / "timeline-live.txt").read_text().strip() == ""  # no lines recorded
+    assert "MISMATCH" in (tmp_path / "table.txt").read_text()
+    pytest.importorskip("matplotlib")
+    assert (tmp_path / "overlay.png").stat().st_size > 1000
