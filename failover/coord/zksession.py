@@ -39,6 +39,7 @@ from kazoo.exceptions import (
     ThrottledOpError,
     ZookeeperStoppedError,
 )
+from kazoo.handlers.threading import SequentialThreadingHandler
 from kazoo.protocol.states import EventType, WatchedEvent
 from kazoo.security import ACL
 
@@ -128,6 +129,27 @@ _STATES: dict[str, SessionState] = {
 }
 
 
+def connect_timeout_s(session_timeout_s: float, hosts: int) -> float:
+    """How long one TCP connect to one server may take. kazoo waits the whole session timeout:
+    a server that drops packets silently (a cut link) then costs the session itself, though
+    a reachable server of the quorum is next in the list. Bounded so that trying every other
+    server fits in half the session timeout."""
+    return max(0.05, session_timeout_s / (2 * max(1, hosts)))
+
+
+class BoundedConnect(SequentialThreadingHandler):  # type: ignore[misc]
+    """kazoo's threading handler, with every TCP connect bounded (`connect_timeout_s`)."""
+
+    def __init__(self, connect_timeout_s: float) -> None:
+        super().__init__()
+        self.connect_timeout_s = connect_timeout_s
+
+    def create_connection(self, *args: Any, **kwargs: Any) -> Any:
+        asked = kwargs.get("timeout")
+        kwargs["timeout"] = min(asked or self.connect_timeout_s, self.connect_timeout_s)
+        return super().create_connection(*args, **kwargs)
+
+
 class ZooKeeperSession:
     """One kazoo session with the state the coordinator keeps per session."""
 
@@ -163,9 +185,13 @@ class ZooKeeperSession:
         self.commands_keep = commands_keep
         self.refusals_keep = refusals_keep
         try:
+            joined = hosts if isinstance(hosts, str) else ",".join(hosts)
             self._zk = KazooClient(
-                hosts=hosts if isinstance(hosts, str) else ",".join(hosts),
+                hosts=joined,
                 timeout=session_timeout_s,
+                handler=BoundedConnect(
+                    connect_timeout_s(session_timeout_s, len(joined.split("/")[0].split(",")))
+                ),
                 auth_data=[own.auth] if own else None,
                 connection_retry={"max_tries": -1, "delay": 0.05, "backoff": 1.5, "max_delay": 0.5},
                 logger=log,

@@ -386,3 +386,42 @@ def test_adding_an_operator_updates_the_acls_of_an_existing_tree(
     with pytest.raises(NoAuthError):
         as_bob.create(f"{layout.request_dir('alice')}/cmd-", b"{}", sequence=True)
     assert as_bob.create(f"{layout.request_dir('bob')}/cmd-", b"{}", sequence=True)
+
+
+def test_a_silent_server_in_the_list_does_not_cost_the_session(
+    fresh_ensemble: ZooKeeperEnsemble,
+) -> None:
+    """A cut link drops packets silently: kazoo alone waits the whole session timeout for a TCP
+    connect to such a server, so a client whose own server leaves the quorum lost its session
+    although a reachable server of the quorum came next in its list (the inter-site cut of
+    the live game-day). Each connect is bounded: the session moves to the next server."""
+    import socket
+
+    leader = fresh_ensemble.leader_index()
+    own, *others = [i for i in range(3) if i != leader] + [leader]
+    silent: list[socket.socket] = []
+    for _ in range(2):  # a listener whose backlog is full drops the SYNs: a silent server
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        filler = socket.create_connection(listener.getsockname(), timeout=1.0)
+        silent += [listener, filler]
+    dead = [f"127.0.0.1:{s.getsockname()[1]}" for s in silent[::2]]
+    hosts = [fresh_ensemble.hosts[own], *dead, *(fresh_ensemble.hosts[i] for i in others)]
+    client = ZooKeeperCoordinator(
+        hosts, cluster="shop", instance="a", chroot="/silent", session_timeout_s=4.0
+    )
+    client._zk.randomize_hosts = False  # the silent servers before the reachable ones
+    try:
+        client.connect(timeout_s=10.0)
+        session = client.session_id
+        fresh_ensemble.kill(own)  # its server goes: the session must move on
+        wait_real(
+            lambda: client.session_state() == "connected" and client.session_id == session,
+            8.0,
+            "the same session on another server",
+        )
+    finally:
+        client.close()
+        for sock in silent:
+            sock.close()
