@@ -398,6 +398,7 @@ def test_a_silent_server_in_the_list_does_not_cost_the_session(
     import socket
 
     leader = fresh_ensemble.leader_index()
+    assert leader is not None
     own, *others = [i for i in range(3) if i != leader] + [leader]
     silent: list[socket.socket] = []
     for _ in range(2):  # a listener whose backlog is full drops the SYNs: a silent server
