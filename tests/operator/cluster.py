@@ -219,7 +219,9 @@ class Cluster:
         self.daemons[name].stop()
         self.daemons[name].start()
         wait_until(
-            lambda: self.get(name, "/health")[0] == 200, 20.0, f"daemon {name} serves /health again"
+            lambda: self.connected(name),
+            20.0,
+            f"daemon {name} serves /health again, with a ZooKeeper session",
         )
 
     def secrets(self) -> dict[str, str]:
@@ -258,6 +260,11 @@ class Cluster:
 
     def serves_health(self, instance: str) -> bool:
         return self.get(instance, "/health")[0] == 200
+
+    def connected(self, instance: str) -> bool:
+        """The daemon answers /health and holds a ZooKeeper session."""
+        code, body = self.get(instance, "/health")
+        return code == 200 and json.loads(body).get("session") == "connected"
 
     def get(self, instance: str, path: str) -> tuple[int, str]:
         try:
