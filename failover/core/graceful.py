@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from failover.config.model import BgpSteering, DnsSteering
 from failover.core.cycle import Cycle, View
@@ -296,47 +296,29 @@ def advance(engine: Engine, cycle: Cycle, view: View) -> bool:
                 f"{plan.from_site} to drain" if confirmed else f"{plan.to_site} to confirm primary",
                 late if now >= plan.until else plan.until,
             )
-        cycle.state = replace(
-            state,
-            graceful=_moved(cycle, "drained"),
-            epoch=state.epoch + 1,
-            code="graceful_done",
-            changed_at=now,
-        )
-        cycle.say(
-            "desired",
-            "graceful_done",
+        return _done(
+            cycle,
+            "drained",
             f"{plan.from_site} drained for {engine.policy.drain_s:g} s"
             + ("" if confirmed else f" ({plan.to_site} did not confirm primary)")
-            + f"; it becomes a plain backup, epoch {cycle.state.epoch}",
-            stage="done",
+            + "; it becomes a plain backup",
         )
-        return False
     # restoring (DNS): every name server answers the configured TTL's update
     done = _verified(view, state, sites)
     if not done and now < plan.until:
         return _waiting(cycle, plan, "every name server to answer the configured TTL")
-    cycle.state = replace(
-        state,
-        graceful=_moved(cycle, "restored"),
-        epoch=state.epoch + 1,
-        code="graceful_done",
-        changed_at=now,
-    )
-    cycle.say(
-        "desired",
-        "graceful_done",
+    return _done(
+        cycle,
+        "restored",
         (
             f"configured TTL back on every name server at epoch {state.epoch}"
             if done
             else f"configured TTL written at epoch {state.epoch}, not verified on every name "
             f"server within {engine.policy.graceful_verify_s:g} s"
         )
-        + f"; plan done, epoch {cycle.state.epoch}",
-        stage="done",
+        + "; plan done",
         verified=done,
     )
-    return False
 
 
 def _at_t(engine: Engine, cycle: Cycle, plan: Graceful) -> bool:
@@ -373,6 +355,22 @@ def _restore(
         f"{why}; records get their configured TTL back, epoch {cycle.state.epoch}",
         stage="restoring",
     )
+
+
+def _done(cycle: Cycle, event: str, text: str, **fields: Any) -> bool:
+    """The plan's last move (`drained`, `restored`): it ends, at a new epoch."""
+    state = cycle.state
+    cycle.state = replace(
+        state,
+        graceful=_moved(cycle, event),
+        epoch=state.epoch + 1,
+        code="graceful_done",
+        changed_at=cycle.now,
+    )
+    cycle.say(
+        "desired", "graceful_done", f"{text}, epoch {cycle.state.epoch}", stage="done", **fields
+    )
+    return False
 
 
 def _waiting(cycle: Cycle, plan: Graceful, what: str, until: float | None = None) -> bool:
