@@ -19,6 +19,7 @@ from failover.core.model import Announcement, GroupState
 from failover.steer.base import RouteSteerer, SteerResult
 
 log = logging.getLogger("failover.agent")
+RECHECK_S = 2.0  # how often the agent reads back what the kernel tables hold
 
 
 @dataclass
@@ -38,18 +39,34 @@ class Agent:
         self.unreported: dict[str, SteerResult] = {}
         self.confirmed_at: float | None = None  # start of the last successful read
         self.cycle_started_at = 0.0
+        self.read_at = float("-inf")  # when the kernel tables were last read
 
-    def _read_in_effect(self) -> None:
-        """What the kernel tables hold, once, from the cycle's worker thread: pyroute2's
-        synchronous netlink cannot run in a thread whose asyncio loop is running."""
+    def _read_in_effect(self, now: float) -> None:
+        """What the kernel tables hold: at the first cycle, then every `RECHECK_S`, from the
+        cycle's worker thread (pyroute2's synchronous netlink cannot run in a thread whose
+        asyncio loop is running). A route changed behind the agent's back (a stray stop hook,
+        a hand, a flushed table) counts as not applied: the cycle puts it right."""
+        recheck = now - self.read_at >= RECHECK_S
         for group, steerer in self.steerers.items():
-            if group not in self.in_effect:
-                seen = steerer.read()
+            known = self.in_effect.get(group)
+            if known is not None and not recheck:
+                continue
+            seen = steerer.read()
+            if known is None:
                 self.in_effect[group] = InEffect(seen.announcement, 0, seen.verified)
+            elif seen.outcome != "failed" and seen.announcement != known.announcement:
+                log.warning(
+                    f"{group} at {self.site}: {seen.announcement} in effect where "
+                    f"{known.announcement} was applied (changed outside the agent)",
+                    extra={"fields": {"group": group, "announcement": seen.announcement}},
+                )
+                self.in_effect[group] = InEffect(seen.announcement, known.epoch, False)
+        if recheck:
+            self.read_at = now
 
     def cycle(self, coordinator: Coordinator, now: float) -> float | None:
         """One agent cycle; returns when the lease would run out (None: no timer)."""
-        self._read_in_effect()
+        self._read_in_effect(now)
         self.cycle_started_at = now
         if coordinator.session_state() == "connected":
             try:

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from failover.api.auth import read_keys, signed_headers
+from failover.lab.daemons import FAILOVER
 from failover.lab.stack import OPERATOR_ERRORS, Stack
 from failover.steer.netns import netns_socket
 from failover.testing.servers.process import wait_until
@@ -84,6 +85,24 @@ def test_manual_switchover_and_back(stack: Stack) -> None:
     assert "drill" in reasons and "drill over" in reasons
     history = stack.cli("history", "--verify")
     assert history.returncode == 0 and "audit chain verified" in history.stdout, history.stderr
+
+
+def test_a_route_changed_behind_the_agent_is_put_right(stack: Stack) -> None:
+    """A stray stop hook (here: `failover demote` run by hand while the daemon runs) holds
+    dc1's primary: the agent reads its kernel table back and announces primary again."""
+    assert stack.route() == ("dc1", "primary")
+    instance = next(i for i, placed in stack.config.instances.items() if placed.site == "dc1")
+    argv = [FAILOVER, "demote", "--config", str(stack.config_path), "--instance", instance]
+    done = stack.lab.exec("dc1", argv, timeout_s=20.0)
+    assert done.returncode == 0, done.stdout + done.stderr
+    log_path = stack.daemons[instance].process.log_path
+
+    def noticed() -> bool:
+        return "in effect where primary was applied" in log_path.read_text(errors="replace")
+
+    wait_until(noticed, 20.0, "the agent noticed the held route")
+    wait_until(lambda: stack.announcement("dc1") == "primary", 10.0, "dc1 announces primary")
+    wait_until(lambda: stack.route() == ("dc1", "primary"), 10.0, "the isp sees dc1 primary")
 
 
 def test_freeze_blocks_automatic_failover(stack: Stack) -> None:
