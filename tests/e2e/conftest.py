@@ -8,6 +8,9 @@ fails, the tails of every daemon's and server's log are added to its report.
 
 from __future__ import annotations
 
+import http.client
+import json
+import socket
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -15,6 +18,7 @@ from typing import Any
 import pytest
 
 from failover.lab.stack import Stack
+from failover.steer.netns import netns_socket
 from failover.testing.lab import unavailable
 
 # More switches than the example allows in an hour, and no cooldown: the tests switch often.
@@ -77,3 +81,23 @@ def audit_codes(stack: Stack) -> list[tuple[str, str]]:
         )
         for e in entries
     ]
+
+
+def post_in_client(
+    stack: Stack, instance: str, path: str, body: bytes, headers: dict[str, str]
+) -> tuple[int, dict[str, Any]]:
+    """POST to a daemon's API from inside the client namespace."""
+    host, _, port = stack.config.instances[instance].api.rpartition(":")
+    sock = netns_socket("fo-client", socket.AF_INET, socket.SOCK_STREAM)
+    sock.settimeout(10.0)
+    sock.connect((host, int(port)))
+    connection = http.client.HTTPConnection(host, int(port), timeout=10.0)
+    connection.sock = sock
+    try:
+        connection.request(
+            "POST", path, body=body, headers={"Content-Type": "application/json", **headers}
+        )
+        response = connection.getresponse()
+        return response.status, json.loads(response.read() or b"{}")
+    finally:
+        connection.close()

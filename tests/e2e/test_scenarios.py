@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import http.client
 import json
-import socket
 import time
 from typing import Any
 
@@ -13,9 +11,8 @@ import pytest
 from failover.api.auth import read_keys, signed_headers
 from failover.lab.daemons import FAILOVER
 from failover.lab.stack import OPERATOR_ERRORS, Stack
-from failover.steer.netns import netns_socket
 from failover.testing.servers.process import wait_until
-from tests.e2e.conftest import audit_codes, epochs, watch
+from tests.e2e.conftest import audit_codes, epochs, post_in_client, watch
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
@@ -128,26 +125,6 @@ def test_freeze_blocks_automatic_failover(stack: Stack) -> None:
 # --- the signed API ----------------------------------------------------------------------------
 
 
-def api_post(
-    stack: Stack, instance: str, path: str, body: bytes, headers: dict[str, str]
-) -> tuple[int, dict[str, Any]]:
-    """POST to a daemon's API from inside the client namespace."""
-    host, _, port = stack.config.instances[instance].api.rpartition(":")
-    sock = netns_socket("fo-client", socket.AF_INET, socket.SOCK_STREAM)
-    sock.settimeout(10.0)
-    sock.connect((host, int(port)))
-    connection = http.client.HTTPConnection(host, int(port), timeout=10.0)
-    connection.sock = sock
-    try:
-        connection.request(
-            "POST", path, body=body, headers={"Content-Type": "application/json", **headers}
-        )
-        response = connection.getresponse()
-        return response.status, json.loads(response.read() or b"{}")
-    finally:
-        connection.close()
-
-
 def signed(
     stack: Stack, instance: str, path: str, body: dict[str, Any], at: float | None = None
 ) -> tuple[bytes, dict[str, str]]:
@@ -191,7 +168,7 @@ def refused(stack: Stack) -> list[str]:
 def test_signed_api_accepted_unsigned_expired_replayed_refused_and_audited(stack: Stack) -> None:
     instance = stack.instance_of("dc2")
     data, headers = signed(stack, instance, "/freeze", {"reason": "api drill"})
-    code, body = api_post(stack, instance, "/freeze", data, headers)
+    code, body = post_in_client(stack, instance, "/freeze", data, headers)
     assert code == 202, body
     wait_until(
         lambda: all(
@@ -201,19 +178,19 @@ def test_signed_api_accepted_unsigned_expired_replayed_refused_and_audited(stack
         "frozen",
         retry_on=OPERATOR_ERRORS,
     )
-    code, body = api_post(stack, instance, "/freeze", data, headers)
+    code, body = post_in_client(stack, instance, "/freeze", data, headers)
     assert code == 403 and "replayed" in body["error"], body
 
     data, _ = signed(stack, instance, "/unfreeze", {"reason": "unsigned"})
-    code, body = api_post(stack, instance, "/unfreeze", data, {})
+    code, body = post_in_client(stack, instance, "/unfreeze", data, {})
     assert code == 401 and "missing signature" in body["error"], body
     data, headers = signed(stack, instance, "/unfreeze", {"reason": "old"}, at=time.time() - 3600)
-    code, body = api_post(stack, instance, "/unfreeze", data, headers)
+    code, body = post_in_client(stack, instance, "/unfreeze", data, headers)
     assert code == 401 and "expired" in body["error"], body
     assert all(s is not None and s.frozen for s in (stack.desired(g) for g in stack.config.groups))
 
     data, headers = signed(stack, instance, "/unfreeze", {"reason": "api drill over"})
-    code, body = api_post(stack, instance, "/unfreeze", data, headers)
+    code, body = post_in_client(stack, instance, "/unfreeze", data, headers)
     assert code == 202, body
     wait_until(
         lambda: (

@@ -9,9 +9,7 @@ digests ZooKeeper's ACLs carry (they can be searched offline)."""
 
 from __future__ import annotations
 
-import http.client
 import json
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,10 +21,9 @@ from kazoo.security import make_digest_acl_credential
 
 from failover.api.auth import read_keys, signed_headers
 from failover.lab.stack import OPERATOR_ERRORS, Stack, merged
-from failover.steer.netns import netns_socket
 from failover.testing.lab import unavailable
 from failover.testing.servers.process import wait_until
-from tests.e2e.conftest import E2E_OVERRIDES
+from tests.e2e.conftest import E2E_OVERRIDES, post_in_client
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
@@ -109,20 +106,7 @@ def api_post(
     headers = signed_headers(
         "POST", address, path, text, key_id, secret, api.credential_scope, totp=totp
     )
-    host, _, port = address.rpartition(":")
-    sock = netns_socket("fo-client", socket.AF_INET, socket.SOCK_STREAM)
-    sock.settimeout(10.0)
-    sock.connect((host, int(port)))
-    connection = http.client.HTTPConnection(host, int(port), timeout=10.0)
-    connection.sock = sock
-    try:
-        connection.request(
-            "POST", path, body=text, headers={"Content-Type": "application/json", **headers}
-        )
-        response = connection.getresponse()
-        return response.status, json.loads(response.read() or b"{}")
-    finally:
-        connection.close()
+    return post_in_client(stack, instance, path, text.encode(), headers)
 
 
 def frozen(stack: Stack) -> bool:
