@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 MIN_LENGTH = 4  # shorter strings would redact ordinary words; no real secret is this short
 AUTH_PACKET = re.compile(r"(Auth\([^)]{0,200}?auth=)'[^']{0,400}'")
@@ -25,6 +27,33 @@ def register(*secrets: str) -> None:
             for part in (secret, secret.partition(":")[2]):
                 if len(part) >= MIN_LENGTH:
                     _secrets.add(part)
+
+
+def read_secret_file(
+    path: str | Path,
+    what: str,
+    error: type[Exception],
+    parse: Callable[[str, str], dict[str, str]],
+) -> dict[str, str]:
+    """Read a `key_id:secret` file with `parse(text, path)` and register what it holds; an
+    unreadable file raises `error` naming `what` and the path."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise error(f"{what} {path}: cannot read: {exc}") from None
+    found = parse(text, str(path))
+    register(*found.values())
+    return found
+
+
+def id_lines(text: str) -> Iterator[tuple[int, str, str]]:
+    """(line number, key id, the rest) of each `key_id:rest` line; blank lines and `#`
+    comments skipped. A line without `:` gives an empty rest."""
+    for number, line in enumerate(text.splitlines(), start=1):
+        line = line.strip()
+        if line and not line.startswith("#"):
+            key_id, _, rest = line.partition(":")
+            yield number, key_id, rest
 
 
 def redact(text: str) -> str:

@@ -35,7 +35,7 @@ from escherauth.escherauth import EscherException
 
 from failover.api.limits import FailureLimiter
 from failover.config.model import ApiOptions
-from failover.secrets import register
+from failover.secrets import id_lines, read_secret_file
 
 AUTH_HEADER = "X-Escher-Auth"
 DATE_HEADER = "X-Escher-Date"
@@ -49,23 +49,13 @@ class ApiKeysError(Exception):
 
 def read_keys(path: str | Path) -> dict[str, str]:
     """`key_id:secret` lines (blank lines and `#` comments skipped) -> {key_id: secret}."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ApiKeysError(f"API keys {path}: cannot read: {exc}") from None
-    keys = parse_keys(text, str(path))
-    register(*keys.values())
-    return keys
+    return read_secret_file(path, "API keys", ApiKeysError, parse_keys)
 
 
 def parse_keys(text: str, path: str) -> dict[str, str]:
     keys: dict[str, str] = {}
-    for number, line in enumerate(text.splitlines(), start=1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        key_id, sep, secret = line.partition(":")
-        if not sep or not KEY_ID.match(key_id) or not secret:
+    for number, key_id, secret in id_lines(text):
+        if not KEY_ID.match(key_id) or not secret:
             raise ApiKeysError(
                 f"API keys {path}: line {number}: expected key_id:secret with "
                 "a key id of letters, digits, '-' or '_'"

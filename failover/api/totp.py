@@ -26,7 +26,7 @@ import pyotp
 
 from failover.api.limits import FailureLimiter
 from failover.config.model import ApiOptions
-from failover.secrets import register
+from failover.secrets import id_lines, read_secret_file
 
 TOTP_HEADER = "X-Failover-TOTP"
 CODE = re.compile(r"[0-9]{6}")
@@ -40,22 +40,12 @@ class TotpError(Exception):
 
 
 def read_totp_secrets(path: str | Path) -> dict[str, str]:
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise TotpError(f"TOTP secrets {path}: cannot read: {exc}") from None
-    secrets = parse_totp_secrets(text, str(path))
-    register(*secrets.values())
-    return secrets
+    return read_secret_file(path, "TOTP secrets", TotpError, parse_totp_secrets)
 
 
 def parse_totp_secrets(text: str, path: str) -> dict[str, str]:
     secrets: dict[str, str] = {}
-    for number, line in enumerate(text.splitlines(), start=1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        key_id, _, secret = line.partition(":")
+    for number, key_id, secret in id_lines(text):
         secret = secret.replace(" ", "").upper()
         if not KEY_ID.fullmatch(key_id) or not SECRET.fullmatch(secret):
             raise TotpError(
