@@ -430,13 +430,25 @@ def _freeze_command(
             raise SystemExit(EXIT_FAILED)
 
 
-@click.command()
-@config_option
-@click.option("--group", default=None, metavar="GROUP", help="Only this group (default: all).")
-@click.option("--reason", default="", help="Why (kept in the audit trail).")
-@timeout_option("30s")
-@identity_option
-@totp_option
+def _freeze_options(command: Callable[..., None]) -> click.Command:
+    """freeze and unfreeze take the same options."""
+    for option in reversed(
+        (
+            config_option,
+            click.option(
+                "--group", default=None, metavar="GROUP", help="Only this group (default: all)."
+            ),
+            click.option("--reason", default="", help="Why (kept in the audit trail)."),
+            timeout_option("30s"),
+            identity_option,
+            totp_option,
+        )
+    ):
+        command = option(command)
+    return click.command()(command)
+
+
+@_freeze_options
 def freeze(
     config_file: str,
     group: str | None,
@@ -449,13 +461,7 @@ def freeze(
     _freeze_command("freeze", config_file, group, reason, timeout, identity, totp)
 
 
-@click.command()
-@config_option
-@click.option("--group", default=None, metavar="GROUP", help="Only this group (default: all).")
-@click.option("--reason", default="", help="Why (kept in the audit trail).")
-@timeout_option("30s")
-@identity_option
-@totp_option
+@_freeze_options
 def unfreeze(
     config_file: str,
     group: str | None,
