@@ -11,29 +11,28 @@ import re
 from typing import Annotated, Literal
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 
+from failover.config.base import Name, Seconds, SiteName, Strict
+from failover.config.base import ServiceKind as ServiceKind
+from failover.config.base import ServiceRole as ServiceRole
+from failover.config.checks import Check as Check
+from failover.config.checks import CheckBase as CheckBase
+from failover.config.checks import CommandCheck as CommandCheck
+from failover.config.checks import DnsCheck as DnsCheck
+from failover.config.checks import HttpCheck as HttpCheck
+from failover.config.checks import IcmpCheck as IcmpCheck
+from failover.config.checks import PostgresCheck as PostgresCheck
+from failover.config.checks import SmtpCheck as SmtpCheck
+from failover.config.checks import TcpCheck as TcpCheck
+from failover.config.checks import TlsClient as TlsClient
+
 SERVING = "serving"
 WITNESS = "witness"
-
-ServiceKind = Literal["app", "mail", "db", "lb", "firewall", "generic"]
-ServiceRole = Literal["critical", "degraded"]
-SiteName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
-Name = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")]
-Seconds = Annotated[float, Field(gt=0)]
-
-
-class Strict(BaseModel):
-    """Base of every config model: unknown keys are errors, values are immutable."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
 
 # --- cluster and coordination -------------------------------------------------------------
 
@@ -197,119 +196,6 @@ class Instance(Strict):
 
 
 # --- checks --------------------------------------------------------------------------------
-
-
-class CheckBase(Strict):
-    interval_s: Seconds = 2.0
-    timeout_s: Seconds = 1.0
-    rise: int = Field(default=2, ge=1)
-    fall: int = Field(default=3, ge=1)
-    fast_interval_s: Seconds | None = None
-    disable_file: str | None = None
-
-    @model_validator(mode="after")
-    def _timing(self) -> CheckBase:
-        if self.timeout_s >= self.interval_s:
-            raise ValueError(
-                f"timeout_s ({self.timeout_s}) must be less than interval_s ({self.interval_s})"
-            )
-        if self.fast_interval_s is not None and self.fast_interval_s > self.interval_s:
-            raise ValueError(
-                f"fast_interval_s ({self.fast_interval_s}) must not exceed "
-                f"interval_s ({self.interval_s})"
-            )
-        return self
-
-    @property
-    def recheck_s(self) -> float:
-        """The interval while a verdict is changing: a faster re-check, as keepalived does."""
-        if self.fast_interval_s is not None:
-            return self.fast_interval_s
-        return max(self.timeout_s, self.interval_s / 2)
-
-
-class TlsClient(Strict):
-    ca_file: str | None = None
-    verify: bool = True
-    server_name: str | None = None
-
-
-class HttpCheck(CheckBase):
-    type: Literal["http", "https"]
-    path: str = "/"
-    method: Literal["GET", "HEAD"] = "GET"
-    host: str | None = None
-    expect_status: list[int] = [200]
-    body_regex: str | None = None
-    headers: dict[str, str] = {}
-    tls: TlsClient = TlsClient()
-    follow_redirects: bool = False
-
-    @field_validator("body_regex")
-    @classmethod
-    def _body_regex(cls, pattern: str | None) -> str | None:
-        if pattern is not None:
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"not a regular expression: {exc}") from None
-        return pattern
-
-
-class SmtpCheck(CheckBase):
-    type: Literal["smtp"]
-    ehlo_name: str = "failover.invalid"
-    starttls: bool = False
-    expect_banner: int = 220
-    tls: TlsClient = TlsClient()
-
-
-class PostgresCheck(CheckBase):
-    type: Literal["postgres"]
-    database: str = "postgres"
-    user: str = "postgres"
-    password_file: str | None = None
-    expect_role: Literal["primary", "standby", "any"] = "any"
-    max_lag_s: Seconds | None = None
-
-
-class TcpCheck(CheckBase):
-    type: Literal["tcp"]
-    send: str | None = None
-    expect: str | None = None
-
-
-class IcmpCheck(CheckBase):
-    type: Literal["icmp"]
-
-
-class DnsCheck(CheckBase):
-    type: Literal["dns"]
-    query: str
-    record_type: str = "A"
-    expect: list[str] = []
-
-    @field_validator("record_type")
-    @classmethod
-    def _record_type(cls, record_type: str) -> str:
-        import dns.rdatatype
-
-        try:
-            dns.rdatatype.from_text(record_type)
-        except dns.rdatatype.UnknownRdatatype:
-            raise ValueError(f"unknown DNS record type {record_type!r}") from None
-        return record_type.upper()
-
-
-class CommandCheck(CheckBase):
-    type: Literal["command"]
-    command: list[str] = Field(min_length=1)
-
-
-Check = Annotated[
-    HttpCheck | SmtpCheck | PostgresCheck | TcpCheck | IcmpCheck | DnsCheck | CommandCheck,
-    Field(discriminator="type"),
-]
 
 
 class Service(Strict):

@@ -228,7 +228,7 @@ def models() -> dict[str, type[BaseModel]]:
         if (
             isinstance(value, type)
             and issubclass(value, BaseModel)
-            and value.__module__ == model.__name__
+            and value.__module__.startswith("failover.config.")
             and value.model_fields
         ):
             found[name] = value
