@@ -40,7 +40,7 @@ published within a heartbeat before t in both (the daemon: within heartbeat_s + 
 its verdicts lapse by t + stale_after_s, and its node goes with its session. Only the phase of
 the heartbeats differs: here the reads set it, there the cycles. `tests/sim/test_observer_role.py`
 checks the first at every read of campaigns, and runs them both ways: the same desired states
-in the same order, at most 0.1 s apart.
+in the same order, at most two reactions to a watch apart (0.1 s).
 """
 
 from __future__ import annotations

@@ -135,7 +135,9 @@ def test_heartbeats_at_reads_decide_as_a_heartbeat_every_period(
         assert every.events > 2 * lazy.events  # the reference has its heartbeats as events
         ours, theirs = fingerprint(lazy.trace), fingerprint(every.trace)
         assert [f for _, f in ours] == [f for _, f in theirs], seed
-        assert all(abs(a - b) <= 0.1 for (a, _), (b, _) in zip(ours, theirs, strict=True)), seed
+        # two reactions to a watch apart at most (the most found in 140 runs: 0.097 s)
+        apart = 2 * campaign.topology.world.daemons.react_s + control.TIMER_MARGIN_S
+        assert all(abs(a - b) <= apart for (a, _), (b, _) in zip(ours, theirs, strict=True)), seed
         moved += len(ours)
     assert moved >= 10  # decisions were compared, not two quiet runs
 
