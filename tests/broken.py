@@ -9,10 +9,11 @@ from dataclasses import replace
 
 from failover.config.model import Config
 from failover.coord import Coordinator
-from failover.core.model import AUTO
+from failover.core.model import AUTO, Observation
 from failover.core.policy import Engine
 from failover.daemon.agent import Agent
 from failover.daemon.leader import Leader, Snapshot
+from failover.daemon.observer import Verdicts
 
 
 class IgnoresQuorum(Engine):
@@ -135,3 +136,24 @@ class CountsFromTheLastReport(Leader):
         }
         snap.view = replace(view, agents_gone_at=gone)
         return snap
+
+
+class NeverRepublishes(Verdicts):
+    """A deliberately broken observer (tests only): it publishes its verdicts when one changes,
+    never again while none does, so the leader sees a quiet observer's verdicts go stale."""
+
+    def publish_due(self) -> bool:
+        return self.dirty
+
+
+class PublishesItsPreviousVerdicts(Verdicts):
+    """A deliberately broken observer (tests only): each publish, freshly stamped, carries the
+    verdicts of the publish before it, so every change reaches the leader one publish late."""
+
+    previous: list[Observation] | None = None
+
+    def observations(self, now: float) -> list[Observation]:
+        current = super().observations(now)
+        previous = self.previous if self.previous is not None else current
+        self.previous = current
+        return [replace(o, at=now) for o in previous]

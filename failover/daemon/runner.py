@@ -41,7 +41,7 @@ from failover.coord import (
 from failover.daemon.agent import Agent
 from failover.daemon.leader import Leader
 from failover.daemon.notify import Notifier
-from failover.daemon.observer import Observer
+from failover.daemon.observer import Observer, Verdicts
 from failover.daemon.roles import Cycle
 from failover.steer.base import Steerer
 from failover.steer.bird import BirdSteerer
@@ -354,7 +354,7 @@ class Daemon:
         self.cycles += 1
         wake_at = self.cycle.run(now)
         self.phases = self.cycle.phases
-        if self.observer is not None and self.observer.dirty and not self.publishing:
+        if self.observer is not None and self.observer.verdicts.dirty and not self.publishing:
             wake_at = now if wake_at is None else min(wake_at, now)
         return wake_at
 
@@ -363,15 +363,16 @@ class Daemon:
         return self.cycle.leadership
 
     def _publish_due(self, now: float) -> None:
-        if self.observer is not None and self.observer.publish_due(now) and not self.publishing:
-            self._publish(self.observer, now)
+        observer = self.observer
+        if observer is not None and observer.verdicts.publish_due() and not self.publishing:
+            self._publish(observer.verdicts, now)
 
     @property
     def publishing(self) -> bool:
         """A publish of this observer's verdicts is under way beside the cycle."""
         return self._publish_job is not None and not self._publish_job.done()
 
-    def _publish(self, observer: Observer, now: float) -> None:
+    def _publish(self, verdicts: Verdicts, now: float) -> None:
         """Publish beside the cycle: with 1,000 checks a publish (a 174 kB ZooKeeper write the
         ensemble commits to disk) took 20-70 ms, and it delayed every decision behind it.
         When it ends the loop wakes, so that a verdict changed meanwhile is published next."""
@@ -379,7 +380,7 @@ class Daemon:
         def job() -> None:
             started = time.perf_counter()
             try:
-                observer.publish(self.coordinator, now, self.clock_offset_s)
+                verdicts.publish(self.coordinator, now, self.clock_offset_s)
             except CoordinatorError as exc:
                 self._problem(f"publish: {type(exc).__name__}: {exc}")
             except Exception:

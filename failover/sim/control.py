@@ -1,8 +1,10 @@
 """The daemons in the simulated world run the shipped roles: each process is a
 `failover.daemon.roles.Cycle` over `failover.daemon.leader.Leader` and
-`failover.daemon.agent.Agent`, against its own `SimClient` of the world's ZooKeeper, with
-simulated steerers (`failover.sim.steering`) and its site's clock (`World.site_clock`, off
-while a `clock_skew` fault acts there; ZooKeeper's sessions keep the world's time).
+`failover.daemon.agent.Agent`, publishing the verdicts of its
+`failover.daemon.observer.Verdicts` (fed by `failover.sim.observers`), against its own
+`SimClient` of the world's ZooKeeper, with simulated steerers (`failover.sim.steering`) and its
+site's clock (`World.site_clock`, off while a `clock_skew` fault acts there; ZooKeeper's
+sessions and the probe loop's monotonic clock keep the world's time).
 
 Nothing here decides: a process cycles when its coordinator wakes it (a watch or a session
 change), at the timers its roles return, and just before it is cut off or frozen (the worst
@@ -13,6 +15,7 @@ states, audit records) is read back as history for the checker, the metrics and 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -23,6 +26,7 @@ from failover.core.codec import from_dict
 from failover.core.model import Announcement, Applied, Command, Decision, GroupState, Step
 from failover.daemon.agent import Agent
 from failover.daemon.leader import Job, Leader
+from failover.daemon.observer import Verdicts
 from failover.daemon.roles import Cycle
 from failover.sim.coordination import SimClient, StaleCommit
 from failover.sim.steering import SimRoute, SimZone
@@ -33,6 +37,8 @@ if TYPE_CHECKING:
 # The roles' log lines have no reader in the simulator (its trace is the record): without this,
 # Python's last-resort handler would print their warnings.
 logging.getLogger("failover").addHandler(logging.NullHandler())
+
+TIMER_MARGIN_S = 0.001  # a process cycles this long after its roles' timer (as the runner)
 
 
 class SimJob:
@@ -116,8 +122,21 @@ class Process:
                 if steering.bgp[g] and site in getattr(config.groups[g].steering, "sites", {})
             }
             agent = Agent(config, site, routes)
+        self.verdicts: Verdicts | None = None
+        if "observer" in daemon.roles:
+            self.verdicts = Verdicts(
+                config, daemon.name, world.observers.keys, self.soon, clock=lambda: world.now
+            )
         member = Member(daemon.name, site, __version__, daemon.roles, world.now)
-        self.cycle = Cycle(self.client, member, leader, agent, problem=_ignore, contain=False)
+        self.cycle = Cycle(
+            self.client,
+            member,
+            leader,
+            agent,
+            publish=self.publish,
+            problem=_ignore,
+            contain=False,
+        )
         self.pending = False
         self.wake: float | None = None
         self.stale: StaleCommit | None = None  # a commit frozen on its way
@@ -144,6 +163,33 @@ class Process:
     def _soon(self, _: object) -> None:
         self.pending = False
         self.run()
+
+    def publish(self, now: float) -> None:
+        """The cycle's publish hook, as the runner's (`Daemon._publish_due`), in the cycle."""
+        verdicts = self.verdicts
+        if verdicts is not None and verdicts.publish_due():
+            verdicts.publish(self.client, now)
+            world = self.world
+            self.control.stamps[self.daemon.name] = world.now
+            if world.observers.heartbeat_events:  # the next heartbeat's periodic cycle
+                world.after(verdicts.heartbeat_s + 1e-9, self._periodic, verdicts.published_at)
+
+    def _periodic(self, published_at: float) -> None:
+        if self.verdicts is not None and self.verdicts.published_at == published_at:
+            self.run()
+
+    def heartbeat(self, last: bool = False) -> None:
+        """What a periodic cycle would publish now, on a live session: the heartbeat if due
+        (`failover.sim.observers` says when the simulator asks). `last`: the process is being
+        killed; this was its last cycle (a frozen one has none: its client is paused)."""
+        if self.verdicts is None or self.world.observers.heartbeat_events:
+            return
+        if not (self.live or (last and self.gen == self.daemon.gen)):
+            return
+        if self.client.session_state() != "connected":
+            return
+        with contextlib.suppress(CoordinatorError):  # as in a cycle: the next one tries again
+            self.publish(self.world.site_clock(self.daemon.site, self.world.now))
 
     def _timer(self, when: float) -> None:
         if self.wake == when:
@@ -176,7 +222,9 @@ class Process:
                 wake = step.stale_at if wake is None else min(wake, step.stale_at)
         if wake is None:
             return
-        wake -= world.site_clock(self.daemon.site, world.now) - world.now  # to the world's clock
+        # to the world's clock, and a little after, as the runner sleeps (`_sleep_until`): a
+        # cycle at the very instant rounding may find its timer not quite due, and ask no more
+        wake += world.now - world.site_clock(self.daemon.site, world.now) + TIMER_MARGIN_S
         if self.wake is not None and world.now < self.wake <= wake:
             return
         self.wake = wake
@@ -206,6 +254,7 @@ class Control:
         self.decision_log: list[tuple[float, Decision]] = []  # as the audit trail keeps them
         self.command_log: list[tuple[float, Command, tuple[Decision, ...]]] = []
         self.history: list[tuple[float, str, GroupState]] = []  # (time, code, state)
+        self.stamps: dict[str, float] = {}  # instance -> world time of its latest publish
 
     def bootstrap(self) -> None:
         """The cluster has run for long: desired state written, every site applied it."""
@@ -273,19 +322,10 @@ class Control:
 
     # --- wake-ups ----------------------------------------------------------------------------
 
-    def changed(self) -> None:
-        """The observers' verdicts changed (a publish): the leader's watch fires."""
-        self.world.store.changed("observations")
-
     def session_changed(self, process: Process) -> None:
         daemon = process.daemon
         connected = process.client.session_state() == "connected"
-        if connected != daemon.connected:
-            daemon.connected = connected
-            if connected:
-                self.world.observers.connected(daemon)
-            else:
-                self.world.observers.disconnected(daemon)
+        daemon.connected = connected
 
     def leader_changed(self) -> None:
         store = self.world.store
@@ -297,9 +337,11 @@ class Control:
 
     def start(self, first: str | None) -> None:
         """Every process has its first cycle now, `first` before the others (so it leads)."""
-        for process in self.processes.values():  # every member node exists already
+        world = self.world
+        for process in self.processes.values():  # every member and observations node exists
             if process.live and process.client.session_state() == "connected":
                 process.client.register(process.cycle.member)
+                process.publish(world.site_clock(process.daemon.site, world.now))
         names = list(self.processes)
         if first is not None:
             names.remove(first)
@@ -313,8 +355,11 @@ class Control:
         self.processes[daemon.name] = Process(self, daemon)
 
     def stopped(self, daemon: Daemon) -> None:
+        """The process is killed: its periodic cycle may have published just before."""
+        process = self.processes[daemon.name]
+        process.heartbeat(last=True)
         self.world.store.tick()  # heard until now
-        self.processes[daemon.name].stop()
+        process.stop()
 
     def resumed(self, daemon: Daemon) -> None:
         process = self.processes[daemon.name]

@@ -6,8 +6,8 @@ ensemble has a serving quorum, and its site reaches a site of that quorum (`link
 `World`). Sessions then follow the store's rules, as ZooKeeper's: a client that is not heard
 for its session timeout loses its session and every ephemeral node with it (an expiry is
 checked at the instant it falls due), without a quorum nothing expires, and a new quorum gives
-every session a fresh timeout. The observers' verdicts are read from the world's observers
-(`failover.sim.observers`), heartbeating while connected, as the leader reads them.
+every session a fresh timeout. The observers publish through their clients as the daemon
+does; their heartbeats are published when a leader reads (`failover.sim.observers`).
 """
 
 from __future__ import annotations
@@ -67,6 +67,12 @@ class SimStore(MemoryStore):
             self.world.control.leader_changed()
         super().changed(topic)
 
+    def disarm(self, client: MemoryCoordinator, topic: Topic) -> None:
+        """`client` is not woken by `topic`'s next change (it reads the change itself)."""
+        armed = self._armed.get(topic)
+        if armed is not None:
+            armed.discard(client)
+
     def arm_expiries(self) -> None:
         """Check each unheard session at the instant its timeout runs out."""
         if not self.quorum:
@@ -120,9 +126,8 @@ class SimClient(MemoryCoordinator):
 
     def observations(self) -> list[Observation]:
         self._enter()
-        self.store.arm(self, "observations")
-        world = self.store.world
-        return world.observers.observations(world.now)
+        self.store.world.observers.heartbeats(self)
+        return super().observations()
 
     def commit(
         self,

@@ -325,7 +325,6 @@ def _clock(world: World, spec: ClockSkew, label: str) -> Callable[[], None]:
         places=(site,),
     )
     world.clock_skew[site] = (spec.offset_s, spec.drift_ppm * 1e-6, world.now)
-    world.observers.version += 1
 
     def undo() -> None:
         world.clock_skew.pop(site, None)

@@ -213,7 +213,7 @@ class Checker:
         }
         stale = world.config.policy.stale_after_s
         seeing = []
-        for obs in world.observers.observations(world.now, true_time=True):
+        for obs in world.observers.published():
             site, service, _ = split_target(obs.target)
             if (
                 site == old.active

@@ -1,4 +1,9 @@
-"""The observers' probing in the simulated world.
+"""The observers in the simulated world: the source of probe results of the daemon's observer.
+
+Each observer's process runs the shipped `failover.daemon.observer.Verdicts` (built in
+`failover.sim.control`). This module plays the daemon's `ProbeScheduler`: it feeds every
+hysteresis state it reaches to `Verdicts.update`; a changed verdict wakes the process, whose
+next cycle publishes through its `SimClient`, as the runner's does.
 
 A probe chain runs only while the world's answer could change the observer's hysteresis state
 (`core.hysteresis.observe` is a fixpoint otherwise), at the interval grid of the observer's real
@@ -13,6 +18,29 @@ as done (their numbers consumed), the rest are planned again from the same strea
 gives the same trace with `skip_ahead` on or off, only with fewer events. Both this and the
 remembered outcomes of probes need every change in the world to reach `poke`
 (`World.world_changed` does it for faults and power).
+
+Heartbeats. The daemon republishes unchanged verdicts every `cluster.daemon.heartbeat_s` from
+its periodic cycle, and each publish wakes the leader, which reads it. As events, that is a
+cycle per heartbeat per observer and a leader cycle each: a one-hour chaos run has about 10x
+the events and takes 20x the time (`heartbeat_events = True` runs it so: the reference).
+Instead, a heartbeat is published where it can be seen, by the shipped rule
+(`Verdicts.publish_due`: only one that is due):
+- when a leader reads the observations, every live observer on a live session first publishes
+  what its periodic cycle would have by now (`Process.heartbeat`); the reader sees it at once,
+  as it would on the watch that publish fires (so the watch does not wake it again);
+- when an observer stops being heard: its cycle just before it is cut off or frozen (the same
+  worst case as for the agent, `Control.before_cut`), and before it is killed
+  (`Control.stopped`).
+Why the leader sees the same: it judges an observation by when it first saw the observer's
+newest stamp (`core.freshness`), and it sees every stamp as soon as it can read, here as there.
+At any read, a connected observer's node holds its current verdicts (a change is on its way
+within `react_s`), published at most a heartbeat ago: fresh, as in the daemon
+(`heartbeat_s < stale_after_s` is a config rule). An observer that stops being heard at t last
+published within a heartbeat before t in both (the daemon: within heartbeat_s + cycle_s), so
+its verdicts lapse by t + stale_after_s, and its node goes with its session. Only the phase of
+the heartbeats differs: here the reads set it, there the cycles. `tests/sim/test_observer_role.py`
+checks the first at every read of campaigns, and runs them both ways: the same desired states
+in the same order, at most two reactions to a watch apart (0.1 s).
 """
 
 from __future__ import annotations
@@ -30,8 +58,10 @@ from failover.core.model import (
     Observation,
     target_key,
 )
+from failover.daemon.observer import Verdicts
 
 if TYPE_CHECKING:
+    from failover.sim.coordination import SimClient
     from failover.sim.world import Daemon, World
 
 OK = CheckResult(True, 0.0, "")
@@ -72,6 +102,8 @@ class Pair:
 
 class Observers:
     skip_ahead = True  # False: every lossy probe is an event (the reference the skip must match)
+    # True: every heartbeat is a periodic cycle of its own (the reference for the heartbeats)
+    heartbeat_events = False
 
     def __init__(self, world: World) -> None:
         self.world = world
@@ -85,11 +117,9 @@ class Observers:
         self.by_site: dict[str, list[Target]] = {}
         for target in self.targets:
             self.by_site.setdefault(target.site, []).append(target)
+        self.keys = [target.key for target in self.targets]
         self.names = [d.name for d in world.daemons.values() if "observer" in d.roles]
         self.pairs: dict[str, dict[str, Pair]] = {}
-        self.published: dict[str, dict[str, tuple[str, float, str]]] = {}
-        self.heartbeat: dict[str, float | None] = {}  # None: heartbeating now
-        self.version = 0  # grows whenever what the leader would read changes
         # background loss of every probe that is not a fault: (loss, only between two sites)
         self.ambient_loss = 0.0
         self.ambient_cross_site_only = True
@@ -101,17 +131,26 @@ class Observers:
         return Pair(last, f"{self.world.seed}/{name}/{gen}/{target.key}")
 
     def bootstrap(self) -> None:
-        """Every observer has been running for long: it sees every target up."""
+        """Every observer has been running for long: it sees every target up (its process's
+        first cycle publishes that)."""
         rng = self.world.rng
+        up = CheckState("up", 0, True, 0.0, "")
         for name in self.names:
             pairs = {}
+            verdicts = self._verdicts(name)
+            on_change, verdicts.on_change = verdicts.on_change, _nothing
             for target in self.targets:
                 pair = self._pair(name, target, -rng.uniform(0, target.check.interval_s))
-                pair.state = CheckState("up", 0, True, 0.0, "")
+                pair.state = up
                 pairs[target.key] = pair
+                verdicts.update(target.key, up)
+            verdicts.on_change = on_change
             self.pairs[name] = pairs
-            self.published[name] = {t.key: ("up", 0.0, "") for t in self.targets}
-            self.heartbeat[name] = 0.0
+
+    def _verdicts(self, name: str) -> Verdicts:
+        verdicts = self.world.control.processes[name].verdicts
+        assert verdicts is not None  # every observer's process has them
+        return verdicts
 
     def set_ambient_loss(self, loss: float, cross_site_only: bool = True) -> None:
         """Every probe (or every probe between two sites) fails with this chance, with no
@@ -149,26 +188,6 @@ class Observers:
             else:  # no probe fell into the pause; the world may have changed meanwhile
                 self._resettle(daemon.name, target, pair, now)
         self._poke_observer(daemon.name)
-
-    def connected(self, daemon: Daemon) -> None:
-        if daemon.name not in self.pairs:
-            return
-        self.published[daemon.name] = {
-            key: (p.state.verdict, p.state.since, p.state.reason)
-            for key, p in self.pairs[daemon.name].items()
-        }
-        self.heartbeat[daemon.name] = None
-        self._changed()
-
-    def disconnected(self, daemon: Daemon) -> None:
-        if daemon.name not in self.pairs:
-            return
-        self.heartbeat[daemon.name] = self.world.now
-        self._changed()
-
-    def _changed(self) -> None:
-        self.version += 1
-        self.world.control.changed()
 
     # --- probing ---------------------------------------------------------------------------
 
@@ -392,9 +411,7 @@ class Observers:
                 f"{name} sees {target.key} {state.verdict}"
                 + (f" ({state.reason})" if state.reason else ""),
             )
-            if daemon.connected:
-                self.published[name][target.key] = (state.verdict, state.since, state.reason)
-                self._changed()
+        self._verdicts(name).update(target.key, state)
         if self._needs_probe(daemon.site, target, state):
             when = max(pair.last + next_check_in_s(state, check), world.now)
             self._plan(name, target, pair, when)
@@ -403,26 +420,28 @@ class Observers:
 
     # --- what the leader reads ---------------------------------------------------------------
 
-    def observations(self, now: float, *, true_time: bool = False) -> list[Observation]:
-        """What the observers published, stamped by their own (maybe skewed) clocks, or with
-        `true_time` on the world's clock (for the checker's ground truth)."""
+    def heartbeats(self, reader: SimClient) -> None:
+        """A leader is about to read the observations: every observer first publishes the
+        heartbeat its periodic cycle would have published by now (the module's docstring says
+        why that is the same to the leader). The reader is not woken by them: it reads them
+        now, as it would have on the watch their publishes fire."""
+        self.world.store.disarm(reader, "observations")
+        for process in self.world.control.processes.values():
+            process.heartbeat()
+
+    def published(self) -> list[Observation]:
+        """What the observers' nodes hold now, each stamped (`at`) with the world's time of
+        its publish: the checker's ground truth of what a leader can count as fresh."""
+        stamps = self.world.control.stamps
         out = []
-        sites = self.world.daemons
-        clock = (lambda _site, t: t) if true_time else self.world.site_clock
-        for name, published in self.published.items():
-            hb = self.heartbeat[name]
-            site = sites[name].site
-            at = clock(site, now if hb is None else hb)  # stamped by the observer's own clock
-            for key, (verdict, since, reason) in published.items():
-                out.append(
-                    Observation(
-                        name,
-                        site,
-                        key,
-                        verdict,  # type: ignore[arg-type]
-                        clock(site, since),
-                        at,
-                        reason,
-                    )
-                )
+        for name, (observations, _) in sorted(self.world.store.published.items()):
+            at = stamps[name]
+            out += [
+                Observation(o.instance, o.site, o.target, o.verdict, o.since, at, o.reason)
+                for o in observations
+            ]
         return out
+
+
+def _nothing() -> None:
+    pass

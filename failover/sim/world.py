@@ -379,9 +379,7 @@ class World:
         self.store.tick()
         self.control.processes[name].client.paused = True
         daemon.paused = True
-        if daemon.connected:  # frozen: it is heard no more (its client cannot tell)
-            daemon.connected = False
-            self.observers.disconnected(daemon)
+        daemon.connected = False  # frozen: it is heard no more (its client cannot tell)
         daemon.paused_at = self.now
         self.log("daemon", f"{name} frozen")
         self.refresh_coordination()

@@ -57,7 +57,7 @@ def test_the_observer_publishes_beside_the_cycle() -> None:
     coordinator = SlowPublish(store, "dc1-a")
     store.tick()
     daemon = Daemon(config, "dc1-a", coordinator=coordinator)
-    assert daemon.observer is not None and daemon.observer.dirty
+    assert daemon.observer is not None and daemon.observer.verdicts.dirty
     wake_at = daemon.cycle_once(clock[0])  # the cycle ends while its publish is under way
     assert entered.wait(10) and daemon.publishing
     assert wake_at is None or wake_at > clock[0]  # no busy loop while it publishes
@@ -67,5 +67,5 @@ def test_the_observer_publishes_beside_the_cycle() -> None:
     release.set()
     assert daemon._publish_job is not None
     daemon._publish_job.result(10)
-    assert not daemon.publishing and not daemon.observer.dirty
+    assert not daemon.publishing and not daemon.observer.verdicts.dirty
     assert {o.instance for o in coordinator.observations()} == {"dc1-a"}

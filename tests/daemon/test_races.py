@@ -80,8 +80,8 @@ def test_a_verdict_that_changes_during_a_publish_stays_dirty() -> None:
     store.tick()
     observer = Observer(config, "dc1-a", on_change=lambda: None)
     target = next(iter(observer.scheduler.states))
-    observer.publish(coordinator, clock.now)
-    assert not observer.dirty
+    observer.verdicts.publish(coordinator, clock.now)
+    assert not observer.verdicts.dirty
     down = CheckState("down", 0, False, clock.now, "refused")
     coordinator.during_publish = [
         lambda: observer._on_result(target, down, CheckResult(False, 0.0, "refused"))
@@ -89,9 +89,9 @@ def test_a_verdict_that_changes_during_a_publish_stays_dirty() -> None:
     observer._on_result(
         target, CheckState("up", 0, True, clock.now, ""), CheckResult(True)
     )  # a first change: dirty
-    observer.publish(coordinator, clock.now)  # the second change lands mid-publish
-    assert observer.dirty  # so the next cycle publishes it, not the next heartbeat
-    assert observer.publish_due(clock.now)
+    observer.verdicts.publish(coordinator, clock.now)  # the second change lands mid-publish
+    assert observer.verdicts.dirty  # so the next cycle publishes it, not the next heartbeat
+    assert observer.verdicts.publish_due()
 
 
 def test_a_reload_waits_for_the_cycle_that_uses_the_roles(tmp_path: Path) -> None:
