@@ -18,6 +18,12 @@ from failover.config.load import load_mapping, pydantic_problems, read_text, res
 from failover.config.rules import cross_field_problems
 
 CLIENTS = "clients"  # the location the client traffic comes from
+ISP = "isp"  # the upstream router the sites' edge routers peer with (on the clients' side)
+
+
+def router_name(site: str) -> str:
+    """A serving site's edge router, a location of its own: `router-SITE`."""
+    return f"router-{site}"
 
 
 class Strict(BaseModel):

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from failover.core.policy import Engine
-from failover.sim.topology import CLIENTS, Topology, zookeeper_names
+from failover.sim.topology import CLIENTS, ISP, Topology, router_name, zookeeper_names
 
 EngineFactory = Callable[..., Engine]
 
@@ -161,6 +161,10 @@ class World:
         self.place: dict[str, str] = {loc: loc for loc in locations}
         self.place.update(servers)
         self.place.update({name: inst.site for name, inst in self.config.instances.items()})
+        # each serving site's edge router, and the isp it peers with (on the clients' side)
+        self.routers = {site: router_name(site) for site in self.serving}
+        self.place.update({name: site for site, name in self.routers.items()})
+        self.place[ISP] = CLIENTS
         self.cuts: dict[frozenset[str], int] = {}
         self.quorum_sites: tuple[str, ...] = ()  # sites holding the serving quorum
         self.quorum_ready = False
@@ -369,7 +373,7 @@ class World:
         daemon.connected = False
         self.log("daemon", f"{name} {why}")
         if hook and "agent" in daemon.roles and daemon.site in self.serving:
-            self.steering.stop_hook(daemon.site)
+            self.steering.stop_hook(daemon.site, name)
         self.refresh_coordination()
         if restart:
             self.after(self.model.daemons.restart_s, self._restart, (name, daemon.gen))
@@ -485,6 +489,7 @@ class World:
         """Services, links or power changed: probes, coordination and traffic follow."""
         self.refresh_coordination()
         self.observers.poke(sites)
+        self.traffic.uplinks_changed()
         self.traffic.dirty = True
 
     # --- start ---------------------------------------------------------------------------

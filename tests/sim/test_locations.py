@@ -64,7 +64,9 @@ def test_a_zookeeper_leader_cut_from_a_majority_is_replaced() -> None:
 def test_only_a_two_way_cut_reaches_a_daemon_or_server() -> None:
     spec = LinkFault(kind="link_latency", between=("dc1-a", "dc2"))
     found = problems(spec, ["dc1", "dc2"], ["dc1", "dc2"], [], ["dc1-a"], [], ["zk-dc1-1"])
-    assert found == [("between", "'dc1-a': only a two-way link_cut reaches a daemon or server")]
+    assert found == [
+        ("between", "'dc1-a': only a two-way link_cut reaches a daemon, server or router")
+    ]
     spec = LinkFault(kind="link_cut", between=("zk-dc1-1", "nowhere"))
     found = problems(spec, ["dc1", "dc2"], ["dc1", "dc2"], [], ["dc1-a"], [], ["zk-dc1-1"])
     assert found == [("between", "unknown location 'nowhere'")]
