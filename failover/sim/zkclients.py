@@ -104,6 +104,8 @@ class Clients:
                 if self.serving(server) and self._reachable(name, server):
                     self.attach(name, server, quiet=True)
                     break
+            else:
+                self._search(name)  # no server it can reach serves: it keeps trying
 
     def attach(self, name: str, server: int, quiet: bool = False) -> None:
         """`name`'s client is connected to `server` (tests may place it so)."""
