@@ -88,10 +88,6 @@ class Clients:
             and self.world.connected(daemon.name, self.world.zk_names[server])
         )
 
-    def server_of(self, name: str) -> str | None:
-        server = self.state[name].server
-        return None if server is None else self.world.zk_names[server]
-
     # --- changes -----------------------------------------------------------------------------
 
     def bootstrap(self) -> None:
