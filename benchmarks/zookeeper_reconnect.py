@@ -23,6 +23,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -38,8 +39,12 @@ def client(name: str, hosts: str, duration_s: float) -> None:
 
     from failover.coord.zksession import CONNECTION_RETRY, BoundedConnect, connect_timeout_s
 
+    lock = threading.Lock()  # kazoo's listener thread and this one: whole lines only
+
     def say(text: str) -> None:
-        print(f"{time.time():.3f} {name} {text}", flush=True)
+        with lock:
+            sys.stdout.write(f"{time.time():.3f} {name} {text}\n")
+            sys.stdout.flush()
 
     count = len(hosts.split(","))
     zk = KazooClient(
@@ -72,7 +77,10 @@ def _figures(lines: list[str], fault_at: float) -> dict[str, Any]:
     dropped = back = None
     sessions = []
     for line in lines:
-        at, _, event = line.split(" ", 2)
+        parts = line.split(" ", 2)
+        if len(parts) != 3:
+            continue
+        at, _, event = parts
         t = float(at) - fault_at
         if event.startswith("session "):
             sessions.append(event.split()[1])
@@ -102,7 +110,9 @@ def main() -> int:
             out = open(folder / f"{name}-{cname}.log", "w")  # noqa: SIM115
             command = [sys.executable, __file__, "--client", cname, hosts, "26"]
             ip = ["ip", "netns", "exec", netns(site)]
-            procs.append(subprocess.Popen(ip + command, stdout=out, env=env))
+            procs.append(
+                subprocess.Popen(ip + command, stdout=out, stderr=subprocess.DEVNULL, env=env)
+            )
             runs.append((cname, out))
         time.sleep(4.0)
         fault_at = time.time()
