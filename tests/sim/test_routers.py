@@ -23,7 +23,7 @@ def test_a_router_cut_from_the_isp_loses_its_routes_there_after_the_hold_time() 
     world.traffic.refresh()
     assert world.traffic.rate < 0.5  # the clients' way in is cut at once
     world.run_until(10.0 + hold_s + 0.01)
-    assert world.traffic.seen[("web", "dc1")] == "withdrawn"
+    assert world.traffic.seen.get(("web", "dc1")) == "withdrawn"
     assert world.steering.route[("web", "dc1")] == "primary"  # the router itself announces on
     assert world.traffic.top("web") == "dc2"
 
@@ -55,7 +55,7 @@ def test_an_agent_cut_from_its_router_cannot_steer_and_its_stop_hook_neither() -
 
 def test_router_and_isp_names_are_checked() -> None:
     def found(*between: str, kind: str = "link_cut") -> list[tuple[str, str]]:
-        spec = LinkFault(kind=kind, between=between)  # type: ignore[arg-type]
+        spec = LinkFault(kind=kind, between=between)
         return problems(spec, ["dc1", "dc2", "witness"], ["dc1", "dc2"], [], ["dc1-a"], [], [])
 
     assert found("router-dc1", "isp") == []

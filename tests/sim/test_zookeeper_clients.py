@@ -4,6 +4,7 @@ tick 200 ms, syncLimit 5, session 4 s, the daemon's kazoo settings) are in the d
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 
@@ -22,7 +23,10 @@ def _world(seed: int = 1, replace: tuple[str, str] | None = None) -> World:
 
 
 def _at(world: World, when: float, action: Callable[[], object]) -> None:
-    world.at(when, lambda _: action())
+    def fire(_: object) -> None:
+        action()
+
+    world.at(when, fire)
 
 
 def _cut(world: World, a: str, b: str) -> None:
@@ -83,7 +87,7 @@ def test_a_daemon_cut_from_its_server_notices_when_a_call_goes_unanswered() -> N
         world = _world(seed)
         world.run_until(5.0)
         world.zk.attach("dc2-a", _server(world, "zk-witness-1"))
-        _at(world, 10.0, lambda world=world: _cut(world, "dc2-a", "zk-witness-1"))
+        _at(world, 10.0, functools.partial(_cut, world, "dc2-a", "zk-witness-1"))
         world.run_until(30.0)
         (dropped,) = _times(world, "dc2-a's connection to zk-witness-1 dropped")
         noticed.append(dropped - 10.0)
