@@ -24,7 +24,8 @@ from failover.coord.base import (
     SessionState,
     Topic,
 )
-from failover.coord.memory import MemoryCoordinator, MemoryStore, _Session
+from failover.coord.memory import MemoryCoordinator, MemoryStore
+from failover.coord.memory_store import _Session
 from failover.core.model import GroupState, Observation
 
 if TYPE_CHECKING:
