@@ -16,9 +16,9 @@ LOCATIONS = [
     (CLIENTS, "where client traffic comes from (the lab's client namespace)"),
     (
         "INSTANCE",
-        "a daemon (`dc1-a`): a `link_cut` from a site or another location; its ZooKeeper "
-        "client notices a silent server by an unanswered ping (within 2/3 of the session "
-        "timeout) and moves on",
+        "a daemon (`dc1-a`): a `link_cut` from a site or another location; it notices a "
+        "silent ZooKeeper server when its next call goes unanswered within the call timeout, "
+        "and moves on",
     ),
     (
         "zk-SITE-N",
