@@ -25,8 +25,8 @@ from failover.coord import Coordinator
 from failover.core.model import GroupState
 from failover.lab.netns import LabError
 from failover.lab.sites import FRONT_PORT
-from failover.lab.stack import DNS_ERRORS, OPERATOR_ERRORS
 from failover.lab.topology import NAME_SERVERS, UPLINKS
+from failover.lab.view import DNS_ERRORS, OPERATOR_ERRORS
 from failover.live.faults import LiveFault
 from failover.live.stack import LiveStack
 from failover.steer.bird import as_path_announcement
