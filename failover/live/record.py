@@ -4,7 +4,8 @@ A sampling thread reads what is observable from outside the controller, as Jepse
 do: the isp's routes for the BGP prefix (its best route and every site's announcement), each
 name server's answer, desired and applied state and the leader from ZooKeeper (as an
 operator), and a real client's requests (HTTP through the front door, SMTP to the address DNS
-gives). After the run the audit trail adds the leader's decisions with their own times.
+gives). After the run the audit trail adds the leader's decisions with their own times, and
+the daemons' logs their warnings, role changes and supervisor records (`daemonlog`).
 
 `LiveMetrics` answers the playbook expressions over that history with the simulator's own
 evaluator (`failover.sim.run.Metrics`: `holds`, `timed` and the expectation loop are the
@@ -27,6 +28,7 @@ from failover.lab.netns import LabError
 from failover.lab.sites import FRONT_PORT
 from failover.lab.topology import NAME_SERVERS, UPLINKS
 from failover.lab.view import DNS_ERRORS, OPERATOR_ERRORS
+from failover.live import daemonlog
 from failover.live.faults import LiveFault
 from failover.live.stack import LiveStack
 from failover.steer.bird import as_path_announcement
@@ -81,6 +83,8 @@ class Recorder:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="recorder", daemon=True)
         self.errors = 0
+        self.logs = {name: d.log_path for name, d in stack.daemons.items()}
+        self.log_offsets = daemonlog.offsets(self.logs)
         config = stack.config
         self.bgp = {
             g: grp.steering
@@ -119,6 +123,8 @@ class Recorder:
                     f"{decision.get('group') or 'all'}: [{decision.get('code')}] "
                     f"{decision.get('sentence', '')}",
                 )
+        for at, text in daemonlog.daemon_lines(self.logs, self.log_offsets, history.wall_start):
+            history.log(at, "daemon", text)
         history.lines.sort(key=lambda line: float(line.split()[0]))
         return history
 
