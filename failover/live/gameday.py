@@ -396,7 +396,7 @@ def gameday(
         if own:
             live_stack.up(say=say)
         else:
-            live_stack.fresh()
+            live_stack.fresh(say=say)
         settle_leader(live_stack, predicted_leader(predicted), say)
         live_stack.wait_steady(live_stack.config.preferred_site(live_stack.bgp_group), 30.0)
         live_stack.wait_healthy(timeout_s=30.0, every_vote=True)

@@ -121,18 +121,41 @@ def test_a_failover_from_an_untouched_site_is_a_violation() -> None:
 
 
 def test_a_live_chaos_run_is_its_schedule_as_a_playbook() -> None:
-    from failover.live.chaos import LEAD_S, schedule_playbook
+    from failover.live.chaos import LEAD_S, QUIET_S, TAIL_S, key_times, schedule_playbook
     from failover.sim.campaign import WARMUP_S, draw_schedule, load_campaign
+    from failover.sim.run import run_playbook
 
     campaign = load_campaign(ROOT / "simulations" / "chaos-live.yaml")
-    drawn = draw_schedule(campaign, 5).items
-    book = schedule_playbook(campaign, 5)
-    assert [step.fault for step in book.spec.method] == [item[2] for item in drawn]
-    assert book.spec.method[0].at_s == pytest.approx(drawn[0][0] - WARMUP_S + LEAD_S, abs=1e-3)
-    assert book.spec.duration_s == campaign.spec.duration_s - WARMUP_S + LEAD_S
-    names = [name for name, _, _ in book.expectations]
-    assert names[:2] == ["no_violations", "no_dual_primary"]
-    assert any(name.startswith("switches == ") for name in names)
+    base = campaign.spec.duration_s - WARMUP_S + LEAD_S + TAIL_S
+    extended = 0
+    for seed in range(1, 16):
+        drawn = draw_schedule(campaign, seed).items
+        book = schedule_playbook(campaign, seed)
+        if drawn:
+            assert [step.fault for step in book.spec.method] == [item[2] for item in drawn]
+            assert book.spec.method[0].at_s == pytest.approx(
+                drawn[0][0] - WARMUP_S + LEAD_S, abs=1e-3
+            )
+        names = [name for name, _, _ in book.expectations]
+        assert names[:2] == ["no_violations", "no_dual_primary"]
+        assert any(name.startswith("switches == ") for name in names)
+        # it ends at least TAIL_S after the last moment a fault may start, where the
+        # prediction is quiet: no key event within QUIET_S of the end
+        end = book.spec.duration_s
+        assert end >= base
+        extended += end > base
+        near = [t for t in key_times(run_playbook(book, seed)) if abs(t - end) < QUIET_S]
+        assert near == [], f"seed {seed}: key events at {near} near the end ({end} s)"
+    assert extended, "no run needed a later end: the quiet rule is not exercised"
+
+
+def test_the_end_of_a_live_chaos_run_moves_to_a_quiet_moment() -> None:
+    from failover.live.chaos import MAX_EXTRA_S, QUIET_S, quiet_end
+
+    assert quiet_end([1.0, 50.0], 25.0) == 25.0
+    assert quiet_end([23.0], 25.0) == 23.0 + QUIET_S
+    assert quiet_end([23.0, 26.0, 29.5], 25.0) == 29.5 + QUIET_S  # a chain of events
+    assert quiet_end([25.0 + i for i in range(0, int(MAX_EXTRA_S) + 10, 2)], 25.0) is None
 
 
 def test_chaos_live_refuses_fault_classes_the_lab_cannot_produce() -> None:
