@@ -39,8 +39,8 @@ class Agent:
         self.unreported: dict[str, SteerResult] = {}
         self.confirmed_at: float | None = None  # start of the last successful read
         self.cycle_started_at = 0.0
-        # the last cycle's read of the desired state went unanswered on a connected session
-        # (a silent server): the rest of that cycle must not wait on the same server again
+        # the last cycle's read of the desired state or report went unanswered on a connected
+        # session (a silent server): the rest of that cycle must not wait on it again
         self.unanswered = False
         self.read_at = float("-inf")  # when the kernel tables were last read
 
@@ -158,6 +158,7 @@ class Agent:
             try:
                 coordinator.report_applied(result.applied(now))
             except CoordinatorUnavailable:
+                self.unanswered = True
                 return
             del self.unreported[group]
 

@@ -2,7 +2,7 @@
 silent, the client has not noticed yet): each call waits its bound (a third of the watchdog)
 and fails. The live chaos runs saw a daemon killed by its watchdog that way, though nothing
 was stuck: the cycle's sleep (1 s), the agent's read (1 s) and the leader's first call (1 s)
-made 3 s without a keep-alive. After the agent's read went unanswered, the rest of the cycle
+made 3 s without a keep-alive. After the agent's call went unanswered, the rest of the cycle
 does not wait on the same server again."""
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def test_a_cycle_waits_on_a_silent_server_once(caplog: pytest.LogCaptureFixture)
     took = time.monotonic() - started
     assert coordinator.calls == ["read state/web"], coordinator.calls
     assert took < 1.5 * WAIT_S, f"the cycle waited {took:.2f} s on a silent server"
-    assert daemon.last_error == "coordinator unavailable: the agent's read went unanswered"
+    assert daemon.last_error == "coordinator unavailable: the agent's call went unanswered"
     coordinator.silent = False  # it answers again: the next cycle does everything
     clock[0] += 1.0
     daemon.cycle_once(clock[0])
