@@ -121,8 +121,9 @@ class LiveStack(Stack):
 
         No stop hook runs: whatever a daemon announced is flushed from the kernel's tables
         here, and the ZooKeeper it would report to is wiped. The ensemble restarts while the
-        name servers and the sites' servers come back; the preferred site's daemon starts
-        first (it leads), the others together once it leads."""
+        name servers and the sites' servers come back; the daemons start one after the other
+        as `up` starts them (the preferred site's first: it leads; the election queue in the
+        order the simulator has it)."""
         started = time.monotonic()
         marks: list[str] = []
 
@@ -162,8 +163,15 @@ class LiveStack(Stack):
             zk_ready.result(timeout=90.0)
         mark("zookeeper")
         preferred = self.config.preferred_site(self.bgp_group)
-        first = [i for i, d in self.daemons.items() if d.site == preferred]
-        for instance in first:  # as `up` with agents_first: the preferred site's daemon leads
+        order = sorted(
+            self.daemons,
+            key=lambda i: (
+                self.config.instances[i].site == "witness",
+                self.config.instances[i].site != preferred,
+            ),
+        )
+        for instance in order:  # as `up` with agents_first: the preferred site's daemon leads,
+            # and the others join the election in the order the model has them
             self.daemons[instance].start()
             with contextlib.suppress(TimeoutError):
                 wait_until(
@@ -172,8 +180,6 @@ class LiveStack(Stack):
                     f"{instance} registered and a leader",
                     0.05,
                 )
-        for instance in self.daemons:
-            self.daemons[instance].start()  # a no-op for those running
         mark("daemons")
         left = max(10.0, timeout_s - (time.monotonic() - started))
         self.wait_steady(preferred, left)
