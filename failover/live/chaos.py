@@ -29,7 +29,7 @@ from failover.sim.playbook import FAULT_ADAPTER, Playbook, PlaybookFile, _build
 from failover.sim.run import Outcome, run_playbook
 
 LEAD_S = 5.0  # the first fault may start this long after the run starts
-TAIL_S = 10.0  # the run goes on this long after the last moment a fault may start
+TAIL_S = 8.0  # the run goes on this long after the last moment a fault may start
 QUIET_S = 4.0  # no predicted key event this close to the end (the largest event tolerance)
 MAX_EXTRA_S = 30.0  # how far the end may move to find such a quiet moment
 KEY_KINDS = ("leader", "desired", "bgp", "dns")  # the prediction's lines that are key events
