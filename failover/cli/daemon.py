@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import faulthandler
 import sys
 
 import click
@@ -50,9 +49,6 @@ def run(config_file: str, instance: str, log_level: str, clock_offset_s: float) 
             click.echo(f"{config_file}: {error}", err=True)
         sys.exit(EXIT_USAGE)
     log.setup(instance, log_level)
-    # the watchdog's SIGABRT (systemd's WatchdogSignal, the lab's supervisor) leaves every
-    # thread's stack in the log: where a stuck cycle was stuck
-    faulthandler.enable(all_threads=True)
     from failover.api.connections import raise_descriptor_limit
 
     raise_descriptor_limit()  # the probes' share must survive whatever the API is sent
