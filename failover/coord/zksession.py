@@ -130,6 +130,16 @@ _STATES: dict[str, SessionState] = {
 }
 
 
+# kazoo's reconnect loop: after a round of every host without success, sleep `delay` (x1.5 each
+# time, at most `max_delay`, with kazoo's jitter of +-40 %) and shuffle the hosts for another.
+CONNECTION_RETRY: dict[str, float] = {
+    "max_tries": -1,
+    "delay": 0.05,
+    "backoff": 1.5,
+    "max_delay": 0.5,
+}
+
+
 def connect_timeout_s(session_timeout_s: float, hosts: int) -> float:
     """How long one TCP connect to one server may take. kazoo waits the whole session timeout:
     a server that drops packets silently (a cut link) then costs the session itself, though
@@ -213,7 +223,7 @@ class ZooKeeperSession:
                     silence_timeout_s(session_timeout_s),
                 ),
                 auth_data=[own.auth] if own else None,
-                connection_retry={"max_tries": -1, "delay": 0.05, "backoff": 1.5, "max_delay": 0.5},
+                connection_retry=dict(CONNECTION_RETRY),
                 logger=log,
                 **(tls or {}),
             )

@@ -29,6 +29,7 @@ Code = Literal[
     "frozen",
     "cooldown",
     "budget",
+    "demotion_failed",
     # info: nothing changes, and why
     "hold_down",
     "awaiting_demotion",
@@ -70,6 +71,11 @@ CODES: dict[Code, tuple[DecisionKind, str]] = {
     "frozen": ("alert", "automation is frozen: not switching"),
     "cooldown": ("alert", "a switch happened too recently: not switching yet"),
     "budget": ("alert", "the hourly switch budget is spent: not switching"),
+    "demotion_failed": (
+        "alert",
+        "the old site's agent runs but could not demote it: not promoting while it may still "
+        "announce primary",
+    ),
     "hold_down": ("info", "the active site is down; the hold-down runs"),
     "awaiting_demotion": ("info", "waiting for the old site to confirm or surely end"),
     "recovered": ("info", "the active site came back: the hold-down is cancelled"),

@@ -325,6 +325,26 @@ class Engine:
             if state.demote_by is not None
             else started + self.demote_wait_s(state.group)
         )
+        if (
+            not confirmed
+            and applied is not None
+            and applied.epoch >= state.epoch
+            and applied.announcement == "primary"
+        ):
+            # The old agent read this switch and reports its primary still in effect (its
+            # demotion failed). The stale-primary bound assumes an agent that runs can steer,
+            # or is killed and its stop hook holds the site: not this one while it runs.
+            if view.agents is None or old in view.agents:
+                cycle.say(
+                    "alert",
+                    "demotion_failed",
+                    f"{old} could not demote itself at epoch {state.epoch} "
+                    f"({applied.detail or 'failed'}); not promoting {state.active} while "
+                    f"{old} may still announce primary",
+                )
+                return
+            gone_at = view.agents_gone_at.get(old, now)
+            deadline = max(deadline, gone_at + self.demote_wait_s(state.group))
         if not confirmed and now < deadline:
             cycle.wake(deadline)
             cycle.say(

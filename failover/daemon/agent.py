@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from failover.config import BgpSteering, Config
 from failover.coord import Coordinator, CoordinatorUnavailable
@@ -113,6 +113,10 @@ class Agent:
                 else steerer.announce(want, epoch)
             )
             self.in_effect[group] = InEffect(result.announcement, epoch, result.verified)
+            if result.outcome == "failed" and result.epoch < epoch:
+                # reported at the epoch it tried: the leader learns that this epoch's change
+                # did not happen (e.g. a demotion that failed leaves the primary in effect)
+                result = replace(result, epoch=epoch)
             self.unreported[group] = result
             log.info(
                 f"{group} at {self.site}: {result.announcement} ({result.outcome}); {why}",

@@ -74,6 +74,17 @@ def not_live(playbook: Playbook) -> list[str]:
                 "leader's own daemon confirms at once); a trigger on it would need a watch"
             )
             break
+    config = playbook.topology.config
+    whole = {*config.sites, CLIENTS, "active", "standby"}
+    for step in playbook.spec.method:
+        fault = step.fault
+        if isinstance(fault, LinkFault) and not set(fault.between) <= whole:
+            finer = ", ".join(end for end in fault.between if end not in whole)
+            found.append(
+                f"link_cut between {finer}: the lab cuts between namespaces (sites, client); a "
+                "daemon, ZooKeeper server or router shares its site's namespace"
+            )
+            break
     if len(playbook.topology.config.serving_sites) != 2:
         found.append("the lab has two serving sites")
     return found

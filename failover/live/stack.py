@@ -92,10 +92,13 @@ class LiveStack(Stack):
             raise LabError(
                 "cluster.zookeeper.hosts: the lab runs an odd number of nodes on one port"
             )
+        timers = self.topology.world.zookeeper  # the simulator's ZooKeeper runs on these too
         return ZooKeeperEnsemble(
             self.dir / "zookeeper",
             len(hosts),
-            tick_ms=self.tick_ms,
+            tick_ms=timers.tick_ms,
+            sync_limit=timers.sync_limit,
+            init_limit=timers.init_limit,
             hosts=hosts,
             netns=list(spaces),
             client_port=ports.pop(),

@@ -111,7 +111,7 @@ class Process:
         agent = None
         if "agent" in daemon.roles and site in world.serving:
             routes = {
-                g: SimRoute(steering, g, site)
+                g: SimRoute(steering, g, site, daemon.name, self.soon)
                 for g in steering.groups
                 if steering.bgp[g] and site in getattr(config.groups[g].steering, "sites", {})
             }

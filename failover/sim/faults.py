@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from failover.core.model import Command
-from failover.sim.topology import CLIENTS
+from failover.sim.topology import CLIENTS, ISP, router_name
 from failover.sim.world import FaultRecord, World
 
 
@@ -44,7 +44,10 @@ class LinkFault(Strict):
     kind: Literal["link_cut", "link_latency", "probe_loss"]
     between: tuple[str, str] = Field(
         description="two locations: sites, `clients`, `active`/`standby`; a `link_cut` may also "
-        "name a daemon (its instance) or a ZooKeeper server (`zk-SITE-N`); a `probe_loss` between "
+        "name a daemon (its instance), a ZooKeeper server (`zk-SITE-N`) or a serving site's edge "
+        "router (`router-SITE`: cut from `isp`, its BGP session and the clients' way in through "
+        "it fail, the isp drops its routes after `bgp_hold_s`; cut from a daemon, that daemon's "
+        "agent and stop hook cannot change its routes); a `probe_loss` between "
         "a site and itself: loss on that site's own checks"
     )
     one_way: bool = Field(default=False, description="only from the first to the second")
@@ -151,14 +154,22 @@ def problems(
     elif isinstance(spec, PowerLoss | ZooKeeperFault | ClockSkew) and spec.site not in any_site:
         found.append(("site", f"unknown site {spec.site!r}"))
     elif isinstance(spec, LinkFault):
-        fine = [*instances, *servers]
+        routers = [router_name(site) for site in serving]
+        fine = [*instances, *servers, *routers, ISP]
         for end in spec.between:
             if end in fine and (spec.kind != "link_cut" or spec.one_way):
                 found.append(
-                    ("between", f"{end!r}: only a two-way link_cut reaches a daemon or server")
+                    (
+                        "between",
+                        f"{end!r}: only a two-way link_cut reaches a daemon, server or router",
+                    )
                 )
             elif end not in any_site + [CLIENTS] + fine:
                 found.append(("between", f"unknown location {end!r}"))
+        if ISP in spec.between and not set(spec.between) & set(routers):
+            found.append(
+                ("between", f"'isp' pairs only with a site's router ({', '.join(routers)})")
+            )
         same = spec.between[0] == spec.between[1]
         if same and (spec.kind != "probe_loss" or spec.between[0] not in sites):
             found.append(
@@ -299,10 +310,18 @@ def _link(world: World, spec: LinkFault, label: str) -> Callable[[], None]:
 
 
 def _fine_cut(world: World, a: str, b: str, label: str) -> Callable[[], None]:
-    """A cut between two locations of which one is a daemon or a ZooKeeper server."""
+    """A cut between two locations of which one is a daemon, a ZooKeeper server, a router or
+    the isp."""
     pair = frozenset((a, b))
     sites = tuple(dict.fromkeys(world.place[end] for end in (a, b) if world.place[end] != CLIENTS))
-    record = world.open_fault("link_cut", label or f"link {a}<->{b} cut", places=sites)
+    # a router cut from the isp: the clients' way into its site
+    touched = tuple(world.place[end] for end in (a, b) if end in world.routers.values())
+    record = world.open_fault(
+        "link_cut",
+        label or f"link {a}<->{b} cut",
+        touched if ISP in pair else (),
+        places=sites,
+    )
     world.cuts[pair] = world.cuts.get(pair, 0) + 1
     world.world_changed(sites)
 

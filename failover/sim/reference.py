@@ -9,6 +9,32 @@ import typing
 from pydantic import BaseModel
 
 from failover.sim import faults, playbook
+from failover.sim.topology import CLIENTS, ISP, router_name
+
+LOCATIONS = [
+    ("SITE", "a site (`dc1`, `witness`, or `active`/`standby`): every link fault"),
+    (CLIENTS, "where client traffic comes from (the lab's client namespace)"),
+    (
+        "INSTANCE",
+        "a daemon (`dc1-a`): a `link_cut` from a site or another location; its ZooKeeper "
+        "client notices a silent server by an unanswered ping (within 2/3 of the session "
+        "timeout) and moves on",
+    ),
+    (
+        "zk-SITE-N",
+        "a ZooKeeper server: a `link_cut`; a follower cut from its leader drops its clients "
+        "after tickTime x syncLimit; a leader without a majority is replaced after that plus "
+        "`election_s` (a killed one after `election_s`); the highest id leads",
+    ),
+    (
+        router_name("SITE"),
+        "a serving site's edge router: a `link_cut` from `isp` silences its BGP session (the "
+        "isp drops its routes after `bgp_hold_s`, learns them again after the propagation "
+        "delay once healed) and the clients' way into the site; from a daemon: that daemon's "
+        "agent and stop hook cannot change its routes",
+    ),
+    (ISP, f"the upstream router, on the `{CLIENTS}` side: a `link_cut` only with a router"),
+]
 
 FORMS = [
     (
@@ -61,6 +87,17 @@ def markdown() -> str:
         "| --- | --- |",
     ]
     lines += [f"| `{name}` | {meaning} |" for name, meaning in playbook.METRICS.items()]
+    lines += [
+        "",
+        "## Locations",
+        "",
+        "A link fault's `between` names two of these; a cut between two sites cuts every "
+        "location in them from each other.",
+        "",
+        "| location | what a cut does |",
+        "| --- | --- |",
+    ]
+    lines += [f"| `{name}` | {meaning} |" for name, meaning in LOCATIONS]
     lines += ["", "## Faults and operator actions", ""]
     for model in typing.get_args(typing.get_args(faults.FaultSpec)[0]):
         lines += _model(model)

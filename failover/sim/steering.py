@@ -81,16 +81,22 @@ class Steering:
         self.world.traffic.route_changed(key, announced)
         self.world.checker.route_changed(key, old, announced, epoch, fault)
 
-    def stop_hook(self, site: str) -> None:
-        """The supervisor's stop hook, run when an agent's process ends: it holds the site's
-        primary (never demotes further) within `cluster.daemon.stop_hook_s`."""
+    def stop_hook(self, site: str, daemon: str) -> None:
+        """The supervisor's stop hook, run when an agent's process ends (on `daemon`'s host):
+        it holds the site's primary (never demotes further) within
+        `cluster.daemon.stop_hook_s`."""
         hook_s = self.world.config.cluster.daemon.stop_hook_s
-        self.world.after(hook_s, self._stop_hook_ran, site)
+        self.world.after(hook_s, self._stop_hook_ran, (site, daemon))
 
-    def _stop_hook_ran(self, site: str) -> None:
+    def _stop_hook_ran(self, arg: tuple[str, str]) -> None:
+        site, daemon = arg
         world = self.world
         if not world.power[site] or world.control.agent_running(site):
             return  # restarted already (it took over its routes), or the routers are off
+        router = world.routers[site]
+        if not world.connected(daemon, router):
+            world.log("route", f"{site}: the stop hook on {daemon} cannot reach {router}")
+            return
         for group in self.groups:
             key = (group, site)
             if self.bgp[group] and self.route[key] == "primary":
@@ -139,12 +145,23 @@ class Steering:
 
 
 class SimRoute(RouteSteerer):
-    """One site's router for one BGP group, as the agent's steerer (`BirdSteerer` in a site)."""
+    """One site's router for one BGP group, as the agent's steerer (`BirdSteerer` in a site),
+    driven from `sender` (the agent's daemon). While the two are cut apart every call fails;
+    the daemon's periodic cycle (every `cycle_s`, `retry`) tries again."""
 
-    def __init__(self, steering: Steering, group: str, site: str) -> None:
+    def __init__(
+        self,
+        steering: Steering,
+        group: str,
+        site: str,
+        sender: str = "",
+        retry: Callable[[], None] = lambda: None,
+    ) -> None:
         self.world_steering = steering
         self.group = group
         self.site = site
+        self.sender = sender
+        self.retry = retry
         config = steering.world.config.groups[group].steering
         assert isinstance(config, BgpSteering)
         self.config = config
@@ -165,6 +182,10 @@ class SimRoute(RouteSteerer):
         deadline_s: float | None = None,
     ) -> SteerResult:
         key = (self.group, self.site)
+        if not self._reachable():
+            return self._result(
+                "failed", f"{self.world_steering.world.routers[self.site]} unreachable"
+            )
         if announcement == "withdrawn" and not force:
             problem = fail_open_problem(self.group, plan or {self.site: "withdrawn"})
             if problem:
@@ -174,7 +195,18 @@ class SimRoute(RouteSteerer):
         return self._result("verified", changed=changed, epoch=epoch)
 
     def read(self) -> SteerResult:
+        if not self._reachable():
+            return self._result(
+                "failed", f"{self.world_steering.world.routers[self.site]} unreachable"
+            )
         return self._result("verified")
+
+    def _reachable(self) -> bool:
+        world = self.world_steering.world
+        if not self.sender or world.connected(self.sender, world.routers[self.site]):
+            return True
+        world.after(world.config.cluster.daemon.cycle_s, lambda _: self.retry())
+        return False
 
     def _result(
         self, outcome: str, detail: str = "", changed: bool = False, epoch: int | None = None

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from failover.config.model import BgpSteering
 from failover.core.model import Announcement
-from failover.sim.topology import CLIENTS
+from failover.sim.topology import CLIENTS, ISP
 
 if TYPE_CHECKING:
     from failover.sim.world import World
@@ -68,6 +68,8 @@ class Traffic:
         self.series: list[tuple[float, float]] = [(0.0, 1.0)]
         self.episodes: list[Episode] = []
         self.threshold = world.model.clients.recovered_at
+        self.uplink_up = {site: True for site in world.serving}  # router-isp link not cut
+        self._uplink_gen = {site: 0 for site in world.serving}
 
     def bootstrap(self) -> None:
         steering = self.world.steering
@@ -93,10 +95,47 @@ class Traffic:
 
     def _propagated(self, arg: tuple[tuple[str, str], Announcement]) -> None:
         key, announced = arg
+        if not self.uplink_up[key[1]]:
+            return  # the BGP session is cut: the update never reaches the isp
         if self.seen.get(key) != announced:
             self.seen[key] = announced
             self.world.log("bgp", f"{key[0]} routers see {key[1]} {announced}")
             self.dirty = True
+
+    def uplinks_changed(self) -> None:
+        """A router's link to the isp was cut or healed. Cut: the clients' way in through it
+        fails at once, its BGP session goes silent and the isp drops its routes when the hold
+        timer runs out (`bgp_hold_s`). Healed: the session comes back and the isp learns what
+        the router announces now, after the usual propagation."""
+        world = self.world
+        for site in world.serving:
+            up = frozenset((world.routers[site], ISP)) not in world.cuts
+            if up == self.uplink_up[site]:
+                continue
+            self.uplink_up[site] = up
+            gen = self._uplink_gen[site] = self._uplink_gen[site] + 1
+            self.dirty = True
+            if up:
+                low, high = world.model.steering.bgp_propagation_s
+                world.after(world.rng.uniform(low, high), self._session, (site, gen, True))
+            else:
+                world.after(world.model.steering.bgp_hold_s, self._session, (site, gen, False))
+
+    def _session(self, arg: tuple[str, int, bool]) -> None:
+        site, gen, up = arg
+        if gen != self._uplink_gen[site]:
+            return
+        world = self.world
+        why = "session re-established" if up else "hold timer expired"
+        for group in self.groups:
+            key = (group, site)
+            if not self.bgp[group]:
+                continue
+            announced = world.steering.route[key] if up else "withdrawn"
+            if self.seen.get(key) != announced:
+                self.seen[key] = announced
+                world.log("bgp", f"{group} routers see {site} {announced} ({why})")
+                self.dirty = True
 
     def dns_changed(self, group: str, site: str, ttl_s: float) -> None:
         """The name servers answer `site` now; caches let go of the old answer within the
@@ -133,7 +172,7 @@ class Traffic:
 
     def site_success(self, group: str, site: str) -> float:
         world = self.world
-        if not world.reach(CLIENTS, site):
+        if not world.reach(CLIENTS, site) or not self.uplink_up[site]:
             return 0.0
         timeout = world.model.clients.timeout_s
         rtt = world.rtt_s(CLIENTS, site)

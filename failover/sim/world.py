@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from failover.core.policy import Engine
-from failover.sim.topology import CLIENTS, Topology, zookeeper_names
+from failover.sim.topology import CLIENTS, ISP, Topology, router_name, zookeeper_names
 
 EngineFactory = Callable[..., Engine]
 
@@ -122,6 +122,7 @@ class World:
         from failover.sim.observers import Observers
         from failover.sim.steering import Steering
         from failover.sim.traffic import Traffic
+        from failover.sim.zkclients import Clients
 
         self.topology = topology
         self.config = topology.config
@@ -160,11 +161,17 @@ class World:
         self.place: dict[str, str] = {loc: loc for loc in locations}
         self.place.update(servers)
         self.place.update({name: inst.site for name, inst in self.config.instances.items()})
+        # each serving site's edge router, and the isp it peers with (on the clients' side)
+        self.routers = {site: router_name(site) for site in self.serving}
+        self.place.update({name: site for site, name in self.routers.items()})
+        self.place[ISP] = CLIENTS
         self.cuts: dict[frozenset[str], int] = {}
         self.quorum_sites: tuple[str, ...] = ()  # sites holding the serving quorum
         self.quorum_ready = False
         self._members: tuple[int, ...] = ()  # servers of the majority component
         self.zk_leader = -1
+        self.silent_s = self.model.zookeeper.silent_s
+        self._notice_at = 0.0  # when the servers left notice their leader is gone
         self.daemons = {
             name: Daemon(name, inst.site, tuple(inst.roles))
             for name, inst in self.config.instances.items()
@@ -175,6 +182,7 @@ class World:
         self._fault_ids = 0
         self.first_leader = leader
         self.store = SimStore(self)
+        self.zk = Clients(self)  # each daemon's ZooKeeper connection
         self.observers = Observers(self)
         self.steering = Steering(self)
         self.control = Control(self)
@@ -269,29 +277,51 @@ class World:
         """Recompute the quorum and every daemon's connection after a change in the world."""
         members = self._quorum()
         ready = self.quorum_ready and (members == self._members or members[:1] == (self.zk_leader,))
+        zk = self.zk
         for daemon in self.daemons.values():  # who loses its session cycles just before
             client = self.control.processes[daemon.name].client
-            if client.link_up and not (ready and self._reaches(daemon, members)):
+            if client.link_up and not zk.would_be_heard(daemon, members, ready):
                 self.control.before_cut(daemon)
         if members != self._members:
+            lost = [i for i in self._members if i not in members]
             self._members = members
             self.quorum_sites = tuple(dict.fromkeys(self.zk_servers[i][0] for i in members))
             if not (self.quorum_ready and members[:1] == (self.zk_leader,)):
                 if self.quorum_ready:
                     self.quorum_ready = False
                     self.log("zk", "quorum lost" if not members else "quorum re-electing")
+                    # The servers left learn it at once when the ones gone were killed (their
+                    # connections reset), after tickTime x syncLimit when they went silent.
+                    self._notice_at = self.now + (0.0 if self._all_killed(lost) else self.silent_s)
                 if members:
-                    self.after(self.model.zookeeper.election_s, self._quorum_up, members)
+                    delay = max(0.0, self._notice_at - self.now) + self.model.zookeeper.election_s
+                    self.after(delay, self._quorum_up, members)
+        notice_s = self.silent_s if self.quorum_ready else max(0.0, self._notice_at - self.now)
+        zk.update(notice_s)
+        self._connections()
+
+    def _all_killed(self, servers: list[int]) -> bool:
+        """Every one of `servers` is down by a kill -9 while its site has power."""
+        return all(not self.zk_servers[i][1] and self.power[self.zk_servers[i][0]] for i in servers)
+
+    @property
+    def zk_members(self) -> tuple[int, ...]:
+        """The servers of the serving (or electing) quorum, its leader first."""
+        return self._members
+
+    def coordination_changed(self) -> None:
+        """A client's connection opened or ended: the store's sessions follow."""
         self._connections()
 
     def _quorum(self) -> tuple[int, ...]:
         """The servers that follow a leader which reaches a majority of the ensemble (the
-        current leader while it still does, else the first server that does), the leader
+        current leader while it still does, else the one with the highest id that does, as
+        ZooKeeper's election picks among servers that hold the same history), the leader
         first; or none."""
         up = [i for i, (site, on) in enumerate(self.zk_servers) if on and self.power[site]]
         total = len(self.zk_servers)
         names = self.zk_names
-        order = ([self.zk_leader] if self.zk_leader in up else []) + up
+        order = ([self.zk_leader] if self.zk_leader in up else []) + up[::-1]
         for leader in order:
             members = (leader,) + tuple(
                 i for i in up if i != leader and self.connected(names[leader], names[i])
@@ -300,28 +330,22 @@ class World:
                 return members
         return ()
 
-    def _reaches(self, daemon: Daemon, members: tuple[int, ...]) -> bool:
-        """The daemon runs and reaches a server of the quorum."""
-        names = self.zk_names
-        return daemon.running and any(self.connected(daemon.name, names[i]) for i in members)
-
     def _quorum_up(self, members: tuple[int, ...]) -> None:
         if members != self._members or self.quorum_ready:
             return
         self.quorum_ready = True
         self.zk_leader = members[0]
         self.log("zk", f"quorum serving in {', '.join(self.quorum_sites)}")
+        self.zk.update(self.silent_s)
         self._connections()
 
     def _connections(self) -> None:
-        """Each process's client reaches the ensemble or not; the store's sessions follow."""
+        """Each process's client is heard by the ensemble or not; the store's sessions follow."""
         store = self.store
         store.tick()  # every client heard up to now, as things were
         for daemon in self.daemons.values():
             client = self.control.processes[daemon.name].client
-            client.link_up = (
-                daemon.running and self.quorum_ready and self._reaches(daemon, self._members)
-            )
+            client.link_up = self.zk.heard(daemon)
         if self.quorum_ready and not store.quorum:
             store.restore_quorum()  # a new ZooKeeper leader: every session's timeout afresh
         elif not self.quorum_ready and store.quorum:
@@ -344,11 +368,12 @@ class World:
         daemon.alive = False
         daemon.paused = False
         self.control.stopped(daemon)
+        self.zk.stopped(name)
         daemon.gen += 1
         daemon.connected = False
         self.log("daemon", f"{name} {why}")
         if hook and "agent" in daemon.roles and daemon.site in self.serving:
-            self.steering.stop_hook(daemon.site)
+            self.steering.stop_hook(daemon.site, name)
         self.refresh_coordination()
         if restart:
             self.after(self.model.daemons.restart_s, self._restart, (name, daemon.gen))
@@ -367,6 +392,7 @@ class World:
         daemon.gen += 1
         self.log("daemon", f"{name} started")
         self.control.started(daemon)
+        self.zk.started(name)
         self.observers.started(daemon)
         self.refresh_coordination()
 
@@ -463,6 +489,7 @@ class World:
         """Services, links or power changed: probes, coordination and traffic follow."""
         self.refresh_coordination()
         self.observers.poke(sites)
+        self.traffic.uplinks_changed()
         self.traffic.dirty = True
 
     # --- start ---------------------------------------------------------------------------
@@ -478,6 +505,7 @@ class World:
         self.control.bootstrap()
         self.observers.bootstrap()
         self.traffic.bootstrap()
+        self.zk.bootstrap()
         self._connections()
         self.control.start(self.first_leader)
         self.log("world", f"topology {self.topology.name}, seed {self.seed}")

@@ -131,6 +131,8 @@ class ZooKeeperEnsemble:
         *,
         tick_ms: int = 200,
         max_session_ticks: int = 40,
+        sync_limit: int = 5,
+        init_limit: int = 10,
         hosts: list[str] | None = None,
         netns: list[str | None] | None = None,
         client_port: int | None = None,
@@ -146,6 +148,8 @@ class ZooKeeperEnsemble:
         self.workdir = Path(workdir)
         self.tick_ms = tick_ms
         self.max_session_ticks = max_session_ticks
+        self.sync_limit = sync_limit
+        self.init_limit = init_limit
         self.jvm_heap_mb = jvm_heap_mb
         self.tls = tls
         addresses = hosts or ["127.0.0.1"] * size
@@ -323,8 +327,8 @@ class ZooKeeperEnsemble:
     def _config(self, node: ZooKeeperNode) -> str:
         lines = [
             f"tickTime={self.tick_ms}",
-            "initLimit=10",
-            "syncLimit=5",
+            f"initLimit={self.init_limit}",
+            f"syncLimit={self.sync_limit}",
             f"dataDir={self._dir(node) / 'data'}",
             f"clientPort={node.client_port}",
             f"clientPortAddress={node.host}",
