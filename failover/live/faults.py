@@ -85,6 +85,16 @@ def not_live(playbook: Playbook) -> list[str]:
                 "daemon, ZooKeeper server or router shares its site's namespace"
             )
             break
+    for step in playbook.spec.method:
+        fault = step.fault
+        if isinstance(fault, LinkFault) and fault.between[0] == fault.between[1]:
+            found.append(
+                f"{fault.kind} between {fault.between[0]} and itself: a site's daemon probes its "
+                "services inside the site's namespace, where the services also talk to each "
+                "other (the load balancer to the app, the front door to the load balancer); "
+                "nftables there cannot drop the daemon's packets alone"
+            )
+            break
     if len(playbook.topology.config.serving_sites) != 2:
         found.append("the lab has two serving sites")
     return found
@@ -189,6 +199,8 @@ class Injector:
                 args += ["--at", f"+{spec.in_s:g}s"]
             if spec.expires_s is not None:
                 args += ["--expires", f"{spec.expires_s:g}s"]
+            if spec.graceful is not None:
+                args.append("--graceful" if spec.graceful else "--abrupt")
         else:
             fault.label = fault.label or f"operator: {spec.kind}"
             args = [spec.kind, "--reason", spec.reason]

@@ -112,7 +112,7 @@ class LiveMetrics(Metrics):
     def value(self, expr: Expr) -> Any:
         metric = expr.metric
         group = expr.group or self.first
-        if metric in ("active", "phase", "traffic", "leader", "announced", "dns"):
+        if metric in ("active", "phase", "graceful", "traffic", "leader", "announced", "dns"):
             series = self._history(metric, expr.group, expr.args)
             return series[-1][1] if series else "none"
         if metric == "leader_changes":
@@ -191,6 +191,11 @@ class LiveMetrics(Metrics):
             return list(h.announced.get((group, args[0]), []))
         if metric == "dns":
             return list(h.dns.get((group, args[0] if args else None), []))
+        if metric == "graceful":
+            return [
+                (when, state.graceful.stage if state.graceful else "none")
+                for when, state in h.desired.get(group, [])
+            ]
         if metric in ("active", "phase"):
             return [
                 (

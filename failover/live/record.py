@@ -238,13 +238,14 @@ class Recorder:
                 continue
             series = h.desired.setdefault(group, [])
             last = series[-1][1] if series else None
-            if last is None or (state.epoch, state.phase) != (last.epoch, last.phase):
+            if last is None or _shown(state) != _shown(last):
                 series.append((now, state))
+                plan = f", graceful {state.graceful.stage}" if state.graceful else ""
                 h.log(
                     now,
                     "desired",
                     f"{group}: {state.active} {state.phase} epoch {state.epoch} by {state.by} "
-                    f"({state.code}) [leader {leader}]",
+                    f"({state.code}{plan}) [leader {leader}]",
                 )
         if routes is not None:
             primaries: set[str] = set()
@@ -275,6 +276,11 @@ class Recorder:
             total = sum(weights.get(g, 0.0) for g in requests) or 1.0
             rate = sum(weights.get(g, 0.0) for g, (ok, _) in requests.items() if ok) / total
             h.log(now, "clients", f"success {rate * 100:.2f} %")
+
+
+def _shown(state: GroupState) -> tuple[int, str, str]:
+    """What a change of the desired state is recorded for: epoch, phase, graceful stage."""
+    return state.epoch, state.phase, state.graceful.stage if state.graceful else "none"
 
 
 def attempt_list(call: Any) -> list[Any]:

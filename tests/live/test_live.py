@@ -3,6 +3,7 @@ simulator's evaluator over a recorded history."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -189,3 +190,41 @@ def test_the_side_by_side_table_and_the_report(tmp_path: Path) -> None:
     assert "MISMATCH" in (tmp_path / "table.txt").read_text()
     pytest.importorskip("matplotlib")
     assert (tmp_path / "overlay.png").stat().st_size > 1000
+
+
+def test_a_graceful_switchover_s_stages_are_judged_over_a_live_history() -> None:
+    from failover.core.model import Graceful
+    from failover.live.record import _shown
+
+    config = load_topology(REFERENCE).config
+
+    def plan(stage: str) -> Graceful:
+        return Graceful(stage, "dns", "dc1", "dc2", 60.0, 90.0)  # type: ignore[arg-type]
+
+    states = [
+        (0.0, GroupState("mail", "dc1", 1)),
+        (30.0, GroupState("mail", "dc1", 1, graceful=plan("preparing"))),
+        (60.0, GroupState("mail", "dc2", 2, graceful=plan("draining"))),
+        (90.0, GroupState("mail", "dc2", 2, graceful=plan("restoring"))),
+        (91.0, GroupState("mail", "dc2", 2)),
+    ]
+    # the recorder keeps a sample whose epoch, phase or graceful stage changed
+    kept = [states[0]] + [b for a, b in itertools.pairwise(states) if _shown(a[1]) != _shown(b[1])]
+    assert [t for t, _ in kept] == [0.0, 30.0, 60.0, 90.0, 91.0]
+    history = History(1_800_000_000.0)
+    history.desired = {"mail": kept}
+    history.end = 120.0
+    metrics = LiveMetrics(history, config, {"mail": 1.0})
+    groups = ["web", "mail"]
+    assert metrics.holds(parse_expr("graceful(mail) == none", groups))[0]
+    found = metrics.timed(parse_expr("graceful(mail) == draining within 52 s", groups), 10.0)
+    assert found[0], found
+    assert not metrics.timed(
+        parse_expr("graceful(mail) == preparing not before 25 s", groups), 10.0
+    )[0]
+
+
+def test_loss_on_a_site_s_own_checks_is_not_live() -> None:
+    book = load_playbook(ROOT / "playbooks" / "own-checks-lossy.yaml")
+    why = not_live(book)
+    assert any("probe_loss between dc1 and itself" in line for line in why), why
