@@ -118,6 +118,7 @@ def main() -> None:
                 "runs": summary.get("runs", 0),
                 "violations": summary.get("violations", 0),
                 "mismatches": summary.get("mismatches", 0),
+                "mismatches_near_tie": summary.get("mismatches_near_tie", 0),
                 "wall_s": summary.get("wall_s", 0.0),
                 "playbooks_live": len(capable),
                 "playbooks_run": len([r for r in rows if r["live"]]),

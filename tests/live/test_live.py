@@ -228,3 +228,14 @@ def test_loss_on_a_site_s_own_checks_is_not_live() -> None:
     book = load_playbook(ROOT / "playbooks" / "own-checks-lossy.yaml")
     why = not_live(book)
     assert any("probe_loss between dc1 and itself" in line for line in why), why
+
+
+def test_a_near_tie_is_a_schedule_whose_predicted_outcome_flips_with_the_draws() -> None:
+    from failover.live.chaos import outcome_spread, schedule_playbook
+    from failover.sim.campaign import load_campaign
+
+    campaign = load_campaign(ROOT / "simulations" / "chaos-live.yaml")
+    spreads = [outcome_spread(schedule_playbook(campaign, s), s) for s in range(1, 11)]
+    assert all(sum(spread.values()) == 12 for spread in spreads)
+    assert any(len(spread) > 1 for spread in spreads), spreads  # e.g. seed 7: 7 of 12 switch
+    assert any(len(spread) == 1 for spread in spreads), spreads
