@@ -367,6 +367,10 @@ class Injector:
             fault.end = fault.start
             return
         daemon = stack.daemons[name]
+        if daemon.child_pid() is None:  # powered off, crashed, or its supervisor restarting
+            fault.label = f"{spec.kind}: {name} is not running (nothing to hit, as in the model)"
+            fault.end = fault.start
+            return
         agent = "agent" in stack.config.instances[name].roles
         fault.sites = (daemon.site,) if agent and daemon.site in stack.config.serving_sites else ()
         fault.places = (daemon.site,)

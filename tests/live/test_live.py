@@ -239,3 +239,27 @@ def test_a_near_tie_is_a_schedule_whose_predicted_outcome_flips_with_the_draws()
     assert all(sum(spread.values()) == 12 for spread in spreads)
     assert any(len(spread) > 1 for spread in spreads), spreads  # e.g. seed 7: 7 of 12 switch
     assert any(len(spread) == 1 for spread in spreads), spreads
+
+
+def test_a_daemon_fault_on_a_daemon_that_is_not_running_hits_nothing() -> None:
+    """As in the model (a pause or crash of a daemon that is down does nothing): live chaos
+    seed 19 paused dc2-a while dc2 had no power, and the run ended in an error."""
+    from types import SimpleNamespace
+
+    from failover.live.faults import Injector
+    from failover.sim.faults import DaemonFault
+
+    topology = load_topology(REFERENCE)
+    down = SimpleNamespace(site="dc2", child_pid=lambda: None)  # no daemon process
+    lab = SimpleNamespace(topology=topology, config=topology.config, daemons={"dc2-a": down})
+    said: list[str] = []
+    injector = Injector(
+        lab,  # type: ignore[arg-type]
+        lambda: 12.5,
+        lambda _group: "dc1",
+        lambda: "dc1-a",
+        lambda kind, text: said.append(text),
+    )
+    fault = injector.inject(DaemonFault(kind="daemon_pause", instance="dc2-a"))
+    assert fault.end == fault.start == 12.5
+    assert "not running" in fault.label and said, said
