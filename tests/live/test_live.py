@@ -236,7 +236,7 @@ def test_a_near_tie_is_a_schedule_whose_predicted_outcome_flips_with_the_draws()
 
     campaign = load_campaign(ROOT / "simulations" / "chaos-live.yaml")
     spreads = [outcome_spread(schedule_playbook(campaign, s), s) for s in range(1, 11)]
-    assert all(sum(spread.values()) == 12 for spread in spreads)
+    assert all(sum(spread.values()) == 12 for spread in spreads)  # the prediction and 11 more
     assert any(len(spread) > 1 for spread in spreads), spreads  # e.g. seed 7: 7 of 12 switch
     assert any(len(spread) == 1 for spread in spreads), spreads
 
