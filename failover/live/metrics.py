@@ -149,12 +149,17 @@ class LiveMetrics(Metrics):
         return times
 
     def switch_log(self) -> list[tuple[float, str]]:
-        """(time, group) of every switch started, as the simulator's leadership logs them."""
+        """(time, group) of every switch started, as the simulator's leadership logs them: at
+        the leader's own time of the switch (`last_switch_at`), not when the recorder first
+        read it (the operator may read nothing for a while: a switch written just before the
+        ZooKeeper quorum went was seen 7 s later, live chaos seed 49)."""
         out = []
+        start = self.history.wall_start
         for group, series in self.history.desired.items():
             for (_, old), (when, new) in itertools.pairwise(series):
                 if new.last_switch_at != old.last_switch_at:
-                    out.append((when, group))
+                    at = when if new.last_switch_at is None else new.last_switch_at - start
+                    out.append((min(when, at), group))
         return sorted(out)
 
     def refused(self, expr: Expr) -> tuple[bool, str]:

@@ -82,10 +82,10 @@ def _history() -> History:
             (
                 14.0,
                 GroupState(
-                    "web", "dc2", 2, "switching", "dc1", code="failover", last_switch_at=14.0
+                    "web", "dc2", 2, "switching", "dc1", code="failover", last_switch_at=1014.0
                 ),
             ),
-            (14.2, GroupState("web", "dc2", 3, code="promoted", last_switch_at=14.0)),
+            (14.2, GroupState("web", "dc2", 3, code="promoted", last_switch_at=1014.0)),
         ]
     }
     h.best = [(0.0, ("dc1", "primary")), (14.1, ("dc2", "primary"))]
@@ -263,3 +263,13 @@ def test_a_daemon_fault_on_a_daemon_that_is_not_running_hits_nothing() -> None:
     fault = injector.inject(DaemonFault(kind="daemon_pause", instance="dc2-a"))
     assert fault.end == fault.start == 12.5
     assert "not running" in fault.label and said, said
+
+
+def test_a_switch_counts_from_the_leader_s_time_not_from_when_it_was_read() -> None:
+    """The operator could read nothing for 7 s (the ZooKeeper quorum went just after the
+    switch was written): the switch happened when the leader wrote it (live chaos seed 49)."""
+    config = load_topology(REFERENCE).config
+    history = _history()
+    late = GroupState("web", "dc2", 2, "switching", "dc1", code="failover", last_switch_at=1012.1)
+    history.desired["web"] = [history.desired["web"][0], (19.2, late)]
+    assert LiveMetrics(history, config, {"web": 1.0}).switch_log() == [(pytest.approx(12.1), "web")]
