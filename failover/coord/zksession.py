@@ -140,6 +140,13 @@ CONNECTION_RETRY: dict[str, float] = {
 }
 
 
+def call_timeout_s(session_timeout_s: float, watchdog_s: float) -> float:
+    """How long a daemon waits for one call: a third of the watchdog (never longer than the
+    session timeout), so that a cycle during a ZooKeeper fail-over ends and feeds the
+    watchdog instead of being killed as stuck."""
+    return min(session_timeout_s, watchdog_s / 3)
+
+
 def connect_timeout_s(session_timeout_s: float, hosts: int) -> float:
     """How long one TCP connect to one server may take. kazoo waits the whole session timeout:
     a server that drops packets silently (a cut link) then costs the session itself, though
@@ -231,6 +238,7 @@ class ZooKeeperSession:
             raise CoordinatorError(f"{instance}: ZooKeeper client settings: {exc}") from None
         self._lock = threading.Lock()
         self._callbacks: list[Callback] = []
+        self._silent_until = 0.0  # monotonic: calls fail at once until then (`_call`)
         self._state: SessionState = "lost"
         self._disconnected_since: float | None = clock()
         self._session_id: int | None = None
@@ -370,6 +378,7 @@ class ZooKeeperSession:
                     self._disconnected_since = self.clock()
             changed = state != self._state
             self._state = state
+            self._silent_until = 0.0  # a new connection (or none): calls wait again
         if changed:
             self._group_cache.forget()  # watches may be gone with the connection
             self._wake("session")
@@ -407,15 +416,41 @@ class ZooKeeperSession:
         try:
             return pending.get(timeout=self.op_timeout_s)
         except self._zk.handler.timeout_exception:
+            # A server that went silent (a cut) keeps the session "connected": kazoo notices
+            # only by an unanswered ping, and sends pings only while no request goes out, so
+            # a daemon that calls every cycle never notices, every call waits its whole
+            # timeout and a cycle of many calls outlasts the watchdog (the live game-day's
+            # inter-site cut). So: drop the connection (kazoo moves to the next server, the
+            # session goes on if a quorum server answers in time, as the Java client does
+            # when it hears nothing for its read timeout), and fail the next calls at once
+            # until the connection changes.
+            with self._lock:
+                self._silent_until = time.monotonic() + self.op_timeout_s
+            log.warning(f"{what}: no answer within {self.op_timeout_s:g} s; dropping the connection")
+            self._drop_connection()
             raise CoordinatorUnavailable(
                 f"{what}: no answer within {self.op_timeout_s:g} s"
             ) from None
         except (*_UNAVAILABLE, *_REFUSED) as exc:
             raise translate(f"{what} as {self.role}", exc) from None
 
+    def _drop_connection(self) -> None:
+        """Shut the socket to the current server: kazoo's connection thread sees it broken
+        and connects to the next host of its list."""
+        connection = getattr(self._zk, "_connection", None)
+        sock = getattr(connection, "_socket", None)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
     def _enter(self, write: bool = False) -> int:
         if self._state != "connected" or self._session_id is None:
             raise CoordinatorUnavailable(f"{self.instance}: session {self._state}")
+        if time.monotonic() < self._silent_until:
+            raise CoordinatorUnavailable(
+                f"{self.instance}: the server did not answer the last call; "
+                "not waiting again until the connection moves or the timeout has passed"
+            )
         if write and self.role != "daemon":
             raise NotAuthorized(f"{self.instance}: role {self.role} may not write here")
         session_id = self._session_id

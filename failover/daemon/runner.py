@@ -62,8 +62,10 @@ def make_coordinator(config: Config, instance: str) -> Coordinator:
     ends, and feeds the watchdog, instead of being killed as stuck."""
     from failover.coord.zookeeper import ZooKeeperCoordinator
 
-    op_timeout_s = min(
-        config.cluster.zookeeper.session_timeout_s, config.cluster.daemon.watchdog_s / 3
+    from failover.coord.zksession import call_timeout_s
+
+    op_timeout_s = call_timeout_s(
+        config.cluster.zookeeper.session_timeout_s, config.cluster.daemon.watchdog_s
     )
     return ZooKeeperCoordinator.from_config(
         config, instance, clock=time.time, op_timeout_s=op_timeout_s

@@ -7,8 +7,10 @@ does not help until the client has moved there. It moves when its connection end
 - its server leaves the quorum (cut from the ZooKeeper leader, or its leader gone): the server
   drops its clients once it notices, `tickTime x syncLimit` after a silent loss, at once after
   its leader's process was killed;
-- its server is silently lost (a cut between the two, a power loss): the client notices when a
-  ping goes unanswered (kazoo pings every read timeout/2, read timeout = 2/3 session timeout).
+- its server is silently lost (a cut between the two, a power loss): kazoo would notice an
+  unanswered ping, but sends pings only while no request goes out, and a daemon calls every
+  cycle; the daemon's coordinator notices instead: its next call (within `cycle_s`) gets no
+  answer within the call timeout (`call_timeout_s`), and it drops the connection.
 Then it tries the hosts in a shuffled order, one connect each: a server that serves takes a
 round trip (and the session goes on, or turns out expired); one that refuses (its process
 dead, or not serving: electing, out of the quorum) costs about nothing; a silent one
@@ -28,13 +30,11 @@ import random
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from failover.coord.zksession import CONNECTION_RETRY, connect_timeout_s
+from failover.coord.zksession import CONNECTION_RETRY, call_timeout_s, connect_timeout_s
 
 if TYPE_CHECKING:
     from failover.sim.world import Daemon, World
 
-READ_TIMEOUT = 2.0 / 3.0  # kazoo: read timeout = negotiated session timeout x 2/3
-PING_JITTER_S = (0.01, 0.40)  # kazoo pings at read timeout / 2 minus this much
 RETRY_JITTER = 0.4  # kazoo's KazooRetry: each sleep x uniform(1 - 0.4, 1 + 0.4)
 
 
@@ -56,8 +56,10 @@ class Clients:
         self.world = world
         self.rng = random.Random(f"zookeeper-clients-{world.seed}")
         session_s = world.config.cluster.zookeeper.session_timeout_s
+        daemon = world.config.cluster.daemon
         self.connect_s = connect_timeout_s(session_s, len(world.zk_names))
-        self.read_s = session_s * READ_TIMEOUT
+        self.call_s = call_timeout_s(session_s, daemon.watchdog_s)
+        self.cycle_s = daemon.cycle_s
         self.state = {name: Attachment() for name in world.daemons}
 
     # --- what the world asks ---------------------------------------------------------------
@@ -148,7 +150,7 @@ class Clients:
             if state.drop_at is not None:
                 continue
             if not self._reachable(name, server):
-                delay = self._ping_timeout_s()  # silence: a ping goes unanswered
+                delay = self._silence_noticed_s()
             elif not world.zk_servers[server][1]:
                 delay = 0.0  # its process was killed: the connection resets
             else:
@@ -158,11 +160,9 @@ class Clients:
 
     # --- kazoo's connection thread -------------------------------------------------------
 
-    def _ping_timeout_s(self) -> float:
-        half = self.read_s / 2
-        low, high = PING_JITTER_S
-        first = self.rng.uniform(0.0, half)  # until the next ping leaves
-        return first + max(0.0, half - self.rng.uniform(low, high))
+    def _silence_noticed_s(self) -> float:
+        """A silent server: the daemon's next call (its cycle) goes unanswered."""
+        return self.rng.uniform(0.0, self.cycle_s) + self.call_s
 
     def _drop(self, arg: tuple[str, int]) -> None:
         name, gen = arg
