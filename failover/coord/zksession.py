@@ -426,7 +426,9 @@ class ZooKeeperSession:
             # until the connection changes.
             with self._lock:
                 self._silent_until = time.monotonic() + self.op_timeout_s
-            log.warning(f"{what}: no answer within {self.op_timeout_s:g} s; dropping the connection")
+            log.warning(
+                f"{what}: no answer within {self.op_timeout_s:g} s; dropping the connection"
+            )
             self._drop_connection()
             raise CoordinatorUnavailable(
                 f"{what}: no answer within {self.op_timeout_s:g} s"
