@@ -273,3 +273,33 @@ def test_a_switch_counts_from_the_leader_s_time_not_from_when_it_was_read() -> N
     late = GroupState("web", "dc2", 2, "switching", "dc1", code="failover", last_switch_at=1012.1)
     history.desired["web"] = [history.desired["web"][0], (19.2, late)]
     assert LiveMetrics(history, config, {"web": 1.0}).switch_log() == [(pytest.approx(12.1), "web")]
+
+
+def test_a_graceful_stage_shorter_than_the_sampling_is_read_from_the_decisions() -> None:
+    """Live planned-switchover: restoring lasted 38 ms (every name server took the TTL at
+    once), so no 0.2 s sample showed it; the leader's decisions carry its time."""
+    from failover.coord.base import AuditEntry
+
+    config = load_topology(REFERENCE).config
+    start = 1_800_000_000.0
+    history = History(start)
+    history.desired = {
+        "mail": [(0.0, GroupState("mail", "dc1", 1)), (90.4, GroupState("mail", "dc2", 6))]
+    }
+
+    def decided(at: float, code: str, sentence: str = "") -> AuditEntry:
+        decision = {"kind": "desired", "group": "mail", "code": code, "sentence": sentence}
+        return AuditEntry(0, start + at, "desired", {"decision": decision}, "", "")
+
+    history.audit = [
+        decided(60.2, "switchover", "graceful switchover to dc2 by failover-operator"),
+        decided(60.24, "graceful_draining"),
+        decided(90.202, "graceful_restoring"),
+        decided(90.24, "graceful_done"),
+    ]
+    history.end = 150.0
+    metrics = LiveMetrics(history, config, {"mail": 1.0})
+    groups = ["web", "mail"]
+    assert metrics.timed(parse_expr("graceful(mail) == restoring within 81 s", groups), 10.0)[0]
+    assert metrics.timed(parse_expr("graceful(mail) == switching not before 50 s", groups), 10.0)[0]
+    assert metrics.holds(parse_expr("graceful(mail) == none", groups))[0]
