@@ -100,6 +100,16 @@ def not_live(playbook: Playbook) -> list[str]:
     return found
 
 
+def cli_refusal(output: str) -> list[str] | None:
+    """The pre-checks the operator CLI refused a switchover on (it refuses before submitting:
+    `switchover refused: web: target: dc1 is already active; ...`), None if it did not."""
+    for line in output.splitlines():
+        if "switchover refused: " in line:
+            items = line.split("switchover refused: ", 1)[1].split(" (--force")[0]
+            return [part.split(": ")[1] for part in items.split("; ") if part.count(": ") >= 1]
+    return None
+
+
 @dataclass
 class LiveFault:
     """One injected fault: when, what it touched (as the simulator's ground truth)."""
@@ -131,6 +141,7 @@ class Injector:
         self.leader = leader
         self.log = log
         self.faults: list[LiveFault] = []
+        self.refusals: list[tuple[float, str, str, list[str]]] = []  # the CLI's own
         self.restart_s = stack.topology.world.daemons.restart_s
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
@@ -209,6 +220,9 @@ class Injector:
 
         def run() -> None:  # the CLI waits for the leader's answer: not on the sampling path
             done = self.stack.cli(*args, timeout_s=60.0)
+            failed = cli_refusal(done.stdout + done.stderr)
+            if done.returncode != 0 and failed is not None and isinstance(spec, Switchover):
+                self.refusals.append((fault.start, "switchover", args[2], failed))
             words = (done.stdout.strip().splitlines() or [""])[-1]
             self.log("operator", f"`failover {' '.join(args)}` exit {done.returncode}: {words}")
 

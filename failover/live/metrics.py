@@ -184,6 +184,12 @@ class LiveMetrics(Metrics):
             seen.append(", ".join(sorted(failed)) or str(decision.get("sentence")))
             if wanted <= failed:
                 return True, f"refused: {seen[-1]}"
+        for _, what, site, checks in self.history.refusals:  # by the CLI, before the leader
+            if what != kind or (expr.value and site != expr.value):
+                continue
+            seen.append(", ".join(sorted(checks)))
+            if wanted <= set(checks):
+                return True, f"refused by the operator CLI: {seen[-1]}"
         return False, ("refused only for " + "; ".join(seen)) if seen else "not refused"
 
     def holds(self, expr: Expr) -> tuple[bool, str]:

@@ -54,6 +54,9 @@ class History:
     primaries: list[tuple[float, tuple[str, ...]]] = field(default_factory=list)
     audit: list[Any] = field(default_factory=list)
     faults: list[LiveFault] = field(default_factory=list)
+    # the operator CLI's own refusals, before anything reaches the leader: (t, kind, site,
+    # the failed pre-checks); the leader's refusals are in `audit`
+    refusals: list[tuple[float, str, str, list[str]]] = field(default_factory=list)
     zookeeper_down: Series = field(default_factory=list)  # (t, how many servers down)
     end: float = 0.0
 

@@ -303,3 +303,27 @@ def test_a_graceful_stage_shorter_than_the_sampling_is_read_from_the_decisions()
     assert metrics.timed(parse_expr("graceful(mail) == restoring within 81 s", groups), 10.0)[0]
     assert metrics.timed(parse_expr("graceful(mail) == switching not before 50 s", groups), 10.0)[0]
     assert metrics.holds(parse_expr("graceful(mail) == none", groups))[0]
+
+
+def test_a_switchover_the_operator_cli_refused_counts_as_refused() -> None:
+    """The CLI runs the pre-checks and refuses before submitting, so the leader never sees
+    the command (live what-an-sre-checks: `refused(switchover to dc1) naming target` failed
+    though the CLI had refused it naming the target)."""
+    from failover.live.faults import cli_refusal
+
+    output = (
+        "web: pre-checks\n  FAIL  target  dc1 is already the active site\n"
+        "  pass  budget  0 of 4 switches used in the last hour\n"
+        "failover switchover: switchover refused: web: target: dc1 is already the active site"
+        " (--force overrides target_healthy, not_frozen, budget)\n"
+    )
+    assert cli_refusal(output) == ["target"]
+    assert cli_refusal("web: submitted cmd-1\n") is None
+    config = load_topology(REFERENCE).config
+    history = _history()
+    history.refusals = [(5.0, "switchover", "dc1", ["target"])]
+    metrics = LiveMetrics(history, config, {"web": 1.0})
+    groups = ["web", "mail"]
+    assert metrics.holds(parse_expr("refused(switchover to dc1) naming target", groups))[0]
+    assert not metrics.holds(parse_expr("refused(switchover to dc2)", groups))[0]
+    assert not metrics.holds(parse_expr("refused(switchover to dc1) naming budget", groups))[0]
