@@ -59,7 +59,7 @@ def main() -> None:
     started = time.monotonic()
 
     def say(text: str) -> None:
-        print(f"... {text}", file=sys.stderr, flush=True)
+        print(f"... {time.strftime('%H:%M:%S', time.gmtime())} {text}", file=sys.stderr, flush=True)
 
     paths = (
         []
@@ -96,6 +96,9 @@ def main() -> None:
                         "run": seed,
                         "matched": result.matched,
                         "violations": len(result.live.metrics.found) if result.live else None,
+                        "mismatched": row(result)["mismatched"],
+                        "events": [e.as_dict() for e in result.events],
+                        "at": time.strftime("%H:%M:%S", time.gmtime()),
                     }
                 ),
                 flush=True,
@@ -115,6 +118,7 @@ def main() -> None:
                 "runs": summary.get("runs", 0),
                 "violations": summary.get("violations", 0),
                 "mismatches": summary.get("mismatches", 0),
+                "mismatches_near_tie": summary.get("mismatches_near_tie", 0),
                 "wall_s": summary.get("wall_s", 0.0),
                 "playbooks_live": len(capable),
                 "playbooks_run": len([r for r in rows if r["live"]]),

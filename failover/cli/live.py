@@ -228,7 +228,10 @@ def run_chaos(campaign_path: str, runs: int, seed: int, as_json: bool) -> NoRetu
             f"in {summary['wall_s']:.0f} s"
         )
         click.echo(f"invariant violations: {summary['violations']}")
-        click.echo(f"mismatches with the prediction: {summary['mismatches']}")
+        click.echo(
+            f"mismatches with the prediction: {summary['mismatches']} "
+            f"({summary['mismatches_near_tie']} near ties: the simulator's own outcome flips)"
+        )
         click.echo(f"switches: {summary['switches']}")
         click.echo("coverage (runs that hit each fault class):")
         for name, count in summary["coverage"].items():
@@ -238,6 +241,8 @@ def run_chaos(campaign_path: str, runs: int, seed: int, as_json: bool) -> NoRetu
                 f"FAILING seed {failing['seed']}: "
                 + "; ".join(failing["violations"] + failing["mismatched"])
             )
+            if failing.get("near_tie"):
+                click.echo(f"  near tie: the simulator's outcomes {failing['near_tie']}")
             click.echo(f"  replay live: {failing['replay_live']}")
             click.echo(f"  replay simulated: {failing['replay_simulated']}")
     sys.exit(EXIT_FAILED if summary["violations"] or summary["mismatches"] else EXIT_OK)

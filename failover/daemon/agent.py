@@ -39,6 +39,9 @@ class Agent:
         self.unreported: dict[str, SteerResult] = {}
         self.confirmed_at: float | None = None  # start of the last successful read
         self.cycle_started_at = 0.0
+        # the last cycle's read of the desired state or report went unanswered on a connected
+        # session (a silent server): the rest of that cycle must not wait on it again
+        self.unanswered = False
         self.read_at = float("-inf")  # when the kernel tables were last read
 
     def _read_in_effect(self, now: float) -> None:
@@ -68,6 +71,7 @@ class Agent:
         """One agent cycle; returns when the lease would run out (None: no timer)."""
         self._read_in_effect(now)
         self.cycle_started_at = now
+        self.unanswered = False
         if coordinator.session_state() == "connected":
             try:
                 for group in self.steerers:
@@ -76,7 +80,7 @@ class Agent:
                         self.desired[group] = state
                 self.confirmed_at = now
             except CoordinatorUnavailable:
-                pass  # the last confirmation stands; the lease counts from it
+                self.unanswered = True  # the last confirmation stands; the lease counts from it
         wakes: list[float] = []
         for group, steerer in self.steerers.items():
             steering = self.config.groups[group].steering
@@ -158,6 +162,7 @@ class Agent:
             try:
                 coordinator.report_applied(result.applied(now))
             except CoordinatorUnavailable:
+                self.unanswered = True
                 return
             del self.unreported[group]
 

@@ -1,9 +1,10 @@
 """One daemon cycle over its roles, in their order; the runner and the simulator both drive it.
 
 The agent goes first (its confirmation never waits behind the leader's). Then, on a live
-session only: the member node, the observer's publish (a hook: the runner publishes beside the
-cycle), the election and the leader's cycle. A coordinator error ends that part of the cycle
-and is reported; the next cycle tries again.
+session only, and unless the agent's call went unanswered in this cycle: the member node, the
+observer's publish (a hook: the runner publishes beside the cycle), the election and the
+leader's cycle. A coordinator error ends that part of the cycle and is reported; the next
+cycle tries again.
 """
 
 from __future__ import annotations
@@ -61,7 +62,12 @@ class Cycle:
             except CoordinatorError as exc:
                 self.problem(f"agent: {exc}")
             self.phases["agent"] = time.perf_counter() - started
-        if self.coordinator.session_state() == "connected":
+        if self.agent is not None and self.agent.unanswered:
+            # Each call waits up to its own bound: after the cycle's sleep, a second call to a
+            # server that stopped answering would reach the watchdog (1 s + 1 s + 1 s = 3 s)
+            # and get the daemon killed, though nothing is stuck. The next cycle tries again.
+            self.problem("coordinator unavailable: the agent's call went unanswered")
+        elif self.coordinator.session_state() == "connected":
             try:
                 timers["leader"] = self._coordinated(now)
             except CoordinatorUnavailable as exc:

@@ -85,9 +85,29 @@ def not_live(playbook: Playbook) -> list[str]:
                 "daemon, ZooKeeper server or router shares its site's namespace"
             )
             break
+    for step in playbook.spec.method:
+        fault = step.fault
+        if isinstance(fault, LinkFault) and fault.between[0] == fault.between[1]:
+            found.append(
+                f"{fault.kind} between {fault.between[0]} and itself: a site's daemon probes its "
+                "services inside the site's namespace, where the services also talk to each "
+                "other (the load balancer to the app, the front door to the load balancer); "
+                "nftables there cannot drop the daemon's packets alone"
+            )
+            break
     if len(playbook.topology.config.serving_sites) != 2:
         found.append("the lab has two serving sites")
     return found
+
+
+def cli_refusal(output: str) -> list[str] | None:
+    """The pre-checks the operator CLI refused a switchover on (it refuses before submitting:
+    `switchover refused: web: target: dc1 is already active; ...`), None if it did not."""
+    for line in output.splitlines():
+        if "switchover refused: " in line:
+            items = line.split("switchover refused: ", 1)[1].split(" (--force")[0]
+            return [part.split(": ")[1] for part in items.split("; ") if part.count(": ") >= 1]
+    return None
 
 
 @dataclass
@@ -121,6 +141,7 @@ class Injector:
         self.leader = leader
         self.log = log
         self.faults: list[LiveFault] = []
+        self.refusals: list[tuple[float, str, str, list[str]]] = []  # the CLI's own
         self.restart_s = stack.topology.world.daemons.restart_s
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
@@ -189,6 +210,8 @@ class Injector:
                 args += ["--at", f"+{spec.in_s:g}s"]
             if spec.expires_s is not None:
                 args += ["--expires", f"{spec.expires_s:g}s"]
+            if spec.graceful is not None:
+                args.append("--graceful" if spec.graceful else "--abrupt")
         else:
             fault.label = fault.label or f"operator: {spec.kind}"
             args = [spec.kind, "--reason", spec.reason]
@@ -197,6 +220,9 @@ class Injector:
 
         def run() -> None:  # the CLI waits for the leader's answer: not on the sampling path
             done = self.stack.cli(*args, timeout_s=60.0)
+            failed = cli_refusal(done.stdout + done.stderr)
+            if done.returncode != 0 and failed is not None and isinstance(spec, Switchover):
+                self.refusals.append((fault.start, "switchover", args[2], failed))
             words = (done.stdout.strip().splitlines() or [""])[-1]
             self.log("operator", f"`failover {' '.join(args)}` exit {done.returncode}: {words}")
 
@@ -355,6 +381,10 @@ class Injector:
             fault.end = fault.start
             return
         daemon = stack.daemons[name]
+        if daemon.child_pid() is None:  # powered off, crashed, or its supervisor restarting
+            fault.label = f"{spec.kind}: {name} is not running (nothing to hit, as in the model)"
+            fault.end = fault.start
+            return
         agent = "agent" in stack.config.instances[name].roles
         fault.sites = (daemon.site,) if agent and daemon.site in stack.config.serving_sites else ()
         fault.places = (daemon.site,)

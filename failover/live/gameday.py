@@ -202,6 +202,7 @@ def run_live(
             copied = copy.copy(h)
             copied.lines = list(h.lines)
             copied.faults = list(injector.faults)
+            copied.refusals = list(injector.refusals)
             copied.end = recorder.now()
             copied = copy.deepcopy(copied)
         return LiveMetrics(copied, stack.config, weights)
@@ -272,6 +273,7 @@ def run_live(
         injector.end_all()
         history = recorder.stop()
     history.faults = list(injector.faults)
+    history.refusals = list(injector.refusals)
     metrics = LiveMetrics(history, stack.config, weights)
     return LiveRun(
         spec.title, verdicts, steady, history, metrics, aborted, time.monotonic() - began
@@ -396,7 +398,7 @@ def gameday(
         if own:
             live_stack.up(say=say)
         else:
-            live_stack.fresh()
+            live_stack.fresh(say=say)
         settle_leader(live_stack, predicted_leader(predicted), say)
         live_stack.wait_steady(live_stack.config.preferred_site(live_stack.bgp_group), 30.0)
         live_stack.wait_healthy(timeout_s=30.0, every_vote=True)

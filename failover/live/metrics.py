@@ -14,6 +14,14 @@ from failover.live.record import History
 from failover.sim.playbook import Expr
 from failover.sim.run import Metrics
 
+# the leader's decision codes that begin a graceful switchover's stage (or end the plan)
+GRACEFUL_STAGES = {
+    "graceful_preparing": "preparing",
+    "graceful_draining": "draining",
+    "graceful_restoring": "restoring",
+    "graceful_done": "none",
+    "graceful_cancelled": "none",
+}
 DETECT_S = 5.0  # checks' fall x interval plus a cycle: part of the false-failover window
 
 
@@ -112,7 +120,7 @@ class LiveMetrics(Metrics):
     def value(self, expr: Expr) -> Any:
         metric = expr.metric
         group = expr.group or self.first
-        if metric in ("active", "phase", "traffic", "leader", "announced", "dns"):
+        if metric in ("active", "phase", "graceful", "traffic", "leader", "announced", "dns"):
             series = self._history(metric, expr.group, expr.args)
             return series[-1][1] if series else "none"
         if metric == "leader_changes":
@@ -149,12 +157,17 @@ class LiveMetrics(Metrics):
         return times
 
     def switch_log(self) -> list[tuple[float, str]]:
-        """(time, group) of every switch started, as the simulator's leadership logs them."""
+        """(time, group) of every switch started, as the simulator's leadership logs them: at
+        the leader's own time of the switch (`last_switch_at`), not when the recorder first
+        read it (the operator may read nothing for a while: a switch written just before the
+        ZooKeeper quorum went was seen 7 s later, live chaos seed 49)."""
         out = []
+        start = self.history.wall_start
         for group, series in self.history.desired.items():
             for (_, old), (when, new) in itertools.pairwise(series):
                 if new.last_switch_at != old.last_switch_at:
-                    out.append((when, group))
+                    at = when if new.last_switch_at is None else new.last_switch_at - start
+                    out.append((min(when, at), group))
         return sorted(out)
 
     def refused(self, expr: Expr) -> tuple[bool, str]:
@@ -171,6 +184,12 @@ class LiveMetrics(Metrics):
             seen.append(", ".join(sorted(failed)) or str(decision.get("sentence")))
             if wanted <= failed:
                 return True, f"refused: {seen[-1]}"
+        for _, what, site, checks in self.history.refusals:  # by the CLI, before the leader
+            if what != kind or (expr.value and site != expr.value):
+                continue
+            seen.append(", ".join(sorted(checks)))
+            if wanted <= set(checks):
+                return True, f"refused by the operator CLI: {seen[-1]}"
         return False, ("refused only for " + "; ".join(seen)) if seen else "not refused"
 
     def holds(self, expr: Expr) -> tuple[bool, str]:
@@ -191,6 +210,12 @@ class LiveMetrics(Metrics):
             return list(h.announced.get((group, args[0]), []))
         if metric == "dns":
             return list(h.dns.get((group, args[0] if args else None), []))
+        if metric == "graceful":
+            sampled = [
+                (when, state.graceful.stage if state.graceful else "none")
+                for when, state in h.desired.get(group, [])
+            ]
+            return sorted(sampled + self._graceful_decisions(group), key=lambda item: item[0])
         if metric in ("active", "phase"):
             return [
                 (
@@ -204,6 +229,23 @@ class LiveMetrics(Metrics):
         if metric == "traffic":
             return list(h.traffic.get(group, []))
         return [(t, v or "none") for t, v in h.leader]
+
+    def _graceful_decisions(self, group: str) -> list[tuple[float, str]]:
+        """A graceful switchover's stages from the leader's decisions, at their own times: a
+        stage can last less than the recorder's 0.2 s sampling (live: restoring for 38 ms
+        when every name server took the TTL at once; the simulator holds it 0.25 s)."""
+        out = []
+        for entry in self.history.audit:
+            decision = entry.payload.get("decision", {})
+            if decision.get("kind") != "desired" or decision.get("group") != group:
+                continue
+            code = str(decision.get("code"))
+            stage = GRACEFUL_STAGES.get(code)
+            if code == "switchover" and "graceful" in str(decision.get("sentence", "")):
+                stage = "switching"
+            if stage is not None:
+                out.append((entry.at - self.history.wall_start, stage))
+        return out
 
     # --- clients -----------------------------------------------------------------------------
 

@@ -4,7 +4,8 @@ A sampling thread reads what is observable from outside the controller, as Jepse
 do: the isp's routes for the BGP prefix (its best route and every site's announcement), each
 name server's answer, desired and applied state and the leader from ZooKeeper (as an
 operator), and a real client's requests (HTTP through the front door, SMTP to the address DNS
-gives). After the run the audit trail adds the leader's decisions with their own times.
+gives). After the run the audit trail adds the leader's decisions with their own times, and
+the daemons' logs their warnings, role changes and supervisor records (`daemonlog`).
 
 `LiveMetrics` answers the playbook expressions over that history with the simulator's own
 evaluator (`failover.sim.run.Metrics`: `holds`, `timed` and the expectation loop are the
@@ -25,8 +26,9 @@ from failover.coord import Coordinator
 from failover.core.model import GroupState
 from failover.lab.netns import LabError
 from failover.lab.sites import FRONT_PORT
-from failover.lab.stack import DNS_ERRORS, OPERATOR_ERRORS
 from failover.lab.topology import NAME_SERVERS, UPLINKS
+from failover.lab.view import DNS_ERRORS, OPERATOR_ERRORS
+from failover.live import daemonlog
 from failover.live.faults import LiveFault
 from failover.live.stack import LiveStack
 from failover.steer.bird import as_path_announcement
@@ -52,6 +54,9 @@ class History:
     primaries: list[tuple[float, tuple[str, ...]]] = field(default_factory=list)
     audit: list[Any] = field(default_factory=list)
     faults: list[LiveFault] = field(default_factory=list)
+    # the operator CLI's own refusals, before anything reaches the leader: (t, kind, site,
+    # the failed pre-checks); the leader's refusals are in `audit`
+    refusals: list[tuple[float, str, str, list[str]]] = field(default_factory=list)
     zookeeper_down: Series = field(default_factory=list)  # (t, how many servers down)
     end: float = 0.0
 
@@ -81,6 +86,8 @@ class Recorder:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="recorder", daemon=True)
         self.errors = 0
+        self.logs = {name: d.log_path for name, d in stack.daemons.items()}
+        self.log_offsets = daemonlog.offsets(self.logs)
         config = stack.config
         self.bgp = {
             g: grp.steering
@@ -119,6 +126,8 @@ class Recorder:
                     f"{decision.get('group') or 'all'}: [{decision.get('code')}] "
                     f"{decision.get('sentence', '')}",
                 )
+        for at, text in daemonlog.daemon_lines(self.logs, self.log_offsets, history.wall_start):
+            history.log(at, "daemon", text)
         history.lines.sort(key=lambda line: float(line.split()[0]))
         return history
 
@@ -232,13 +241,14 @@ class Recorder:
                 continue
             series = h.desired.setdefault(group, [])
             last = series[-1][1] if series else None
-            if last is None or (state.epoch, state.phase) != (last.epoch, last.phase):
+            if last is None or _shown(state) != _shown(last):
                 series.append((now, state))
+                plan = f", graceful {state.graceful.stage}" if state.graceful else ""
                 h.log(
                     now,
                     "desired",
                     f"{group}: {state.active} {state.phase} epoch {state.epoch} by {state.by} "
-                    f"({state.code}) [leader {leader}]",
+                    f"({state.code}{plan}) [leader {leader}]",
                 )
         if routes is not None:
             primaries: set[str] = set()
@@ -269,6 +279,11 @@ class Recorder:
             total = sum(weights.get(g, 0.0) for g in requests) or 1.0
             rate = sum(weights.get(g, 0.0) for g, (ok, _) in requests.items() if ok) / total
             h.log(now, "clients", f"success {rate * 100:.2f} %")
+
+
+def _shown(state: GroupState) -> tuple[int, str, str]:
+    """What a change of the desired state is recorded for: epoch, phase, graceful stage."""
+    return state.epoch, state.phase, state.graceful.stage if state.graceful else "none"
 
 
 def attempt_list(call: Any) -> list[Any]:

@@ -3,13 +3,15 @@ ZooKeeper layout (the reference: 2+2+1, each server on its own address in its si
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import functools
 import ipaddress
 import shutil
+import signal
 import tempfile
-import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -113,38 +115,56 @@ class LiveStack(Stack):
             if server is not None and not server.process.alive:
                 server.start()
 
-    def fresh(self, timeout_s: float = 90.0) -> float:
+    def fresh(self, timeout_s: float = 90.0, say: Callable[[str], None] = lambda _: None) -> float:
         """Back to what `up` leaves, without rebuilding namespaces, routers and services:
-        daemons stopped (their stop hooks run), cuts healed, every service running, the
-        kernel's steering tables empty, fresh name servers and a wiped ZooKeeper (no desired
-        state, no switch budget spent, no audit), then the daemons started as `up` starts them
-        and every group steady on the preferred site. The seconds it took."""
+        daemons killed, cuts healed, every service running, the kernel's steering tables
+        empty, fresh name servers and a wiped ZooKeeper (no desired state, no switch budget
+        spent, no audit), then the daemons started as `up` starts them and every group steady
+        on the preferred site. The seconds it took.
+
+        No stop hook runs: whatever a daemon announced is flushed from the kernel's tables
+        here, and the ZooKeeper it would report to is wiped. The ensemble restarts while the
+        name servers and the sites' servers come back; the daemons start one after the other
+        as `up` starts them (the preferred site's first: it leads; the election queue in the
+        order the simulator has it)."""
         started = time.monotonic()
-        stoppers = [threading.Thread(target=d.stop) for d in self.daemons.values()]
-        for thread in stoppers:
-            thread.start()
-        for thread in stoppers:
-            thread.join(30.0)
+        marks: list[str] = []
+
+        def mark(what: str) -> None:
+            marks.append(f"{what} {time.monotonic() - started:.1f} s")
+
+        for daemon in self.daemons.values():
+            daemon.process.signal(signal.SIGKILL)  # the supervisor's group: daemon, hook
+        for daemon in self.daemons.values():
+            daemon.process.wait(5.0)
         self.close_operator()
         self.lab.heal_all()
         assert self.zookeeper is not None
-        self.zookeeper.stop()
-        for site in self.sites:
-            for group in self.config.groups.values():
-                steering = group.steering
-                if isinstance(steering, BgpSteering) and site in steering.sites:
-                    table = str(steering.sites[site].table)
-                    nets.run(
-                        ["ip", "-n", netns(site), "route", "flush", "table", table], check=False
-                    )
-            self.lab.start(f"{site}-bird")
-            self.start_site(site)
-        for component in ("dns-primary", "dns-secondary"):
-            self.lab.stop(component)
-        for component in ("dns-primary", "dns-secondary"):
-            self.lab.start(component, fresh=True)
-        self.lab.wait_ready()
-        self.zookeeper.start(60.0)
+        ensemble = self.zookeeper
+        for index in range(ensemble.size):
+            ensemble.kill(index)  # wiped by `start`: nothing to shut down cleanly
+        mark("stopped")
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            zk_ready = pool.submit(ensemble.start, 60.0)
+            for site in self.sites:
+                for group in self.config.groups.values():
+                    steering = group.steering
+                    if isinstance(steering, BgpSteering) and site in steering.sites:
+                        table = str(steering.sites[site].table)
+                        nets.run(
+                            ["ip", "-n", netns(site), "route", "flush", "table", table],
+                            check=False,
+                        )
+                self.lab.start(f"{site}-bird")
+                self.start_site(site)
+            for component in ("dns-primary", "dns-secondary"):
+                self.lab.stop(component)
+            for component in ("dns-primary", "dns-secondary"):
+                self.lab.start(component, fresh=True)
+            self.lab.wait_ready()
+            mark("routers, name servers, services")
+            zk_ready.result(timeout=90.0)
+        mark("zookeeper")
         preferred = self.config.preferred_site(self.bgp_group)
         order = sorted(
             self.daemons,
@@ -153,7 +173,8 @@ class LiveStack(Stack):
                 self.config.instances[i].site != preferred,
             ),
         )
-        for instance in order:  # as `up` with agents_first: the preferred site's daemon leads
+        for instance in order:  # as `up` with agents_first: the preferred site's daemon leads,
+            # and the others join the election in the order the model has them
             self.daemons[instance].start()
             with contextlib.suppress(TimeoutError):
                 wait_until(
@@ -162,7 +183,11 @@ class LiveStack(Stack):
                     f"{instance} registered and a leader",
                     0.05,
                 )
+        mark("daemons")
         left = max(10.0, timeout_s - (time.monotonic() - started))
         self.wait_steady(preferred, left)
+        mark("steady")
         self.wait_healthy(timeout_s=max(10.0, timeout_s - (time.monotonic() - started)))
+        mark("healthy")
+        say("fresh: " + ", ".join(marks))
         return time.monotonic() - started

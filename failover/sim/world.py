@@ -315,7 +315,17 @@ class World:
         self.start(name)
 
     def start(self, name: str) -> None:
+        """The process starts: it runs its roles `startup_s` later (unless it is meanwhile
+        crashed, held down or without power again)."""
         daemon = self.daemons[name]
+        daemon.gen += 1
+        self.after(self.model.daemons.startup_s, self._started, (name, daemon.gen))
+
+    def _started(self, arg: tuple[str, int]) -> None:
+        name, gen = arg
+        daemon = self.daemons[name]
+        if daemon.alive or daemon.gen != gen or daemon.held_down or not self.power[daemon.site]:
+            return
         daemon.alive = True
         daemon.paused = False
         daemon.gen += 1

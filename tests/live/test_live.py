@@ -3,6 +3,7 @@ simulator's evaluator over a recorded history."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -81,10 +82,10 @@ def _history() -> History:
             (
                 14.0,
                 GroupState(
-                    "web", "dc2", 2, "switching", "dc1", code="failover", last_switch_at=14.0
+                    "web", "dc2", 2, "switching", "dc1", code="failover", last_switch_at=1014.0
                 ),
             ),
-            (14.2, GroupState("web", "dc2", 3, code="promoted", last_switch_at=14.0)),
+            (14.2, GroupState("web", "dc2", 3, code="promoted", last_switch_at=1014.0)),
         ]
     }
     h.best = [(0.0, ("dc1", "primary")), (14.1, ("dc2", "primary"))]
@@ -121,18 +122,41 @@ def test_a_failover_from_an_untouched_site_is_a_violation() -> None:
 
 
 def test_a_live_chaos_run_is_its_schedule_as_a_playbook() -> None:
-    from failover.live.chaos import LEAD_S, schedule_playbook
+    from failover.live.chaos import LEAD_S, QUIET_S, TAIL_S, key_times, schedule_playbook
     from failover.sim.campaign import WARMUP_S, draw_schedule, load_campaign
+    from failover.sim.run import run_playbook
 
     campaign = load_campaign(ROOT / "simulations" / "chaos-live.yaml")
-    drawn = draw_schedule(campaign, 5).items
-    book = schedule_playbook(campaign, 5)
-    assert [step.fault for step in book.spec.method] == [item[2] for item in drawn]
-    assert book.spec.method[0].at_s == pytest.approx(drawn[0][0] - WARMUP_S + LEAD_S, abs=1e-3)
-    assert book.spec.duration_s == campaign.spec.duration_s - WARMUP_S + LEAD_S
-    names = [name for name, _, _ in book.expectations]
-    assert names[:2] == ["no_violations", "no_dual_primary"]
-    assert any(name.startswith("switches == ") for name in names)
+    base = campaign.spec.duration_s - WARMUP_S + LEAD_S + TAIL_S
+    extended = 0
+    for seed in range(1, 16):
+        drawn = draw_schedule(campaign, seed).items
+        book = schedule_playbook(campaign, seed)
+        if drawn:
+            assert [step.fault for step in book.spec.method] == [item[2] for item in drawn]
+            assert book.spec.method[0].at_s == pytest.approx(
+                drawn[0][0] - WARMUP_S + LEAD_S, abs=1e-3
+            )
+        names = [name for name, _, _ in book.expectations]
+        assert names[:2] == ["no_violations", "no_dual_primary"]
+        assert any(name.startswith("switches == ") for name in names)
+        # it ends at least TAIL_S after the last moment a fault may start, where the
+        # prediction is quiet: no key event within QUIET_S of the end
+        end = book.spec.duration_s
+        assert end >= base
+        extended += end > base
+        near = [t for t in key_times(run_playbook(book, seed)) if abs(t - end) < QUIET_S]
+        assert near == [], f"seed {seed}: key events at {near} near the end ({end} s)"
+    assert extended, "no run needed a later end: the quiet rule is not exercised"
+
+
+def test_the_end_of_a_live_chaos_run_moves_to_a_quiet_moment() -> None:
+    from failover.live.chaos import MAX_EXTRA_S, QUIET_S, quiet_end
+
+    assert quiet_end([1.0, 50.0], 25.0) == 25.0
+    assert quiet_end([23.0], 25.0) == 23.0 + QUIET_S
+    assert quiet_end([23.0, 26.0, 29.5], 25.0) == 29.5 + QUIET_S  # a chain of events
+    assert quiet_end([25.0 + i for i in range(0, int(MAX_EXTRA_S) + 10, 2)], 25.0) is None
 
 
 def test_chaos_live_refuses_fault_classes_the_lab_cannot_produce() -> None:
@@ -166,3 +190,140 @@ def test_the_side_by_side_table_and_the_report(tmp_path: Path) -> None:
     assert "MISMATCH" in (tmp_path / "table.txt").read_text()
     pytest.importorskip("matplotlib")
     assert (tmp_path / "overlay.png").stat().st_size > 1000
+
+
+def test_a_graceful_switchover_s_stages_are_judged_over_a_live_history() -> None:
+    from failover.core.model import Graceful
+    from failover.live.record import _shown
+
+    config = load_topology(REFERENCE).config
+
+    def plan(stage: str) -> Graceful:
+        return Graceful(stage, "dns", "dc1", "dc2", 60.0, 90.0)  # type: ignore[arg-type]
+
+    states = [
+        (0.0, GroupState("mail", "dc1", 1)),
+        (30.0, GroupState("mail", "dc1", 1, graceful=plan("preparing"))),
+        (60.0, GroupState("mail", "dc2", 2, graceful=plan("draining"))),
+        (90.0, GroupState("mail", "dc2", 2, graceful=plan("restoring"))),
+        (91.0, GroupState("mail", "dc2", 2)),
+    ]
+    # the recorder keeps a sample whose epoch, phase or graceful stage changed
+    kept = [states[0]] + [b for a, b in itertools.pairwise(states) if _shown(a[1]) != _shown(b[1])]
+    assert [t for t, _ in kept] == [0.0, 30.0, 60.0, 90.0, 91.0]
+    history = History(1_800_000_000.0)
+    history.desired = {"mail": kept}
+    history.end = 120.0
+    metrics = LiveMetrics(history, config, {"mail": 1.0})
+    groups = ["web", "mail"]
+    assert metrics.holds(parse_expr("graceful(mail) == none", groups))[0]
+    found = metrics.timed(parse_expr("graceful(mail) == draining within 52 s", groups), 10.0)
+    assert found[0], found
+    assert not metrics.timed(
+        parse_expr("graceful(mail) == preparing not before 25 s", groups), 10.0
+    )[0]
+
+
+def test_loss_on_a_site_s_own_checks_is_not_live() -> None:
+    book = load_playbook(ROOT / "playbooks" / "own-checks-lossy.yaml")
+    why = not_live(book)
+    assert any("probe_loss between dc1 and itself" in line for line in why), why
+
+
+def test_a_near_tie_is_a_schedule_whose_predicted_outcome_flips_with_the_draws() -> None:
+    from failover.live.chaos import outcome_spread, schedule_playbook
+    from failover.sim.campaign import load_campaign
+
+    campaign = load_campaign(ROOT / "simulations" / "chaos-live.yaml")
+    spreads = [outcome_spread(schedule_playbook(campaign, s), s) for s in range(1, 11)]
+    assert all(sum(spread.values()) == 12 for spread in spreads)  # the prediction and 11 more
+    assert any(len(spread) > 1 for spread in spreads), spreads  # e.g. seed 7: 7 of 12 switch
+    assert any(len(spread) == 1 for spread in spreads), spreads
+
+
+def test_a_daemon_fault_on_a_daemon_that_is_not_running_hits_nothing() -> None:
+    """As in the model (a pause or crash of a daemon that is down does nothing): live chaos
+    seed 19 paused dc2-a while dc2 had no power, and the run ended in an error."""
+    from types import SimpleNamespace
+
+    from failover.live.faults import Injector
+    from failover.sim.faults import DaemonFault
+
+    topology = load_topology(REFERENCE)
+    down = SimpleNamespace(site="dc2", child_pid=lambda: None)  # no daemon process
+    lab = SimpleNamespace(topology=topology, config=topology.config, daemons={"dc2-a": down})
+    said: list[str] = []
+    injector = Injector(
+        lab,  # type: ignore[arg-type]
+        lambda: 12.5,
+        lambda _group: "dc1",
+        lambda: "dc1-a",
+        lambda kind, text: said.append(text),
+    )
+    fault = injector.inject(DaemonFault(kind="daemon_pause", instance="dc2-a"))
+    assert fault.end == fault.start == 12.5
+    assert "not running" in fault.label and said, said
+
+
+def test_a_switch_counts_from_the_leader_s_time_not_from_when_it_was_read() -> None:
+    """The operator could read nothing for 7 s (the ZooKeeper quorum went just after the
+    switch was written): the switch happened when the leader wrote it (live chaos seed 49)."""
+    config = load_topology(REFERENCE).config
+    history = _history()
+    late = GroupState("web", "dc2", 2, "switching", "dc1", code="failover", last_switch_at=1012.1)
+    history.desired["web"] = [history.desired["web"][0], (19.2, late)]
+    assert LiveMetrics(history, config, {"web": 1.0}).switch_log() == [(pytest.approx(12.1), "web")]
+
+
+def test_a_graceful_stage_shorter_than_the_sampling_is_read_from_the_decisions() -> None:
+    """Live planned-switchover: restoring lasted 38 ms (every name server took the TTL at
+    once), so no 0.2 s sample showed it; the leader's decisions carry its time."""
+    from failover.coord.base import AuditEntry
+
+    config = load_topology(REFERENCE).config
+    start = 1_800_000_000.0
+    history = History(start)
+    history.desired = {
+        "mail": [(0.0, GroupState("mail", "dc1", 1)), (90.4, GroupState("mail", "dc2", 6))]
+    }
+
+    def decided(at: float, code: str, sentence: str = "") -> AuditEntry:
+        decision = {"kind": "desired", "group": "mail", "code": code, "sentence": sentence}
+        return AuditEntry(0, start + at, "desired", {"decision": decision}, "", "")
+
+    history.audit = [
+        decided(60.2, "switchover", "graceful switchover to dc2 by failover-operator"),
+        decided(60.24, "graceful_draining"),
+        decided(90.202, "graceful_restoring"),
+        decided(90.24, "graceful_done"),
+    ]
+    history.end = 150.0
+    metrics = LiveMetrics(history, config, {"mail": 1.0})
+    groups = ["web", "mail"]
+    assert metrics.timed(parse_expr("graceful(mail) == restoring within 81 s", groups), 10.0)[0]
+    assert metrics.timed(parse_expr("graceful(mail) == switching not before 50 s", groups), 10.0)[0]
+    assert metrics.holds(parse_expr("graceful(mail) == none", groups))[0]
+
+
+def test_a_switchover_the_operator_cli_refused_counts_as_refused() -> None:
+    """The CLI runs the pre-checks and refuses before submitting, so the leader never sees
+    the command (live what-an-sre-checks: `refused(switchover to dc1) naming target` failed
+    though the CLI had refused it naming the target)."""
+    from failover.live.faults import cli_refusal
+
+    output = (
+        "web: pre-checks\n  FAIL  target  dc1 is already the active site\n"
+        "  pass  budget  0 of 4 switches used in the last hour\n"
+        "failover switchover: switchover refused: web: target: dc1 is already the active site"
+        " (--force overrides target_healthy, not_frozen, budget)\n"
+    )
+    assert cli_refusal(output) == ["target"]
+    assert cli_refusal("web: submitted cmd-1\n") is None
+    config = load_topology(REFERENCE).config
+    history = _history()
+    history.refusals = [(5.0, "switchover", "dc1", ["target"])]
+    metrics = LiveMetrics(history, config, {"web": 1.0})
+    groups = ["web", "mail"]
+    assert metrics.holds(parse_expr("refused(switchover to dc1) naming target", groups))[0]
+    assert not metrics.holds(parse_expr("refused(switchover to dc2)", groups))[0]
+    assert not metrics.holds(parse_expr("refused(switchover to dc1) naming budget", groups))[0]
