@@ -37,7 +37,7 @@ def client(name: str, hosts: str, duration_s: float) -> None:
     """One kazoo client as the daemon builds it; prints `time event` lines."""
     from kazoo.client import KazooClient
 
-    from failover.coord.zksession import CONNECTION_RETRY, BoundedConnect, connect_timeout_s
+    from failover.coord.zktimeouts import CONNECTION_RETRY, BoundedConnect, connect_timeout_s
 
     lock = threading.Lock()  # kazoo's listener thread and this one: whole lines only
 
@@ -181,7 +181,7 @@ def main() -> int:
         if stack.zookeeper is not None:
             stack.zookeeper.stop()
         stack.lab.down()
-    from failover.coord.zksession import connect_timeout_s
+    from failover.coord.zktimeouts import connect_timeout_s
 
     session_s = topology.config.cluster.zookeeper.session_timeout_s
     model = {

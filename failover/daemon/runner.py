@@ -60,7 +60,7 @@ def make_coordinator(config: Config, instance: str) -> Coordinator:
     """The daemon's ZooKeeper client. One call waits at most a third of the watchdog (and
     never longer than the session timeout), so that a cycle during a ZooKeeper fail-over
     ends, and feeds the watchdog, instead of being killed as stuck."""
-    from failover.coord.zksession import call_timeout_s
+    from failover.coord.zktimeouts import call_timeout_s
     from failover.coord.zookeeper import ZooKeeperCoordinator
 
     op_timeout_s = call_timeout_s(

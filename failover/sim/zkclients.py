@@ -30,7 +30,7 @@ import random
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from failover.coord.zksession import CONNECTION_RETRY, call_timeout_s, connect_timeout_s
+from failover.coord.zktimeouts import CONNECTION_RETRY, call_timeout_s, connect_timeout_s
 
 if TYPE_CHECKING:
     from failover.sim.world import Daemon, World
