@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import atexit
+import os
+import subprocess
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from failover.config import Config, load_config
+from failover.config import BgpSteering, Config, load_config
 from failover.core.model import Applied, Command, GroupState, Observation, Verdict, target_key
 
 if TYPE_CHECKING:
@@ -18,6 +21,36 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "two-dc.yaml"
 
 def example() -> Config:
     return load_config(EXAMPLE)
+
+
+def example_isolated() -> Config:
+    """The example, each site's BGP steering in a network namespace of this test process's
+    own (`ut<pid>-dc1`) and with no BIRD to verify against. A daemon built from it in a unit
+    test writes real kernel routes (pyroute2 creates the namespace it is given): with the
+    example's `fo-dc1` it wrote `primary` into the lab's table whenever a lab or live
+    game-day ran beside the unit tests. The namespaces are deleted when the process exits."""
+    config = example()
+    groups = {}
+    for name, group in config.groups.items():
+        steering = group.steering
+        if isinstance(steering, BgpSteering):
+            sites = {
+                site: bgp.model_copy(
+                    update={"netns": _private(site), "bird_socket": f"/nonexistent/{site}.ctl"}
+                )
+                for site, bgp in steering.sites.items()
+            }
+            group = group.model_copy(
+                update={"steering": steering.model_copy(update={"sites": sites})}
+            )
+        groups[name] = group
+    return config.model_copy(update={"groups": groups})
+
+
+def _private(site: str) -> str:
+    name = f"ut{os.getpid()}-{site}"
+    atexit.register(subprocess.run, ["ip", "netns", "delete", name], capture_output=True)
+    return name
 
 
 def observations(

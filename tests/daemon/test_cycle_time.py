@@ -12,11 +12,11 @@ import pytest
 from failover.coord import MemoryCoordinator, MemoryStore
 from failover.core.model import Observation
 from failover.daemon.runner import Daemon
-from tests.core.world import example
+from tests.core.world import example_isolated
 
 
 def test_a_slow_cycle_is_logged_with_its_parts(caplog: pytest.LogCaptureFixture) -> None:
-    config = example()
+    config = example_isolated()
     clock = [1000.0]
     store = MemoryStore(lambda: clock[0])
     coordinator = MemoryCoordinator(store, "dc1-a")
@@ -40,7 +40,7 @@ def test_a_slow_cycle_is_logged_with_its_parts(caplog: pytest.LogCaptureFixture)
 
 
 def test_the_observer_publishes_beside_the_cycle() -> None:
-    config = example()
+    config = example_isolated()
     clock = [1000.0]
     store = MemoryStore(lambda: clock[0])
     entered, release = threading.Event(), threading.Event()

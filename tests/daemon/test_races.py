@@ -17,7 +17,7 @@ from failover.core.model import CheckResult, CheckState, Observation
 from failover.daemon.leader import Leader
 from failover.daemon.observer import Observer
 from failover.daemon.runner import Daemon
-from tests.core.world import EXAMPLE, everyone_sees, example, observations
+from tests.core.world import EXAMPLE, everyone_sees, example, example_isolated, observations
 
 
 class Clock:
@@ -149,7 +149,7 @@ def test_a_reload_is_all_or_nothing(tmp_path: Path, caplog: pytest.LogCaptureFix
     config_path.write_text(good)
     store = MemoryStore(Clock())
     daemon = Daemon(
-        example(),
+        example_isolated(),
         "dc1-a",
         config_path=str(config_path),
         coordinator=MemoryCoordinator(store, "dc1-a"),

@@ -14,7 +14,7 @@ import pytest
 
 from failover.coord import CoordinatorUnavailable, MemoryCoordinator, MemoryStore
 from failover.daemon.runner import Daemon
-from tests.core.world import example
+from tests.core.world import example_isolated
 
 WAIT_S = 0.3  # the call's bound, scaled down
 
@@ -47,7 +47,7 @@ class Silent(MemoryCoordinator):
 
 
 def test_a_cycle_waits_on_a_silent_server_once(caplog: pytest.LogCaptureFixture) -> None:
-    config = example()
+    config = example_isolated()
     clock = [1000.0]
     store = MemoryStore(lambda: clock[0])
     coordinator = Silent(store, "dc1-a")
