@@ -27,7 +27,6 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from failover.config import BgpSteering
 from failover.lab import firewall
 from failover.lab import netns as nets
 from failover.lab.topology import netns
@@ -292,14 +291,7 @@ class Injector:
 
         def undo() -> None:
             if site in stack.sites:
-                for group in stack.config.groups.values():
-                    steering = group.steering
-                    if isinstance(steering, BgpSteering) and site in steering.sites:
-                        table = str(steering.sites[site].table)
-                        nets.run(
-                            ["ip", "-n", netns(site), "route", "flush", "table", table],
-                            check=False,
-                        )
+                stack.flush_steering(site)
                 stack.lab.start(f"{site}-bird")
                 stack.start_site(site)
             assert stack.zookeeper is not None

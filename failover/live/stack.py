@@ -105,6 +105,14 @@ class LiveStack(Stack):
             jvm_heap_mb=192,
         )
 
+    def flush_steering(self, site: str) -> None:
+        """Empty the site's kernel steering tables, as a reboot leaves them."""
+        for group in self.config.groups.values():
+            steering = group.steering
+            if isinstance(steering, BgpSteering) and site in steering.sites:
+                table = str(steering.sites[site].table)
+                nets.run(["ip", "-n", netns(site), "route", "flush", "table", table], check=False)
+
     def start_site(self, site: str) -> None:
         """Start whatever of a site's servers is not running (after `stop_all`): the five
         services, the firewall's backend and the front door."""
@@ -147,14 +155,7 @@ class LiveStack(Stack):
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
             zk_ready = pool.submit(ensemble.start, 60.0)
             for site in self.sites:
-                for group in self.config.groups.values():
-                    steering = group.steering
-                    if isinstance(steering, BgpSteering) and site in steering.sites:
-                        table = str(steering.sites[site].table)
-                        nets.run(
-                            ["ip", "-n", netns(site), "route", "flush", "table", table],
-                            check=False,
-                        )
+                self.flush_steering(site)
                 self.lab.start(f"{site}-bird")
                 self.start_site(site)
             for component in ("dns-primary", "dns-secondary"):
