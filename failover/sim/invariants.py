@@ -112,7 +112,10 @@ class Checker:
         fault: bool,
     ) -> None:
         group, site = key
-        if epoch is not None:
+        # a hold of the primary in effect by an agent that knows no epoch yet (restarted, not
+        # yet connected: its lease rule) carries none, as the stop hook's hold does
+        unknown_hold = epoch == 0 and old == "primary" and new == "held"
+        if epoch is not None and not unknown_hold:
             self._epoch_seen(("route", group, site), epoch, f"{site}'s router for {group}")
         if not fault and not (old == "primary" and new == "held"):
             self._quorum_needed(f"{site} {group} {old} -> {new}")

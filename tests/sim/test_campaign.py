@@ -69,3 +69,15 @@ def test_the_adversarial_campaign_catches_a_hold_down_that_survives_a_blocked_pe
 
     result = run_one(load_campaign(ADVERSARIAL), 64, engine_factory=StickyHoldDown)
     assert [v["name"] for v in result.violations] == ["unsettled_target"]
+
+
+def test_a_restarted_agent_holding_before_it_knows_an_epoch_is_no_epoch_regress() -> None:
+    """Seed 4835: dc2-a restarts and, before its session connects, holds the primary in
+    effect with the only epoch it knows (0), as the daemon's lease rule does; a hold like the
+    stop hook's carries no epoch. A stale writer with a real epoch is still caught
+    (tests/sim/test_daemon_roles.py, playbooks/stale-writer.yaml)."""
+    from failover.sim.campaign import run_one
+
+    result = run_one(load_campaign(CHAOS), 4835, keep_trace=True)
+    assert "dc2 web held: epoch 0" in result.trace
+    assert result.violations == []
