@@ -448,27 +448,18 @@ def _freeze_options(command: Callable[..., None]) -> click.Command:
     return click.command()(command)
 
 
-@_freeze_options
-def freeze(
-    config_file: str,
-    group: str | None,
-    reason: str,
-    timeout: str,
-    identity: str | None,
-    totp: str | None,
-) -> None:
-    """Freeze automation: no automatic switch until `unfreeze` (switchover still works)."""
-    _freeze_command("freeze", config_file, group, reason, timeout, identity, totp)
+def _freeze_like(kind: str, doc: str) -> click.Command:
+    """The `freeze` or `unfreeze` command: the same options, one kind of command."""
+
+    def command(**options: Any) -> None:
+        _freeze_command(kind, **options)
+
+    command.__name__ = kind
+    command.__doc__ = doc
+    return _freeze_options(command)
 
 
-@_freeze_options
-def unfreeze(
-    config_file: str,
-    group: str | None,
-    reason: str,
-    timeout: str,
-    identity: str | None,
-    totp: str | None,
-) -> None:
-    """Let automation act again."""
-    _freeze_command("unfreeze", config_file, group, reason, timeout, identity, totp)
+freeze = _freeze_like(
+    "freeze", "Freeze automation: no automatic switch until `unfreeze` (switchover still works)."
+)
+unfreeze = _freeze_like("unfreeze", "Let automation act again.")
