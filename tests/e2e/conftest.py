@@ -25,12 +25,8 @@ from failover.testing.lab import unavailable
 E2E_OVERRIDES: dict[str, Any] = {"policy": {"cooldown_s": 0, "max_switches_per_hour": 100}}
 
 
-@pytest.fixture(scope="module")
-def stack_module() -> Iterator[Stack]:
-    reason = unavailable()
-    if reason:
-        pytest.skip(reason)
-    stack = Stack(E2E_OVERRIDES)
+def running(stack: Stack) -> Iterator[Stack]:
+    """The stack up for the fixture's scope, then down; its logs printed if it cannot start."""
     try:
         stack.up()
     except BaseException:
@@ -39,6 +35,15 @@ def stack_module() -> Iterator[Stack]:
         raise
     yield stack
     stack.down()
+
+
+@pytest.fixture(scope="module")
+def stack_module() -> Iterator[Stack]:
+    reason = unavailable()
+    if reason:
+        pytest.skip(reason)
+    stack = Stack(E2E_OVERRIDES)
+    yield from running(stack)
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from failover.api.auth import read_keys, signed_headers
 from failover.lab.stack import OPERATOR_ERRORS, Stack, merged
 from failover.testing.lab import unavailable
 from failover.testing.servers.process import wait_until
-from tests.e2e.conftest import E2E_OVERRIDES, post_in_client
+from tests.e2e.conftest import E2E_OVERRIDES, post_in_client, running
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
@@ -54,14 +54,7 @@ def debug_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         },
     )
     stack = Stack(overrides, log_level="DEBUG")
-    try:
-        stack.up()
-    except BaseException:
-        print(stack.log_tails())
-        stack.down()
-        raise
-    yield stack
-    stack.down()
+    yield from running(stack)
 
 
 def configured_secrets(stack: Stack) -> dict[str, str]:
