@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import functools
 import os
 import subprocess
 from collections.abc import Iterable
@@ -47,6 +48,7 @@ def example_isolated() -> Config:
     return config.model_copy(update={"groups": groups})
 
 
+@functools.cache
 def _private(site: str) -> str:
     name = f"ut{os.getpid()}-{site}"
     atexit.register(subprocess.run, ["ip", "netns", "delete", name], capture_output=True)
