@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -156,11 +157,39 @@ def attempt(call: Callable[[], T], expected: Errors, default: D) -> T | D:
         return default
 
 
+_handed_out: set[tuple[str, int]] = set()
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port free on `host` right now (the kernel picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+    """A TCP port free on `host` right now, for a server that binds it later.
+
+    The kernel's own pick (bind to port 0) is not safe for that: it comes from the ephemeral
+    range, so an outgoing connection (a ZooKeeper server dialling its peers) can hold it by the
+    time the server binds, and the kernel may hand the same port out twice before either server
+    binds. A daemon then ran without its API while a ZooKeeper port answered at its address. So
+    the port comes from below the ephemeral range and is never handed out twice by a process.
+    """
+    low = _ephemeral_low()
+    for _ in range(1000):
+        port = random.randrange(10000, low)
+        if (host, port) in _handed_out:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+        _handed_out.add((host, port))
+        return port
+    raise ProcessError(f"no free TCP port on {host} between 10000 and {low}")
+
+
+def _ephemeral_low() -> int:
+    try:
+        text = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text()
+        return max(10001, int(text.split()[0]))
+    except (OSError, ValueError, IndexError):
+        return 32768
 
 
 def port_open(host: str, port: int, timeout_s: float = 0.5) -> bool:
