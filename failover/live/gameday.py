@@ -234,7 +234,10 @@ def run_live(
             now = recorder.now()
             while pending and pending[0][0] <= now:
                 start(pending.pop(0)[1])
-            for item in [e for e in enders if e[0] <= now]:
+            for when, fault, _ in enders:
+                if when - fault.prepare_s <= now:
+                    injector.get_ready(fault)  # a dark site's servers start before its power
+            for item in [e for e in enders if e[0] <= recorder.now()]:
                 enders.remove(item)
                 started.setdefault(f"{item[2]} end", recorder.now())
                 injector.end(item[1])

@@ -15,13 +15,14 @@ simulator's; only where values come from differs).
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from failover.config import BgpSteering, DnsSteering
+from failover.config import BgpSteering, DnsSteering, split_host_port
 from failover.coord import Coordinator
 from failover.core.model import GroupState
 from failover.lab.netns import LabError
@@ -149,8 +150,9 @@ class Recorder:
         read = True
         try:
             leader, desired = stack.operator(self._coordination, 5.0)
-        except OPERATOR_ERRORS:  # the operator cannot read: unknown, not "no leader"
-            leader, desired, read = None, {}, False
+        except OPERATOR_ERRORS:  # the operator cannot read: unknown, unless the daemons say
+            desired = {}
+            read, leader = self._leader_from_daemons()
             self.errors += 1
         routes = self._routes()
         answers = self._dns()
@@ -162,6 +164,24 @@ class Recorder:
         found = c.leader()
         groups = {group: c.desired(group)[0] for group in self.stack.config.groups}
         return (found.instance if found else None), groups
+
+    def _leader_from_daemons(self) -> tuple[bool, str | None]:
+        """Without a ZooKeeper quorum no operator reads the leader, yet each daemon says
+        whether it leads (its /health, asked from its own site). Known only if every daemon
+        answers or runs no process (its site without power, crashed): then the one that
+        leads, or none. A daemon that does not answer (paused, cut off) leaves it unknown."""
+        leader = None
+        for name, daemon in self.stack.daemons.items():
+            if daemon.child_pid() is None:
+                continue
+            host, port = split_host_port(self.stack.config.instances[name].api)
+            try:
+                health = json.loads(fetch(daemon.site, host, port, "/health", 0.5))
+            except (OSError, ValueError):
+                return False, None
+            if health.get("leader"):
+                leader = name
+        return True, leader
 
     def _routes(self) -> dict[str, dict[str, str]] | None:
         """Per BGP group: site -> announcement in the isp's table, and `best` -> site."""

@@ -328,3 +328,22 @@ def test_a_switchover_the_operator_cli_refused_counts_as_refused() -> None:
     assert metrics.holds(parse_expr("refused(switchover to dc1) naming target", groups))[0]
     assert not metrics.holds(parse_expr("refused(switchover to dc2)", groups))[0]
     assert not metrics.holds(parse_expr("refused(switchover to dc1) naming budget", groups))[0]
+
+
+def _no_witness_outage(kind: str) -> History:
+    """two-site: dc1 holds two of the three ZooKeeper servers; at 10 s they die with `kind`
+    (dc1's power, or only the servers), and at 13 s the isp's best route moves to dc2's
+    backup."""
+    h = History(wall_start=1000.0)
+    h.best = [(0.0, ("dc1", "primary")), (13.0, ("dc2", "backup"))]
+    h.faults = [LiveFault(kind, "dc1 goes", 10.0, 250.0, (), ("dc1",), zookeeper_down=(0, 1))]
+    h.end = 300.0
+    return h
+
+
+def test_a_route_that_goes_with_its_router_s_power_needs_no_quorum() -> None:
+    config = load_topology(ROOT / "simulations" / "two-site.yaml").config
+    power = LiveMetrics(_no_witness_outage("site_power_loss"), config, {"web": 1.0})
+    assert not power.found
+    servers = LiveMetrics(_no_witness_outage("zookeeper_server_down"), config, {"web": 1.0})
+    assert [v["name"] for v in servers.found] == ["moved_without_quorum"]
