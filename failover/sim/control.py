@@ -17,18 +17,19 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from failover import __version__
 from failover.coord.base import AuditRecord, CoordinatorError, Member
 from failover.core.codec import from_dict
 from failover.core.model import Announcement, Applied, Command, Decision, GroupState, Step
 from failover.daemon.agent import Agent
-from failover.daemon.leader import Job, Leader
+from failover.daemon.leader import Leader
 from failover.daemon.observer import Verdicts
 from failover.daemon.roles import Cycle
 from failover.sim.coordination import SimClient, StaleCommit
+from failover.sim.jobs import SimWorker
 from failover.sim.steering import SimRoute, SimZone
 
 if TYPE_CHECKING:
@@ -39,50 +40,6 @@ if TYPE_CHECKING:
 logging.getLogger("failover").addHandler(logging.NullHandler())
 
 TIMER_MARGIN_S = 0.001  # a process cycles this long after its roles' timer (as the runner)
-
-
-class SimJob:
-    __slots__ = ("finished",)
-
-    def __init__(self) -> None:
-        self.finished = False
-
-    def done(self) -> bool:
-        return self.finished
-
-
-class SimWorker:
-    """The leader's DNS worker: a job runs `apply_s` after it was submitted, while its process
-    lives (a frozen process finishes it once it runs again; a dead one never)."""
-
-    def __init__(self, process: Process) -> None:
-        self.process = process
-        self.jobs: list[SimJob] = []
-
-    def submit(self, fn: Callable[..., None], /, *args: Any) -> Job:
-        job = SimJob()
-        self.jobs.append(job)
-        world = self.process.world
-        world.after(world.model.steering.apply_s, self._run, (job, fn, args))
-        return job
-
-    def _run(self, arg: tuple[SimJob, Callable[..., None], tuple[Any, ...]]) -> None:
-        job, fn, args = arg
-        if job.finished:
-            return
-        process = self.process
-        if process.alive and process.daemon.paused:
-            process.world.after(process.world.model.steering.apply_s, self._run, arg)
-            return
-        if process.alive:
-            fn(*args)
-        job.finished = True
-        self.jobs.remove(job)
-
-    def close(self) -> None:
-        for job in self.jobs:
-            job.finished = True
-        self.jobs.clear()
 
 
 class Process:
