@@ -312,10 +312,18 @@ class Control:
         self.processes[daemon.name] = Process(self, daemon)
 
     def stopped(self, daemon: Daemon) -> None:
-        """The process is killed: its periodic cycle may have published just before."""
+        """The process is killed: its periodic cycle may have published just before (that
+        cycle's heartbeat is published now, a cycle late at most). The ensemble heard it last
+        at its last packet (`Clients.last_packet`): its session runs out a session timeout
+        after that."""
         process = self.processes[daemon.name]
+        world = self.world
+        client = process.client
         process.heartbeat(last=True)
-        self.world.store.tick()  # heard until now
+        world.store.tick()  # heard until now, as things were
+        if not client.paused and client.session_state() == "connected":
+            last = world.zk.last_packet(daemon, client.connected_at, world.now)
+            world.store.last_heard(client, last)
         process.stop()
 
     def resumed(self, daemon: Daemon) -> None:
