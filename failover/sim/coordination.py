@@ -6,7 +6,8 @@ ensemble has a serving quorum, and its site reaches a site of that quorum (`link
 `World`). Sessions then follow the store's rules, as ZooKeeper's: a client that is not heard
 for its session timeout loses its session and every ephemeral node with it (an expiry is
 checked at the instant it falls due), without a quorum nothing expires, and a new quorum gives
-every session a fresh timeout. A killed process was last heard at its last packet
+every session a fresh timeout, but for the closes the old leader logged before it stepped
+down (`MemoryStore.restore_quorum`). A killed process was last heard at its last packet
 (`Clients.last_packet`). The observers publish through their clients as the daemon does;
 their heartbeats are published when a leader reads (`failover.sim.observers`).
 """

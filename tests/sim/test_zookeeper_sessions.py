@@ -10,6 +10,7 @@ import functools
 
 import pytest
 
+from failover.sim.faults import LinkFault, ZooKeeperFault, inject
 from failover.sim.world import World
 from tests.sim.test_zookeeper_clients import _at, _times, _world
 
@@ -48,3 +49,66 @@ def test_a_frozen_daemon_killed_by_its_watchdog_was_last_heard_when_it_froze() -
     assert _times(world, "dc2-a killed by the watchdog")
     expired = _times(world, r"dc2-a session \d+ expired")
     assert expired == [pytest.approx(10.0 + SESSION_S, abs=1e-5)]
+
+
+# --- a lost quorum's leader ----------------------------------------------------------------
+
+
+def _old_leader_expires(cut_before_deadline_s: float, dc2_power_off: bool = False) -> World:
+    """The witness's server stops (5 s: a dc2 server leads the four left), dc1-a is killed
+    (10 s), the link between dc1 and dc2 is cut `cut_before_deadline_s` before dc1-a's
+    session would run out (no quorum: two and two), the witness's server is back at 20 s."""
+    world = _world()
+    _at(
+        world,
+        5.0,
+        lambda: inject(world, ZooKeeperFault(kind="zookeeper_server_down", site="witness")),
+    )
+    world.run_until(9.0)
+    assert world.zk_names[world.zk_leader].startswith("zk-dc2")
+    world.run_until(10.0)
+    world.crash("dc1-a", "killed", restart=False)
+    deadline = _last_heard(world, "dc1-a") + SESSION_S
+    assert deadline < 10.0 + SESSION_S
+    cut = LinkFault(kind="link_cut", between=("dc1", "dc2"))
+    _at(world, deadline - cut_before_deadline_s, lambda: inject(world, cut))
+    if dc2_power_off:
+        _at(world, 18.0, lambda: world.set_power("dc2", False))
+
+    def witness_back() -> None:
+        index = world.zk_names.index("zk-witness-1")
+        world.zk_servers[index] = ("witness", True)
+        world.refresh_coordination()
+
+    _at(world, 20.0, witness_back)
+    world.run_until(40.0)
+    return world
+
+
+def test_a_session_that_runs_out_before_the_old_leader_steps_down_is_closed_at_re_formation() -> (
+    None
+):
+    """Live chaos seed 2: the old leader expired the session in the syncLimit x tickTime before
+    it noticed it had lost its quorum; the close was committed when the quorum re-formed."""
+    world = _old_leader_expires(cut_before_deadline_s=0.5)
+    assert _times(world, "quorum lost")
+    (serving,) = [t for t in _times(world, "quorum serving") if t > 20.0]
+    assert _times(world, r"dc1-a session \d+ expired") == [serving]
+
+
+def test_a_session_with_time_left_when_the_old_leader_steps_down_gets_a_fresh_timeout() -> None:
+    world = _old_leader_expires(cut_before_deadline_s=2.0)  # it steps down 1 s before
+    (serving,) = [t for t in _times(world, "quorum serving") if t > 20.0]
+    assert _times(world, r"dc1-a session \d+ expired") == [
+        pytest.approx(serving + SESSION_S, abs=1e-5)
+    ]
+
+
+def test_the_old_leaders_closes_are_lost_when_the_new_quorum_holds_none_of_its_servers() -> None:
+    """dc2 (the old leader and its follower) loses power before the witness's server is back:
+    the quorum of dc1 and the witness never saw the closes, and renews every session."""
+    world = _old_leader_expires(cut_before_deadline_s=0.5, dc2_power_off=True)
+    (serving,) = [t for t in _times(world, "quorum serving") if t > 20.0]
+    assert _times(world, r"dc1-a session \d+ expired") == [
+        pytest.approx(serving + SESSION_S, abs=1e-5)
+    ]
