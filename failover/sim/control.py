@@ -94,6 +94,7 @@ class Process:
             problem=_ignore,
             contain=False,
         )
+        self.ready = True  # past the runner's first connect (`Control.started`)
         self.pending = False
         self.wake: float | None = None
         self.stale: StaleCommit | None = None  # a commit frozen on its way
@@ -141,7 +142,7 @@ class Process:
         killed; this was its last cycle (a frozen one has none: its client is paused)."""
         if self.verdicts is None or self.world.observers.heartbeat_events:
             return
-        if not (self.live or (last and self.gen == self.daemon.gen)):
+        if not self.ready or not (self.live or (last and self.gen == self.daemon.gen)):
             return
         if self.client.session_state() != "connected":
             return
@@ -154,8 +155,8 @@ class Process:
             self.run()
 
     def run(self) -> None:
-        """One cycle of the roles, now."""
-        if not self.live:
+        """One cycle of the roles, now (none before the runner's first connect ends)."""
+        if not self.live or not self.ready:
             return
         world = self.world
         world.store.tick()  # the client's connection thread: what it sees now
@@ -268,8 +269,10 @@ class Control:
         return None
 
     def agent_running(self, site: str) -> bool:
+        """An agent of `site` runs its cycles (a process still waiting for its first session
+        has not taken over its routes yet)."""
         return any(
-            p.live and p.cycle.agent is not None and p.daemon.site == site
+            p.live and p.ready and p.cycle.agent is not None and p.daemon.site == site
             for p in self.processes.values()
         )
 
@@ -283,6 +286,8 @@ class Control:
         daemon = process.daemon
         connected = process.client.session_state() == "connected"
         daemon.connected = connected
+        if connected and not process.ready and process.live:
+            process.ready = True  # the runner's connect returns; its first cycle follows
 
     def leader_changed(self) -> None:
         store = self.world.store
@@ -309,7 +314,26 @@ class Control:
     # --- processes -------------------------------------------------------------------------
 
     def started(self, daemon: Daemon) -> None:
-        self.processes[daemon.name] = Process(self, daemon)
+        """A new process, as the runner's `run`: it waits for its first session (`_connect`,
+        bounded by the session timeout) before its first cycle; if none comes by then, it
+        cycles without one and its client keeps trying."""
+        process = Process(self, daemon)
+        process.ready = False
+        self.processes[daemon.name] = process
+        timeout_s = self.world.config.cluster.zookeeper.session_timeout_s
+        self.world.after(timeout_s, self._connect_ends, process)
+
+    def _connect_ends(self, process: Process) -> None:
+        if process.ready or not process.alive:
+            return
+        process.ready = True
+        timeout_s = self.world.config.cluster.zookeeper.session_timeout_s
+        self.world.log(
+            "daemon",
+            f"{process.daemon.name}: no ZooKeeper session within {timeout_s:g} s;"
+            " cycling without one",
+        )
+        process.soon()
 
     def stopped(self, daemon: Daemon) -> None:
         """The process is killed: its periodic cycle may have published just before (that

@@ -363,8 +363,9 @@ class World:
         self.start(name)
 
     def start(self, name: str) -> None:
-        """The process starts: it runs its roles `startup_s` later (unless it is meanwhile
-        crashed, held down or without power again)."""
+        """The process starts: its client connects `startup_s` later, and it runs its roles
+        once that has a session (`Control.started`), unless it is meanwhile crashed, held
+        down or without power again."""
         daemon = self.daemons[name]
         daemon.gen += 1
         self.after(self.model.daemons.startup_s, self._started, (name, daemon.gen))

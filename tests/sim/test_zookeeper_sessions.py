@@ -7,9 +7,11 @@ on expiring sessions until it steps down, closes that a new quorum holding its h
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 import pytest
 
+from failover.daemon.roles import Cycle
 from failover.sim.faults import LinkFault, ZooKeeperFault, inject
 from failover.sim.world import World
 from tests.sim.test_zookeeper_clients import _at, _times, _world
@@ -49,6 +51,78 @@ def test_a_frozen_daemon_killed_by_its_watchdog_was_last_heard_when_it_froze() -
     assert _times(world, "dc2-a killed by the watchdog")
     expired = _times(world, r"dc2-a session \d+ expired")
     assert expired == [pytest.approx(10.0 + SESSION_S, abs=1e-5)]
+
+
+# --- a restarted daemon's first connect ----------------------------------------------------
+
+
+def _cut_from_zookeeper(world: World, name: str) -> list[Callable[[], None]]:
+    return [
+        inject(world, LinkFault(kind="link_cut", between=(name, server)))
+        for server in world.zk_names
+    ]
+
+
+def _cycles(monkeypatch: pytest.MonkeyPatch, world: World) -> list[tuple[str, float, str]]:
+    seen: list[tuple[str, float, str]] = []
+    run = Cycle.run
+
+    def recorded(self: Cycle, now: float) -> float | None:
+        seen.append((self.member.instance, world.now, self.coordinator.session_state()))
+        return run(self, now)
+
+    monkeypatch.setattr(Cycle, "run", recorded)
+    return seen
+
+
+def _restart_cut_off(until: float) -> World:
+    """dc1-a (the active site's agent) is killed at 10 s, restarts 5 s later (running its
+    roles `startup_s` after that) while it reaches no ZooKeeper server until `until`."""
+    world = _world()
+    world.run_until(9.0)
+    ends: list[Callable[[], None]] = []
+
+    def heal() -> None:
+        for end in ends:
+            end()
+
+    _at(world, 10.0, lambda: world.crash("dc1-a", "killed"))
+    _at(world, 11.0, lambda: ends.extend(_cut_from_zookeeper(world, "dc1-a")))
+    _at(world, until, heal)
+    return world
+
+
+def test_a_restarted_daemon_cycles_only_once_its_first_session_is_connected(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The runner waits in `_connect` (bounded by the session timeout) before its first cycle:
+    an agent that cycled before would hold its site's primary with no epoch (chaos 4835)."""
+    world = _restart_cut_off(until=17.5)
+    cycles = _cycles(monkeypatch, world)
+    world.run_until(40.0)
+    (started,) = _times(world, "dc1-a started")
+    assert started == pytest.approx(15.0 + world.model.daemons.startup_s)
+    (connected,) = [t for t in _times(world, "dc1-a new session") if t > started]
+    assert connected > 17.5
+    mine = [(t, state) for name, t, state in cycles if name == "dc1-a" and t >= started]
+    assert mine and all(state == "connected" and t > connected for t, state in mine), mine
+    assert not [line for line in world.lines if "epoch 0" in line]
+
+
+def test_a_restarted_daemon_without_a_session_cycles_when_its_connect_gives_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No session within the session timeout: the runner logs it and cycles anyway (its client
+    keeps trying); its agent's lease rule decides alone until it connects."""
+    world = _restart_cut_off(until=30.0)
+    cycles = _cycles(monkeypatch, world)
+    world.run_until(40.0)
+    (started,) = _times(world, "dc1-a started")
+    (gave_up,) = _times(world, "dc1-a: no ZooKeeper session within 4 s; cycling without one")
+    assert gave_up == pytest.approx(started + SESSION_S)
+    mine = [t for name, t, _ in cycles if name == "dc1-a" and t >= started]
+    assert mine and min(mine) >= gave_up
+    assert world.checker.violations == []
 
 
 # --- a lost quorum's leader ----------------------------------------------------------------
