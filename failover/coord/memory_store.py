@@ -86,7 +86,17 @@ class MemoryStore:
         logged them (the old leader, or a follower that stayed with it), that server has the
         newest history and the election makes it the new leader: the closes are committed.
         So the sessions unheard for more than their timeout by `closed_by` are closed, not
-        renewed, except those in `spared` (its id), which the old leader heard meanwhile."""
+        renewed, except those in `spared` (its id), which the old leader heard meanwhile.
+
+        Chosen where the real rule has more to it: a quorum formed without any of those
+        servers never saw the closes, and its newer epoch truncates them when the old side
+        rejoins (the world passes no `closed_by` then); the world keeps its own pick of the
+        new leader (the highest id that reaches a majority), where ZooKeeper's election would
+        pick a server with the closes in its log, which changes who leads, not which sessions
+        end; ZooKeeper rounds each expiry up to the next tick (`ExpiryQueue`), left out here
+        as everywhere in this store; and writes of clients that the old leader logged in that
+        window are not kept here, though ZooKeeper commits them with the closes (the client's
+        call timed out: it cannot tell)."""
         self.quorum = True
         now = self.clock()
         if closed_by is not None:
