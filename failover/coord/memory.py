@@ -8,9 +8,11 @@ Everything is deterministic: the same calls in the same order give the same resu
 
 How faults look, as with ZooKeeper: without quorum (or cut off) every call raises
 `CoordinatorUnavailable` and the client turns `suspended`; without quorum no session expires
-and, when quorum returns, every session's timeout starts afresh. A paused client sees nothing
-and is heard by nobody; once resumed, it learns at its next call or tick that its session
-expired (`lost`), and gets a new session at the following one.
+and, when quorum returns, every session's timeout starts afresh (but for the sessions the
+old leader closed before it stepped down, when the world says so:
+`MemoryStore.restore_quorum`). A paused client sees nothing and is heard by nobody; once
+resumed, it learns at its next call or tick that its session expired (`lost`), and gets a
+new session at the following one.
 """
 
 from __future__ import annotations

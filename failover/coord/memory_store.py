@@ -72,11 +72,39 @@ class MemoryStore:
         self.quorum = False
         self.tick()
 
-    def restore_quorum(self) -> None:
+    def restore_quorum(
+        self, closed_by: float | None = None, spared: frozenset[int] = frozenset()
+    ) -> None:
+        """A new ZooKeeper leader serves: it tracks every session its history holds with a
+        fresh timeout (ZooKeeper's `SessionTrackerImpl` is built from the data tree's sessions,
+        each one's expiry set to now + its timeout).
+
+        `closed_by`: the old leader went on expiring sessions after it lost its quorum, until
+        it stepped down at `closed_by` (`Leader.lead`: syncLimit ticks without acks from a
+        quorum; at once when its followers' connections reset). Each expiry is a closeSession
+        proposal that it logged but could not commit; when the new quorum holds a server that
+        logged them (the old leader, or a follower that stayed with it), that server has the
+        newest history and the election makes it the new leader: the closes are committed.
+        So the sessions unheard for more than their timeout by `closed_by` are closed, not
+        renewed, except those in `spared` (its id), which the old leader heard meanwhile.
+
+        Chosen where the real rule has more to it: a quorum formed without any of those
+        servers never saw the closes, and its newer epoch truncates them when the old side
+        rejoins (the world passes no `closed_by` then); the world keeps its own pick of the
+        new leader (the highest id that reaches a majority), where ZooKeeper's election would
+        pick a server with the closes in its log, which changes who leads, not which sessions
+        end; ZooKeeper rounds each expiry up to the next tick (`ExpiryQueue`), left out here
+        as everywhere in this store; and writes of clients that the old leader logged in that
+        window are not kept here, though ZooKeeper commits them with the closes (the client's
+        call timed out: it cannot tell)."""
         self.quorum = True
         now = self.clock()
+        if closed_by is not None:
+            for session in list(self.sessions.values()):
+                if session.id not in spared and closed_by - session.last_heard > session.timeout_s:
+                    self._drop_session(session)
         for session in self.sessions.values():
-            session.last_heard = now  # a new ZooKeeper leader gives every session a fresh timeout
+            session.last_heard = now
         self.tick()
 
     def expire(self, client: MemoryCoordinator) -> None:

@@ -17,18 +17,19 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from failover import __version__
 from failover.coord.base import AuditRecord, CoordinatorError, Member
 from failover.core.codec import from_dict
 from failover.core.model import Announcement, Applied, Command, Decision, GroupState, Step
 from failover.daemon.agent import Agent
-from failover.daemon.leader import Job, Leader
+from failover.daemon.leader import Leader
 from failover.daemon.observer import Verdicts
 from failover.daemon.roles import Cycle
 from failover.sim.coordination import SimClient, StaleCommit
+from failover.sim.jobs import SimWorker
 from failover.sim.steering import SimRoute, SimZone
 
 if TYPE_CHECKING:
@@ -39,50 +40,6 @@ if TYPE_CHECKING:
 logging.getLogger("failover").addHandler(logging.NullHandler())
 
 TIMER_MARGIN_S = 0.001  # a process cycles this long after its roles' timer (as the runner)
-
-
-class SimJob:
-    __slots__ = ("finished",)
-
-    def __init__(self) -> None:
-        self.finished = False
-
-    def done(self) -> bool:
-        return self.finished
-
-
-class SimWorker:
-    """The leader's DNS worker: a job runs `apply_s` after it was submitted, while its process
-    lives (a frozen process finishes it once it runs again; a dead one never)."""
-
-    def __init__(self, process: Process) -> None:
-        self.process = process
-        self.jobs: list[SimJob] = []
-
-    def submit(self, fn: Callable[..., None], /, *args: Any) -> Job:
-        job = SimJob()
-        self.jobs.append(job)
-        world = self.process.world
-        world.after(world.model.steering.apply_s, self._run, (job, fn, args))
-        return job
-
-    def _run(self, arg: tuple[SimJob, Callable[..., None], tuple[Any, ...]]) -> None:
-        job, fn, args = arg
-        if job.finished:
-            return
-        process = self.process
-        if process.alive and process.daemon.paused:
-            process.world.after(process.world.model.steering.apply_s, self._run, arg)
-            return
-        if process.alive:
-            fn(*args)
-        job.finished = True
-        self.jobs.remove(job)
-
-    def close(self) -> None:
-        for job in self.jobs:
-            job.finished = True
-        self.jobs.clear()
 
 
 class Process:
@@ -137,6 +94,7 @@ class Process:
             problem=_ignore,
             contain=False,
         )
+        self.ready = True  # past the runner's first connect (`Control.started`)
         self.pending = False
         self.wake: float | None = None
         self.stale: StaleCommit | None = None  # a commit frozen on its way
@@ -184,7 +142,7 @@ class Process:
         killed; this was its last cycle (a frozen one has none: its client is paused)."""
         if self.verdicts is None or self.world.observers.heartbeat_events:
             return
-        if not (self.live or (last and self.gen == self.daemon.gen)):
+        if not self.ready or not (self.live or (last and self.gen == self.daemon.gen)):
             return
         if self.client.session_state() != "connected":
             return
@@ -197,8 +155,8 @@ class Process:
             self.run()
 
     def run(self) -> None:
-        """One cycle of the roles, now."""
-        if not self.live:
+        """One cycle of the roles, now (none before the runner's first connect ends)."""
+        if not self.live or not self.ready:
             return
         world = self.world
         world.store.tick()  # the client's connection thread: what it sees now
@@ -311,8 +269,10 @@ class Control:
         return None
 
     def agent_running(self, site: str) -> bool:
+        """An agent of `site` runs its cycles (a process still waiting for its first session
+        has not taken over its routes yet)."""
         return any(
-            p.live and p.cycle.agent is not None and p.daemon.site == site
+            p.live and p.ready and p.cycle.agent is not None and p.daemon.site == site
             for p in self.processes.values()
         )
 
@@ -326,6 +286,8 @@ class Control:
         daemon = process.daemon
         connected = process.client.session_state() == "connected"
         daemon.connected = connected
+        if connected and not process.ready and process.live:
+            process.ready = True  # the runner's connect returns; its first cycle follows
 
     def leader_changed(self) -> None:
         store = self.world.store
@@ -352,13 +314,40 @@ class Control:
     # --- processes -------------------------------------------------------------------------
 
     def started(self, daemon: Daemon) -> None:
-        self.processes[daemon.name] = Process(self, daemon)
+        """A new process, as the runner's `run`: it waits for its first session (`_connect`,
+        bounded by the session timeout) before its first cycle; if none comes by then, it
+        cycles without one and its client keeps trying."""
+        process = Process(self, daemon)
+        process.ready = False
+        self.processes[daemon.name] = process
+        timeout_s = self.world.config.cluster.zookeeper.session_timeout_s
+        self.world.after(timeout_s, self._connect_ends, process)
+
+    def _connect_ends(self, process: Process) -> None:
+        if process.ready or not process.alive:
+            return
+        process.ready = True
+        timeout_s = self.world.config.cluster.zookeeper.session_timeout_s
+        self.world.log(
+            "daemon",
+            f"{process.daemon.name}: no ZooKeeper session within {timeout_s:g} s;"
+            " cycling without one",
+        )
+        process.soon()
 
     def stopped(self, daemon: Daemon) -> None:
-        """The process is killed: its periodic cycle may have published just before."""
+        """The process is killed: its periodic cycle may have published just before (that
+        cycle's heartbeat is published now, a cycle late at most). The ensemble heard it last
+        at its last packet (`Clients.last_packet`): its session runs out a session timeout
+        after that."""
         process = self.processes[daemon.name]
+        world = self.world
+        client = process.client
         process.heartbeat(last=True)
-        self.world.store.tick()  # heard until now
+        world.store.tick()  # heard until now, as things were
+        if not client.paused and client.session_state() == "connected":
+            last = world.zk.last_packet(daemon, client.connected_at, world.now)
+            world.store.last_heard(client, last)
         process.stop()
 
     def resumed(self, daemon: Daemon) -> None:

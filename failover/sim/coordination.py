@@ -6,8 +6,10 @@ ensemble has a serving quorum, and its site reaches a site of that quorum (`link
 `World`). Sessions then follow the store's rules, as ZooKeeper's: a client that is not heard
 for its session timeout loses its session and every ephemeral node with it (an expiry is
 checked at the instant it falls due), without a quorum nothing expires, and a new quorum gives
-every session a fresh timeout. The observers publish through their clients as the daemon
-does; their heartbeats are published when a leader reads (`failover.sim.observers`).
+every session a fresh timeout, but for the closes the old leader logged before it stepped
+down (`MemoryStore.restore_quorum`). A killed process was last heard at its last packet
+(`Clients.last_packet`). The observers publish through their clients as the daemon does;
+their heartbeats are published when a leader reads (`failover.sim.observers`).
 """
 
 from __future__ import annotations
@@ -63,6 +65,13 @@ class SimStore(MemoryStore):
         self.world.log("session", f"{self.owner.pop(session.id, '?')} session {session.id} expired")
         super()._drop_session(session)
 
+    def last_heard(self, client: MemoryCoordinator, when: float) -> None:
+        """`client`'s process was killed: the ensemble heard it last at `when` (its last
+        packet), if not earlier (it was cut off or frozen before)."""
+        session = self.sessions.get(client._session_id or -1)
+        if session is not None:
+            session.last_heard = min(session.last_heard, when)
+
     def changed(self, topic: Topic) -> None:
         if topic == "leadership":
             self.world.control.leader_changed()
@@ -100,6 +109,7 @@ class SimClient(MemoryCoordinator):
 
     def __init__(self, store: SimStore, instance: str, timeout_s: float, role: str = "daemon"):
         self.link_up = False
+        self.connected_at = 0.0  # when its session was last (re)connected: a packet
         # `stale_writer`: called with a commit before it is sent; True: the process froze
         # before sending it (the call fails here, the commit is sent when it resumes).
         self.before_commit: Callable[[StaleCommit], bool] | None = None
@@ -109,6 +119,8 @@ class SimClient(MemoryCoordinator):
         return self.link_up and not (self.paused or self.closed) and self.store.quorum
 
     def _set_state(self, state: SessionState, now: float) -> None:
+        if state == "connected":
+            self.connected_at = now
         old = self._state
         if state != old and self.role == "daemon":
             world = self.store.world

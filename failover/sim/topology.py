@@ -83,8 +83,10 @@ class DaemonWorld(Strict):
     startup_s: float = Field(
         default=0.7,
         ge=0,
-        description="a started process (restarted, power back, a crash over) runs its roles "
-        "after this: the interpreter's start-up and the first connect (the lab: 0.54-0.88 s, "
+        description="a started process (restarted, power back, a crash over) starts its "
+        "ZooKeeper client after this, and runs its roles once that has a session (or the "
+        "connect gave up after the session timeout), as the runner does; the lab measured "
+        "the interpreter's start-up and a quick first connect together (0.54-0.88 s, "
         "median 0.71 s, from the supervisor's start to the daemon's `started`)",
     )
 

@@ -23,6 +23,9 @@ from failover.sim.parts import Link, Service
 from failover.sim.topology import CLIENTS, ISP, Topology, router_name, zookeeper_names
 
 EngineFactory = Callable[..., Engine]
+# A lost quorum's leader: when it steps down, the servers that follow it until then, and the
+# sessions it hears meanwhile (`World._old_leader_window`).
+Closing = tuple[float, frozenset[int], frozenset[int]]
 
 
 class ClockError(RuntimeError):
@@ -101,6 +104,7 @@ class World:
         self.zk_leader = -1
         self.silent_s = self.model.zookeeper.silent_s
         self._notice_at = 0.0  # when the servers left notice their leader is gone
+        self._closing: Closing | None = None  # the old leader's expiries after a quorum loss
         self.daemons = {
             name: Daemon(name, inst.site, tuple(inst.roles))
             for name, inst in self.config.instances.items()
@@ -213,6 +217,7 @@ class World:
                 self.control.before_cut(daemon)
         if members != self._members:
             lost = [i for i in self._members if i not in members]
+            before = self._members
             self._members = members
             self.quorum_sites = tuple(dict.fromkeys(self.zk_servers[i][0] for i in members))
             if not (self.quorum_ready and members[:1] == (self.zk_leader,)):
@@ -222,12 +227,55 @@ class World:
                     # The servers left learn it at once when the ones gone were killed (their
                     # connections reset), after tickTime x syncLimit when they went silent.
                     self._notice_at = self.now + (0.0 if self._all_killed(lost) else self.silent_s)
+                    self._closing = self._old_leader_window(before)
                 if members:
                     delay = max(0.0, self._notice_at - self.now) + self.model.zookeeper.election_s
                     self.after(delay, self._quorum_up, members)
         notice_s = self.silent_s if self.quorum_ready else max(0.0, self._notice_at - self.now)
         zk.update(notice_s)
         self._connections()
+
+    def _old_leader_window(self, before: tuple[int, ...]) -> Closing | None:
+        """The quorum is lost: its leader, if it still runs, goes on expiring sessions until it
+        steps down (`MemoryStore.restore_quorum` says what becomes of those closes). Returns
+        when it steps down (at once when the followers it lost were all killed, else after
+        tickTime x syncLimit), the servers that follow it until then (they log its closes too),
+        and the sessions it hears meanwhile (of clients attached to those servers)."""
+        leader = self.zk_leader
+        if (
+            leader < 0
+            or not self.zk_servers[leader][1]
+            or not self.power[self.zk_servers[leader][0]]
+        ):
+            return None  # killed or powered off: it expires nothing more
+        names = self.zk_names
+        side = frozenset(
+            i
+            for i, (site, on) in enumerate(self.zk_servers)
+            if i == leader or (on and self.power[site] and self.connected(names[leader], names[i]))
+        )
+        gone = [i for i in before if i not in side]
+        until = self.now + (0.0 if self._all_killed(gone) else self.silent_s)
+        spared = set()
+        for name, daemon in self.daemons.items():
+            server = self.zk.state[name].server
+            sid = self.control.processes[name].client._session_id
+            if (
+                daemon.running
+                and server in side
+                and sid is not None
+                and self.connected(name, names[server])
+            ):
+                spared.add(sid)
+        return until, side, frozenset(spared)
+
+    def _old_closes(self) -> tuple[float | None, frozenset[int]]:
+        """A new quorum serves: the old leader's closes are committed if it holds a server
+        that logged them (`_old_leader_window`)."""
+        closing, self._closing = self._closing, None
+        if closing is None or not closing[1] & set(self._members):
+            return None, frozenset()
+        return closing[0], closing[2]
 
     def _all_killed(self, servers: list[int]) -> bool:
         """Every one of `servers` is down by a kill -9 while its site has power."""
@@ -276,7 +324,7 @@ class World:
             client = self.control.processes[daemon.name].client
             client.link_up = self.zk.heard(daemon)
         if self.quorum_ready and not store.quorum:
-            store.restore_quorum()  # a new ZooKeeper leader: every session's timeout afresh
+            store.restore_quorum(*self._old_closes())  # a new leader: sessions renewed or closed
         elif not self.quorum_ready and store.quorum:
             store.lose_quorum()  # no leader: no session expires
         else:
@@ -315,8 +363,9 @@ class World:
         self.start(name)
 
     def start(self, name: str) -> None:
-        """The process starts: it runs its roles `startup_s` later (unless it is meanwhile
-        crashed, held down or without power again)."""
+        """The process starts: its client connects `startup_s` later, and it runs its roles
+        once that has a session (`Control.started`), unless it is meanwhile crashed, held
+        down or without power again."""
         daemon = self.daemons[name]
         daemon.gen += 1
         self.after(self.model.daemons.startup_s, self._started, (name, daemon.gen))

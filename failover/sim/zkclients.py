@@ -20,7 +20,15 @@ again. Measured in the lab (5 servers, tick 200 ms, syncLimit 5, session 4 s): a
 from its leader drops its clients after 0.95-1.03 s, they are back 0.01-0.8 s later with
 their sessions; after a kill -9 of the leader clients are back in 0.40-0.70 s.
 
-Draws come from a generator of their own (seeded from the run's seed), so the rest of the
+When a process is killed (kill -9, a power loss), the ensemble last heard its client at the
+last packet it sent (`last_packet`): its session runs out a session timeout after that, not
+after the kill. kazoo sends a ping only when nothing went out for a third of the session
+timeout less a jitter (`connection.py`: `read_timeout / 2 - randint(1, 40) / 100`, a request
+counting as a ping), and a daemon with a leader or an agent calls every cycle (the election's
+read, the agent's confirmation), at least every `cycle_s`: its last packet is its last cycle
+before the kill, or a ping after it.
+
+Draws come from generators of their own (seeded from the run's seed), so the rest of the
 world draws as it did.
 """
 
@@ -36,6 +44,7 @@ if TYPE_CHECKING:
     from failover.sim.world import Daemon, World
 
 RETRY_JITTER = 0.4  # kazoo's KazooRetry: each sleep x uniform(1 - 0.4, 1 + 0.4)
+PING_JITTER = (1, 40)  # kazoo's connection loop: a ping is due randint(1, 40) / 100 s early
 
 
 @dataclass(slots=True)
@@ -55,7 +64,9 @@ class Clients:
     def __init__(self, world: World) -> None:
         self.world = world
         self.rng = random.Random(f"zookeeper-clients-{world.seed}")
+        self.pings = random.Random(f"zookeeper-pings-{world.seed}")
         session_s = world.config.cluster.zookeeper.session_timeout_s
+        self.ping_s = session_s / 3  # kazoo: read timeout (2/3 of the session) / 2
         daemon = world.config.cluster.daemon
         self.connect_s = connect_timeout_s(session_s, len(world.zk_names))
         self.call_s = call_timeout_s(session_s, daemon.watchdog_s)
@@ -87,6 +98,21 @@ class Clients:
             and server in members
             and self.world.connected(daemon.name, self.world.zk_names[server])
         )
+
+    def last_packet(self, daemon: Daemon, connected_at: float, now: float) -> float:
+        """When the ensemble last heard `daemon`'s client, if its process dies at `now` on a
+        session connected since `connected_at`. A daemon with a leader or an agent calls every
+        cycle, at least every `cycle_s`; an observer alone only publishes; kazoo pings after
+        `ping_s` less its jitter without a packet. The simulator does not keep the phase of
+        the periodic cycles (nor, with lazy heartbeats, of every cycle a watch causes): the
+        last packet is drawn in the last such interval before the kill."""
+        jitter = self.pings.randint(*PING_JITTER) / 100
+        ping_s = max(self.ping_s - jitter, jitter)  # kazoo's select waits at least the jitter
+        every_s = self.cycle_s if {"leader", "agent"} & set(daemon.roles) else ping_s
+        last = max(now - self.pings.uniform(0.0, every_s), connected_at)
+        while last + ping_s <= now:
+            last += ping_s
+        return last
 
     # --- changes -----------------------------------------------------------------------------
 

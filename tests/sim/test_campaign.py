@@ -71,13 +71,21 @@ def test_the_adversarial_campaign_catches_a_hold_down_that_survives_a_blocked_pe
     assert [v["name"] for v in result.violations] == ["unsettled_target"]
 
 
-def test_a_restarted_agent_holding_before_it_knows_an_epoch_is_no_epoch_regress() -> None:
-    """Seed 4835: dc2-a restarts and, before its session connects, holds the primary in
-    effect with the only epoch it knows (0), as the daemon's lease rule does; a hold like the
-    stop hook's carries no epoch. A stale writer with a real epoch is still caught
-    (tests/sim/test_daemon_roles.py, playbooks/stale-writer.yaml)."""
+def test_a_restarted_agent_acts_only_once_its_first_session_is_connected() -> None:
+    """Seed 4835: dc2-a restarts while its site holds the primary. It held the primary in
+    effect with the only epoch it knew (0) before its session connected; the daemon's runner
+    waits for its first session before it cycles: the stop hook holds the primary, and the
+    agent, once connected, announces it again at the epoch it reads (3). A hold with no epoch
+    (the connect gave up) stays no epoch regress (test_zookeeper_sessions.py)."""
     from failover.sim.campaign import run_one
 
     result = run_one(load_campaign(CHAOS), 4835, keep_trace=True)
-    assert "dc2 web held: epoch 0" in result.trace
     assert result.violations == []
+    lines = result.trace.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.endswith("dc2-a started"))
+    after = lines[start:]
+    session = next(i for i, line in enumerate(after) if "dc2-a new session" in line)
+    routes = [i for i, line in enumerate(after) if " route " in line and "dc2 web" in line]
+    assert "stop hook holds the primary" in after[routes[0]]
+    assert routes[1] > session and after[routes[1]].endswith("dc2 web primary: epoch 3")
+    assert "epoch 0" not in result.trace

@@ -1,6 +1,7 @@
 """A daemon that starts again (its crash over, its site's power back, its supervisor's
-restart) runs its roles only after `world.daemons.startup_s`, as the lab's `failover run`
-does (interpreter start-up and the first connect: 0.54-0.88 s, median 0.71 s)."""
+restart) starts connecting only after `world.daemons.startup_s`, as the lab's `failover run`
+does (interpreter start-up and a quick first connect: 0.54-0.88 s, median 0.71 s), and runs
+its roles once connected (tests/sim/test_zookeeper_sessions.py)."""
 
 from __future__ import annotations
 
