@@ -31,7 +31,7 @@ from failover.coord import AuditEntry, CoordinatorError
 from failover.coord.zookeeper import ZooKeeperCoordinator
 from failover.testing.servers.bind import LoopbackBind
 from failover.testing.servers.http import HttpServer
-from failover.testing.servers.process import Process, free_port, wait_until
+from failover.testing.servers.process import Process, ProcessError, free_port, wait_until
 from failover.testing.servers.zookeeper import ZooKeeperEnsemble
 
 FAILOVER = str(Path(sys.executable).parent / "failover")
@@ -259,6 +259,11 @@ class Cluster:
         return f"http://{self.api[instance]}{path}"
 
     def serves_health(self, instance: str) -> bool:
+        """The daemon answers /health. One that could not bind its API address (it keeps
+        running without one, and whatever holds the port answers there) ends a wait at once."""
+        for line in self.daemons[instance].log_tail(200).splitlines():
+            if "API not served" in line:
+                raise ProcessError(f"daemon {instance}: {line}")
         return self.get(instance, "/health")[0] == 200
 
     def connected(self, instance: str) -> bool:
