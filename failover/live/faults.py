@@ -302,7 +302,7 @@ class Injector:
         fault.zookeeper_down = tuple(servers)
         if site in stack.sites:
             stack.lab.stop(f"{site}-bird")
-            stack.sites[site].stop_all()
+            stack.sites[site].kill_all()
 
         def prepare() -> None:  # the site is still cut off: nobody sees its servers start
             if site in stack.sites:
