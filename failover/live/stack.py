@@ -114,8 +114,8 @@ class LiveStack(Stack):
                 nets.run(["ip", "-n", netns(site), "route", "flush", "table", table], check=False)
 
     def start_site(self, site: str) -> None:
-        """Start whatever of a site's servers is not running (after `stop_all` or `kill_all`): the five
-        services, the firewall's backend and the front door."""
+        """Start whatever of a site's servers is not running (after `stop_all` or
+        `kill_all`): the five services, the firewall's backend and the front door."""
         services = self.sites[site]
         for name in SERVICES:
             services.start(name)
