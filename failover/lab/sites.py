@@ -14,7 +14,6 @@ Each service stops and starts on its own (`stop`, `start`), as a failure and a r
 from __future__ import annotations
 
 import ipaddress
-import signal
 from pathlib import Path
 
 from failover.config import Config
@@ -161,12 +160,9 @@ class SiteServices:
         """Every server at once with kill -9, as a power loss: no graceful shutdown (a
         database's alone took seconds, and a power cut must not)."""
         self.firewall.stop()
-        servers = [self.front, self.firewall_backend, self.mail, self.lb, self.app, self.db]
-        processes = [server.process for server in servers if server is not None]
-        for process in processes:
-            process.signal(signal.SIGKILL)
-        for process in processes:
-            process.wait(5.0)
+        for server in (self.front, self.firewall_backend, self.mail, self.lb, self.app, self.db):
+            if server is not None:
+                server.process.kill()
 
     def stop(self, service: str) -> None:
         """Stop one service as a failure would (the firewall: its forwarding is removed)."""
