@@ -21,6 +21,7 @@ from failover.lab.topology import NAME_SERVERS, UPLINKS, netns
 from failover.steer.bird import as_path_announcement
 from failover.steer.netns import netns_socket
 from failover.testing.lab import unavailable
+from tests.e2e.conftest import running
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
@@ -42,15 +43,7 @@ def stack() -> Iterator[Stack]:
     reason = unavailable()
     if reason:
         pytest.skip(reason)
-    built = Stack(OVERRIDES)
-    try:
-        built.up()
-    except BaseException:
-        print(built.log_tails())
-        built.down()
-        raise
-    yield built
-    built.down()
+    yield from running(Stack(OVERRIDES))
 
 
 def answers(stack: Stack) -> tuple[tuple[str, ...], int | None]:
