@@ -198,8 +198,10 @@ class Supervisor:
     def _kill(self) -> None:
         assert self.child is not None
         with contextlib.suppress(ProcessLookupError):
-            self.child.send_signal(signal.SIGCONT)
+            # As systemd: the signal first, SIGCONT after, so a frozen child dies as it wakes.
+            # The other order thaws it for a moment, and it acts (logs, pings ZooKeeper).
             self.child.send_signal(signal.SIGABRT)
+            self.child.send_signal(signal.SIGCONT)
         try:
             self.child.wait(self.options.kill_grace_s)
         except subprocess.TimeoutExpired:

@@ -33,6 +33,25 @@ while beats != 0:
 """
 
 
+TICKING_CHILD = """
+import sys, threading, time
+from failover.daemon.notify import Notifier, watchdog_interval_s
+out = open(sys.argv[1], "w", buffering=1)
+def tick():
+    while True:
+        out.write(f"{time.monotonic()}\\n")
+        time.sleep(0.001)
+for _ in range(4):
+    threading.Thread(target=tick, daemon=True).start()
+notifier = Notifier()
+notifier.ready("child")
+interval = watchdog_interval_s()
+while True:
+    notifier.watchdog()
+    time.sleep(interval)
+"""
+
+
 def supervise(tmp_path: Path, beats: int, watchdog_s: float = 1.0) -> subprocess.Popen[str]:
     hook = f"sh -c 'echo $SERVICE_RESULT $EXIT_STATUS >> {tmp_path / 'hook'}'"
     argv = [
@@ -96,6 +115,49 @@ def test_a_frozen_child_is_killed_by_the_watchdog_and_the_hook_runs(tmp_path: Pa
     assert hook_runs(tmp_path)[0].startswith("watchdog "), hook_runs(tmp_path)
     assert took_s < 1.0 + 3.0, f"the hook ran {took_s:.1f} s after the child froze"
     assert code != 0
+
+
+def test_a_frozen_child_killed_by_the_watchdog_never_runs_again(tmp_path: Path) -> None:
+    """The watchdog's kill must not thaw the child first: SIGCONT before SIGABRT let a frozen
+    daemon run for a moment (the lab saw it log and ping ZooKeeper, which kept its session 3 s
+    longer). As systemd does, the supervisor signals first and continues the child after, so it
+    dies on waking. Four threads write the time every millisecond; none is written after the freeze.
+    The old order let some through in about half of the freezes: five freezes here."""
+    for round_ in range(5):
+        late = ran_after_freeze(tmp_path / f"ticks-{round_}")
+        assert late is None, f"freeze {round_}: the child ran {late:.3f} s later"
+
+
+def ran_after_freeze(ticks: Path) -> float | None:
+    """Freeze the ticking child once; how long after the freeze it last wrote, if it did."""
+    argv = [FAILOVER, "supervise", "--watchdog-s", "1", "--"]
+    argv += [sys.executable, "-c", TICKING_CHILD, str(ticks)]
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    pid = child_of(process)
+    wait_until(lambda: ticks.exists() and ticks.stat().st_size > 0, 10.0, "the first tick")
+    time.sleep(1.2)
+    os.kill(pid, signal.SIGSTOP)
+    wait_until(lambda: stopped(pid), 5.0, "every thread of the child stopped")
+    frozen_at = time.monotonic()
+    wait_until(lambda: not alive(pid), 10.0, "the watchdog's kill")
+    process.send_signal(signal.SIGTERM)
+    finish(process)
+    late = [float(line) - frozen_at for line in ticks.read_text().split()]
+    return max(late) if max(late) > 0 else None
+
+
+def stopped(pid: int) -> bool:
+    """Every thread of the process is stopped (a SIGSTOP reaches a running thread a moment
+    after `kill` returns)."""
+    tasks = Path(f"/proc/{pid}/task").iterdir()
+    return all((task / "stat").read_text().rsplit(")", 1)[1].split()[0] == "T" for task in tasks)
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
 
 
 def test_stopping_the_supervisor_stops_the_child_and_runs_the_hook(tmp_path: Path) -> None:
