@@ -395,7 +395,7 @@ def _daemon(world: World, spec: DaemonFault, label: str) -> Callable[[], None]:
         def restart() -> None:
             daemon.held_down -= 1
             if not daemon.alive and not daemon.held_down and world.power[daemon.site]:
-                world.start(name)
+                world.start(name, launched=True)
 
         return _ender(world, record, restart)
     if spec.kind == "stale_writer":

@@ -362,13 +362,16 @@ class World:
             return
         self.start(name)
 
-    def start(self, name: str) -> None:
-        """The process starts: its client connects `startup_s` later, and it runs its roles
-        once that has a session (`Control.started`), unless it is meanwhile crashed, held
-        down or without power again."""
+    def start(self, name: str, launched: bool = False) -> None:
+        """The process starts: its client connects `startup_s` later (`launch_s` more when
+        `launched`: a supervisor started from outside, which then starts the process), and
+        it runs its roles once that has a session (`Control.started`), unless it is
+        meanwhile crashed, held down or without power again."""
         daemon = self.daemons[name]
         daemon.gen += 1
-        self.after(self.model.daemons.startup_s, self._started, (name, daemon.gen))
+        model = self.model.daemons
+        delay = model.startup_s + (model.launch_s if launched else 0.0)
+        self.after(delay, self._started, (name, daemon.gen))
 
     def _started(self, arg: tuple[str, int]) -> None:
         name, gen = arg
@@ -467,7 +470,7 @@ class World:
             elif daemon.down_until_power:
                 daemon.down_until_power = False
                 if not daemon.held_down:
-                    self.start(daemon.name)
+                    self.start(daemon.name, launched=True)
         self.steering.power_changed(site, on)
         self.world_changed(sites=(site,))
 
