@@ -33,7 +33,8 @@ TAIL_S = 8.0  # the run goes on this long after the last moment a fault may star
 QUIET_S = 4.0  # no predicted key event this close to the end (the largest event tolerance)
 MAX_EXTRA_S = 30.0  # how far the end may move to find such a quiet moment
 KEY_KINDS = ("leader", "desired", "bgp", "dns")  # the prediction's lines that are key events
-NEAR_TIE_DRAWS = 12  # the simulator's draws that tell whether a schedule is a near tie
+NEAR_TIE_DRAWS = 60  # the simulator's draws that tell whether a schedule is a near tie (live
+# chaos seed 2 flipped in 4 of 60 draws, in none of the first 12: the lab drew the other side)
 
 
 def not_live(campaign: Campaign) -> list[str]:
