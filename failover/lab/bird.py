@@ -19,8 +19,9 @@ from failover.lab.topology import ISP_AS, ISP_ROUTER_ID, UPLINKS
 # AS-path prepends per announcement: the isp prefers the shortest path, so a primary (none)
 # wins over a held former primary (one), which wins over a backup (three).
 PREPENDS = {"primary": 0, "held": 1, "backup": 3}
+HOLD_S = 3  # a silent BGP neighbour's routes go after this (the simulator's `bgp_hold_s`)
 TIMERS = (
-    "hold time 3; keepalive time 1; connect delay time 1; connect retry time 2; "
+    f"hold time {HOLD_S}; keepalive time 1; connect delay time 1; connect retry time 2; "
     "error wait time 1, 5;"
 )
 

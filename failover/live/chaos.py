@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from failover.live.batch import save_logs
-from failover.live.faults import NOT_LIVE
+from failover.live.faults import NOT_LIVE, topology_not_live
 from failover.live.gameday import Score, gameday
 from failover.live.stack import LiveStack
 from failover.sim.campaign import WARMUP_S, Campaign, _choices, draw_schedule
@@ -44,7 +44,7 @@ def not_live(campaign: Campaign) -> list[str]:
         kinds = {FAULT_ADAPTER.validate_python(o).kind for o in _choices(cls.fault)[:200]}
         for kind in sorted(kinds & set(NOT_LIVE)):
             found.append(f"classes.{name}: {kind}: {NOT_LIVE[kind]}")
-    return found
+    return found + topology_not_live(campaign.topology)
 
 
 def key_times(outcome: Outcome) -> list[float]:

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 from failover.lab import firewall
 from failover.lab import netns as nets
+from failover.lab.bird import HOLD_S
 from failover.lab.topology import netns
 from failover.live.stack import LiveStack
 from failover.sim.faults import (
@@ -43,7 +44,7 @@ from failover.sim.faults import (
     ZooKeeperFault,
 )
 from failover.sim.playbook import Playbook
-from failover.sim.topology import CLIENTS
+from failover.sim.topology import CLIENTS, Topology
 
 # A site's servers (services, BIRD, ZooKeeper) take a few seconds to start; they start this
 # long before the power comes back, while the site is still cut off, so that it is back at once
@@ -98,8 +99,21 @@ def not_live(playbook: Playbook) -> list[str]:
                 "nftables there cannot drop the daemon's packets alone"
             )
             break
-    if len(playbook.topology.config.serving_sites) != 2:
+    return found + topology_not_live(playbook.topology)
+
+
+def topology_not_live(topology: Topology) -> list[str]:
+    """Why the lab cannot be this topology's world: what the lab fixes and the topology
+    models otherwise (the lab takes ZooKeeper's timers from the topology)."""
+    found = []
+    if len(topology.config.serving_sites) != 2:
         found.append("the lab has two serving sites")
+    hold_s = topology.world.steering.bgp_hold_s
+    if hold_s != HOLD_S:
+        found.append(
+            f"world.steering.bgp_hold_s: {hold_s:g} s, and the lab's BIRD has a hold time of "
+            f"{HOLD_S} s: the prediction would not be the lab's"
+        )
     return found
 
 

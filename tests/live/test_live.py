@@ -50,6 +50,26 @@ def test_a_topology_whose_servers_the_lab_cannot_place_is_refused(tmp_path: Path
         lab_config(load_topology(path), "/run/failover-lab")
 
 
+def test_a_topology_whose_bgp_hold_time_is_not_the_lab_s_is_not_live(tmp_path: Path) -> None:
+    """The lab's BIRD holds a silent neighbour's routes 3 s; a topology that models another
+    hold time predicts another world, so it is refused, not scored against the lab."""
+    from failover.live.chaos import not_live as campaign_not_live
+    from failover.live.faults import topology_not_live
+    from failover.sim.campaign import load_campaign
+
+    assert topology_not_live(load_topology(REFERENCE)) == []
+    assert campaign_not_live(load_campaign(ROOT / "simulations" / "chaos-live.yaml")) == []
+    data = yaml.safe_load(REFERENCE.read_text())
+    data["world"]["steering"]["bgp_hold_s"] = 9
+    path = tmp_path / "slow-bgp.yaml"
+    path.write_text(yaml.safe_dump(data))
+    why = topology_not_live(load_topology(path))
+    assert why == [
+        "world.steering.bgp_hold_s: 9 s, and the lab's BIRD has a hold time of 3 s: "
+        "the prediction would not be the lab's"
+    ]
+
+
 def test_faults_the_lab_cannot_produce_are_named() -> None:
     assert not_live(load_playbook(ROOT / "playbooks" / "db-down.yaml")) == []
     why = not_live(load_playbook(ROOT / "playbooks" / "clock-skew.yaml"))
