@@ -179,6 +179,17 @@ def test_the_end_of_a_live_chaos_run_moves_to_a_quiet_moment() -> None:
     assert quiet_end([25.0 + i for i in range(0, int(MAX_EXTRA_S) + 10, 2)], 25.0) is None
 
 
+@pytest.mark.timeout(10)
+def test_the_quiet_end_moves_past_a_time_whose_distance_rounds_below_the_quiet_span() -> None:
+    """Live chaos seed 19's prediction: 32.041 - 28.041 is just under 4.0 in floating point;
+    the end moved to 28.041 + QUIET_S found 28.041 near again and looped for ever."""
+    from failover.live.chaos import QUIET_S, quiet_end
+
+    assert QUIET_S == 4.0
+    assert quiet_end([28.041], 30.786) == 28.041 + QUIET_S
+    assert quiet_end([21.966, 22.647, 26.786, 28.041], 23.0) == 28.041 + QUIET_S
+
+
 def test_chaos_live_refuses_fault_classes_the_lab_cannot_produce() -> None:
     done = CliRunner().invoke(
         cli, ["chaos", str(ROOT / "simulations" / "chaos.yaml"), "--live", "--runs", "1"]
