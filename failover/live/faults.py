@@ -21,9 +21,11 @@ Not in the lab: `link_latency` and `service_slow` (this kernel has no netem), `c
 from __future__ import annotations
 
 import contextlib
+import datetime
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -115,6 +117,28 @@ def topology_not_live(topology: Topology) -> list[str]:
             f"{HOLD_S} s: the prediction would not be the lab's"
         )
     return found
+
+
+def operator_args(spec: Switchover | Freeze, site: str, now: float) -> list[str]:
+    """The operator CLI's arguments for the step, injected at `now` (epoch seconds). A
+    scheduled switchover names its moment (`--at` an ISO 8601 time), not `+30s`: the CLI reads
+    its clock after its own start-up (0.6-0.9 s in the lab), which would move the moment."""
+    if not isinstance(spec, Switchover):
+        args = [spec.kind, "--reason", spec.reason]
+        return args + (["--group", spec.group] if spec.group else [])
+    args = ["switchover", "--to", site, "--reason", spec.reason]
+    if spec.group:
+        args += ["--group", spec.group]
+    if spec.force:
+        args.append("--force")
+    if spec.in_s is not None:
+        at = datetime.datetime.fromtimestamp(now + spec.in_s, datetime.UTC)
+        args += ["--at", at.isoformat(timespec="milliseconds")]
+    if spec.expires_s is not None:
+        args += ["--expires", f"{spec.expires_s:g}s"]
+    if spec.graceful is not None:
+        args.append("--graceful" if spec.graceful else "--abrupt")
+    return args
 
 
 def cli_refusal(output: str) -> list[str] | None:
@@ -229,22 +253,10 @@ class Injector:
         if isinstance(spec, Switchover):
             site = self.site(spec.site, spec.group)
             fault.label = fault.label or f"operator: switchover to {site}"
-            args = ["switchover", "--to", site, "--reason", spec.reason]
-            if spec.group:
-                args += ["--group", spec.group]
-            if spec.force:
-                args.append("--force")
-            if spec.in_s is not None:
-                args += ["--at", f"+{spec.in_s:g}s"]
-            if spec.expires_s is not None:
-                args += ["--expires", f"{spec.expires_s:g}s"]
-            if spec.graceful is not None:
-                args.append("--graceful" if spec.graceful else "--abrupt")
         else:
+            site = ""
             fault.label = fault.label or f"operator: {spec.kind}"
-            args = [spec.kind, "--reason", spec.reason]
-            if spec.group:
-                args += ["--group", spec.group]
+        args = operator_args(spec, site, time.time())
 
         def run() -> None:  # the CLI waits for the leader's answer: not on the sampling path
             done = self.stack.cli(*args, timeout_s=60.0)

@@ -70,6 +70,23 @@ def test_a_topology_whose_bgp_hold_time_is_not_the_lab_s_is_not_live(tmp_path: P
     ]
 
 
+def test_a_scheduled_switchover_is_at_its_step_s_moment_however_slowly_the_cli_starts() -> None:
+    """what-an-sre-checks failed live once (`active == dc1 within 31 s not before 29 s`): the
+    harness passed `--at +30s`, which the CLI counts from its own clock reading, after its
+    start-up (0.6-0.9 s in the lab). The moment must be the step's, as in the simulator."""
+    from failover.api.commands import parse_at
+    from failover.live.faults import operator_args
+    from failover.sim.faults import Switchover
+
+    spec = Switchover(kind="switchover", site="dc1", group="web", in_s=30, reason="db repaired")
+    now = 1_796_000_000.25
+    args = operator_args(spec, "dc1", now)
+    assert args[:6] == ["switchover", "--to", "dc1", "--reason", "db repaired", "--group"]
+    at = args[args.index("--at") + 1]
+    assert parse_at(at, now + 0.9) == pytest.approx(now + 30, abs=0.001)  # read 0.9 s later
+    assert "--at" not in operator_args(spec.model_copy(update={"in_s": None}), "dc1", now)
+
+
 def test_faults_the_lab_cannot_produce_are_named() -> None:
     assert not_live(load_playbook(ROOT / "playbooks" / "db-down.yaml")) == []
     why = not_live(load_playbook(ROOT / "playbooks" / "clock-skew.yaml"))
