@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from failover.lab.daemons import FAILOVER
+from failover.lab.netns import pid_alive
 from failover.testing.servers.process import wait_until
 
 CHILD = """
@@ -139,7 +140,7 @@ def ran_after_freeze(ticks: Path) -> float | None:
     os.kill(pid, signal.SIGSTOP)
     wait_until(lambda: stopped(pid), 5.0, "every thread of the child stopped")
     frozen_at = time.monotonic()
-    wait_until(lambda: not alive(pid), 10.0, "the watchdog's kill")
+    wait_until(lambda: not pid_alive(pid), 10.0, "the watchdog's kill")
     process.send_signal(signal.SIGTERM)
     finish(process)
     late = [float(line) - frozen_at for line in ticks.read_text().split()]
@@ -151,13 +152,6 @@ def stopped(pid: int) -> bool:
     after `kill` returns)."""
     tasks = Path(f"/proc/{pid}/task").iterdir()
     return all((task / "stat").read_text().rsplit(")", 1)[1].split()[0] == "T" for task in tasks)
-
-
-def alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def test_stopping_the_supervisor_stops_the_child_and_runs_the_hook(tmp_path: Path) -> None:

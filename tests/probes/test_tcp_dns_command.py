@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
 from failover.config.model import CommandCheck, DnsCheck, TcpCheck
+from failover.lab.netns import pid_alive
 from failover.testing.servers.bind import LoopbackBind as Bind
 from failover.testing.servers.http import HttpServer
 from failover.testing.servers.process import free_port
@@ -124,20 +124,9 @@ def test_hanging_plugin_is_killed_with_its_process_group(tmp_path: Path) -> None
     assert result.reason == "plugin did not finish within 0.5 s; its process group was killed"
     child = int(pid_file.read_text())
     deadline = time.monotonic() + 5
-    while _alive(child) and time.monotonic() < deadline:
+    while pid_alive(child) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not _alive(child), "the plugin's grandchild survived"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:  # a zombie is dead for our purpose
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
+    assert not pid_alive(child), "the plugin's grandchild survived"
 
 
 def test_missing_plugin_fails_clearly(tmp_path: Path) -> None:
