@@ -1,6 +1,7 @@
 """Config fuzzing: mutated copies of examples/two-dc.yaml (values swapped for hostile ones,
 keys dropped or renamed, types changed, text cut or garbled, YAML bombs) must each load or be
-refused with a ConfigError (the CLI: exit 0 or 2, never a traceback), within a time bound.
+refused with a ConfigError (the CLI: exit 0 or 2, never a traceback), each case within a
+bound a YAML bomb or a runaway check would blow (a case takes about 40 ms).
 
 Seeded and deterministic: a failure names its case number; `FUZZ_SEED` varies the run.
 """
@@ -25,7 +26,7 @@ from failover.config.secret_files import secret_file_problems
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 CASES = 1200
 THROUGH_CLI = 60  # of them, also through `failover validate`
-TIME_BOUND_S = 90.0
+CASE_BOUND_S = 5.0  # a hang guard, not a speed target: the whole run's time varies with load
 HOSTILE: list[Any] = [
     float("inf"),
     float("-inf"),
@@ -132,12 +133,13 @@ def test_mutated_configs_load_or_are_refused_cleanly(tmp_path: Path) -> None:
     text = (EXAMPLES / "two-dc.yaml").read_text()
     document = yaml.safe_load(text)
     rng = random.Random(int(os.environ.get("FUZZ_SEED", "14")))
-    started = time.monotonic()
+    slowest = (0.0, -1)
     outcomes = {"loaded": 0, "refused": 0}
     runner = CliRunner()
     for case in range(CASES):
         path = tmp_path / f"case-{case}.yaml"
         path.write_text(mutate(document, text, rng))
+        started = time.monotonic()
         try:
             config = load_config(path)
             secret_file_problems(config)
@@ -153,7 +155,7 @@ def test_mutated_configs_load_or_are_refused_cleanly(tmp_path: Path) -> None:
             result = runner.invoke(cli, ["validate", str(path)])
             assert result.exit_code in (0, 2), (case, result.output)
             assert "Traceback" not in result.output, (case, result.output)
+        slowest = max(slowest, (time.monotonic() - started, case))
         path.unlink()
-    elapsed = time.monotonic() - started
-    assert elapsed < TIME_BOUND_S, f"{CASES} configs took {elapsed:.1f} s"
+    assert slowest[0] < CASE_BOUND_S, f"case {slowest[1]} took {slowest[0]:.1f} s"
     assert outcomes["refused"] > CASES // 2 and outcomes["loaded"] > 0, outcomes
