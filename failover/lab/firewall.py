@@ -2,30 +2,47 @@
 
 A cut between two locations other than the isp drops what the isp forwards between them
 (both directions). A cut between a location and the isp drops everything on that location's
-uplink, BGP included: the location is isolated. Every rule carries the comment `cut A B`.
+uplink, BGP included: the location is isolated. A cut between a site's edge router
+(`router-SITE`) and the isp drops the router's BGP session and the clients' way into the site,
+in the isp; the site's other traffic (to the other sites, the name servers) goes on. Every rule
+carries the comment `cut A B`.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from failover.lab import netns as nets
-from failover.lab.topology import LOCATIONS, netns
+from failover.lab.topology import LOCATIONS, ROUTER_SITES, netns
 
 TABLE = "fo_lab"
 _RULE = re.compile(r'comment "cut (\S+) (\S+)" # handle (\d+)')
 
 
+ROUTERS = tuple(f"router-{site}" for site in ROUTER_SITES)
+
+
 def _pair(a: str, b: str) -> tuple[str, str]:
     for location in (a, b):
-        if location not in LOCATIONS:
+        if location not in LOCATIONS + ROUTERS:
             raise nets.LabError(
-                f"unknown lab location {location!r} (one of {', '.join(LOCATIONS)})"
+                f"unknown lab location {location!r} (one of {', '.join(LOCATIONS + ROUTERS)})"
             )
     if a == b:
         raise nets.LabError(f"cannot cut {a} from itself")
     first, second = sorted((a, b))
-    return (second, first) if first == "isp" else (first, second)  # the isp always second
+    if first == "isp":
+        first, second = second, first  # the isp always second
+    for router, other in ((first, second), (second, first)):
+        if router in ROUTERS and other != "isp":
+            raise nets.LabError(f"{router} can only be cut from the isp, not from {other}")
+    return first, second
+
+
+def _namespace(first: str, second: str) -> str:
+    """Where a cut's rules are: the isolated location's own namespace, else the isp's."""
+    return netns(first) if second == "isp" and first in LOCATIONS else netns("isp")
 
 
 def _ensure_table(ns: str) -> None:
@@ -41,19 +58,32 @@ table inet {TABLE} {{
     )
 
 
-def cut(a: str, b: str) -> None:
+def cut(a: str, b: str, served: Sequence[str] = ()) -> None:
+    """Cut two locations apart. A router's cut from the isp drops what the clients exchange
+    with the `served` addresses and prefixes (the site's services; every address if none):
+    the operator, who also works from the client namespace, keeps its way to the site's
+    ZooKeeper servers and daemons."""
     first, second = _pair(a, b)
     if (first, second) in cuts():
         return
     comment = f'comment "cut {first} {second}"'
-    if second == "isp":
-        ns = netns(first)
+    ns = _namespace(first, second)
+    if first in ROUTERS:
+        site = first.removeprefix("router-")
+        to = f"ip daddr {{ {', '.join(served)} }} " if served else ""
+        back = f"ip saddr {{ {', '.join(served)} }} " if served else ""
+        rules = [
+            f'add rule inet {TABLE} input iifname "{site}" drop {comment}',
+            f'add rule inet {TABLE} output oifname "{site}" drop {comment}',
+            f'add rule inet {TABLE} forward iifname "client" oifname "{site}" {to}drop {comment}',
+            f'add rule inet {TABLE} forward iifname "{site}" oifname "client" {back}drop {comment}',
+        ]
+    elif second == "isp":
         rules = [
             f'add rule inet {TABLE} input iifname "isp" drop {comment}',
             f'add rule inet {TABLE} output oifname "isp" drop {comment}',
         ]
     else:
-        ns = netns("isp")
         rules = [
             f'add rule inet {TABLE} forward iifname "{one}" oifname "{other}" drop {comment}'
             for one, other in ((first, second), (second, first))
@@ -64,7 +94,7 @@ def cut(a: str, b: str) -> None:
 
 def heal(a: str, b: str) -> None:
     first, second = _pair(a, b)
-    ns = netns(first if second == "isp" else "isp")
+    ns = _namespace(first, second)
     for rule_first, rule_second, chain, handle in _rules(ns):
         if (rule_first, rule_second) == (first, second):
             nets.run(

@@ -411,9 +411,11 @@ class Lab:
             raise LabError(f"{address} is neither in {location}'s LAN nor a service address")
         nets.run(["ip", "-n", self._ns(location), "addr", verb, *spec.split()])
 
-    def cut(self, a: str, b: str) -> None:
-        """Drop traffic between two locations (`isp` as one of them isolates the other)."""
-        firewall.cut(a, b)
+    def cut(self, a: str, b: str, served: Sequence[str] = ()) -> None:
+        """Drop traffic between two locations (`isp` as one of them isolates the other;
+        `router-SITE` and `isp`: the router's BGP session and the clients' way into SITE, to
+        the `served` addresses if given)."""
+        firewall.cut(a, b, served)
 
     def heal(self, a: str, b: str) -> None:
         firewall.heal(a, b)

@@ -67,6 +67,30 @@ def test_an_isolated_site_loses_everything_and_its_bgp_session(lab: Lab) -> None
     assert reaches(lab, "witness", "10.2.0.2")
 
 
+def test_a_router_cut_from_the_isp_loses_its_session_and_the_clients_way_in(lab: Lab) -> None:
+    lab.cut("router-dc1", "isp")
+    assert lab.status().cuts == [("router-dc1", "isp")]
+    assert not reaches(lab, "client", "10.1.0.2")
+    assert reaches(lab, "dc2", "10.1.0.2") and reaches(lab, "witness", "10.1.0.2")
+    assert reaches(lab, "dc1", "10.53.0.1") and reaches(lab, "client", "10.2.0.2")
+    wait_until(
+        lambda: lab.status().sessions["dc1"] != "Established",
+        6.0,
+        "the isp dropping dc1's session (hold time 3 s)",
+        retry_on=(OSError, KeyError),
+    )
+    assert lab.status().sessions["dc2"] == "Established"
+    lab.heal("isp", "router-dc1")
+    assert lab.status().cuts == []
+    lab.wait_ready()
+    assert reaches(lab, "client", "10.1.0.2")
+    # only the clients' way to what the site serves: the operator keeps the rest
+    lab.cut("router-dc1", "isp", served=["10.1.0.2", "203.0.113.0/24"])
+    assert not reaches(lab, "client", "10.1.0.2") and reaches(lab, "client", "10.1.0.1")
+    lab.heal_all()
+    lab.wait_ready()
+
+
 def test_a_service_address_and_a_process_in_a_site(lab: Lab) -> None:
     lab.add_address("dc1", "10.1.0.10")
     server = serve_text(lab, "dc1", "10.1.0.10", 8080, "app in dc1")
@@ -98,6 +122,8 @@ def test_mistakes_are_named(lab: Lab) -> None:
         lab.cut("dc1", "dc9")
     with pytest.raises(LabError, match="from itself"):
         lab.cut("dc1", "dc1")
+    with pytest.raises(LabError, match="router-dc1 can only be cut from the isp, not from dc2"):
+        lab.cut("dc2", "router-dc1")
     with pytest.raises(LabError, match="neither in witness's LAN"):
         lab.add_address("witness", "10.1.0.99")
     with pytest.raises(LabError, match="unknown component"):
