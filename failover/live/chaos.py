@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from failover.live.batch import save_logs
-from failover.live.faults import NOT_LIVE, topology_not_live
+from failover.live.faults import fault_not_live, topology_not_live
 from failover.live.gameday import Score, gameday
 from failover.live.stack import LiveStack
 from failover.sim.campaign import WARMUP_S, Campaign, _choices, draw_schedule
@@ -41,9 +41,9 @@ def not_live(campaign: Campaign) -> list[str]:
     """The campaign's fault classes that the lab cannot produce, with why."""
     found = []
     for name, cls in campaign.spec.classes.items():
-        kinds = {FAULT_ADAPTER.validate_python(o).kind for o in _choices(cls.fault)[:200]}
-        for kind in sorted(kinds & set(NOT_LIVE)):
-            found.append(f"classes.{name}: {kind}: {NOT_LIVE[kind]}")
+        faults = [FAULT_ADAPTER.validate_python(o) for o in _choices(cls.fault)[:200]]
+        reasons = (fault_not_live(fault, campaign.topology) for fault in faults)
+        found += [f"classes.{name}: {why}" for why in sorted({w for w in reasons if w})]
     return found + topology_not_live(campaign.topology)
 
 

@@ -7,7 +7,9 @@
                           its supervisor (no stop hook runs), ZooKeeper servers, BIRD; on the
                           way back the kernel's steering tables are empty, as after a reboot
     link_cut              nftables drops in the isp's forwarding (one way: one rule), or on the
-                          location's uplink when one end is the isp
+                          location's uplink when one end is the isp; between a site's router
+                          and the isp: the isp drops the router's BGP session and what it
+                          forwards between the clients and the site
     probe_loss            nftables `numgen random mod 100 < N drop` on the same path
     zookeeper_server_down kill -9 of `count` ZooKeeper servers of the site
     daemon_crash/pause    kill -9 / SIGSTOP of the daemon (its supervisor stays), restart / SIGCONT
@@ -29,10 +31,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from failover.config import Config
+from failover.config.model import BgpSteering, DnsSteering
 from failover.lab import firewall
 from failover.lab import netns as nets
 from failover.lab.bird import HOLD_S
-from failover.lab.topology import netns
+from failover.lab.topology import ROUTER_SITES, netns
 from failover.live.stack import LiveStack
 from failover.sim.faults import (
     ClockSkew,
@@ -46,7 +50,7 @@ from failover.sim.faults import (
     ZooKeeperFault,
 )
 from failover.sim.playbook import Playbook
-from failover.sim.topology import CLIENTS, Topology
+from failover.sim.topology import CLIENTS, ISP, Topology, router_name
 
 # A site's servers (services, BIRD) take a few seconds to start; they start this
 # long before the power comes back, while the site is still cut off, so that it is back at once
@@ -67,12 +71,11 @@ def fault_kinds(playbook: Playbook) -> list[str]:
 
 
 def not_live(playbook: Playbook) -> list[str]:
-    """Why the playbook cannot run in the lab (one sentence per fault kind), or []."""
-    found = []
-    for kind in dict.fromkeys(fault_kinds(playbook)):
-        if kind in NOT_LIVE:
-            found.append(f"{kind}: {NOT_LIVE[kind]}")
-    for step in playbook.spec.method:
+    """Why the playbook cannot run in the lab (one sentence per reason), or []."""
+    spec = playbook.spec
+    found = [fault_not_live(step.fault, playbook.topology) for step in spec.method]
+    found += [fault_not_live(item, playbook.topology) for item in spec.rollbacks]
+    for step in spec.method:
         if step.when is not None and "phase" in step.when:
             found.append(
                 f"when: {step.when}: the live recorder samples the desired state every 0.2 s "
@@ -80,28 +83,57 @@ def not_live(playbook: Playbook) -> list[str]:
                 "leader's own daemon confirms at once); a trigger on it would need a watch"
             )
             break
-    config = playbook.topology.config
-    whole = {*config.sites, CLIENTS, "active", "standby"}
-    for step in playbook.spec.method:
-        fault = step.fault
-        if isinstance(fault, LinkFault) and not set(fault.between) <= whole:
-            finer = ", ".join(end for end in fault.between if end not in whole)
-            found.append(
-                f"link_cut between {finer}: the lab cuts between namespaces (sites, client); a "
-                "daemon, ZooKeeper server or router shares its site's namespace"
-            )
-            break
-    for step in playbook.spec.method:
-        fault = step.fault
-        if isinstance(fault, LinkFault) and fault.between[0] == fault.between[1]:
-            found.append(
-                f"{fault.kind} between {fault.between[0]} and itself: a site's daemon probes its "
-                "services inside the site's namespace, where the services also talk to each "
-                "other (the load balancer to the app, the front door to the load balancer); "
-                "nftables there cannot drop the daemon's packets alone"
-            )
-            break
-    return found + topology_not_live(playbook.topology)
+    reasons: dict[str, str] = {}  # the first fault for each reason
+    for why in found:
+        if why:
+            reasons.setdefault(why.split(": ", 1)[1], why)
+    return [*reasons.values()] + topology_not_live(playbook.topology)
+
+
+def fault_not_live(fault: FaultSpec, topology: Topology) -> str | None:
+    """Why the lab cannot inject this fault, or None."""
+    if fault.kind in NOT_LIVE:
+        return f"{fault.kind}: {NOT_LIVE[fault.kind]}"
+    if not isinstance(fault, LinkFault):
+        return None
+    whole = {*topology.config.sites, CLIENTS, "active", "standby"}
+    if fault.between[0] == fault.between[1]:
+        return (
+            f"{fault.kind} between {fault.between[0]} and itself: a site's daemon probes its "
+            "services inside the site's namespace, where the services also talk to each "
+            "other (the load balancer to the app, the front door to the load balancer); "
+            "nftables there cannot drop the daemon's packets alone"
+        )
+    if set(fault.between) <= whole or _router_cut(fault) is not None:
+        return None
+    finer = ", ".join(end for end in fault.between if end not in whole)
+    return (
+        f"{fault.kind} between {finer}: the lab cuts between namespaces (sites, client); a "
+        "daemon, ZooKeeper server or router shares its site's namespace (a router is cut "
+        "only from the isp)"
+    )
+
+
+def _router_cut(fault: LinkFault) -> str | None:
+    """The site whose edge router a `link_cut` cuts from the isp, if it is one (a playbook's
+    cut that reaches a router is two-way)."""
+    if fault.kind != "link_cut" or ISP not in fault.between:
+        return None
+    other = fault.between[1 - fault.between.index(ISP)]
+    return next((s for s in ROUTER_SITES if router_name(s) == other), None)
+
+
+def served(config: Config, site: str) -> list[str]:
+    """What the clients reach in `site`: the BGP groups' prefixes, the DNS groups' addresses
+    (not the ZooKeeper servers and daemons, which the operator reaches)."""
+    found: set[str] = set()
+    for group in config.groups.values():
+        steering = group.steering
+        if isinstance(steering, BgpSteering):
+            found.add(steering.prefix)
+        elif isinstance(steering, DnsSteering):
+            found.update(a for per_site in steering.names.values() for a in per_site.get(site, []))
+    return sorted(found)
 
 
 def topology_not_live(topology: Topology) -> list[str]:
@@ -351,6 +383,14 @@ class Injector:
         fault.prepare, fault.prepare_s, fault.undo = prepare, POWER_PREPARE_S, undo
 
     def _link(self, spec: LinkFault, fault: LiveFault) -> None:
+        router_site = _router_cut(spec)
+        if router_site is not None:
+            router = router_name(router_site)
+            fault.label = fault.label or f"link {router}<->{ISP} cut"
+            fault.sites = fault.places = (router_site,)
+            self.stack.lab.cut(router, ISP, served(self.stack.config, router_site))
+            fault.undo = lambda: self.stack.lab.heal(router, ISP)
+            return
         a, b = (self.site(end, spec.group) if end != CLIENTS else end for end in spec.between)
         la, lb = ("client" if x == CLIENTS else x for x in (a, b))
         arrow = "->" if spec.one_way else "<->"

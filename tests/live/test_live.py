@@ -15,7 +15,7 @@ from failover.config import load_config
 from failover.core.model import GroupState
 from failover.live.cluster import differences, lab_config
 from failover.live.docs import markdown
-from failover.live.faults import LiveFault, not_live
+from failover.live.faults import LiveFault, not_live, served
 from failover.live.metrics import LiveMetrics
 from failover.live.record import History
 from failover.sim.playbook import load_playbook, parse_expr
@@ -270,6 +270,32 @@ def test_a_graceful_switchover_s_stages_are_judged_over_a_live_history() -> None
     assert not metrics.timed(
         parse_expr("graceful(mail) == preparing not before 25 s", groups), 10.0
     )[0]
+
+
+def test_a_router_is_cut_live_only_from_the_isp() -> None:
+    assert not_live(load_playbook(ROOT / "playbooks" / "router-cut-from-isp.yaml")) == []
+    why = not_live(load_playbook(ROOT / "playbooks" / "agent-cut-from-its-router.yaml"))
+    assert why and why[0].startswith("link_cut between dc1-a, router-dc1: "), why
+    # what the clients lose in dc1: web's prefix and mail's address, not what the operator
+    # reaches there (ZooKeeper on 10.1.0.2-3, the daemon's API on 10.1.0.2)
+    assert served(load_topology(REFERENCE).config, "dc1") == ["10.1.0.13", "203.0.113.0/24"]
+
+
+def test_a_campaign_drawing_cuts_finer_than_the_lab_s_is_not_live(tmp_path: Path) -> None:
+    from failover.live.chaos import not_live as campaign_not_live
+    from failover.sim.campaign import load_campaign
+
+    spec = yaml.safe_load((ROOT / "simulations" / "chaos-live.yaml").read_text())
+    spec["topology"] = str(REFERENCE)
+    spec["classes"]["fine_cut"] = {
+        "weight": 1,
+        "duration": {"dist": "uniform", "min_s": 3, "max_s": 5},
+        "fault": {"kind": "link_cut", "between": [["dc1-a", "zk-dc2-1"], ["router-dc2", "isp"]]},
+    }
+    path = tmp_path / "fine.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    why = campaign_not_live(load_campaign(path))
+    assert len(why) == 1 and why[0].startswith("classes.fine_cut: link_cut between dc1-a, "), why
 
 
 def test_loss_on_a_site_s_own_checks_is_not_live() -> None:
