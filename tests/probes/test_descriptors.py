@@ -48,7 +48,10 @@ async def main():
     global hoarding
     scheduler = ProbeScheduler(targets, on_result, freeze_gc=False)
     task = asyncio.create_task(scheduler.run())
-    await asyncio.sleep(0.3)  # event loop, selector and first verdicts are set up
+    for _ in range(200):  # event loop, selector and a first `up` of each target, then hoard
+        if len(seen) == 2 and all(["up"] in [v[:1] for v in h] for h in seen.values()):
+            break
+        await asyncio.sleep(0.05)
     hoarding = True
     grab()
     await asyncio.sleep(1.0)
