@@ -18,6 +18,18 @@ def reaches(lab: Lab, location: str, address: str) -> bool:
     return done.returncode == 0
 
 
+def session_drops(lab: Lab, site: str) -> None:
+    """The isp drops `site`'s BGP session (hold time 3 s) and keeps the other's."""
+    wait_until(
+        lambda: lab.status().sessions[site] != "Established",
+        6.0,
+        f"the isp dropping {site}'s session (hold time 3 s)",
+        retry_on=(OSError, KeyError),
+    )
+    other = next(s for s in ("dc1", "dc2") if s != site)
+    assert lab.status().sessions[other] == "Established"
+
+
 def test_up_again_changes_nothing(lab: Lab) -> None:
     before = lab.status()
     assert before.up
@@ -55,13 +67,7 @@ def test_an_isolated_site_loses_everything_and_its_bgp_session(lab: Lab) -> None
     lab.isolate("dc2")
     assert lab.status().cuts == [("dc2", "isp")]
     assert not reaches(lab, "dc2", "10.3.0.2") and not reaches(lab, "witness", "10.2.0.2")
-    wait_until(
-        lambda: lab.status().sessions["dc2"] != "Established",
-        6.0,
-        "the isp dropping dc2's session (hold time 3 s)",
-        retry_on=(OSError, KeyError),
-    )
-    assert lab.status().sessions["dc1"] == "Established"
+    session_drops(lab, "dc2")
     lab.heal_all()
     lab.wait_ready()
     assert reaches(lab, "witness", "10.2.0.2")
@@ -73,13 +79,7 @@ def test_a_router_cut_from_the_isp_loses_its_session_and_the_clients_way_in(lab:
     assert not reaches(lab, "client", "10.1.0.2")
     assert reaches(lab, "dc2", "10.1.0.2") and reaches(lab, "witness", "10.1.0.2")
     assert reaches(lab, "dc1", "10.53.0.1") and reaches(lab, "client", "10.2.0.2")
-    wait_until(
-        lambda: lab.status().sessions["dc1"] != "Established",
-        6.0,
-        "the isp dropping dc1's session (hold time 3 s)",
-        retry_on=(OSError, KeyError),
-    )
-    assert lab.status().sessions["dc2"] == "Established"
+    session_drops(lab, "dc1")
     lab.heal("isp", "router-dc1")
     assert lab.status().cuts == []
     lab.wait_ready()
